@@ -1,0 +1,221 @@
+//! The cache-aside cache: look in Redis, else load and store.
+//!
+//! [`CacheAside::get_or_load`] is the read path and [`CacheAside::invalidate`] the write path's
+//! half. Around that core sit three defences.
+//!
+//! **Redis trouble is a miss, not an error.** Every Redis call runs under the policy's timeout. A
+//! call that fails or runs out of time is counted in `errors` and the request carries on as a miss:
+//! the caller gets the database's answer, a little slower, never a Redis error. The connection
+//! manager reconnects in the background, so when Redis returns, hits return without a restart.
+//!
+//! **An unreadable entry is a miss.** Bytes that do not decode (another program's data, an older
+//! version of this struct) are counted in `corrupt`, and the freshly loaded value overwrites them.
+//!
+//! **A lease closes the read/write race.** Without it, this interleaving leaves a stale value in
+//! the cache until its TTL runs out:
+//!
+//! ```text
+//! reader: GET user:42        -> miss
+//! reader: SELECT user 42     -> old row
+//!                                        writer: UPDATE user 42
+//!                                        writer: DEL user:42
+//! reader: SET user:42 old row            (stale for the whole TTL)
+//! ```
+//!
+//! So before loading, a reader takes a lease, `SET key:lease token NX`, and it may store only while
+//! its token is still there, checked and written in one Lua script. Invalidation deletes the key
+//! *and* the lease, so a reader that loaded before the write can no longer store what it read. The
+//! lease and the key share a hash tag, so the script touches one slot and runs on Redis Cluster.
+//! Readers that miss while another holds the lease load for themselves and do not store; keeping
+//! them off the database too is the stampede lesson's subject.
+
+use std::future::Future;
+
+use redis::aio::ConnectionManager;
+use redis::{AsyncCommands, RedisResult, Script};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use shared::metrics::{CacheMetrics, CacheStats};
+use shared::{Namespace, codec};
+
+use crate::entry::Entry;
+use crate::ttl::Policy;
+
+/// Stores the value only if the caller's lease is still in place, then gives the lease up.
+/// KEYS: value key, lease key. ARGV: lease token, value bytes, TTL in milliseconds.
+const STORE_IF_LEASED: &str = r"
+if redis.call('GET', KEYS[2]) == ARGV[1] then
+    redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+    redis.call('DEL', KEYS[2])
+    return 1
+end
+return 0
+";
+
+pub struct CacheAside {
+    redis: ConnectionManager,
+    namespace: Namespace,
+    policy: Policy,
+    store_if_leased: Script,
+    metrics: CacheMetrics,
+}
+
+/// What a look in Redis found.
+enum Lookup<T> {
+    Hit(Entry<T>),
+    Miss,
+    /// Redis failed or was too slow: load, but do not try to store.
+    Unavailable,
+}
+
+impl CacheAside {
+    pub fn new(redis: ConnectionManager, namespace: Namespace, policy: Policy) -> Self {
+        CacheAside {
+            redis,
+            namespace,
+            policy,
+            store_if_leased: Script::new(STORE_IF_LEASED),
+            metrics: CacheMetrics::default(),
+        }
+    }
+
+    // ANCHOR: get_or_load
+    /// The value under `key`, from Redis if it is there, else from `load`, which is then stored.
+    /// `load` answers `Ok(None)` when the row does not exist; that answer is cached too, briefly.
+    /// Only `load`'s own errors reach the caller; Redis errors become misses.
+    pub async fn get_or_load<T, F, Fut, E>(&self, key: &str, load: F) -> Result<Option<T>, E>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<T>, E>>,
+    {
+        let key = self.namespace.key(key);
+        let lookup = self.lookup(&key).await;
+        if let Lookup::Hit(entry) = lookup {
+            return Ok(entry.into_option());
+        }
+        let lease = match lookup {
+            Lookup::Miss => self.take_lease(&key).await,
+            _ => None,
+        };
+
+        self.metrics.loads.inc();
+        let value = load().await?;
+
+        if let Some(token) = lease {
+            self.store(&key, &token, &Entry::from(value.as_ref())).await;
+        }
+        Ok(value)
+    }
+    // ANCHOR_END: get_or_load
+
+    // ANCHOR: invalidate
+    /// Forgets `key` after the database changed: deletes the value and any reader's lease, so the
+    /// next read loads the new row. If Redis cannot be reached the error is counted and the TTL
+    /// bounds how long the old value can be served.
+    pub async fn invalidate(&self, key: &str) {
+        let key = self.namespace.key(key);
+        let lease = lease_key(&key);
+        let mut conn = self.redis.clone();
+        self.bounded(conn.del::<_, ()>(&[key, lease])).await;
+    }
+    // ANCHOR_END: invalidate
+
+    /// The hit, miss, load, error and corruption counts so far.
+    pub fn stats(&self) -> CacheStats {
+        self.metrics.snapshot()
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    // ANCHOR: lookup
+    async fn lookup<T: DeserializeOwned>(&self, key: &str) -> Lookup<T> {
+        let mut conn = self.redis.clone();
+        let Some(bytes) = self.bounded(conn.get::<_, Option<Vec<u8>>>(key)).await else {
+            self.metrics.misses.inc();
+            return Lookup::Unavailable;
+        };
+        let Some(bytes) = bytes else {
+            self.metrics.misses.inc();
+            return Lookup::Miss;
+        };
+        match codec::decode::<Entry<T>>(&bytes) {
+            Ok(entry) => {
+                self.metrics.hits.inc();
+                if matches!(entry, Entry::Absent) {
+                    self.metrics.negative_hits.inc();
+                }
+                Lookup::Hit(entry)
+            }
+            Err(_) => {
+                // Someone else's bytes, or an older shape of T: a miss, overwritten below.
+                self.metrics.corrupt.inc();
+                self.metrics.misses.inc();
+                Lookup::Miss
+            }
+        }
+    }
+    // ANCHOR_END: lookup
+
+    // ANCHOR: lease
+    /// Takes the key's lease if nobody holds it; returns the token that proves it.
+    async fn take_lease(&self, key: &str) -> Option<String> {
+        let token = format!("{:016x}", rand::random::<u64>());
+        let taken: Option<Option<String>> = self
+            .bounded(
+                redis::cmd("SET")
+                    .arg(lease_key(key))
+                    .arg(&token)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(self.policy.lease_ttl.as_millis() as u64)
+                    .query_async(&mut self.redis.clone()),
+            )
+            .await;
+        // SET NX answers OK when it set the key and nil when the key existed.
+        taken.flatten().map(|_| token)
+    }
+
+    /// Stores `entry` if our lease survived; a write since we took it means we hold an old row.
+    async fn store<T: Serialize>(&self, key: &str, token: &str, entry: &Entry<&T>) {
+        let ttl = match entry {
+            Entry::Present(_) => self.policy.value_ttl(),
+            Entry::Absent => self.policy.negative_ttl,
+        };
+        let bytes = codec::encode(entry).expect("cache values serialize to JSON");
+        let mut conn = self.redis.clone();
+        let _stored: Option<i64> = self
+            .bounded(
+                self.store_if_leased
+                    .key(key)
+                    .key(lease_key(key))
+                    .arg(token)
+                    .arg(bytes)
+                    .arg(ttl.as_millis() as u64)
+                    .invoke_async(&mut conn),
+            )
+            .await;
+    }
+    // ANCHOR_END: lease
+
+    // ANCHOR: bounded
+    /// Runs one Redis call within the policy's timeout. A failure or a timeout is counted and
+    /// becomes `None`; the caller falls back instead of failing.
+    async fn bounded<T>(&self, call: impl Future<Output = RedisResult<T>>) -> Option<T> {
+        match tokio::time::timeout(self.policy.redis_timeout, call).await {
+            Ok(Ok(value)) => Some(value),
+            Ok(Err(_)) | Err(_) => {
+                self.metrics.errors.inc();
+                None
+            }
+        }
+    }
+    // ANCHOR_END: bounded
+}
+
+/// The lease of `key`. It starts with `key`, hash tag included, so both live in one slot.
+fn lease_key(key: &str) -> String {
+    format!("{key}:lease")
+}

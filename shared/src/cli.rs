@@ -1,0 +1,131 @@
+//! Command-line arguments every lesson's demo shares.
+//!
+//! Each demo flattens [`CommonArgs`] into its own clap parser, so `--help` reads the same in every
+//! lesson and a learner who has scaled one demo knows how to scale the next. Values are checked
+//! when parsed: a bad one exits with clap's message naming the flag and the accepted range.
+
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::db::DbOptions;
+use crate::workload::Workload;
+
+#[derive(Args, Clone, Debug)]
+pub struct CommonArgs {
+    /// Redis to use, e.g. redis://127.0.0.1:6379/0. Unset: a private redis-server is started
+    /// from PATH for this run and stopped at its end. The demo only touches keys under its own
+    /// prefix and removes them when done.
+    #[arg(long, env = "REDIS_URL", value_name = "URL")]
+    pub redis_url: Option<String>,
+
+    /// Database to use: sqlite://PATH or postgres://USER:PASS@HOST/DB. Unset: a private SQLite
+    /// file, deleted at the end. Against PostgreSQL the demo works in a schema of its own.
+    #[arg(long, env = "DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<String>,
+
+    /// How many requests the workload sends (per strategy compared).
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub requests: u64,
+
+    /// How many tasks send requests at the same time.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=4_096))]
+    pub concurrency: u64,
+
+    /// How many distinct keys (rows) the workload draws from.
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub keys: u64,
+
+    /// Zipf exponent of the key popularity: 0 = uniform, 1 = typical web traffic, higher = hotter.
+    #[arg(long, default_value_t = 1.0, value_parser = parse_skew)]
+    pub skew: f64,
+
+    /// Artificial latency added to every database query, standing for a networked database
+    /// doing real work. 0 shows the raw cost of the embedded SQLite.
+    #[arg(long, default_value_t = 2.0, value_name = "MS", value_parser = parse_latency_ms)]
+    pub db_latency_ms: f64,
+
+    /// Seed of the workload's random draws; the same seed replays the same requests.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+
+    /// Print the report as JSON on stdout instead of a table (and no progress bars).
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl CommonArgs {
+    pub fn db_latency(&self) -> Duration {
+        Duration::from_secs_f64(self.db_latency_ms / 1_000.0)
+    }
+
+    /// Database options seeding one row per key.
+    pub fn db_options(&self) -> DbOptions {
+        DbOptions {
+            url: self.database_url.clone(),
+            users: self.keys as i64,
+            products: self.keys as i64,
+            latency: self.db_latency(),
+            ..DbOptions::default()
+        }
+    }
+
+    /// The workload these arguments describe, with the given share of writes.
+    pub fn workload(&self, write_ratio: f64) -> Workload {
+        Workload {
+            requests: self.requests,
+            concurrency: self.concurrency as usize,
+            keys: self.keys,
+            skew: self.skew,
+            write_ratio,
+            seed: self.seed,
+            progress: !self.json,
+        }
+    }
+}
+
+fn parse_skew(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=5.0).contains(&v) => Ok(v),
+        _ => Err(format!("expected a number from 0 to 5, got '{s}'")),
+    }
+}
+
+fn parse_latency_ms(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=10_000.0).contains(&v) => Ok(v),
+        _ => Err(format!("expected milliseconds from 0 to 10000, got '{s}'")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Demo {
+        #[command(flatten)]
+        common: CommonArgs,
+    }
+
+    #[test]
+    fn defaults_and_overrides() {
+        let demo =
+            Demo::try_parse_from(["demo", "--requests", "500", "--db-latency-ms", "0.5"]).unwrap();
+        assert_eq!(demo.common.requests, 500);
+        assert_eq!(demo.common.db_latency(), Duration::from_micros(500));
+        assert_eq!(demo.common.workload(0.0).concurrency, 32);
+    }
+
+    #[test]
+    fn bad_values_are_rejected_with_the_range() {
+        let err = Demo::try_parse_from(["demo", "--db-latency-ms=-3"])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("from 0 to 10000"), "{err}");
+        assert!(Demo::try_parse_from(["demo", "--concurrency", "0"]).is_err());
+        assert!(Demo::try_parse_from(["demo", "--skew", "lots"]).is_err());
+    }
+}

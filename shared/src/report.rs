@@ -1,0 +1,165 @@
+//! The table every demo ends with, and the same figures as JSON.
+//!
+//! A demo's last screen should be readable in five seconds: the settings that produced the
+//! figures, one row per strategy, and a conclusion the demo computed from those figures (never a
+//! sentence written in advance, because the numbers change with the flags and the machine).
+//! `--json` prints the same report for scripts and for the book.
+
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::{CellAlignment, Table};
+use serde::{Serialize, Serializer};
+
+/// A row of a demo's table: a struct with its own headers and formatted cells.
+pub trait Row: Serialize {
+    fn headers() -> Vec<&'static str>;
+    fn cells(&self) -> Vec<String>;
+}
+
+#[derive(Serialize)]
+pub struct Report<R> {
+    pub title: String,
+    #[serde(serialize_with = "as_map")]
+    pub settings: Vec<(String, String)>,
+    pub rows: Vec<R>,
+    pub conclusion: String,
+}
+
+impl<R: Row> Report<R> {
+    pub fn new(title: impl Into<String>) -> Self {
+        Report {
+            title: title.into(),
+            settings: Vec::new(),
+            rows: Vec::new(),
+            conclusion: String::new(),
+        }
+    }
+
+    pub fn setting(&mut self, name: &str, value: impl ToString) -> &mut Self {
+        self.settings.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// The report as text: title, settings, table, conclusion.
+    pub fn to_text(&self) -> String {
+        let mut table = Table::new();
+        table.load_preset(UTF8_FULL_CONDENSED);
+        table.set_header(R::headers());
+        for row in &self.rows {
+            table.add_row(row.cells());
+        }
+        for column in table.column_iter_mut().skip(1) {
+            column.set_cell_alignment(CellAlignment::Right);
+        }
+        let settings: Vec<String> = self
+            .settings
+            .iter()
+            .map(|(name, value)| format!("{name}: {value}"))
+            .collect();
+        format!(
+            "{}\n{}\n\n{table}\n\n{}\n",
+            self.title,
+            settings.join(" | "),
+            self.conclusion
+        )
+    }
+
+    /// Prints JSON when `json`, else the text form.
+    pub fn print(&self, json: bool) {
+        if json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(self).expect("reports serialize")
+            );
+        } else {
+            print!("{}", self.to_text());
+        }
+    }
+}
+
+fn as_map<S: Serializer>(pairs: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_map(pairs.iter().map(|(k, v)| (k, v)))
+}
+
+/// Microseconds as a short human figure: `85 µs`, `2.31 ms`, `1.20 s`.
+pub fn micros(us: u64) -> String {
+    match us {
+        0..1_000 => format!("{us} µs"),
+        1_000..1_000_000 => format!("{:.2} ms", us as f64 / 1e3),
+        _ => format!("{:.2} s", us as f64 / 1e6),
+    }
+}
+
+/// A count with thousands separators: `12,345`.
+pub fn count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A ratio as a percentage with one decimal: `93.4%`.
+pub fn percent(ratio: f64) -> String {
+    format!("{:.1}%", ratio * 100.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Serialize)]
+    struct Line {
+        name: &'static str,
+        queries: u64,
+    }
+
+    impl Row for Line {
+        fn headers() -> Vec<&'static str> {
+            vec!["strategy", "db queries"]
+        }
+        fn cells(&self) -> Vec<String> {
+            vec![self.name.to_string(), count(self.queries)]
+        }
+    }
+
+    #[test]
+    fn text_and_json_carry_the_same_figures() {
+        let mut report = Report::new("Demo");
+        report
+            .setting("requests", 1000)
+            .setting("db latency", "2 ms");
+        report.rows.push(Line {
+            name: "database only",
+            queries: 1000,
+        });
+        report.rows.push(Line {
+            name: "cache-aside",
+            queries: 12,
+        });
+        report.conclusion = "cache-aside asked the database 83x less".into();
+
+        let text = report.to_text();
+        assert!(text.contains("requests: 1000 | db latency: 2 ms"), "{text}");
+        assert!(
+            text.contains("database only") && text.contains("1,000"),
+            "{text}"
+        );
+        let json: serde_json::Value = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["settings"]["db latency"], "2 ms");
+        assert_eq!(json["rows"][1]["queries"], 12);
+    }
+
+    #[test]
+    fn figures_format_for_reading() {
+        assert_eq!(micros(85), "85 µs");
+        assert_eq!(micros(2_310), "2.31 ms");
+        assert_eq!(micros(1_200_000), "1.20 s");
+        assert_eq!(count(1_234_567), "1,234,567");
+        assert_eq!(count(12), "12");
+        assert_eq!(percent(0.934), "93.4%");
+    }
+}

@@ -1,0 +1,238 @@
+//! The traffic the demos replay: Zipf-skewed keys, a fixed seed, many concurrent tasks.
+//!
+//! Real traffic is skewed: a few users, products and articles get most of the requests. Under
+//! Zipf's law with exponent `s`, the key of rank `k` is requested in proportion to `1 / k^s`;
+//! with `s = 1` and 1,000 keys the top 10 keys take about 39% of the requests. A cache thrives on
+//! that skew, and uniform keys would hide it. The whole sequence of operations is drawn up front
+//! from the seed, so two runs (or two strategies in one run) replay exactly the same requests.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, Zipf};
+use serde::Serialize;
+
+use crate::metrics::{Latency, LatencySummary};
+
+/// One request of the workload, naming a key by its id (`1..=keys`, id 1 the hottest).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    Read(i64),
+    Write(i64),
+}
+
+impl Op {
+    pub fn id(self) -> i64 {
+        match self {
+            Op::Read(id) | Op::Write(id) => id,
+        }
+    }
+}
+
+/// A workload: what to ask, and how many tasks ask it at once.
+#[derive(Clone, Debug)]
+pub struct Workload {
+    pub requests: u64,
+    pub concurrency: usize,
+    pub keys: u64,
+    /// The Zipf exponent; 0 is uniform, around 1 is typical of web traffic.
+    pub skew: f64,
+    /// The fraction of operations that are writes, from 0 to 1.
+    pub write_ratio: f64,
+    pub seed: u64,
+    /// Draw a progress bar on stderr (it hides itself when stderr is not a terminal).
+    pub progress: bool,
+}
+
+impl Workload {
+    /// The operations, in order, drawn from the seed.
+    pub fn ops(&self) -> Vec<Op> {
+        let mut rng = StdRng::seed_from_u64(self.seed);
+        let zipf = Zipf::new(self.keys as f64, self.skew).expect("keys >= 1 and skew >= 0");
+        (0..self.requests)
+            .map(|_| {
+                let id = zipf.sample(&mut rng) as i64;
+                if rng.random_bool(self.write_ratio) {
+                    Op::Write(id)
+                } else {
+                    Op::Read(id)
+                }
+            })
+            .collect()
+    }
+
+    /// Replays the operations over `concurrency` tasks, each calling `op` and timing it, and
+    /// returns the throughput and latency. An operation that returns an error is counted and the
+    /// run goes on; the first error's text is kept for the report.
+    pub async fn run<F, Fut, E>(&self, label: &str, op: F) -> RunStats
+    where
+        F: Fn(Op) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), E>> + Send,
+        E: std::fmt::Display,
+    {
+        let ops = Arc::new(self.ops());
+        let next = Arc::new(AtomicUsize::new(0));
+        let op = Arc::new(op);
+        let bar = self.progress_bar(label);
+
+        let started = Instant::now();
+        let mut tasks = Vec::with_capacity(self.concurrency);
+        for _ in 0..self.concurrency {
+            let (ops, next, op, bar) = (ops.clone(), next.clone(), op.clone(), bar.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut latency = Latency::default();
+                let mut failures = Failures::default();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&this) = ops.get(i) else { break };
+                    let start = Instant::now();
+                    let outcome = op(this).await;
+                    latency.record(start.elapsed());
+                    if let Err(e) = outcome {
+                        failures.add(e.to_string());
+                    }
+                    bar.inc(1);
+                }
+                (latency, failures)
+            }));
+        }
+        let mut latency = Latency::default();
+        let mut failures = Failures::default();
+        for task in tasks {
+            let (task_latency, task_failures) = task.await.expect("workload task panicked");
+            latency.merge(&task_latency);
+            failures.merge(task_failures);
+        }
+        let elapsed = started.elapsed();
+        bar.finish_and_clear();
+
+        RunStats {
+            requests: ops.len() as u64,
+            elapsed_s: elapsed.as_secs_f64(),
+            requests_per_sec: ops.len() as f64 / elapsed.as_secs_f64(),
+            latency: latency.summary(),
+            failures: failures.count,
+            first_failure: failures.first,
+        }
+    }
+
+    fn progress_bar(&self, label: &str) -> ProgressBar {
+        if !self.progress {
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::new(self.requests);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{prefix:>14} [{bar:32}] {human_pos}/{human_len} {per_sec:>12} eta {eta}",
+            )
+            .expect("valid progress template")
+            .progress_chars("=> "),
+        );
+        bar.set_prefix(label.to_string());
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar
+    }
+}
+
+#[derive(Default)]
+struct Failures {
+    count: u64,
+    first: Option<String>,
+}
+
+impl Failures {
+    fn add(&mut self, message: String) {
+        self.count += 1;
+        self.first.get_or_insert(message);
+    }
+
+    fn merge(&mut self, other: Failures) {
+        self.count += other.count;
+        if self.first.is_none() {
+            self.first = other.first;
+        }
+    }
+}
+
+/// What one replay of a workload measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunStats {
+    pub requests: u64,
+    pub elapsed_s: f64,
+    pub requests_per_sec: f64,
+    pub latency: LatencySummary,
+    /// Operations that returned an error.
+    pub failures: u64,
+    pub first_failure: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn workload(seed: u64) -> Workload {
+        Workload {
+            requests: 10_000,
+            concurrency: 4,
+            keys: 1_000,
+            skew: 1.0,
+            write_ratio: 0.1,
+            seed,
+            progress: false,
+        }
+    }
+
+    #[test]
+    fn same_seed_same_ops() {
+        assert_eq!(workload(7).ops(), workload(7).ops());
+        assert_ne!(workload(7).ops(), workload(8).ops());
+    }
+
+    #[test]
+    fn keys_are_skewed_and_in_range() {
+        let ops = workload(1).ops();
+        assert!(ops.iter().all(|op| (1..=1_000).contains(&op.id())));
+        let top10 = ops.iter().filter(|op| op.id() <= 10).count() as f64;
+        // Zipf(s = 1, n = 1000): the top 10 keys draw about 39% of requests; uniform would be 1%.
+        assert!(
+            (0.33..0.45).contains(&(top10 / ops.len() as f64)),
+            "{top10}"
+        );
+        let writes = ops.iter().filter(|op| matches!(op, Op::Write(_))).count() as f64;
+        assert!(
+            (0.08..0.12).contains(&(writes / ops.len() as f64)),
+            "{writes}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn run_performs_every_op_once_and_counts_failures() {
+        let w = workload(3);
+        let seen = Arc::new(AtomicUsize::new(0));
+        let counter = seen.clone();
+        let stats = w
+            .run("test", move |op| {
+                let counter = counter.clone();
+                async move {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    if op.id() == 1 {
+                        Err("key 1 fails")
+                    } else {
+                        Ok(())
+                    }
+                }
+            })
+            .await;
+        let key1 = w.ops().iter().filter(|op| op.id() == 1).count() as u64;
+        assert_eq!(seen.load(Ordering::Relaxed), 10_000);
+        assert_eq!(stats.requests, 10_000);
+        assert_eq!(stats.latency.count, 10_000);
+        assert_eq!(stats.failures, key1);
+        assert_eq!(stats.first_failure.as_deref(), Some("key 1 fails"));
+    }
+}

@@ -1,0 +1,108 @@
+//! The counted database: exact counts under concurrency, latency, seed data, bad URLs.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use shared::db::{seed_product, seed_user};
+use shared::{Database, DbOptions};
+
+#[tokio::test]
+async fn seed_rows_are_deterministic_and_setup_is_not_counted() {
+    let db = Database::private().await.unwrap();
+    assert_eq!(db.queries(), 0);
+    assert_eq!(db.user(42).await.unwrap(), Some(seed_user(42)));
+    assert_eq!(db.user(100_000).await.unwrap(), None);
+    assert_eq!(db.product(7).await.unwrap(), Some(seed_product(7)));
+    assert_eq!(db.queries(), 3);
+    // The seed has zeros and empties on purpose.
+    assert_eq!(seed_user(10).karma, 0);
+    assert_eq!(seed_user(14).bio, "");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn counts_are_exact_under_concurrency() {
+    let db = Arc::new(Database::private().await.unwrap());
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                for j in 0..20 {
+                    db.user((i * 20 + j) % 100 + 1).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(db.queries(), 1_000);
+    db.reset_queries();
+    assert_eq!(db.queries(), 0);
+}
+
+#[tokio::test]
+async fn latency_is_added_to_each_query() {
+    let db = Database::open(DbOptions {
+        latency: Duration::from_millis(30),
+        ..DbOptions::default()
+    })
+    .await
+    .unwrap();
+    let start = Instant::now();
+    db.user(1).await.unwrap();
+    db.user(2).await.unwrap();
+    // A lower bound only: the latency is a floor, never a ceiling.
+    assert!(start.elapsed() >= Duration::from_millis(60));
+    db.set_latency(Duration::ZERO);
+    assert_eq!(db.latency(), Duration::ZERO);
+}
+
+#[tokio::test]
+async fn writes_are_visible_and_counted() {
+    let db = Database::private().await.unwrap();
+    let mut user = seed_user(3);
+    user.name = "Renamed".into();
+    assert!(db.update_user(&user).await.unwrap());
+    assert_eq!(db.user(3).await.unwrap().unwrap().name, "Renamed");
+    assert!(db.set_price(5, 999).await.unwrap());
+    assert_eq!(db.product(5).await.unwrap().unwrap().price_cents, 999);
+    assert!(!db.set_price(9_999, 1).await.unwrap(), "no such product");
+    assert_eq!(db.queries(), 5);
+}
+
+#[tokio::test]
+async fn category_queries_return_empty_lists_and_zero_counts() {
+    let db = Database::private().await.unwrap();
+    let teas = db.products_in_category("tea", None).await.unwrap();
+    assert_eq!(teas.len(), 20);
+    assert!(
+        teas.windows(2)
+            .all(|w| w[0].price_cents <= w[1].price_cents)
+    );
+    let cheap = db.products_in_category("tea", Some(1_000)).await.unwrap();
+    assert!(cheap.iter().all(|p| p.price_cents <= 1_000) && cheap.len() < teas.len());
+    assert!(
+        db.products_in_category("socks", None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(db.out_of_stock_count("socks").await.unwrap(), 0);
+    assert!(db.out_of_stock_count("tea").await.unwrap() > 0);
+}
+
+#[tokio::test]
+async fn a_bad_url_names_the_accepted_forms() {
+    let err = Database::open(DbOptions {
+        url: Some("mysq://nowhere".into()),
+        ..DbOptions::default()
+    })
+    .await
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(
+        err.contains("postgres://USER:PASSWORD@HOST:PORT/DB"),
+        "{err}"
+    );
+}
