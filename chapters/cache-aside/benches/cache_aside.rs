@@ -1,1 +1,65 @@
-fn main() {}
+//! The hot paths of cache-aside, each against its baseline, in one run on one server.
+//!
+//! - `hit` vs `raw GET + decode`: what the pattern adds to the plain Redis read of the same bytes
+//!   (key building, the timeout, counters). Target: at most 10% more.
+//! - `miss`: invalidate, then load and store (lease, query, scripted store).
+//! - `database alone`: the same lookup against SQLite with no artificial latency.
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use cache_aside::{CacheAside, Entry, Policy, Users};
+use criterion::{Criterion, criterion_group, criterion_main};
+use redis::AsyncCommands;
+use shared::{Database, DbOptions, Namespace, RedisTarget, User, codec};
+
+fn cache_aside(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let redis = RedisTarget::from_env().expect("a Redis for the benchmarks");
+    let (conn, db) = rt.block_on(async {
+        let conn = redis.connect().await.unwrap();
+        let db = Database::open(DbOptions::default()).await.unwrap();
+        (conn, Arc::new(db))
+    });
+    let namespace = Namespace::new("cache-aside-bench");
+    let users = Users::new(
+        db.clone(),
+        CacheAside::new(conn.clone(), namespace.clone(), Policy::default()),
+    );
+    rt.block_on(users.get(42)).unwrap();
+    let key = namespace.key("user:42");
+
+    let mut group = c.benchmark_group("cache-aside");
+    group.bench_function("raw GET + decode", |b| {
+        b.to_async(&rt).iter(|| async {
+            let bytes: Vec<u8> = conn.clone().get(&key).await.unwrap();
+            black_box(codec::decode::<Entry<User>>(&bytes).unwrap())
+        })
+    });
+    group.bench_function("hit", |b| {
+        b.to_async(&rt)
+            .iter(|| async { black_box(users.get(42).await.unwrap()) })
+    });
+    group.bench_function("miss (invalidate, load, store)", |b| {
+        b.to_async(&rt).iter(|| async {
+            users.cache().invalidate("user:42").await;
+            black_box(users.get(42).await.unwrap())
+        })
+    });
+    group.bench_function("database alone", |b| {
+        b.to_async(&rt)
+            .iter(|| async { black_box(db.user(42).await.unwrap()) })
+    });
+    group.finish();
+
+    let stats = users.cache().stats();
+    assert_eq!(stats.errors, 0, "no Redis errors during the benchmark");
+    rt.block_on(namespace.remove_all(&mut conn.clone()))
+        .unwrap();
+}
+
+criterion_group!(benches, cache_aside);
+criterion_main!(benches);
