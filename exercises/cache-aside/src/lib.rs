@@ -1,0 +1,124 @@
+//! # Exercise: a cached product catalogue
+//!
+//! A shop's product pages and category listings are read thousands of times for every price
+//! change. You will put them behind Redis with cache-aside, in three tasks of rising difficulty.
+//! Run the graded tests with
+//!
+//! ```text
+//! cargo test -p cache-aside-exercise
+//! ```
+//!
+//! and replace each `todo!()` until they pass. The tests use a real Redis and a real database and
+//! count the database's queries, so a cache that only *looks* right will not pass. Stuck? Each
+//! task has a hint in `exercises/cache-aside/HINTS.md` (also in the book), and a worked answer
+//! in `solutions/cache-aside`.
+//!
+//! What you have to work with:
+//! - `self.db`: the shop's database. [`Database::product`], [`Database::products_in_category`]
+//!   and [`Database::set_price`] are the queries you need; each call counts as one query.
+//! - `self.redis`: a Redis connection (clone it to get a `&mut` one: clones share the connection).
+//! - [`Catalogue::product_key`] and [`Catalogue::listing_key`]: the keys to use. The tests look
+//!   at them.
+//! - [`shared::codec`]: `encode` / `decode` between your types and JSON bytes.
+//! - `self.settings`: the TTLs and the Redis time budget the tests expect you to apply.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use shared::metrics::Counter;
+use shared::{Database, Namespace, Product};
+
+/// TTLs and time budget for the catalogue's cache.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Lifetime of a cached product or listing.
+    pub ttl: Duration,
+    /// Lifetime of a cached "no such product".
+    pub negative_ttl: Duration,
+    /// Longest wait for any one Redis call (task 3).
+    pub redis_timeout: Duration,
+}
+
+pub struct Catalogue {
+    pub db: Arc<Database>,
+    pub redis: ConnectionManager,
+    pub namespace: Namespace,
+    pub settings: Settings,
+    /// Redis calls that failed or timed out (task 3 counts them here).
+    pub redis_errors: Counter,
+}
+
+impl Catalogue {
+    pub fn new(
+        db: Arc<Database>,
+        redis: ConnectionManager,
+        namespace: Namespace,
+        settings: Settings,
+    ) -> Self {
+        Catalogue {
+            db,
+            redis,
+            namespace,
+            settings,
+            redis_errors: Counter::default(),
+        }
+    }
+
+    /// Where product `id` is cached.
+    pub fn product_key(&self, id: i64) -> String {
+        self.namespace.key(&format!("product:{id}"))
+    }
+
+    /// Where the listing of `category` is cached.
+    pub fn listing_key(&self, category: &str) -> String {
+        self.namespace.key(&format!("listing:{category}"))
+    }
+
+    /// ## Task 1: the product page
+    ///
+    /// Return product `id` from Redis if it is cached there; otherwise load it from the database,
+    /// cache it under [`product_key`](Self::product_key) for `settings.ttl`, and return it.
+    ///
+    /// Two details make the difference between a cache and a cache that works:
+    /// - A product that does not exist must be cached too, as "absent", for
+    ///   `settings.negative_ttl`, so that requests for unknown ids do not reach the database
+    ///   every time. (And it must come back as `None`, not as an error.)
+    /// - A product with `stock: 0` is a value like any other: the second read is a hit.
+    pub async fn product(&self, id: i64) -> Result<Option<Product>, sqlx::Error> {
+        let _ = id;
+        todo!("task 1: cache-aside read of one product, with negative caching")
+    }
+
+    /// ## Task 2a: the category listing
+    ///
+    /// Return the products of `category`, cheapest first, as
+    /// [`Database::products_in_category`] does (with no price limit), cached under
+    /// [`listing_key`](Self::listing_key) for `settings.ttl`. A category with no products is an
+    /// empty list, and an empty list is a value: the second read must not query the database.
+    pub async fn listing(&self, category: &str) -> Result<Vec<Product>, sqlx::Error> {
+        let _ = category;
+        todo!("task 2: cache-aside read of a category listing")
+    }
+
+    /// ## Task 2b: a price change
+    ///
+    /// Set the price in the database, then make sure no reader can see the old price: the
+    /// product's cached page *and* the cached listing of its category must go. Delete them, do not
+    /// overwrite them; the next read loads fresh rows. Returns whether the product existed.
+    pub async fn set_price(&self, id: i64, price_cents: i64) -> Result<bool, sqlx::Error> {
+        let _ = (id, price_cents);
+        todo!("task 2: update the database, then invalidate the product and its listing")
+    }
+}
+
+// ## Task 3: when Redis misbehaves
+//
+// No new function: make the three above survive a bad day.
+// - Redis stopped: `product`, `listing` and `set_price` still answer correctly from the database.
+//   No Redis error reaches the caller, nothing panics, and each failed Redis call adds one to
+//   `self.redis_errors`.
+// - Redis stalled: no Redis call may wait longer than `settings.redis_timeout`.
+// - Redis back: hits resume without recreating the `Catalogue`.
+// - A cached entry that does not decode (somebody else's bytes) is a miss, and the freshly
+//   loaded value replaces it.

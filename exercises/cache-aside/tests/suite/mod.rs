@@ -1,0 +1,290 @@
+//! The suite shared by the exercise and the solution: `super::subject` is whichever crate runs it.
+//!
+//! Each test gets its own namespace and database; Redis is `REDIS_URL` or a private server, and
+//! the task 3 tests always start a private server, because they stop it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
+use shared::db::seed_product;
+use shared::{Database, DbOptions, Namespace, RedisServer, RedisTarget};
+
+use super::subject::{Catalogue, Settings};
+
+struct Shop {
+    redis: RedisTarget,
+    conn: ConnectionManager,
+    db: Arc<Database>,
+    catalogue: Catalogue,
+}
+
+fn settings() -> Settings {
+    Settings {
+        ttl: Duration::from_secs(60),
+        negative_ttl: Duration::from_secs(10),
+        redis_timeout: Duration::from_millis(100),
+    }
+}
+
+async fn shop() -> Shop {
+    shop_on(RedisTarget::from_env().expect("a Redis for the tests")).await
+}
+
+async fn shop_with_private_redis() -> Shop {
+    shop_on(RedisTarget::Private(
+        RedisServer::start().expect("redis-server on PATH"),
+    ))
+    .await
+}
+
+async fn shop_on(redis: RedisTarget) -> Shop {
+    let conn = redis.connect().await.unwrap();
+    let db = Arc::new(
+        Database::open(DbOptions {
+            users: 1,
+            products: 40,
+            ..DbOptions::default()
+        })
+        .await
+        .unwrap(),
+    );
+    let catalogue = Catalogue::new(
+        db.clone(),
+        conn.clone(),
+        Namespace::new("cache-aside-exercise"),
+        settings(),
+    );
+    Shop {
+        redis,
+        conn,
+        db,
+        catalogue,
+    }
+}
+
+impl Shop {
+    async fn exists(&self, key: &str) -> bool {
+        self.conn.clone().exists(key).await.unwrap()
+    }
+
+    async fn pttl(&self, key: &str) -> Duration {
+        let ms: i64 = self.conn.clone().pttl(key).await.unwrap();
+        assert!(ms > 0, "{key} should have a TTL (PTTL answered {ms})");
+        Duration::from_millis(ms as u64)
+    }
+
+    fn server(&self) -> &RedisServer {
+        self.redis.server().unwrap()
+    }
+}
+
+// ---- Task 1 --------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn task1_second_read_is_a_hit() {
+    let shop = shop().await;
+    for _ in 0..3 {
+        assert_eq!(
+            shop.catalogue.product(7).await.unwrap(),
+            Some(seed_product(7))
+        );
+    }
+    assert_eq!(
+        shop.db.queries(),
+        1,
+        "the database is asked once, then Redis answers"
+    );
+    let key = shop.catalogue.product_key(7);
+    assert!(shop.pttl(&key).await <= settings().ttl);
+}
+
+#[tokio::test]
+async fn task1_an_unknown_product_costs_one_query() {
+    let shop = shop().await;
+    for _ in 0..10 {
+        assert_eq!(shop.catalogue.product(999_999).await.unwrap(), None);
+    }
+    assert_eq!(
+        shop.db.queries(),
+        1,
+        "an absent product must be cached too, or every request reaches the database"
+    );
+    let ttl = shop.pttl(&shop.catalogue.product_key(999_999)).await;
+    assert!(
+        ttl <= settings().negative_ttl,
+        "absent is cached with the negative TTL: {ttl:?}"
+    );
+}
+
+#[tokio::test]
+async fn task1_an_out_of_stock_product_is_still_a_hit() {
+    let shop = shop().await;
+    let sold_out = seed_product(6);
+    assert_eq!(sold_out.stock, 0);
+    for _ in 0..3 {
+        assert_eq!(
+            shop.catalogue.product(6).await.unwrap(),
+            Some(sold_out.clone())
+        );
+    }
+    assert_eq!(shop.db.queries(), 1);
+}
+
+// ---- Task 2 --------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn task2_a_listing_is_cached() {
+    let shop = shop().await;
+    let expected = shop.db.products_in_category("tea", None).await.unwrap();
+    shop.db.reset_queries();
+    for _ in 0..3 {
+        assert_eq!(shop.catalogue.listing("tea").await.unwrap(), expected);
+    }
+    assert_eq!(shop.db.queries(), 1);
+    assert!(shop.pttl(&shop.catalogue.listing_key("tea")).await <= settings().ttl);
+}
+
+#[tokio::test]
+async fn task2_an_empty_listing_is_a_hit() {
+    let shop = shop().await;
+    for _ in 0..5 {
+        assert_eq!(shop.catalogue.listing("socks").await.unwrap(), vec![]);
+    }
+    assert_eq!(
+        shop.db.queries(),
+        1,
+        "an empty list is an answer: reading it as a miss asks the database every time"
+    );
+    assert!(shop.exists(&shop.catalogue.listing_key("socks")).await);
+}
+
+#[tokio::test]
+async fn task2_a_price_change_reaches_the_page_and_the_listing() {
+    let shop = shop().await;
+    let product = seed_product(12);
+    shop.catalogue.product(12).await.unwrap();
+    shop.catalogue.listing(&product.category).await.unwrap();
+
+    assert!(shop.catalogue.set_price(12, 1).await.unwrap());
+    assert!(
+        !shop.exists(&shop.catalogue.product_key(12)).await,
+        "the page was deleted"
+    );
+    assert!(
+        !shop
+            .exists(&shop.catalogue.listing_key(&product.category))
+            .await,
+        "the listing of the product's category was deleted"
+    );
+
+    let page = shop.catalogue.product(12).await.unwrap().unwrap();
+    assert_eq!(page.price_cents, 1);
+    let listing = shop.catalogue.listing(&product.category).await.unwrap();
+    assert_eq!(
+        (listing[0].id, listing[0].price_cents),
+        (12, 1),
+        "now the cheapest"
+    );
+}
+
+#[tokio::test]
+async fn task2_a_price_change_leaves_other_categories_cached() {
+    let shop = shop().await;
+    let other = if seed_product(12).category == "books" {
+        "coffee"
+    } else {
+        "books"
+    };
+    shop.catalogue.listing(other).await.unwrap();
+    shop.catalogue.set_price(12, 1).await.unwrap();
+    assert!(shop.exists(&shop.catalogue.listing_key(other)).await);
+}
+
+#[tokio::test]
+async fn task2_pricing_an_unknown_product_changes_nothing() {
+    let shop = shop().await;
+    assert!(!shop.catalogue.set_price(999_999, 100).await.unwrap());
+    assert_eq!(shop.catalogue.product(999_999).await.unwrap(), None);
+}
+
+// ---- Task 3 --------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn task3_redis_down_answers_from_the_database_then_recovers() {
+    let shop = shop_with_private_redis().await;
+    let catalogue = &shop.catalogue;
+    catalogue.product(1).await.unwrap();
+
+    shop.server().stop();
+    assert_eq!(catalogue.product(1).await.unwrap(), Some(seed_product(1)));
+    assert_eq!(catalogue.product(2).await.unwrap(), Some(seed_product(2)));
+    let tea = catalogue.listing("tea").await.unwrap();
+    assert!(!tea.is_empty());
+    assert!(
+        catalogue.set_price(3, 42).await.unwrap(),
+        "writes still reach the database"
+    );
+    assert_eq!(catalogue.product(3).await.unwrap().unwrap().price_cents, 42);
+    assert!(
+        catalogue.redis_errors.get() >= 5,
+        "each failed Redis call is counted"
+    );
+
+    shop.server().restart().unwrap();
+    // Recovery without a new Catalogue: once a read has stored the page again, reads are hits.
+    let mut stored = false;
+    for _ in 0..200 {
+        catalogue.product(1).await.unwrap();
+        if shop.exists(&catalogue.product_key(1)).await {
+            stored = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(stored, "the cache is used again after Redis comes back");
+    let before = shop.db.queries();
+    assert_eq!(catalogue.product(1).await.unwrap(), Some(seed_product(1)));
+    assert_eq!(shop.db.queries(), before, "a hit again");
+}
+
+#[tokio::test]
+async fn task3_a_stalled_redis_costs_at_most_the_time_budget() {
+    let shop = shop_with_private_redis().await;
+    shop.server().pause(Duration::from_secs(3)).unwrap();
+    let answer = tokio::time::timeout(Duration::from_millis(1_500), shop.catalogue.product(2))
+        .await
+        .expect("product() waited for a paused Redis instead of giving up after redis_timeout");
+    assert_eq!(answer.unwrap(), Some(seed_product(2)));
+    assert!(
+        shop.catalogue.redis_errors.get() >= 1,
+        "the timeout is counted"
+    );
+}
+
+#[tokio::test]
+async fn task3_an_unreadable_entry_is_a_miss_and_is_replaced() {
+    let shop = shop().await;
+    let key = shop.catalogue.product_key(4);
+    let _: () = shop
+        .conn
+        .clone()
+        .set_ex(&key, "<html>not json</html>", 60)
+        .await
+        .unwrap();
+    assert_eq!(
+        shop.catalogue.product(4).await.unwrap(),
+        Some(seed_product(4))
+    );
+    let raw: String = shop.conn.clone().get(&key).await.unwrap();
+    assert_ne!(
+        raw, "<html>not json</html>",
+        "the fresh value replaced the bad bytes"
+    );
+    assert_eq!(
+        shop.catalogue.product(4).await.unwrap(),
+        Some(seed_product(4))
+    );
+    assert_eq!(shop.db.queries(), 1, "and the next read is a hit");
+}

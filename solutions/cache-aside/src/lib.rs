@@ -1,0 +1,148 @@
+//! # Solution: a cached product catalogue
+//!
+//! The exercise's public API, implemented. Reads are cache-aside over three small helpers that
+//! talk to Redis ([`Catalogue::read`], [`Catalogue::write`], [`Catalogue::forget`]); all three run
+//! under the time budget and turn any Redis trouble into "nothing cached", so the methods above
+//! them only decide *what* to cache, never how to survive Redis.
+//!
+//! Two features plant the classic mistakes the exercise's suite must catch; CI builds the solution
+//! with each and expects the suite to fail. They are marked where they change a line.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use redis::{AsyncCommands, RedisResult};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use shared::metrics::Counter;
+use shared::{Database, Namespace, Product, codec};
+
+/// TTLs and time budget for the catalogue's cache.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Lifetime of a cached product or listing.
+    pub ttl: Duration,
+    /// Lifetime of a cached "no such product".
+    pub negative_ttl: Duration,
+    /// Longest wait for any one Redis call (task 3).
+    pub redis_timeout: Duration,
+}
+
+pub struct Catalogue {
+    pub db: Arc<Database>,
+    pub redis: ConnectionManager,
+    pub namespace: Namespace,
+    pub settings: Settings,
+    /// Redis calls that failed or timed out (task 3 counts them here).
+    pub redis_errors: Counter,
+}
+
+impl Catalogue {
+    pub fn new(
+        db: Arc<Database>,
+        redis: ConnectionManager,
+        namespace: Namespace,
+        settings: Settings,
+    ) -> Self {
+        Catalogue {
+            db,
+            redis,
+            namespace,
+            settings,
+            redis_errors: Counter::default(),
+        }
+    }
+
+    /// Where product `id` is cached.
+    pub fn product_key(&self, id: i64) -> String {
+        self.namespace.key(&format!("product:{id}"))
+    }
+
+    /// Where the listing of `category` is cached.
+    pub fn listing_key(&self, category: &str) -> String {
+        self.namespace.key(&format!("listing:{category}"))
+    }
+
+    /// Task 1. The cached value is an `Option<Product>`: `null` in Redis is a cached "absent",
+    /// distinct from a missing key, and lives for the shorter negative TTL.
+    pub async fn product(&self, id: i64) -> Result<Option<Product>, sqlx::Error> {
+        let key = self.product_key(id);
+        if let Some(cached) = self.read::<Option<Product>>(&key).await {
+            return Ok(cached);
+        }
+        let product = self.db.product(id).await?;
+        let ttl = match product {
+            Some(_) => self.settings.ttl,
+            None => self.settings.negative_ttl,
+        };
+        #[cfg(feature = "mistake-no-negative-cache")]
+        if product.is_none() {
+            return Ok(product);
+        }
+        self.write(&key, &product, ttl).await;
+        Ok(product)
+    }
+
+    /// Task 2a. An empty list is stored as `[]` and read back as a hit.
+    pub async fn listing(&self, category: &str) -> Result<Vec<Product>, sqlx::Error> {
+        let key = self.listing_key(category);
+        let cached = self.read::<Vec<Product>>(&key).await;
+        #[cfg(feature = "mistake-empty-is-miss")]
+        let cached = cached.filter(|list| !list.is_empty());
+        if let Some(listing) = cached {
+            return Ok(listing);
+        }
+        let listing = self.db.products_in_category(category, None).await?;
+        self.write(&key, &listing, self.settings.ttl).await;
+        Ok(listing)
+    }
+
+    /// Task 2b. The category comes from the database, the source of truth, before the update;
+    /// after the update both cached copies that show the price are deleted.
+    pub async fn set_price(&self, id: i64, price_cents: i64) -> Result<bool, sqlx::Error> {
+        let Some(product) = self.db.product(id).await? else {
+            return Ok(false);
+        };
+        let updated = self.db.set_price(id, price_cents).await?;
+        self.forget(&self.product_key(id)).await;
+        self.forget(&self.listing_key(&product.category)).await;
+        Ok(updated)
+    }
+
+    /// The decoded value under `key`, or `None` for a missing key, unreadable bytes, or a Redis
+    /// that failed or was too slow.
+    async fn read<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
+        let mut conn = self.redis.clone();
+        let bytes: Vec<u8> = self.bounded(conn.get(key)).await.flatten()?;
+        codec::decode(&bytes).ok()
+    }
+
+    async fn write<T: Serialize>(&self, key: &str, value: &T, ttl: Duration) {
+        let bytes = codec::encode(value).expect("products serialize to JSON");
+        let mut conn = self.redis.clone();
+        let options = redis::SetOptions::default()
+            .with_expiration(redis::SetExpiry::PX(ttl.as_millis() as u64));
+        self.bounded(conn.set_options::<_, _, ()>(key, bytes, options))
+            .await;
+    }
+
+    /// One key per `DEL`: the page and the listing hash to different cluster slots.
+    async fn forget(&self, key: &str) {
+        let mut conn = self.redis.clone();
+        self.bounded(conn.del::<_, ()>(key)).await;
+    }
+
+    /// Task 3. One Redis call within the time budget; failures and timeouts are counted and
+    /// become `None`.
+    async fn bounded<T>(&self, call: impl Future<Output = RedisResult<T>>) -> Option<T> {
+        match tokio::time::timeout(self.settings.redis_timeout, call).await {
+            Ok(Ok(value)) => Some(value),
+            Ok(Err(_)) | Err(_) => {
+                self.redis_errors.inc();
+                None
+            }
+        }
+    }
+}
