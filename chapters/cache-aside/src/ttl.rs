@@ -72,6 +72,10 @@ mod tests {
                 .all(|t| *t >= policy.ttl && *t <= policy.ttl + policy.jitter)
         );
         let distinct: std::collections::HashSet<_> = ttls.iter().map(|t| t.as_secs()).collect();
-        assert_eq!(distinct.len(), 7, "whole seconds 60..=66 all occur");
+        // 66 s needs a draw of exactly 6,000 ms; each of 60..=65 takes about a sixth of draws.
+        assert!(
+            distinct.len() >= 6,
+            "whole seconds 60..=65 all occur: {distinct:?}"
+        );
     }
 }

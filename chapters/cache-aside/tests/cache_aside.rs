@@ -26,6 +26,7 @@ async fn second_read_is_a_hit_without_a_query() {
     assert!(fx.exists("user:42").await);
 }
 
+// ANCHOR: typed
 /// Flaw 12: typed values come back as the same types, timestamps included.
 #[tokio::test]
 async fn timestamps_round_trip_as_timestamps() {
@@ -40,7 +41,9 @@ async fn timestamps_round_trip_as_timestamps() {
     let entry: Entry<User> = codec::decode(raw.as_bytes()).unwrap();
     assert_eq!(entry, Entry::Present(seed_user(9)));
 }
+// ANCHOR_END: typed
 
+// ANCHOR: zero_and_empty
 /// Flaw 1: zero and empty are values. A cache that reads them as misses asks the database again.
 #[tokio::test]
 async fn zero_and_empty_values_are_hits() {
@@ -78,7 +81,9 @@ async fn zero_and_empty_values_are_hits() {
         Some(r#"{"present":[]}"#)
     );
 }
+// ANCHOR_END: zero_and_empty
 
+// ANCHOR: absent
 /// Flaw 1, second half: an absent row is cached as "absent", briefly, so asking for ids that do
 /// not exist does not reach the database every time (cache penetration).
 #[tokio::test]
@@ -99,6 +104,7 @@ async fn an_absent_row_costs_one_query_within_the_negative_ttl() {
     let ttl = fx.pttl("user:1000000").await;
     assert!(ttl <= policy.negative_ttl && ttl < policy.ttl, "{ttl:?}");
 }
+// ANCHOR_END: absent
 
 #[tokio::test]
 async fn an_absent_entry_expires_and_the_row_is_asked_for_again() {
@@ -158,6 +164,7 @@ async fn an_update_invalidates_and_the_next_read_returns_the_new_row() {
     assert_eq!(fx.db.queries(), 3, "load, update, reload; then a hit");
 }
 
+// ANCHOR: race
 /// A load of user 7 that, once it has read the row, waits for the writer to finish.
 type SlowLoad = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = Option<User>> + Send>> + Send>;
 
@@ -235,6 +242,7 @@ async fn the_textbook_version_keeps_the_old_row_after_the_race() {
         "stale: the write is invisible"
     );
 }
+// ANCHOR_END: race
 
 #[tokio::test]
 async fn a_corrupt_entry_is_a_counted_miss_and_is_overwritten() {
