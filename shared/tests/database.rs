@@ -1,4 +1,7 @@
 //! The counted database: exact counts under concurrency, latency, seed data, bad URLs.
+//!
+//! These run against `DATABASE_URL` when it is set (PostgreSQL, in a schema of their own that each
+//! test drops), else against a private SQLite file, so both backends answer the same queries.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -6,9 +9,20 @@ use std::time::{Duration, Instant};
 use shared::db::{seed_product, seed_user};
 use shared::{Database, DbOptions};
 
+fn options() -> DbOptions {
+    DbOptions {
+        url: std::env::var("DATABASE_URL").ok(),
+        ..DbOptions::default()
+    }
+}
+
+async fn open() -> Database {
+    Database::open(options()).await.unwrap()
+}
+
 #[tokio::test]
 async fn seed_rows_are_deterministic_and_setup_is_not_counted() {
-    let db = Database::private().await.unwrap();
+    let db = open().await;
     assert_eq!(db.queries(), 0);
     assert_eq!(db.user(42).await.unwrap(), Some(seed_user(42)));
     assert_eq!(db.user(100_000).await.unwrap(), None);
@@ -17,11 +31,12 @@ async fn seed_rows_are_deterministic_and_setup_is_not_counted() {
     // The seed has zeros and empties on purpose.
     assert_eq!(seed_user(10).karma, 0);
     assert_eq!(seed_user(14).bio, "");
+    db.close().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn counts_are_exact_under_concurrency() {
-    let db = Arc::new(Database::private().await.unwrap());
+    let db = Arc::new(open().await);
     let tasks: Vec<_> = (0..50)
         .map(|i| {
             let db = db.clone();
@@ -38,13 +53,14 @@ async fn counts_are_exact_under_concurrency() {
     assert_eq!(db.queries(), 1_000);
     db.reset_queries();
     assert_eq!(db.queries(), 0);
+    Arc::into_inner(db).unwrap().close().await.unwrap();
 }
 
 #[tokio::test]
 async fn latency_is_added_to_each_query() {
     let db = Database::open(DbOptions {
         latency: Duration::from_millis(30),
-        ..DbOptions::default()
+        ..options()
     })
     .await
     .unwrap();
@@ -55,11 +71,12 @@ async fn latency_is_added_to_each_query() {
     assert!(start.elapsed() >= Duration::from_millis(60));
     db.set_latency(Duration::ZERO);
     assert_eq!(db.latency(), Duration::ZERO);
+    db.close().await.unwrap();
 }
 
 #[tokio::test]
 async fn writes_are_visible_and_counted() {
-    let db = Database::private().await.unwrap();
+    let db = open().await;
     let mut user = seed_user(3);
     user.name = "Renamed".into();
     assert!(db.update_user(&user).await.unwrap());
@@ -68,11 +85,12 @@ async fn writes_are_visible_and_counted() {
     assert_eq!(db.product(5).await.unwrap().unwrap().price_cents, 999);
     assert!(!db.set_price(9_999, 1).await.unwrap(), "no such product");
     assert_eq!(db.queries(), 5);
+    db.close().await.unwrap();
 }
 
 #[tokio::test]
 async fn category_queries_return_empty_lists_and_zero_counts() {
-    let db = Database::private().await.unwrap();
+    let db = open().await;
     let teas = db.products_in_category("tea", None).await.unwrap();
     assert_eq!(teas.len(), 20);
     assert!(
@@ -89,6 +107,27 @@ async fn category_queries_return_empty_lists_and_zero_counts() {
     );
     assert_eq!(db.out_of_stock_count("socks").await.unwrap(), 0);
     assert!(db.out_of_stock_count("tea").await.unwrap() > 0);
+    db.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn search_matches_a_name_prefix_and_a_karma_floor() {
+    let db = open().await;
+    let found = db.search_users("Ada", 100, 50).await.unwrap();
+    assert!(!found.is_empty());
+    assert!(
+        found
+            .iter()
+            .all(|u| u.name.starts_with("Ada") && u.karma >= 100)
+    );
+    assert!(found.windows(2).all(|w| w[0].id < w[1].id));
+    let expected = (1..=100)
+        .map(seed_user)
+        .filter(|u| u.name.starts_with("Ada") && u.karma >= 100)
+        .count();
+    assert_eq!(found.len(), expected);
+    assert!(db.search_users("Zed", 0, 50).await.unwrap().is_empty());
+    db.close().await.unwrap();
 }
 
 #[tokio::test]
