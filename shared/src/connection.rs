@@ -30,9 +30,9 @@ impl RedisTarget {
     pub fn from_url_or_private(url: Option<&str>) -> Result<Self, SetupError> {
         match url {
             Some(url) => {
-                redis::Client::open(url).map_err(|source| SetupError::BadRedisUrl {
+                redis::Client::open(url).map_err(|cause| SetupError::BadRedisUrl {
                     url: url.to_string(),
-                    source,
+                    cause,
                 })?;
                 Ok(RedisTarget::External(url.to_string()))
             }
@@ -82,29 +82,29 @@ fn manager_config() -> ConnectionManagerConfig {
 
 /// Connects to `url` now, or explains why it cannot.
 pub async fn connect(url: &str) -> Result<ConnectionManager, SetupError> {
-    let client = redis::Client::open(url).map_err(|source| SetupError::BadRedisUrl {
+    let client = redis::Client::open(url).map_err(|cause| SetupError::BadRedisUrl {
         url: url.to_string(),
-        source,
+        cause,
     })?;
     ConnectionManager::new_with_config(client, manager_config())
         .await
-        .map_err(|source| SetupError::RedisUnreachable {
+        .map_err(|cause| SetupError::RedisUnreachable {
             url: url.to_string(),
-            source,
+            cause,
         })
 }
 
 /// A manager that connects on first use, so a program can start while Redis is down and begin
 /// using it when it appears. Only the URL's syntax is checked here.
 pub fn connect_lazy(url: &str) -> Result<ConnectionManager, SetupError> {
-    let client = redis::Client::open(url).map_err(|source| SetupError::BadRedisUrl {
+    let client = redis::Client::open(url).map_err(|cause| SetupError::BadRedisUrl {
         url: url.to_string(),
-        source,
+        cause,
     })?;
-    ConnectionManager::new_lazy_with_config(client, manager_config()).map_err(|source| {
+    ConnectionManager::new_lazy_with_config(client, manager_config()).map_err(|cause| {
         SetupError::RedisUnreachable {
             url: url.to_string(),
-            source,
+            cause,
         }
     })
 }

@@ -24,7 +24,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyPool, Executor, Row};
+use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor, Row};
 
 use crate::error::SetupError;
 
@@ -119,25 +119,31 @@ impl Database {
                 (url, Some(dir))
             }
         };
-        let bad_url = |source| SetupError::BadDatabaseUrl {
-            url: url.clone(),
-            source,
+        // A URL the drivers cannot parse is the learner's typo; one they parse but cannot
+        // connect to is a server that is down or a wrong password. Each gets its own advice.
+        let bad_url = |cause| match cause {
+            sqlx::Error::Configuration(_) => SetupError::BadDatabaseUrl {
+                url: url.clone(),
+                cause,
+            },
+            cause => SetupError::DatabaseUnreachable {
+                url: url.clone(),
+                cause,
+            },
         };
 
+        // One plain connection first: it fails at once on a bad URL or a server that is down,
+        // where a pool would keep retrying until its acquire timeout (30 s).
+        let mut probe = AnyConnection::connect(&url).await.map_err(bad_url)?;
         let is_postgres = url.starts_with("postgres:") || url.starts_with("postgresql:");
         let pg_schema = is_postgres.then(|| format!("course_{:08x}", rand::random::<u32>()));
         if let Some(schema) = &pg_schema {
             // A schema of our own, set as every pooled connection's search path.
-            let setup = AnyPoolOptions::new()
-                .max_connections(1)
-                .connect(&url)
-                .await
-                .map_err(bad_url)?;
-            setup
+            probe
                 .execute(format!("CREATE SCHEMA {schema}").as_str())
                 .await?;
-            setup.close().await;
         }
+        probe.close().await?;
         let search_path = pg_schema.clone();
         let pool = AnyPoolOptions::new()
             .max_connections(options.max_connections)

@@ -1,6 +1,7 @@
 //! `cargo run -p cache-aside`: one Zipf workload against the database alone, then through
 //! cache-aside, and a table of what each cost.
 
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -94,9 +95,23 @@ impl Line {
     }
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    let runtime = tokio::runtime::Runtime::new().expect("start the tokio runtime");
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // The messages say what to do; a backtrace would only bury them.
+            eprintln!("error: {error}");
+            for cause in error.chain().skip(1) {
+                eprintln!("\n{cause}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     let args = &cli.common;
 
     let redis = RedisTarget::from_url_or_private(args.redis_url.as_deref())

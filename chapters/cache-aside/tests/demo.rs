@@ -75,6 +75,22 @@ fn a_bad_database_url_names_the_accepted_forms() {
 }
 
 #[test]
+fn an_unreachable_database_is_not_called_a_bad_url() {
+    let out = demo(&[
+        "--database-url",
+        "postgres://course@127.0.0.1:1/course",
+        "--requests",
+        "10",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("cannot reach the database"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn no_redis_on_path_gives_the_install_commands() {
     let out = Command::new(env!("CARGO_BIN_EXE_cache-aside"))
         .env("PATH", "/nonexistent")
