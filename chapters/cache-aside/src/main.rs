@@ -170,13 +170,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let cached_queries = db.queries();
     let stats = users.cache().stats();
 
-    let mut report = Report::new(format!(
+    let mut summary = Report::new(format!(
         "Cache-aside vs the database alone: {} requests over {} task{}",
         report::count(args.requests),
         args.concurrency,
         if args.concurrency == 1 { "" } else { "s" }
     ));
-    report
+    summary
         .setting("keys", report::count(args.keys))
         .setting("skew", args.skew)
         .setting("writes", report::percent(cli.write_ratio))
@@ -190,16 +190,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             },
         )
         .setting("ttl", format!("{} s", cli.ttl_secs));
-    report
+    summary
         .rows
         .push(Line::new("database only", &baseline, baseline_queries));
-    report.rows.push(Line {
+    summary.rows.push(Line {
         hit_ratio: Some(stats.hit_ratio()),
         redis_errors: Some(stats.errors),
         ..Line::new("cache-aside", &cached, cached_queries)
     });
-    report.conclusion = conclude(&report.rows[0], &report.rows[1], args.db_latency_ms);
-    report.print(args.json);
+    summary.conclusion = conclude(&summary.rows[0], &summary.rows[1], args.db_latency_ms);
+    summary.print(args.json);
 
     for (run, line) in [(&baseline, "database only"), (&cached, "cache-aside")] {
         if let Some(error) = &run.first_failure {
