@@ -71,6 +71,11 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 
+    /// The server's working folder, a temporary one removed on drop; its log is `redis.log`.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
     /// The process id while the server runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.lock().unwrap().as_ref().map(Child::id)

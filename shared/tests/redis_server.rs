@@ -92,6 +92,7 @@ async fn pause_holds_commands_until_it_ends() {
 fn owner_that_exits_abruptly() {
     let server = RedisServer::start().unwrap();
     println!("PID {}", server.pid().unwrap());
+    println!("DIR {}", server.dir().display());
     std::process::exit(0);
 }
 
@@ -118,6 +119,12 @@ fn dies_with_its_owner_process() {
         wait_until_gone(pid),
         "redis-server {pid} outlived the process that started it"
     );
+    // The child skipped every destructor, so its temporary folder is ours to remove.
+    let dir = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("DIR "))
+        .expect("child printed its folder");
+    std::fs::remove_dir_all(dir.trim()).unwrap();
 }
 
 #[tokio::test]
