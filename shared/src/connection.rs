@@ -93,18 +93,3 @@ pub async fn connect(url: &str) -> Result<ConnectionManager, SetupError> {
             cause,
         })
 }
-
-/// A manager that connects on first use, so a program can start while Redis is down and begin
-/// using it when it appears. Only the URL's syntax is checked here.
-pub fn connect_lazy(url: &str) -> Result<ConnectionManager, SetupError> {
-    let client = redis::Client::open(url).map_err(|cause| SetupError::BadRedisUrl {
-        url: url.to_string(),
-        cause,
-    })?;
-    ConnectionManager::new_lazy_with_config(client, manager_config()).map_err(|cause| {
-        SetupError::RedisUnreachable {
-            url: url.to_string(),
-            cause,
-        }
-    })
-}

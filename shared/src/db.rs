@@ -97,11 +97,6 @@ pub struct Database {
 }
 
 impl Database {
-    /// A private SQLite database with the default seed and no latency.
-    pub async fn private() -> Result<Self, SetupError> {
-        Self::open(DbOptions::default()).await
-    }
-
     /// Opens, creates the schema and seeds it.
     pub async fn open(options: DbOptions) -> Result<Self, SetupError> {
         sqlx::any::install_default_drivers();

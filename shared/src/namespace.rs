@@ -34,11 +34,6 @@ impl Namespace {
         format!("{}{{{local}}}", self.prefix)
     }
 
-    /// The prefix every key of this namespace starts with.
-    pub fn prefix(&self) -> &str {
-        &self.prefix
-    }
-
     /// Every key of this namespace now in Redis, found with `SCAN`.
     pub async fn keys(&self, conn: &mut ConnectionManager) -> redis::RedisResult<Vec<String>> {
         let pattern = format!("{}*", self.prefix);

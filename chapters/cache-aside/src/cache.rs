@@ -126,10 +126,6 @@ impl CacheAside {
         self.metrics.snapshot()
     }
 
-    pub fn policy(&self) -> &Policy {
-        &self.policy
-    }
-
     // ANCHOR: lookup
     async fn lookup<T: DeserializeOwned>(&self, key: &str) -> Lookup<T> {
         let mut conn = self.redis.clone();
