@@ -30,10 +30,7 @@ impl RedisTarget {
     pub fn from_url_or_private(url: Option<&str>) -> Result<Self, SetupError> {
         match url {
             Some(url) => {
-                redis::Client::open(url).map_err(|cause| SetupError::BadRedisUrl {
-                    url: url.to_string(),
-                    cause,
-                })?;
+                client(url)?;
                 Ok(RedisTarget::External(url.to_string()))
             }
             None => Ok(RedisTarget::Private(RedisServer::start()?)),
@@ -76,17 +73,19 @@ fn manager_config() -> ConnectionManagerConfig {
         .set_connection_timeout(Some(CONNECT_TIMEOUT))
         .set_response_timeout(Some(RESPONSE_TIMEOUT))
         .set_number_of_retries(0)
-        .set_min_delay(Duration::from_millis(10))
-        .set_max_delay(Duration::from_millis(100))
+}
+
+/// A client for `url`; only the URL's syntax is checked here.
+fn client(url: &str) -> Result<redis::Client, SetupError> {
+    redis::Client::open(url).map_err(|cause| SetupError::BadRedisUrl {
+        url: url.to_string(),
+        cause,
+    })
 }
 
 /// Connects to `url` now, or explains why it cannot.
 pub async fn connect(url: &str) -> Result<ConnectionManager, SetupError> {
-    let client = redis::Client::open(url).map_err(|cause| SetupError::BadRedisUrl {
-        url: url.to_string(),
-        cause,
-    })?;
-    ConnectionManager::new_with_config(client, manager_config())
+    ConnectionManager::new_with_config(client(url)?, manager_config())
         .await
         .map_err(|cause| SetupError::RedisUnreachable {
             url: url.to_string(),

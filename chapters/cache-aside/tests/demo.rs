@@ -13,6 +13,13 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// Runs the demo, asserts that it failed, and returns what it printed on stderr.
+fn refused(args: &[&str]) -> String {
+    let out = demo(args);
+    assert!(!out.status.success(), "the demo accepted {args:?}");
+    stderr(&out)
+}
+
 #[test]
 fn a_serial_run_reports_one_load_per_distinct_key() {
     let out = demo(&[
@@ -47,47 +54,31 @@ fn a_serial_run_reports_one_load_per_distinct_key() {
 
 #[test]
 fn a_url_that_is_not_redis_says_what_one_looks_like() {
-    let out = demo(&["--redis-url", "http://localhost:6379"]);
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("redis://HOST:PORT/DB"),
-        "{}",
-        stderr(&out)
-    );
+    let err = refused(&["--redis-url", "http://localhost:6379"]);
+    assert!(err.contains("redis://HOST:PORT/DB"), "{err}");
 }
 
 #[test]
 fn an_unreachable_redis_says_how_to_fix_it() {
-    let out = demo(&["--redis-url", "redis://127.0.0.1:1/"]);
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("Is the server running?"),
-        "{}",
-        stderr(&out)
-    );
+    let err = refused(&["--redis-url", "redis://127.0.0.1:1/"]);
+    assert!(err.contains("Is the server running?"), "{err}");
 }
 
 #[test]
 fn a_bad_database_url_names_the_accepted_forms() {
-    let out = demo(&["--database-url", "mysql://nowhere/db", "--requests", "10"]);
-    assert!(!out.status.success());
-    assert!(stderr(&out).contains("postgres://"), "{}", stderr(&out));
+    let err = refused(&["--database-url", "mysql://nowhere/db", "--requests", "10"]);
+    assert!(err.contains("postgres://"), "{err}");
 }
 
 #[test]
 fn an_unreachable_database_is_not_called_a_bad_url() {
-    let out = demo(&[
+    let err = refused(&[
         "--database-url",
         "postgres://course@127.0.0.1:1/course",
         "--requests",
         "10",
     ]);
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("cannot reach the database"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(err.contains("cannot reach the database"), "{err}");
 }
 
 #[test]
