@@ -11,8 +11,10 @@ use clap::Args;
 use crate::db::DbOptions;
 use crate::workload::Workload;
 
+/// Where the demo's Redis and database are. Every demo flattens this, directly or through
+/// [`CommonArgs`].
 #[derive(Args, Clone, Debug)]
-pub struct CommonArgs {
+pub struct Backends {
     /// Redis to use, e.g. redis://127.0.0.1:6379/0. Unset: a private redis-server is started
     /// from PATH for this run and stopped at its end. The demo only touches keys under its own
     /// prefix and removes them when done.
@@ -23,6 +25,31 @@ pub struct CommonArgs {
     /// file, deleted at the end. Against PostgreSQL the demo works in a schema of its own.
     #[arg(long, env = "DATABASE_URL", value_name = "URL")]
     pub database_url: Option<String>,
+}
+
+impl Backends {
+    /// Database options seeding `rows` users and `rows` products, each query slowed by `latency`.
+    pub fn db_options(&self, rows: u64, latency: Duration) -> DbOptions {
+        DbOptions {
+            url: self.database_url.clone(),
+            users: rows as i64,
+            products: rows as i64,
+            latency,
+            ..DbOptions::default()
+        }
+    }
+
+    /// How the report names the Redis in use.
+    pub fn redis_label(&self) -> String {
+        self.redis_url.clone().unwrap_or_else(|| "private".into())
+    }
+}
+
+/// The workload flags of the demos that replay a Zipf stream of requests.
+#[derive(Args, Clone, Debug)]
+pub struct CommonArgs {
+    #[command(flatten)]
+    pub backends: Backends,
 
     /// How many requests the workload sends (per strategy compared).
     #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
@@ -61,13 +88,7 @@ impl CommonArgs {
 
     /// Database options seeding one row per key.
     pub fn db_options(&self) -> DbOptions {
-        DbOptions {
-            url: self.database_url.clone(),
-            users: self.keys as i64,
-            products: self.keys as i64,
-            latency: self.db_latency(),
-            ..DbOptions::default()
-        }
+        self.backends.db_options(self.keys, self.db_latency())
     }
 
     /// The workload these arguments describe, with the given share of writes.

@@ -75,8 +75,9 @@ fn manager_config() -> ConnectionManagerConfig {
         .set_number_of_retries(0)
 }
 
-/// A client for `url`; only the URL's syntax is checked here.
-fn client(url: &str) -> Result<redis::Client, SetupError> {
+/// A client for `url`; only the URL's syntax is checked here. Lessons that need a connection of
+/// their own beside the manager (a pub/sub subscription, say) open it from this.
+pub fn client(url: &str) -> Result<redis::Client, SetupError> {
     redis::Client::open(url).map_err(|cause| SetupError::BadRedisUrl {
         url: url.to_string(),
         cause,

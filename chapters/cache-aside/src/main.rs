@@ -114,7 +114,7 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let args = &cli.common;
 
-    let redis = RedisTarget::from_url_or_private(args.redis_url.as_deref())
+    let redis = RedisTarget::from_url_or_private(args.backends.redis_url.as_deref())
         .context("could not get a Redis for the demo")?;
     let mut conn = redis.connect().await?;
     let db = Arc::new(

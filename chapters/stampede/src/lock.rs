@@ -1,0 +1,118 @@
+//! A lock in Redis that only its owner can release.
+//!
+//! Taking it is one command, `SET lock token NX PX ttl`: set the key only if it does not exist,
+//! with a TTL. The token is random and known only to the taker; it is the proof of ownership.
+//!
+//! Releasing it is where the usual version goes wrong. `DEL lock` releases *whoever's* lock is
+//! there now. If our load outlived the TTL, the lock expired, someone else took it, and our `DEL`
+//! deletes *their* lock, letting a third request in while they are still loading. So release
+//! compares the token and deletes in one Lua script, which Redis runs atomically: nobody can take
+//! the lock between the comparison and the delete.
+//!
+//! The TTL is what makes the lock safe against crashes: a holder that dies never releases, and
+//! the lock frees itself when the TTL runs out. That also means a TTL shorter than the work lets
+//! a second worker in; choose it comfortably longer than a load.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use redis::{RedisResult, Script};
+
+// ANCHOR: scripts
+/// Takes the lock, or says how long its current holder still has it.
+/// KEYS: lock. ARGV: token, TTL in ms. Returns -1 when taken, else the holder's PTTL in ms
+/// (-1 if the existing lock has no TTL at all).
+static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+    return -1
+end
+local left = redis.call('PTTL', KEYS[1])
+if left == -1 then return -2 end
+return left
+",
+    )
+});
+
+/// Deletes the lock only if it still holds our token.
+/// KEYS: lock. ARGV: token. Returns 1 if it deleted our lock, 0 if the lock was no longer ours.
+static RELEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
+end
+return 0
+",
+    )
+});
+// ANCHOR_END: scripts
+
+/// A lock we hold: its key and the token that proves it is ours.
+#[derive(Debug)]
+pub struct Lock {
+    key: String,
+    token: String,
+}
+
+/// What an attempt to take a lock found.
+#[derive(Debug)]
+pub enum Attempt {
+    Acquired(Lock),
+    /// Someone else holds it, for at most `expires_in` more (`None`: their lock has no TTL).
+    Held {
+        expires_in: Option<Duration>,
+    },
+}
+
+// ANCHOR: acquire
+/// Tries once to take the lock `key` for `ttl`.
+pub async fn try_acquire(
+    conn: &mut ConnectionManager,
+    key: &str,
+    ttl: Duration,
+) -> RedisResult<Attempt> {
+    let token = format!("{:032x}", rand::random::<u128>());
+    let answer: i64 = ACQUIRE
+        .key(key)
+        .arg(&token)
+        .arg(ttl.as_millis().max(1) as u64)
+        .invoke_async(conn)
+        .await?;
+    Ok(match answer {
+        -1 => Attempt::Acquired(Lock {
+            key: key.to_string(),
+            token,
+        }),
+        -2 => Attempt::Held { expires_in: None },
+        ms => Attempt::Held {
+            expires_in: Some(Duration::from_millis(ms.max(0) as u64)),
+        },
+    })
+}
+
+impl Lock {
+    /// Releases the lock if it is still ours. `Ok(false)` means it expired and someone else may
+    /// hold it now; their lock is left alone.
+    pub async fn release(self, conn: &mut ConnectionManager) -> RedisResult<bool> {
+        let deleted: i64 = RELEASE
+            .key(&self.key)
+            .arg(&self.token)
+            .invoke_async(conn)
+            .await?;
+        Ok(deleted == 1)
+    }
+}
+// ANCHOR_END: acquire
+
+impl Lock {
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+}

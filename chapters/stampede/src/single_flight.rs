@@ -1,0 +1,124 @@
+//! In-process single flight: concurrent misses for one key inside one process share one load.
+//!
+//! The first request to miss starts a *flight*; requests for the same key that miss while it is in
+//! the air wait for it and take a copy of its value. It costs no Redis round trip and no
+//! coordination, and it bounds a stampede to one load *per process*: with 4 application
+//! instances, 4 loads. The lock strategy brings that to one across all of them.
+//!
+//! The flight re-checks Redis before it loads. Without that, a request whose GET missed just
+//! before the previous flight stored the value would start a second flight, and a second load, a
+//! moment after the first one landed.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use redis::aio::ConnectionManager;
+use shared::Namespace;
+use tokio::sync::OnceCell;
+
+use crate::cache::{Lookup, RedisCache};
+use crate::source::Source;
+use crate::strategy::{self, Error, Policy, Stats, Strategy};
+
+// ANCHOR: flights
+/// The flights in the air, by key. A flight is a cell the first caller fills; everyone else who
+/// finds the cell awaits it.
+pub struct Flights<T> {
+    in_air: Mutex<HashMap<String, Arc<OnceCell<T>>>>,
+}
+
+impl<T: Clone> Flights<T> {
+    pub fn new() -> Self {
+        Flights {
+            in_air: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Runs `work` for `key` unless a flight for `key` is already running, in which case waits for
+    /// it and returns a copy of its result. If the running flight fails, the next waiter runs
+    /// `work` itself: an error is not shared, because the next attempt may well succeed.
+    pub async fn run<F, Fut, E>(&self, key: &str, work: F) -> Result<T, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let flight = self
+            .in_air
+            .lock()
+            .expect("flights lock")
+            .entry(key.to_string())
+            .or_default()
+            .clone();
+        let result = flight.get_or_try_init(work).await.cloned();
+        // Landed: forget the flight, so the next miss (after the next expiry) starts a new one.
+        let mut in_air = self.in_air.lock().expect("flights lock");
+        if in_air.get(key).is_some_and(|f| Arc::ptr_eq(f, &flight)) {
+            in_air.remove(key);
+        }
+        result
+    }
+}
+// ANCHOR_END: flights
+
+impl<T: Clone> Default for Flights<T> {
+    fn default() -> Self {
+        Flights::new()
+    }
+}
+
+pub struct SingleFlight<S: Source> {
+    cache: RedisCache,
+    source: Arc<S>,
+    policy: Policy,
+    flights: Flights<S::Value>,
+}
+
+impl<S: Source> SingleFlight<S> {
+    pub fn new(
+        conn: ConnectionManager,
+        namespace: Namespace,
+        source: Arc<S>,
+        policy: Policy,
+    ) -> Self {
+        SingleFlight {
+            cache: RedisCache::new(conn, namespace, policy.redis_timeout),
+            source,
+            policy,
+            flights: Flights::new(),
+        }
+    }
+}
+
+impl<S: Source> Strategy for SingleFlight<S> {
+    type Value = S::Value;
+
+    // ANCHOR: get
+    async fn get(&self, local: &str) -> Result<S::Value, Error> {
+        let key = self.cache.key(local);
+        if let Lookup::Found(value) = self.cache.read(&key).await {
+            self.cache.metrics.hits.inc();
+            return Ok(value);
+        }
+        self.cache.metrics.misses.inc();
+        self.flights
+            .run(&key, || async {
+                // The flight before this one may have stored the value since our GET.
+                let lookup = self.cache.read(&key).await;
+                if let Lookup::Found(value) = lookup {
+                    return Ok(value);
+                }
+                let value = strategy::load(&*self.source, &self.cache.metrics, local).await?;
+                if let Lookup::Missing = lookup {
+                    self.cache.write(&key, &value, self.policy.ttl).await;
+                }
+                Ok(value)
+            })
+            .await
+    }
+    // ANCHOR_END: get
+
+    fn stats(&self) -> Stats {
+        self.cache.metrics.snapshot()
+    }
+}

@@ -1,0 +1,161 @@
+//! Stale-while-revalidate: serve the old value at once, refresh it in the background.
+//!
+//! A value has two ages. Until its *soft* TTL it is fresh. Between the soft and the *hard* TTL it
+//! is stale but still served, immediately, while one background task loads the new value; no
+//! request waits for the database. After the hard TTL Redis has dropped the key, and the next
+//! request loads it the ordinary way.
+//!
+//! "One background task" must hold across instances, or each of them refreshes on its own: the
+//! refresh is guarded by the same owner-checked lock as the lock strategy ([`crate::lock`]), on a
+//! key of its own. Whoever takes it refreshes; everyone else keeps serving the stale value. If the
+//! refresh fails or its process dies, the lock's TTL frees the way for the next attempt.
+//!
+//! The price is that readers see data up to `serve_stale_for` old, which is fine for a product
+//! listing or a leaderboard and wrong for a bank balance. The miss path (a cold key, or one past
+//! its hard TTL) is an ordinary miss: pair it with the lock if cold misses of hot keys matter.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use redis::aio::ConnectionManager;
+use serde::{Deserialize, Serialize};
+use shared::Namespace;
+use tokio::task::JoinSet;
+
+use crate::cache::{Lookup, RedisCache};
+use crate::lock::{self, Attempt};
+use crate::source::Source;
+use crate::strategy::{self, Error, Policy, Stats, Strategy};
+
+// ANCHOR: record
+/// What stale-while-revalidate stores: the value and the end of its freshness. The Redis TTL of
+/// the key is the hard TTL.
+#[derive(Serialize, Deserialize)]
+pub struct Record<T> {
+    pub value: T,
+    /// Milliseconds since the Unix epoch after which `value` is stale.
+    pub fresh_until_ms: u64,
+}
+// ANCHOR_END: record
+
+pub struct StaleWhileRevalidate<S: Source> {
+    inner: Arc<Inner<S>>,
+    /// The background refreshes this instance started, so shutdown can wait for them.
+    refreshes: Mutex<JoinSet<()>>,
+}
+
+/// What a background refresh needs, shared with the task that runs it.
+struct Inner<S: Source> {
+    cache: RedisCache,
+    source: Arc<S>,
+    policy: Policy,
+}
+
+impl<S: Source> StaleWhileRevalidate<S> {
+    pub fn new(
+        conn: ConnectionManager,
+        namespace: Namespace,
+        source: Arc<S>,
+        policy: Policy,
+    ) -> Self {
+        StaleWhileRevalidate {
+            inner: Arc::new(Inner {
+                cache: RedisCache::new(conn, namespace, policy.redis_timeout),
+                source,
+                policy,
+            }),
+            refreshes: Mutex::new(JoinSet::new()),
+        }
+    }
+
+    /// Waits until the background refreshes this instance has started so far are done.
+    pub async fn finish_refreshes(&self) {
+        let running = std::mem::take(&mut *self.refreshes.lock().expect("refreshes lock"));
+        running.join_all().await;
+    }
+
+    // ANCHOR: get
+    async fn get(&self, local: &str) -> Result<S::Value, Error> {
+        let inner = &self.inner;
+        let key = inner.cache.key(local);
+        let lookup = inner.cache.read::<Record<S::Value>>(&key).await;
+        let can_store = !matches!(lookup, Lookup::Unavailable);
+        if let Lookup::Found(record) = lookup {
+            if now_ms() < record.fresh_until_ms {
+                inner.cache.metrics.hits.inc();
+            } else {
+                inner.cache.metrics.stale_hits.inc();
+                self.refresh_in_background(local).await;
+            }
+            return Ok(record.value);
+        }
+        inner.cache.metrics.misses.inc();
+        let value = strategy::load(&*inner.source, &inner.cache.metrics, local).await?;
+        if can_store {
+            inner.store(&key, &value).await;
+        }
+        Ok(value)
+    }
+    // ANCHOR_END: get
+
+    // ANCHOR: refresh
+    /// Starts a refresh of `local` unless another request, here or in another instance, has.
+    async fn refresh_in_background(&self, local: &str) {
+        let inner = self.inner.clone();
+        let key = inner.cache.key(local);
+        let mut conn = inner.cache.conn();
+        let guard = refresh_key(&key);
+        let attempt = lock::try_acquire(&mut conn, &guard, inner.policy.lock_ttl);
+        let Some(Attempt::Acquired(lock)) = inner.cache.bounded(attempt).await else {
+            return; // somebody is refreshing it already (or Redis failed: serve stale, try later)
+        };
+        inner.cache.metrics.refreshes.inc();
+        let local = local.to_string();
+        let mut refreshes = self.refreshes.lock().expect("refreshes lock");
+        while refreshes.try_join_next().is_some() {} // forget the finished ones
+        refreshes.spawn(async move {
+            // A failed refresh leaves the stale value in place; the next stale read tries again.
+            if let Ok(value) = strategy::load(&*inner.source, &inner.cache.metrics, &local).await {
+                inner.store(&key, &value).await;
+            }
+            inner.cache.bounded(lock.release(&mut conn)).await;
+        });
+    }
+    // ANCHOR_END: refresh
+}
+
+impl<S: Source> Inner<S> {
+    /// Stores `value` as fresh for `ttl`, kept in Redis for `ttl + serve_stale_for`.
+    async fn store(&self, key: &str, value: &S::Value) {
+        let record = Record {
+            value,
+            fresh_until_ms: now_ms() + self.policy.ttl.as_millis() as u64,
+        };
+        let hard_ttl = self.policy.ttl + self.policy.serve_stale_for;
+        self.cache.write(key, &record, hard_ttl).await;
+    }
+}
+
+impl<S: Source> Strategy for StaleWhileRevalidate<S> {
+    type Value = S::Value;
+
+    async fn get(&self, key: &str) -> Result<S::Value, Error> {
+        StaleWhileRevalidate::get(self, key).await
+    }
+
+    fn stats(&self) -> Stats {
+        self.inner.cache.metrics.snapshot()
+    }
+}
+
+/// The key of the lock that lets one request refresh `key`.
+pub fn refresh_key(key: &str) -> String {
+    format!("{key}:refresh")
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_millis() as u64
+}

@@ -1,0 +1,121 @@
+//! Waking the requests that wait for a load, the moment its value arrives.
+//!
+//! A waiter that polls ("is it there yet?" every 100 ms) adds up to a whole interval to its
+//! latency and sends a GET per interval per waiter; shorten the interval and the GETs multiply.
+//! Instead, the lock holder *publishes* the key on a Redis channel once the value is stored, and
+//! the waiters are woken by the message.
+//!
+//! Each application instance holds **one** subscription, not one per waiter (a subscription takes
+//! a connection of its own), and fans each message out to its local waiters through a tokio
+//! broadcast channel. A waiter starts listening *before* it looks at the cache one last time, so a
+//! value stored between that look and the wait cannot slip past unannounced.
+//!
+//! Pub/sub delivery is at most once: a message sent while the subscription is reconnecting is
+//! lost. That is why a waiter never waits longer than the holder's lock has left to live; a lost
+//! wake-up costs time, never correctness.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::sync::{broadcast, oneshot};
+use tokio::task::JoinHandle;
+
+/// How long to wait between attempts to (re)subscribe while Redis is unreachable.
+const RESUBSCRIBE_EVERY: Duration = Duration::from_millis(250);
+/// How long `subscribe` waits for the first subscription before returning without it.
+const FIRST_SUBSCRIBE_WAIT: Duration = Duration::from_secs(1);
+
+/// One instance's subscription to the channel on which keys are announced.
+pub struct Wakeups {
+    announced: broadcast::Sender<String>,
+    channel: String,
+    listener: JoinHandle<()>,
+}
+
+impl Wakeups {
+    /// Subscribes to `channel` in a background task that resubscribes after any disconnection.
+    /// Waits up to a second for the first subscription; if Redis is unreachable it returns anyway
+    /// and waiters fall back on their time limits until the subscription is made.
+    pub async fn subscribe(client: redis::Client, channel: String) -> Self {
+        let (announced, _) = broadcast::channel(1024);
+        let (ready, subscribed) = oneshot::channel();
+        let listener = tokio::spawn(listen(client, channel.clone(), announced.clone(), ready));
+        let _ = tokio::time::timeout(FIRST_SUBSCRIBE_WAIT, subscribed).await;
+        Wakeups {
+            announced,
+            channel,
+            listener,
+        }
+    }
+
+    /// The channel the lock holders publish on.
+    pub fn channel(&self) -> &str {
+        &self.channel
+    }
+
+    /// Starts listening for announcements. Call it before the last look at the cache.
+    pub fn listen(&self) -> Waiter {
+        Waiter {
+            announced: self.announced.subscribe(),
+        }
+    }
+}
+
+impl Drop for Wakeups {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+/// One request's ear on the channel.
+pub struct Waiter {
+    announced: broadcast::Receiver<String>,
+}
+
+impl Waiter {
+    /// Waits until `key` is announced or `limit` has passed. Returns whether it was announced (or
+    /// may have been: a waiter that fell behind the channel's buffer returns at once to look).
+    pub async fn wait_for(&mut self, key: &str, limit: Duration) -> bool {
+        let announced = async {
+            loop {
+                match self.announced.recv().await {
+                    Ok(announced) if announced == key => return,
+                    Ok(_) => continue,
+                    Err(broadcast::error::RecvError::Lagged(_)) => return,
+                    Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
+                }
+            }
+        };
+        tokio::time::timeout(limit, announced).await.is_ok()
+    }
+}
+
+/// Keeps a subscription to `channel` open, forwarding every message's payload to `announced`.
+async fn listen(
+    client: redis::Client,
+    channel: String,
+    announced: broadcast::Sender<String>,
+    ready: oneshot::Sender<()>,
+) {
+    let mut ready = Some(ready);
+    loop {
+        let subscribed = async {
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(&channel).await?;
+            redis::RedisResult::Ok(pubsub)
+        };
+        if let Ok(Ok(pubsub)) = tokio::time::timeout(FIRST_SUBSCRIBE_WAIT, subscribed).await {
+            if let Some(ready) = ready.take() {
+                let _ = ready.send(());
+            }
+            let mut messages = pubsub.into_on_message();
+            while let Some(message) = messages.next().await {
+                if let Ok(key) = message.get_payload::<String>() {
+                    // No receivers just means nobody is waiting right now.
+                    let _ = announced.send(key);
+                }
+            }
+        }
+        tokio::time::sleep(RESUBSCRIBE_EVERY).await;
+    }
+}

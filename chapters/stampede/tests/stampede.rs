@@ -1,0 +1,440 @@
+//! What each strategy promises, counted against a real Redis and a real database.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{burst, fixture, private_fixture, total, until};
+use redis::AsyncCommands;
+use shared::db::seed_product;
+use stampede::lock::{self, Attempt};
+use stampede::{Error, Policy, Strategy};
+
+fn policy() -> Policy {
+    Policy {
+        ttl: Duration::from_secs(60),
+        ..Policy::default()
+    }
+}
+
+/// Every answer is the seed product `id`.
+fn all_correct<E: std::fmt::Debug>(answers: &[Result<shared::Product, E>], id: i64) {
+    for answer in answers {
+        assert_eq!(answer.as_ref().unwrap(), &seed_product(id));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_protection_every_concurrent_miss_loads() {
+    let fx = fixture().await;
+    let pages = fx.pages();
+    let mut instances = Vec::new();
+    for _ in 0..4 {
+        instances.push(Arc::new(fx.unprotected(&pages, &policy()).await));
+    }
+    pages.close();
+    let requests = tokio::spawn({
+        let instances = instances.clone();
+        async move { burst(&instances, "7", 40).await }
+    });
+    // All 40 missed and are loading; none can finish before the gate opens.
+    pages.until_started(40).await;
+    pages.open();
+    all_correct(&requests.await.unwrap(), 7);
+    assert_eq!(fx.db.queries(), 40);
+    assert_eq!(total(&instances).loads, 40);
+}
+
+// ANCHOR: single_flight
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_flight_loads_once_per_process() {
+    let fx = fixture().await;
+    let pages = fx.pages();
+    let mut instances = Vec::new();
+    for _ in 0..4 {
+        instances.push(Arc::new(fx.single_flight(&pages, &policy()).await));
+    }
+    pages.close();
+    let requests = tokio::spawn({
+        let instances = instances.clone();
+        async move { burst(&instances, "7", 100).await }
+    });
+    pages.until_started(4).await; // one flight per instance is in the air
+    pages.open();
+    all_correct(&requests.await.unwrap(), 7);
+    assert_eq!(fx.db.queries(), 4, "one load per process, four processes");
+    for instance in &instances {
+        assert_eq!(instance.stats().loads, 1);
+    }
+}
+// ANCHOR_END: single_flight
+
+// ANCHOR: one_load
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lock_loads_once_across_instances_in_every_trial() {
+    let fx = fixture().await;
+    let pages = fx.pages();
+    let mut instances = Vec::new();
+    for _ in 0..4 {
+        instances.push(Arc::new(fx.locked(&pages, &policy()).await));
+    }
+    // A holder that does not look at the cache again after taking the lock loads a second time
+    // when a request's GET missed just before the previous holder stored the value and its
+    // SET NX came just after that holder released. That takes the right timing, found in about 1
+    // trial in 100 here, so one trial proves nothing: a fast load (no added latency) keeps the
+    // window busy, and each of 1,000 trials of 40 requests on a freshly expired key must load
+    // exactly once.
+    let mut conn = fx.conn.clone();
+    for trial in 0..1_000 {
+        let id = trial % 200 + 1;
+        let _: () = conn.del(fx.ns.key(&id.to_string())).await.unwrap();
+        let before = fx.db.queries();
+        let answers = burst(&instances, &id.to_string(), 40).await;
+        all_correct(&answers, id);
+        assert_eq!(fx.db.queries() - before, 1, "trial {trial}: loads");
+    }
+    let stats = total(&instances);
+    assert_eq!(stats.loads, 1_000);
+    assert_eq!(stats.errors, 0);
+    assert!(stats.waits > 0, "some requests waited: {stats:?}");
+}
+// ANCHOR_END: one_load
+
+// ANCHOR: token
+#[tokio::test]
+async fn a_holder_whose_lock_expired_cannot_release_the_next_holders_lock() {
+    let fx = fixture().await;
+    let mut conn = fx.conn.clone();
+    let key = fx.ns.key("report:lock");
+
+    let Attempt::Acquired(first) = lock::try_acquire(&mut conn, &key, Duration::from_secs(30))
+        .await
+        .unwrap()
+    else {
+        panic!("the lock was free");
+    };
+    // The first holder's lock runs out while it is still working (expire it now, not by waiting).
+    let _: () = conn.del(&key).await.unwrap();
+    let Attempt::Acquired(second) = lock::try_acquire(&mut conn, &key, Duration::from_secs(30))
+        .await
+        .unwrap()
+    else {
+        panic!("the expired lock was free");
+    };
+
+    assert!(
+        !first.release(&mut conn).await.unwrap(),
+        "not its lock any more"
+    );
+    let token: String = conn.get(&key).await.unwrap();
+    assert_eq!(token, second.token(), "the second holder's lock is intact");
+    match lock::try_acquire(&mut conn, &key, Duration::from_secs(30))
+        .await
+        .unwrap()
+    {
+        Attempt::Held { expires_in } => assert!(expires_in.unwrap() > Duration::from_secs(25)),
+        Attempt::Acquired(_) => panic!("a third request got in while the second holds the lock"),
+    }
+    assert!(second.release(&mut conn).await.unwrap());
+    assert!(!fx.exists("report:lock").await);
+}
+// ANCHOR_END: token
+
+// ANCHOR: woken
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiters_are_woken_by_the_value_not_by_a_timer() {
+    let fx = fixture().await;
+    let pages = fx.pages();
+    // Locks and waits of a minute: a waiter that relied on a timer would still be waiting when
+    // the test gives up after 10 s.
+    let patient = Policy {
+        lock_ttl: Duration::from_secs(60),
+        max_wait: Duration::from_secs(60),
+        ..policy()
+    };
+    let instances = vec![
+        Arc::new(fx.locked(&pages, &patient).await),
+        Arc::new(fx.locked(&pages, &patient).await),
+    ];
+    pages.close();
+    let requests = tokio::spawn({
+        let instances = instances.clone();
+        async move { burst(&instances, "9", 20).await }
+    });
+    pages.until_started(1).await;
+    until("19 waiters", || total(&instances).waits >= 19).await;
+    pages.open();
+
+    let answers = tokio::time::timeout(Duration::from_secs(10), requests)
+        .await
+        .expect("waiters woken when the value arrived")
+        .unwrap();
+    all_correct(&answers, 9);
+    assert_eq!(fx.db.queries(), 1, "the waiters did not load");
+}
+// ANCHOR_END: woken
+
+// ANCHOR: dead_holder
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_holder_delays_the_others_by_the_lock_ttl_then_one_loads() {
+    let fx = fixture().await;
+    let pages = fx.pages();
+    let short_lock = Policy {
+        lock_ttl: Duration::from_millis(500),
+        max_wait: Duration::from_secs(60),
+        ..policy()
+    };
+    let instances = vec![
+        Arc::new(fx.locked(&pages, &short_lock).await),
+        Arc::new(fx.locked(&pages, &short_lock).await),
+    ];
+    pages.hang_next();
+    let holder = tokio::spawn({
+        let instance = instances[0].clone();
+        async move { instance.get("11").await }
+    });
+    pages.until_started(1).await;
+    let waiters = tokio::spawn({
+        let instances = instances.clone();
+        async move { burst(&instances, "11", 10).await }
+    });
+    until("10 waiters", || total(&instances).waits >= 10).await;
+    let died = Instant::now();
+    holder.abort(); // it never releases its lock
+
+    let answers = tokio::time::timeout(Duration::from_secs(10), waiters)
+        .await
+        .expect("the lock's TTL, not max_wait (60 s), ended the wait")
+        .unwrap();
+    all_correct(&answers, 11);
+    assert_eq!(pages.started(), 2, "the dead holder's load and one more");
+    assert_eq!(
+        fx.db.queries(),
+        1,
+        "only the second load reached the database"
+    );
+    // A bound, not a speed claim: the lock had at most 500 ms left; allow for a loaded machine.
+    assert!(
+        died.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        died.elapsed()
+    );
+}
+// ANCHOR_END: dead_holder
+
+// ANCHOR: gave_up
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiter_out_of_time_gives_up_instead_of_loading() {
+    let fx = fixture().await;
+    let pages = fx.pages();
+    let impatient = Policy {
+        lock_ttl: Duration::from_secs(60),
+        max_wait: Duration::from_millis(100),
+        ..policy()
+    };
+    let instance = Arc::new(fx.locked(&pages, &impatient).await);
+    pages.close();
+    let holder = tokio::spawn({
+        let instance = instance.clone();
+        async move { instance.get("13").await }
+    });
+    pages.until_started(1).await;
+
+    let answers = burst(std::slice::from_ref(&instance), "13", 20).await;
+    for answer in &answers {
+        assert!(matches!(answer, Err(Error::GaveUp { .. })), "{answer:?}");
+    }
+    assert_eq!(pages.started(), 1, "nobody stampeded at the deadline");
+    assert_eq!(instance.stats().gave_up, 20);
+
+    pages.open();
+    assert_eq!(holder.await.unwrap().unwrap(), seed_product(13));
+    assert_eq!(instance.get("13").await.unwrap(), seed_product(13));
+    assert_eq!(fx.db.queries(), 1);
+}
+// ANCHOR_END: gave_up
+
+// ANCHOR: xfetch
+#[tokio::test]
+async fn xfetch_with_a_large_beta_refreshes_before_expiry() {
+    let fx = fixture().await;
+    fx.db.set_latency(Duration::from_millis(50)); // a slow recomputation
+    let eager = Policy {
+        beta: 1e9,
+        ..policy()
+    };
+    let xfetch = fx.xfetch(&fx.pages(), &eager).await;
+    xfetch.get("21").await.unwrap();
+    let expiry_before = fx.pttl_ms("21").await;
+
+    assert_eq!(xfetch.get("21").await.unwrap(), seed_product(21));
+    let stats = xfetch.stats();
+    assert_eq!((stats.loads, stats.refreshes), (2, 1), "{stats:?}");
+    // Refreshed a minute before its expiry: the key never went missing, and lives on.
+    assert!(expiry_before > 50_000, "{expiry_before}");
+    assert!(fx.pttl_ms("21").await > 55_000);
+}
+
+#[tokio::test]
+async fn xfetch_with_beta_near_zero_does_not_refresh_early() {
+    let fx = fixture().await;
+    fx.db.set_latency(Duration::from_millis(50));
+    let lazy = Policy {
+        beta: 1e-9,
+        ..policy()
+    };
+    let xfetch = fx.xfetch(&fx.pages(), &lazy).await;
+    for _ in 0..50 {
+        assert_eq!(xfetch.get("22").await.unwrap(), seed_product(22));
+    }
+    let stats = xfetch.stats();
+    assert_eq!((stats.loads, stats.refreshes, stats.hits), (1, 0, 49));
+}
+// ANCHOR_END: xfetch
+
+// ANCHOR: round_trips
+/// Commands Redis has run since the last `CONFIG RESETSTAT`, not counting this query.
+async fn commands_run(conn: &mut redis::aio::ConnectionManager) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("stats")
+        .query_async(conn)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|line| line.strip_prefix("total_commands_processed:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Warms `key`, then checks that 20 hits cost Redis exactly 20 commands.
+async fn hits_cost_one_command<T: Strategy>(fx: &common::Fixture, strategy: &T, key: &str) {
+    strategy.get(key).await.unwrap();
+    let mut conn = fx.conn.clone();
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let before = commands_run(&mut conn).await;
+    for _ in 0..20 {
+        strategy.get(key).await.unwrap();
+    }
+    // + 1 for the first INFO itself.
+    assert_eq!(commands_run(&mut conn).await - before, 20 + 1, "key {key}");
+    assert_eq!(strategy.stats().hits, 20);
+}
+
+#[tokio::test]
+async fn a_hit_is_one_round_trip_in_every_strategy() {
+    let fx = private_fixture().await;
+    let pages = fx.pages();
+    let p = policy();
+    hits_cost_one_command(&fx, &fx.unprotected(&pages, &p).await, "31").await;
+    hits_cost_one_command(&fx, &fx.single_flight(&pages, &p).await, "32").await;
+    hits_cost_one_command(&fx, &fx.locked(&pages, &p).await, "33").await;
+    hits_cost_one_command(&fx, &fx.xfetch(&pages, &p).await, "34").await;
+    hits_cost_one_command(&fx, &fx.stale(&pages, &p).await, "35").await;
+}
+// ANCHOR_END: round_trips
+
+// ANCHOR: stale
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_while_revalidate_serves_the_old_value_at_once_and_refreshes_once() {
+    let fx = fixture().await;
+    let pages = fx.pages();
+    let soft = Policy {
+        ttl: Duration::from_millis(200),
+        serve_stale_for: Duration::from_secs(60),
+        ..policy()
+    };
+    let instances = vec![
+        Arc::new(fx.stale(&pages, &soft).await),
+        Arc::new(fx.stale(&pages, &soft).await),
+    ];
+    let old = instances[0].get("41").await.unwrap();
+    fx.db.set_price(41, 1).await.unwrap();
+    // Time is the subject here: let the soft TTL pass.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+
+    // The refresh cannot finish while the gate is closed, so every answer below was served
+    // without waiting for it.
+    pages.close();
+    let answers = burst(&instances, "41", 40).await;
+    for answer in &answers {
+        assert_eq!(answer.as_ref().unwrap(), &old, "the stale value, at once");
+    }
+    let stats = total(&instances);
+    assert_eq!((stats.stale_hits, stats.refreshes), (40, 1), "{stats:?}");
+
+    pages.open();
+    for instance in &instances {
+        instance.finish_refreshes().await;
+    }
+    assert_eq!(
+        fx.db.queries(),
+        3,
+        "first load, the price update, one refresh"
+    );
+    let fresh = instances[1].get("41").await.unwrap();
+    assert_eq!(fresh.price_cents, 1);
+    assert_eq!(instances[1].stats().hits, 1);
+}
+
+#[tokio::test]
+async fn after_the_hard_ttl_the_value_is_gone() {
+    let fx = fixture().await;
+    let short = Policy {
+        ttl: Duration::from_millis(100),
+        serve_stale_for: Duration::from_millis(200),
+        ..policy()
+    };
+    let swr = fx.stale(&fx.pages(), &short).await;
+    swr.get("42").await.unwrap();
+    let pttl = fx.pttl_ms("42").await;
+    assert!(
+        (1..=300).contains(&pttl),
+        "hard TTL = soft + stale window: {pttl}"
+    );
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(!fx.exists("42").await);
+
+    assert_eq!(swr.get("42").await.unwrap(), seed_product(42));
+    let stats = swr.stats();
+    assert_eq!((stats.misses, stats.loads, stats.stale_hits), (2, 2, 0));
+}
+// ANCHOR_END: stale
+
+#[tokio::test]
+async fn a_corrupt_entry_is_a_miss_that_gets_overwritten() {
+    let fx = fixture().await;
+    let pages = fx.pages();
+    let locked = fx.locked(&pages, &policy()).await;
+    let _: () = fx
+        .conn
+        .clone()
+        .set(fx.ns.key("51"), "{not json")
+        .await
+        .unwrap();
+    assert_eq!(locked.get("51").await.unwrap(), seed_product(51));
+    assert_eq!(locked.get("51").await.unwrap(), seed_product(51));
+    let stats = locked.stats();
+    // Read as corrupt twice (the first look and the lock holder's second look), loaded once.
+    assert_eq!((stats.corrupt, stats.loads, stats.hits), (2, 1, 1));
+}
+
+#[tokio::test]
+async fn a_failed_load_is_an_error_that_names_the_key() {
+    let fx = fixture().await;
+    let pages = fx.pages();
+    let locked = fx.locked(&pages, &policy()).await;
+    let error = locked.get("9999").await.unwrap_err().to_string();
+    assert!(
+        error.contains("\"9999\"") && error.contains("no product 9999"),
+        "{error}"
+    );
+    // The holder released its lock: the next request is not kept waiting.
+    assert!(!fx.exists("9999:lock").await);
+}
