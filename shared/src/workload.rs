@@ -78,7 +78,7 @@ impl Workload {
         let ops = Arc::new(self.ops());
         let next = Arc::new(AtomicUsize::new(0));
         let op = Arc::new(op);
-        let bar = self.progress_bar(label);
+        let bar = progress_bar(label, self.requests, self.progress);
 
         let started = Instant::now();
         let mut tasks = Vec::with_capacity(self.concurrency);
@@ -120,23 +120,26 @@ impl Workload {
             first_failure: failures.first,
         }
     }
+}
 
-    fn progress_bar(&self, label: &str) -> ProgressBar {
-        if !self.progress {
-            return ProgressBar::hidden();
-        }
-        let bar = ProgressBar::new(self.requests);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{prefix:>14} [{bar:32}] {human_pos}/{human_len} {per_sec:>12} eta {eta}",
-            )
-            .expect("valid progress template")
-            .progress_chars("=> "),
-        );
-        bar.set_prefix(label.to_string());
-        bar.enable_steady_tick(Duration::from_millis(200));
-        bar
+/// The progress bar every demo shows on stderr while it works: `label`, a bar out of `len`, the
+/// rate and the time left. Hidden when `show` is false (e.g. `--json`) and when stderr is not a
+/// terminal.
+pub fn progress_bar(label: &str, len: u64, show: bool) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
     }
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{prefix:>22} [{bar:32}] {human_pos}/{human_len} {per_sec:>12} eta {eta}",
+        )
+        .expect("valid progress template")
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(label.to_string());
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
 }
 
 #[derive(Default)]

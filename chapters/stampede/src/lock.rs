@@ -36,6 +36,22 @@ return left
     )
 });
 
+/// Like ACQUIRE, but only while the value the lock protects is still missing; if it is there,
+/// returns it instead. Looking and locking in one script leaves no gap between the two in which
+/// another holder could store the value and release.
+/// KEYS: lock, value. ARGV: token, TTL in ms. Returns {'value', bytes}, {'taken'} or
+/// {'held', PTTL in ms} (-1 if the existing lock has no TTL).
+static ACQUIRE_UNLESS_PRESENT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local value = redis.call('GET', KEYS[2])
+if value then return {'value', value} end
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {'taken'} end
+return {'held', tostring(redis.call('PTTL', KEYS[1]))}
+",
+    )
+});
+
 /// Deletes the lock only if it still holds our token.
 /// KEYS: lock. ARGV: token. Returns 1 if it deleted our lock, 0 if the lock was no longer ours.
 static RELEASE: LazyLock<Script> = LazyLock::new(|| {
@@ -90,6 +106,48 @@ pub async fn try_acquire(
         ms => Attempt::Held {
             expires_in: Some(Duration::from_millis(ms.max(0) as u64)),
         },
+    })
+}
+
+/// What [`try_acquire_unless_present`] found.
+#[derive(Debug)]
+pub enum Guarded {
+    /// The value is there already: no lock needed.
+    Present(Vec<u8>),
+    Attempt(Attempt),
+}
+
+/// Tries once to take the lock `key` for `ttl`, unless `value_key` exists, in which case returns
+/// its bytes. Both keys must hash to the same cluster slot.
+pub async fn try_acquire_unless_present(
+    conn: &mut ConnectionManager,
+    key: &str,
+    value_key: &str,
+    ttl: Duration,
+) -> RedisResult<Guarded> {
+    let token = format!("{:032x}", rand::random::<u128>());
+    let reply: Vec<Vec<u8>> = ACQUIRE_UNLESS_PRESENT
+        .key(key)
+        .key(value_key)
+        .arg(&token)
+        .arg(ttl.as_millis().max(1) as u64)
+        .invoke_async(conn)
+        .await?;
+    let mut reply = reply.into_iter();
+    Ok(match (reply.next().as_deref(), reply.next()) {
+        (Some(b"value"), Some(bytes)) => Guarded::Present(bytes),
+        (Some(b"taken"), _) => Guarded::Attempt(Attempt::Acquired(Lock {
+            key: key.to_string(),
+            token,
+        })),
+        (_, pttl) => {
+            let ms: i64 = pttl
+                .and_then(|p| String::from_utf8(p).ok()?.parse().ok())
+                .unwrap_or(-1);
+            Guarded::Attempt(Attempt::Held {
+                expires_in: (ms >= 0).then(|| Duration::from_millis(ms as u64)),
+            })
+        }
     })
 }
 

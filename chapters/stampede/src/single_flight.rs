@@ -35,13 +35,14 @@ impl<T: Clone> Flights<T> {
         }
     }
 
-    /// Runs `work` for `key` unless a flight for `key` is already running, in which case waits for
-    /// it and returns a copy of its result. If the running flight fails, the next waiter runs
-    /// `work` itself: an error is not shared, because the next attempt may well succeed.
-    pub async fn run<F, Fut, E>(&self, key: &str, work: F) -> Result<T, E>
+    /// Runs `work` for `key` unless a flight for `key` is already in the air, in which case waits
+    /// for it and returns a copy of its outcome, error or not: when the database is failing, the
+    /// waiters should not each try again in turn. If the caller running `work` is cancelled, one
+    /// of the waiters runs it instead.
+    pub async fn run<F, Fut>(&self, key: &str, work: F) -> T
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<T, E>>,
+        Fut: Future<Output = T>,
     {
         let flight = self
             .in_air
@@ -50,13 +51,13 @@ impl<T: Clone> Flights<T> {
             .entry(key.to_string())
             .or_default()
             .clone();
-        let result = flight.get_or_try_init(work).await.cloned();
+        let outcome = flight.get_or_init(work).await.clone();
         // Landed: forget the flight, so the next miss (after the next expiry) starts a new one.
         let mut in_air = self.in_air.lock().expect("flights lock");
         if in_air.get(key).is_some_and(|f| Arc::ptr_eq(f, &flight)) {
             in_air.remove(key);
         }
-        result
+        outcome
     }
 }
 // ANCHOR_END: flights
@@ -71,7 +72,7 @@ pub struct SingleFlight<S: Source> {
     cache: RedisCache,
     source: Arc<S>,
     policy: Policy,
-    flights: Flights<S::Value>,
+    flights: Flights<Result<S::Value, Error>>,
 }
 
 impl<S: Source> SingleFlight<S> {

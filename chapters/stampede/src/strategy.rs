@@ -7,12 +7,13 @@
 //! meanwhile (waiting, or being served an older value).
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
 use shared::metrics::Counter;
 
-use crate::source::{LoadError, Source};
+use crate::source::Source;
 
 // ANCHOR: strategy
 pub trait Strategy: Send + Sync + 'static {
@@ -65,10 +66,15 @@ impl Default for Policy {
 }
 // ANCHOR_END: policy
 
-#[derive(Debug, thiserror::Error)]
+/// Why a request got no value. It is `Clone` because one outcome is shared by every request that
+/// waited for the same load.
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum Error {
     #[error("loading {key:?} failed: {cause}")]
-    Load { key: String, cause: LoadError },
+    Load {
+        key: String,
+        cause: Arc<dyn std::error::Error + Send + Sync>,
+    },
     /// The lock strategy's answer to a load that takes too long: rather than every waiter
     /// stampeding the database at its deadline, each gives up and says so.
     #[error("gave up on {key:?} after waiting {waited:?} for another instance to load it")]
@@ -162,6 +168,6 @@ pub(crate) async fn load<S: Source>(
     metrics.loads.inc();
     source.load(key).await.map_err(|cause| Error::Load {
         key: key.to_string(),
-        cause,
+        cause: Arc::from(cause),
     })
 }

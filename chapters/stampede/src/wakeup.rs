@@ -3,7 +3,9 @@
 //! A waiter that polls ("is it there yet?" every 100 ms) adds up to a whole interval to its
 //! latency and sends a GET per interval per waiter; shorten the interval and the GETs multiply.
 //! Instead, the lock holder *publishes* the key on a Redis channel once the value is stored, and
-//! the waiters are woken by the message.
+//! the waiters are woken by the message. The message carries the value too, so a woken waiter
+//! has its answer without another round trip: a thousand waiters do not turn into a thousand GETs
+//! at the moment the value lands.
 //!
 //! Each application instance holds **one** subscription, not one per waiter (a subscription takes
 //! a connection of its own), and fans each message out to its local waiters through a tokio
@@ -14,6 +16,7 @@
 //! lost. That is why a waiter never waits longer than the holder's lock has left to live; a lost
 //! wake-up costs time, never correctness.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -25,9 +28,32 @@ const RESUBSCRIBE_EVERY: Duration = Duration::from_millis(250);
 /// How long `subscribe` waits for the first subscription before returning without it.
 const FIRST_SUBSCRIBE_WAIT: Duration = Duration::from_secs(1);
 
+/// A message on the channel: which key was loaded, and its encoded value (empty if the load
+/// failed and the waiters should try the lock themselves). On the wire it is the key, a newline,
+/// then the value.
+#[derive(Debug)]
+pub struct Announcement {
+    pub key: String,
+    pub value: Vec<u8>,
+}
+
+impl Announcement {
+    pub fn to_bytes(key: &str, value: &[u8]) -> Vec<u8> {
+        [key.as_bytes(), b"\n", value].concat()
+    }
+
+    fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        let newline = bytes.iter().position(|b| *b == b'\n')?;
+        Some(Announcement {
+            key: String::from_utf8(bytes[..newline].to_vec()).ok()?,
+            value: bytes[newline + 1..].to_vec(),
+        })
+    }
+}
+
 /// One instance's subscription to the channel on which keys are announced.
 pub struct Wakeups {
-    announced: broadcast::Sender<String>,
+    announced: broadcast::Sender<Arc<Announcement>>,
     channel: String,
     listener: JoinHandle<()>,
 }
@@ -69,24 +95,25 @@ impl Drop for Wakeups {
 
 /// One request's ear on the channel.
 pub struct Waiter {
-    announced: broadcast::Receiver<String>,
+    announced: broadcast::Receiver<Arc<Announcement>>,
 }
 
 impl Waiter {
-    /// Waits until `key` is announced or `limit` has passed. Returns whether it was announced (or
-    /// may have been: a waiter that fell behind the channel's buffer returns at once to look).
-    pub async fn wait_for(&mut self, key: &str, limit: Duration) -> bool {
+    /// Waits until `key` is announced or `limit` has passed, and returns the announcement. `None`
+    /// when the time ran out, or when this waiter fell behind the channel's buffer and may have
+    /// missed it: either way, look in the cache.
+    pub async fn wait_for(&mut self, key: &str, limit: Duration) -> Option<Arc<Announcement>> {
         let announced = async {
             loop {
                 match self.announced.recv().await {
-                    Ok(announced) if announced == key => return,
+                    Ok(announced) if announced.key == key => return Some(announced),
                     Ok(_) => continue,
-                    Err(broadcast::error::RecvError::Lagged(_)) => return,
+                    Err(broadcast::error::RecvError::Lagged(_)) => return None,
                     Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
                 }
             }
         };
-        tokio::time::timeout(limit, announced).await.is_ok()
+        tokio::time::timeout(limit, announced).await.ok().flatten()
     }
 }
 
@@ -94,7 +121,7 @@ impl Waiter {
 async fn listen(
     client: redis::Client,
     channel: String,
-    announced: broadcast::Sender<String>,
+    announced: broadcast::Sender<Arc<Announcement>>,
     ready: oneshot::Sender<()>,
 ) {
     let mut ready = Some(ready);
@@ -110,9 +137,9 @@ async fn listen(
             }
             let mut messages = pubsub.into_on_message();
             while let Some(message) = messages.next().await {
-                if let Ok(key) = message.get_payload::<String>() {
+                if let Some(announcement) = Announcement::from_bytes(message.get_payload_bytes()) {
                     // No receivers just means nobody is waiting right now.
-                    let _ = announced.send(key);
+                    let _ = announced.send(Arc::new(announcement));
                 }
             }
         }
