@@ -1,0 +1,372 @@
+//! The suite shared by the exercise and the solution: `super::subject` is whichever crate runs it.
+//!
+//! Each test gets its own namespace and database; Redis is `REDIS_URL` or a private server. The
+//! "instances" are separate `Storefront`s with connections of their own, as separate processes of
+//! one application would have.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
+use shared::{Database, DbOptions, Namespace, Product, RedisTarget};
+
+use super::subject::{Lock, Settings, Storefront, StorefrontError};
+
+struct Shop {
+    redis: RedisTarget,
+    conn: ConnectionManager,
+    db: Arc<Database>,
+    namespace: Namespace,
+}
+
+fn settings() -> Settings {
+    Settings {
+        ttl: Duration::from_secs(60),
+        lock_ttl: Duration::from_secs(10),
+        max_wait: Duration::from_secs(10),
+        soft_ttl: Duration::from_secs(60),
+        hard_ttl: Duration::from_secs(120),
+    }
+}
+
+async fn shop() -> Shop {
+    let redis = RedisTarget::from_env().expect("a Redis for the tests");
+    let conn = redis.connect().await.unwrap();
+    let db = Database::open(DbOptions {
+        users: 1,
+        products: 40,
+        max_connections: 20,
+        ..DbOptions::default()
+    })
+    .await
+    .unwrap();
+    Shop {
+        redis,
+        conn,
+        db: Arc::new(db),
+        namespace: Namespace::new("stampede-exercise"),
+    }
+}
+
+impl Shop {
+    /// One more application instance, with its own connection.
+    async fn instance(&self, settings: Settings) -> Storefront {
+        let conn = self.redis.connect().await.unwrap();
+        Storefront::new(self.db.clone(), conn, self.namespace.clone(), settings)
+    }
+
+    async fn instances(&self, n: usize, settings: Settings) -> Vec<Arc<Storefront>> {
+        let mut all = Vec::new();
+        for _ in 0..n {
+            all.push(Arc::new(self.instance(settings.clone()).await));
+        }
+        all
+    }
+
+    async fn exists(&self, key: &str) -> bool {
+        self.conn.clone().exists(key).await.unwrap()
+    }
+
+    /// The right answer for `category`, straight from the database (and not counted).
+    async fn expected(&self, category: &str) -> Vec<Product> {
+        let products = self.db.products_in_category(category, None).await.unwrap();
+        self.db.reset_queries();
+        products
+    }
+}
+
+/// `n` concurrent calls of `call` spread over `instances`, all released at once.
+async fn together<F, Fut, T>(instances: &[Arc<Storefront>], n: usize, call: F) -> Vec<T>
+where
+    F: Fn(Arc<Storefront>) -> Fut + Send + Sync + Clone + 'static,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let barrier = Arc::new(tokio::sync::Barrier::new(n));
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let (instance, barrier, call) = (
+                instances[i % instances.len()].clone(),
+                barrier.clone(),
+                call.clone(),
+            );
+            tokio::spawn(async move {
+                barrier.wait().await;
+                call(instance).await
+            })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for task in tasks {
+        out.push(task.await.unwrap());
+    }
+    out
+}
+
+// ---- task 1: the lock --------------------------------------------------------------------------
+
+#[tokio::test]
+async fn task1_a_lock_is_exclusive_until_released() {
+    let shop = shop().await;
+    let key = shop.namespace.key("report:lock");
+    let ttl = Duration::from_secs(30);
+    let first = Lock::acquire(&shop.conn, &key, ttl)
+        .await
+        .unwrap()
+        .expect("free");
+    assert!(
+        Lock::acquire(&shop.conn, &key, ttl)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(first.release(&shop.conn).await.unwrap());
+    assert!(!shop.exists(&key).await);
+    let again = Lock::acquire(&shop.conn, &key, ttl).await.unwrap();
+    assert!(again.is_some(), "free again after release");
+}
+
+#[tokio::test]
+async fn task1_a_lock_expires_by_itself_and_has_a_random_token() {
+    let shop = shop().await;
+    let (a, b) = (shop.namespace.key("a:lock"), shop.namespace.key("b:lock"));
+    let lock_a = Lock::acquire(&shop.conn, &a, Duration::from_millis(2_000))
+        .await
+        .unwrap()
+        .unwrap();
+    let lock_b = Lock::acquire(&shop.conn, &b, Duration::from_millis(2_000))
+        .await
+        .unwrap()
+        .unwrap();
+    let pttl: i64 = shop.conn.clone().pttl(&a).await.unwrap();
+    assert!(
+        (1..=2_000).contains(&pttl),
+        "the lock needs a TTL, has {pttl}"
+    );
+    let stored: String = shop.conn.clone().get(&a).await.unwrap();
+    assert_eq!(stored, lock_a.token(), "the lock's value is its token");
+    assert_ne!(lock_a.token(), lock_b.token(), "tokens are random");
+    assert!(
+        lock_a.token().len() >= 16,
+        "hard to guess: {}",
+        lock_a.token()
+    );
+}
+
+#[tokio::test]
+async fn task1_release_leaves_a_newer_holders_lock_alone() {
+    let shop = shop().await;
+    let key = shop.namespace.key("report:lock");
+    let ttl = Duration::from_secs(30);
+    let old = Lock::acquire(&shop.conn, &key, ttl).await.unwrap().unwrap();
+    // The old holder's lock expires while it is still working (expired now, not by waiting).
+    let _: () = shop.conn.clone().del(&key).await.unwrap();
+    let new = Lock::acquire(&shop.conn, &key, ttl)
+        .await
+        .unwrap()
+        .expect("free after expiry");
+
+    assert!(
+        !old.release(&shop.conn).await.unwrap(),
+        "it was no longer the old holder's"
+    );
+    let stored: Option<String> = shop.conn.clone().get(&key).await.unwrap();
+    assert_eq!(
+        stored.as_deref(),
+        Some(new.token()),
+        "the new holder's lock must survive"
+    );
+    assert!(new.release(&shop.conn).await.unwrap());
+}
+
+// ---- task 2: one load per stampede -------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn task2_concurrent_misses_over_three_instances_load_once() {
+    let shop = shop().await;
+    let expected = shop.expected("tea").await;
+    shop.db.set_latency(Duration::from_millis(50));
+    let instances = shop.instances(3, settings()).await;
+    let answers = together(&instances, 30, |s| async move { s.listing("tea").await }).await;
+    for answer in &answers {
+        assert_eq!(answer.as_ref().unwrap(), &expected);
+    }
+    assert_eq!(shop.db.queries(), 1, "30 concurrent misses, one query");
+    assert!(
+        !shop.exists(&instances[0].listing_lock_key("tea")).await,
+        "lock released"
+    );
+    let ttl: i64 = shop
+        .conn
+        .clone()
+        .pttl(instances[0].listing_key("tea"))
+        .await
+        .unwrap();
+    assert!(
+        (1..=60_000).contains(&ttl),
+        "listing cached with the ttl: {ttl}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn task2_every_trial_loads_once() {
+    let shop = shop().await;
+    let instances = shop.instances(3, settings()).await;
+    let mut conn = shop.conn.clone();
+    // A holder that does not look again after taking the lock loads twice now and then; one trial
+    // would not show it, a few hundred do.
+    for trial in 0..300 {
+        let category = shared::db::CATEGORIES[trial % 5];
+        let _: () = conn.del(instances[0].listing_key(category)).await.unwrap();
+        let before = shop.db.queries();
+        let answers = together(
+            &instances,
+            12,
+            move |s| async move { s.listing(category).await },
+        )
+        .await;
+        assert!(answers.iter().all(Result::is_ok));
+        assert_eq!(shop.db.queries() - before, 1, "trial {trial}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn task2_a_waiter_out_of_time_gives_up_instead_of_loading() {
+    let shop = shop().await;
+    let impatient = Settings {
+        max_wait: Duration::from_millis(100),
+        ..settings()
+    };
+    let instances = shop.instances(2, impatient).await;
+    shop.db.set_latency(Duration::from_millis(1_500));
+    let holder = tokio::spawn({
+        let instance = instances[0].clone();
+        async move { instance.listing("coffee").await }
+    });
+    // The holder's query has started (queries are counted when they start).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while shop.db.queries() == 0 {
+        let gone = holder.is_finished() || tokio::time::Instant::now() > deadline;
+        assert!(!gone, "the first request never queried the database");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let answers = together(&instances, 10, |s| async move { s.listing("coffee").await }).await;
+    for answer in &answers {
+        assert!(
+            matches!(answer, Err(StorefrontError::Busy { .. })),
+            "{answer:?}"
+        );
+    }
+    assert_eq!(
+        shop.db.queries(),
+        1,
+        "no waiter went to the database at its deadline"
+    );
+    assert!(holder.await.unwrap().is_ok());
+}
+
+#[tokio::test]
+async fn task2_hits_do_not_touch_the_database() {
+    let shop = shop().await;
+    let front = shop.instance(settings()).await;
+    let first = front.listing("books").await.unwrap();
+    for _ in 0..10 {
+        assert_eq!(front.listing("books").await.unwrap(), first);
+    }
+    assert_eq!(shop.db.queries(), 1);
+}
+
+// ---- task 3: stale-while-revalidate ------------------------------------------------------------
+
+fn soft(soft_ttl_ms: u64, hard_ttl_ms: u64) -> Settings {
+    Settings {
+        soft_ttl: Duration::from_millis(soft_ttl_ms),
+        hard_ttl: Duration::from_millis(hard_ttl_ms),
+        ..settings()
+    }
+}
+
+/// Waits, checking every 10 ms for up to 5 s, until the cached page of `category` holds a
+/// product priced `price_cents`.
+async fn until_page_has_price(shop: &Shop, front: &Storefront, category: &str, price_cents: i64) {
+    for _ in 0..500 {
+        let bytes: Option<Vec<u8>> = shop
+            .conn
+            .clone()
+            .get(front.page_key(category))
+            .await
+            .unwrap();
+        if let Some(bytes) = bytes
+            && String::from_utf8_lossy(&bytes).contains(&format!("\"price_cents\":{price_cents},"))
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the page of {category} was never refreshed to price {price_cents}");
+}
+
+#[tokio::test]
+async fn task3_a_fresh_page_is_a_hit() {
+    let shop = shop().await;
+    let front = shop.instance(soft(60_000, 120_000)).await;
+    let first = front.page("tea").await.unwrap();
+    for _ in 0..10 {
+        assert_eq!(front.page("tea").await.unwrap(), first);
+    }
+    assert_eq!(shop.db.queries(), 1);
+    let ttl: i64 = shop.conn.clone().pttl(front.page_key("tea")).await.unwrap();
+    assert!(
+        (60_001..=120_000).contains(&ttl),
+        "kept for the hard TTL: {ttl}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn task3_a_stale_page_is_served_at_once_and_refreshed_once() {
+    let shop = shop().await;
+    let instances = shop.instances(2, soft(200, 60_000)).await;
+    let old = instances[0].page("cocoa").await.unwrap();
+    let product = old.first().expect("cocoa has products").id;
+    shop.db.set_price(product, 1).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await; // past the soft TTL
+    shop.db.reset_queries();
+    shop.db.set_latency(Duration::from_millis(300)); // a slow refresh
+
+    let answers = together(&instances, 20, |s| async move { s.page("cocoa").await }).await;
+    for answer in &answers {
+        // Anyone who waited for a load would have the new price.
+        assert_eq!(
+            answer.as_ref().unwrap(),
+            &old,
+            "the stale page, served at once"
+        );
+    }
+    until_page_has_price(&shop, &instances[1], "cocoa", 1).await;
+    assert_eq!(
+        shop.db.queries(),
+        1,
+        "exactly one refresh for 20 stale reads"
+    );
+    let fresh = instances[1].page("cocoa").await.unwrap();
+    assert_eq!(
+        fresh.iter().find(|p| p.id == product).unwrap().price_cents,
+        1
+    );
+    assert_eq!(shop.db.queries(), 1, "the refreshed page is fresh: a hit");
+}
+
+#[tokio::test]
+async fn task3_after_the_hard_ttl_the_page_is_gone_and_loaded_again() {
+    let shop = shop().await;
+    let front = shop.instance(soft(100, 300)).await;
+    front.page("kitchen").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(
+        !shop.exists(&front.page_key("kitchen")).await,
+        "gone after the hard TTL"
+    );
+    front.page("kitchen").await.unwrap();
+    assert_eq!(shop.db.queries(), 2);
+}

@@ -1,0 +1,323 @@
+//! # Solution: a storefront that survives its own popularity
+//!
+//! The worked answer to `exercises/stampede`. Read the exercise first; the task descriptions and
+//! the given parts are the same here, only the `todo!()`s are filled in.
+//!
+//! The `mistake-*` features plant the classic mistakes (see `Cargo.toml`); CI builds the solution
+//! with each one and checks that the exercise's suite fails.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use redis::aio::ConnectionManager;
+use redis::{AsyncCommands, RedisResult, Script};
+use serde::{Deserialize, Serialize};
+use shared::{Database, Namespace, Product, codec};
+
+/// Lifetimes and patience of the storefront's cache.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Task 2: lifetime of a cached listing.
+    pub ttl: Duration,
+    /// Tasks 2 and 3: how long a lock lives if its holder never releases it.
+    pub lock_ttl: Duration,
+    /// Task 2: the longest a request waits for another request's load.
+    pub max_wait: Duration,
+    /// Task 3: how long a page is fresh.
+    pub soft_ttl: Duration,
+    /// Task 3: how long a page is kept at all (stale after `soft_ttl`, gone after this).
+    pub hard_ttl: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorefrontError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// Another request is loading this listing and it did not arrive within `max_wait`.
+    #[error("the {category} listing is being loaded by another request; try again shortly")]
+    Busy { category: String },
+}
+
+/// A lock in Redis, held by whoever knows its token.
+#[derive(Debug)]
+pub struct Lock {
+    key: String,
+    token: String,
+}
+
+/// Deletes the lock only if it still holds our token. KEYS: lock. ARGV: token.
+const RELEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
+end
+return 0
+";
+
+impl Lock {
+    /// ## Task 1a: take a lock
+    ///
+    /// Take the lock `key` for `ttl` if nobody holds it, and return it; `None` if it is held.
+    /// It must expire by itself after `ttl`, and carry a random token that [`Lock::release`] can
+    /// check.
+    pub async fn acquire(
+        redis: &ConnectionManager,
+        key: &str,
+        ttl: Duration,
+    ) -> RedisResult<Option<Lock>> {
+        let token = format!("{:032x}", rand::random::<u128>());
+        let taken: Option<String> = redis::cmd("SET")
+            .arg(key)
+            .arg(&token)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl.as_millis().max(1) as u64)
+            .query_async(&mut redis.clone())
+            .await?;
+        Ok(taken.map(|_| Lock {
+            key: key.to_string(),
+            token,
+        }))
+    }
+
+    /// ## Task 1b: release it, and only it
+    ///
+    /// Delete the lock if it is still ours and return `true`; if it expired and someone else holds
+    /// the key now, leave their lock alone and return `false`.
+    pub async fn release(self, redis: &ConnectionManager) -> RedisResult<bool> {
+        if cfg!(feature = "mistake-unchecked-release") {
+            let deleted: i64 = redis.clone().del(&self.key).await?;
+            return Ok(deleted == 1);
+        }
+        let deleted: i64 = Script::new(RELEASE)
+            .key(&self.key)
+            .arg(&self.token)
+            .invoke_async(&mut redis.clone())
+            .await?;
+        Ok(deleted == 1)
+    }
+
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+}
+
+/// What task 3 stores under a page key: the listing and the end of its freshness.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PageRecord {
+    pub products: Vec<Product>,
+    /// Milliseconds since the Unix epoch after which `products` is stale.
+    pub fresh_until_ms: u64,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_millis() as u64
+}
+
+#[derive(Clone)]
+pub struct Storefront {
+    pub db: Arc<Database>,
+    pub redis: ConnectionManager,
+    pub namespace: Namespace,
+    pub settings: Settings,
+}
+
+impl Storefront {
+    pub fn new(
+        db: Arc<Database>,
+        redis: ConnectionManager,
+        namespace: Namespace,
+        settings: Settings,
+    ) -> Self {
+        Storefront {
+            db,
+            redis,
+            namespace,
+            settings,
+        }
+    }
+
+    /// Where task 2 caches the listing of `category`.
+    pub fn listing_key(&self, category: &str) -> String {
+        self.namespace.key(&format!("listing:{category}"))
+    }
+
+    /// The lock that lets one request load the listing of `category`.
+    pub fn listing_lock_key(&self, category: &str) -> String {
+        format!("{}:lock", self.listing_key(category))
+    }
+
+    /// Where task 3 caches the page of `category`.
+    pub fn page_key(&self, category: &str) -> String {
+        self.namespace.key(&format!("page:{category}"))
+    }
+
+    /// The lock that lets one request refresh the page of `category`.
+    pub fn page_refresh_key(&self, category: &str) -> String {
+        format!("{}:refresh", self.page_key(category))
+    }
+
+    /// The cached listing of `category`, if any (an unreadable entry counts as none).
+    pub async fn cached_listing(&self, category: &str) -> RedisResult<Option<Vec<Product>>> {
+        let bytes: Option<Vec<u8>> = self.redis.clone().get(self.listing_key(category)).await?;
+        Ok(bytes.and_then(|b| codec::decode(&b).ok()))
+    }
+
+    /// Waits until the listing of `category` is cached and returns it, checking every 5 ms.
+    /// Returns `None` once `limit` has passed, or as soon as the listing's lock is gone with no
+    /// listing stored (its holder failed or died): then it is worth trying the lock again.
+    ///
+    /// (Polling every 5 ms is simple and good enough here; the chapter's `LockedLoader` is woken
+    /// by a pub/sub message instead.)
+    pub async fn wait_for_listing(
+        &self,
+        category: &str,
+        limit: Duration,
+    ) -> RedisResult<Option<Vec<Product>>> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(products) = self.cached_listing(category).await? {
+                return Ok(Some(products));
+            }
+            let locked: bool = self
+                .redis
+                .clone()
+                .exists(self.listing_lock_key(category))
+                .await?;
+            if !locked || Instant::now() >= deadline {
+                return Ok(None);
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// ## Task 2: one load for many concurrent misses
+    ///
+    /// Return the products of `category` (from [`Database::products_in_category`] with no price
+    /// limit), cached under [`Storefront::listing_key`] for `settings.ttl`. When many requests
+    /// miss at once, in this process or in others, exactly one of them may load: the one that
+    /// takes the [`Storefront::listing_lock_key`] lock (task 1, `settings.lock_ttl`). The others
+    /// wait for its value with [`Storefront::wait_for_listing`].
+    ///
+    /// - The lock holder must look at the cache again before it loads: a request whose first
+    ///   look missed just before the previous holder stored the listing would load it again.
+    /// - The holder releases its lock when done, whether the load worked or not.
+    /// - A request that has waited `settings.max_wait` in all gives up with
+    ///   [`StorefrontError::Busy`]. It must **not** load the listing itself: if every waiter did
+    ///   that at its deadline, the stampede would be back, at the moment the database is already
+    ///   too slow.
+    pub async fn listing(&self, category: &str) -> Result<Vec<Product>, StorefrontError> {
+        if let Some(products) = self.cached_listing(category).await? {
+            return Ok(products);
+        }
+        let started = Instant::now();
+        loop {
+            let lock_key = self.listing_lock_key(category);
+            if let Some(lock) =
+                Lock::acquire(&self.redis, &lock_key, self.settings.lock_ttl).await?
+            {
+                let loaded = self.load_listing_holding_lock(category).await;
+                lock.release(&self.redis).await?;
+                return loaded;
+            }
+            let left = self.settings.max_wait.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                if cfg!(feature = "mistake-load-on-timeout") {
+                    return Ok(self.db.products_in_category(category, None).await?);
+                }
+                return Err(StorefrontError::Busy {
+                    category: category.to_string(),
+                });
+            }
+            if let Some(products) = self.wait_for_listing(category, left).await? {
+                return Ok(products);
+            }
+        }
+    }
+
+    async fn load_listing_holding_lock(
+        &self,
+        category: &str,
+    ) -> Result<Vec<Product>, StorefrontError> {
+        if let Some(products) = self.cached_listing(category).await? {
+            return Ok(products);
+        }
+        let products = self.db.products_in_category(category, None).await?;
+        let ttl_ms = self.settings.ttl.as_millis().max(1) as u64;
+        let bytes = codec::encode(&products).expect("products serialize");
+        let _: () = self
+            .redis
+            .clone()
+            .pset_ex(self.listing_key(category), bytes, ttl_ms)
+            .await?;
+        Ok(products)
+    }
+
+    /// ## Task 3: stale-while-revalidate
+    ///
+    /// Return the products of `category` from a [`PageRecord`] under [`Storefront::page_key`]:
+    ///
+    /// - fresh (now before `fresh_until_ms`): return it;
+    /// - stale: return it **at once**, and make sure one refresh runs in the background: take the
+    ///   [`Storefront::page_refresh_key`] lock (`settings.lock_ttl`); if you got it, spawn a task
+    ///   that loads the listing, stores a new record and releases the lock; if you did not,
+    ///   someone else is refreshing;
+    /// - missing: load, store, return.
+    ///
+    /// A stored record is fresh for `settings.soft_ttl` and kept by Redis for
+    /// `settings.hard_ttl`, after which it is gone and the next request loads.
+    pub async fn page(&self, category: &str) -> Result<Vec<Product>, StorefrontError> {
+        let bytes: Option<Vec<u8>> = self.redis.clone().get(self.page_key(category)).await?;
+        if let Some(record) = bytes.and_then(|b| codec::decode::<PageRecord>(&b).ok()) {
+            if now_ms() >= record.fresh_until_ms {
+                self.refresh_page_in_background(category).await?;
+            }
+            return Ok(record.products);
+        }
+        let products = self.db.products_in_category(category, None).await?;
+        self.store_page(category, &products).await?;
+        Ok(products)
+    }
+
+    async fn refresh_page_in_background(&self, category: &str) -> Result<(), StorefrontError> {
+        if cfg!(feature = "mistake-never-refresh") {
+            return Ok(());
+        }
+        let guard = self.page_refresh_key(category);
+        let Some(lock) = Lock::acquire(&self.redis, &guard, self.settings.lock_ttl).await? else {
+            return Ok(()); // another request is refreshing it
+        };
+        let this = self.clone();
+        let category = category.to_string();
+        tokio::spawn(async move {
+            // A failed refresh leaves the stale page; the next stale read tries again.
+            if let Ok(products) = this.db.products_in_category(&category, None).await {
+                let _ = this.store_page(&category, &products).await;
+            }
+            let _ = lock.release(&this.redis).await;
+        });
+        Ok(())
+    }
+
+    async fn store_page(&self, category: &str, products: &[Product]) -> RedisResult<()> {
+        let record = PageRecord {
+            products: products.to_vec(),
+            fresh_until_ms: now_ms() + self.settings.soft_ttl.as_millis() as u64,
+        };
+        let bytes = codec::encode(&record).expect("pages serialize");
+        let hard_ttl_ms = self.settings.hard_ttl.as_millis().max(1) as u64;
+        self.redis
+            .clone()
+            .pset_ex(self.page_key(category), bytes, hard_ttl_ms)
+            .await
+    }
+}
