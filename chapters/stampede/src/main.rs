@@ -726,12 +726,13 @@ fn conclude_burst(rows: &[BurstLine], cli: &Cli) -> String {
     let load_us = (cli.load_ms * 1e3) as u64;
     let mut text = format!(
         "Without protection {} requests made {} database loads (p99 {}). Single flight made {} \
-         (one per instance); the lock made {}, and its waiters' p99 was {}, {} past the {} load \
-         itself.",
+         (one per instance, p99 {}); the lock made {}, and its waiters' p99 was {}, {} past the \
+         {} load itself.",
         report::count(cli.requests),
         report::count(none.db_loads),
         report::micros(none.p99_us),
         report::count(flight.db_loads),
+        report::micros(flight.p99_us),
         report::count(lock.db_loads),
         report::micros(lock.p99_us),
         report::micros(lock.p99_us.saturating_sub(load_us)),

@@ -14,6 +14,7 @@
 //! listing or a leaderboard and wrong for a bank balance. The miss path (a cold key, or one past
 //! its hard TTL) is an ordinary miss: pair it with the lock if cold misses of hot keys matter.
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -42,6 +43,9 @@ pub struct StaleWhileRevalidate<S: Source> {
     inner: Arc<Inner<S>>,
     /// The background refreshes this instance started, so shutdown can wait for them.
     refreshes: Mutex<JoinSet<()>>,
+    /// Keys this instance is trying to refresh right now. A burst of stale reads then makes one
+    /// attempt at the refresh lock per instance, not one per read.
+    attempting: Arc<Mutex<HashSet<String>>>,
 }
 
 /// What a background refresh needs, shared with the task that runs it.
@@ -65,6 +69,7 @@ impl<S: Source> StaleWhileRevalidate<S> {
                 policy,
             }),
             refreshes: Mutex::new(JoinSet::new()),
+            attempting: Arc::default(),
         }
     }
 
@@ -103,11 +108,20 @@ impl<S: Source> StaleWhileRevalidate<S> {
     async fn refresh_in_background(&self, local: &str) {
         let inner = self.inner.clone();
         let key = inner.cache.key(local);
+        if !self
+            .attempting
+            .lock()
+            .expect("attempting lock")
+            .insert(key.clone())
+        {
+            return; // a request of this instance is on it
+        }
+        let attempting = Attempting(self.attempting.clone(), key.clone());
         let mut conn = inner.cache.conn();
         let guard = refresh_key(&key);
         let attempt = lock::try_acquire(&mut conn, &guard, inner.policy.lock_ttl);
         let Some(Attempt::Acquired(lock)) = inner.cache.bounded(attempt).await else {
-            return; // somebody is refreshing it already (or Redis failed: serve stale, try later)
+            return; // another instance is refreshing it (or Redis failed: serve stale, try later)
         };
         inner.cache.metrics.refreshes.inc();
         let local = local.to_string();
@@ -119,6 +133,7 @@ impl<S: Source> StaleWhileRevalidate<S> {
                 inner.store(&key, &value).await;
             }
             inner.cache.bounded(lock.release(&mut conn)).await;
+            drop(attempting);
         });
     }
     // ANCHOR_END: refresh
@@ -145,6 +160,15 @@ impl<S: Source> Strategy for StaleWhileRevalidate<S> {
 
     fn stats(&self) -> Stats {
         self.inner.cache.metrics.snapshot()
+    }
+}
+
+/// Marks a key as being refreshed by this instance until dropped, whichever way the attempt ends.
+struct Attempting(Arc<Mutex<HashSet<String>>>, String);
+
+impl Drop for Attempting {
+    fn drop(&mut self) {
+        self.0.lock().expect("attempting lock").remove(&self.1);
     }
 }
 
