@@ -28,6 +28,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use shared::{Namespace, codec};
 
@@ -135,27 +136,31 @@ impl<S: Source> LockedLoader<S> {
     /// The lock holder's work: load, store, announce, release.
     async fn load_holding(&self, local: &str, key: &str, lock: Lock) -> Result<S::Value, Error> {
         let result = self.load(local).await;
-        // Store the value and announce it in one round trip (Redis runs them in order, so a
-        // woken waiter that looks finds the value). After a failed load, announce its absence,
-        // so the waiters try the lock at once rather than waiting out its TTL.
-        let mut pipe = redis::pipe();
-        let announced = match &result {
+        let mut conn = self.cache.conn();
+        let channel = self.wakeups.channel();
+        match &result {
             Ok(value) => {
+                // Store and announce in one round trip; Redis runs them in order, so anyone who
+                // looks after the announcement finds the value.
                 let bytes = codec::encode(value).expect("values serialize to JSON");
                 let ttl_ms = self.policy.ttl.as_millis().max(1) as u64;
+                let mut pipe = redis::pipe();
                 pipe.pset_ex(key, &bytes, ttl_ms).ignore();
-                bytes
+                pipe.publish(channel, Announcement::to_bytes(key, &bytes))
+                    .ignore();
+                self.cache.bounded(pipe.query_async::<()>(&mut conn)).await;
+                self.cache.bounded(lock.release(&mut conn)).await;
             }
-            Err(_) => Vec::new(),
-        };
-        pipe.publish(
-            self.wakeups.channel(),
-            Announcement::to_bytes(key, &announced),
-        )
-        .ignore();
-        let mut conn = self.cache.conn();
-        self.cache.bounded(pipe.query_async::<()>(&mut conn)).await;
-        self.cache.bounded(lock.release(&mut conn)).await;
+            Err(_) => {
+                // Release first, then announce that there is no value: the woken waiters find
+                // the lock free and one of them tries, instead of waiting out the lock's TTL.
+                self.cache.bounded(lock.release(&mut conn)).await;
+                let nothing = Announcement::to_bytes(key, &[]);
+                self.cache
+                    .bounded(conn.publish::<_, _, ()>(channel, nothing))
+                    .await;
+            }
+        }
         result
     }
     // ANCHOR_END: holder

@@ -93,6 +93,7 @@ impl Drop for Wakeups {
     }
 }
 
+// ANCHOR: wait_for
 /// One request's ear on the channel.
 pub struct Waiter {
     announced: broadcast::Receiver<Arc<Announcement>>,
@@ -116,6 +117,8 @@ impl Waiter {
         tokio::time::timeout(limit, announced).await.ok().flatten()
     }
 }
+
+// ANCHOR_END: wait_for
 
 /// Keeps a subscription to `channel` open, forwarding every message's payload to `announced`.
 async fn listen(

@@ -434,6 +434,31 @@ async fn a_corrupt_entry_is_a_miss_that_gets_overwritten() {
     assert_eq!((stats.corrupt, stats.loads, stats.hits), (2, 1, 1));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_load_wakes_the_waiters_instead_of_leaving_them_to_the_lock_ttl() {
+    let fx = fixture().await;
+    let pages = fx.pages();
+    let patient = Policy {
+        lock_ttl: Duration::from_secs(60),
+        max_wait: Duration::from_secs(60),
+        ..policy()
+    };
+    let instances = vec![
+        Arc::new(fx.locked(&pages, &patient).await),
+        Arc::new(fx.locked(&pages, &patient).await),
+    ];
+    // There is no product 9999: every load fails.
+    let answers = tokio::time::timeout(Duration::from_secs(10), burst(&instances, "9999", 20))
+        .await
+        .expect("the waiters heard about the failure, not the 60 s lock TTL");
+    for answer in &answers {
+        assert!(matches!(answer, Err(Error::Load { .. })), "{answer:?}");
+    }
+    // Each instance's requests share one outcome, so at most one load per instance.
+    assert!((1..=2).contains(&pages.started()), "{}", pages.started());
+    assert!(!fx.exists("9999:lock").await);
+}
+
 #[tokio::test]
 async fn a_failed_load_is_an_error_that_names_the_key() {
     let fx = fixture().await;
