@@ -4,6 +4,8 @@
 //! lesson and a learner who has scaled one demo knows how to scale the next. Values are checked
 //! when parsed: a bad one exits with clap's message naming the flag and the accepted range.
 
+use std::future::Future;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
@@ -101,6 +103,23 @@ impl CommonArgs {
             write_ratio,
             seed: self.seed,
             progress: !self.json,
+        }
+    }
+}
+
+/// Runs a demo's async body on a tokio runtime and turns its outcome into the exit code. An error
+/// is printed as its chain of messages, each of which says what to do; a backtrace would only
+/// bury them.
+pub fn run_demo(demo: impl Future<Output = anyhow::Result<()>>) -> ExitCode {
+    let runtime = tokio::runtime::Runtime::new().expect("start the tokio runtime");
+    match runtime.block_on(demo) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            for cause in error.chain().skip(1) {
+                eprintln!("\n{cause}");
+            }
+            ExitCode::FAILURE
         }
     }
 }

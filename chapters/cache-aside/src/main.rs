@@ -96,19 +96,7 @@ impl Line {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let runtime = tokio::runtime::Runtime::new().expect("start the tokio runtime");
-    match runtime.block_on(run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            // The messages say what to do; a backtrace would only bury them.
-            eprintln!("error: {error}");
-            for cause in error.chain().skip(1) {
-                eprintln!("\n{cause}");
-            }
-            ExitCode::FAILURE
-        }
-    }
+    shared::cli::run_demo(run(Cli::parse()))
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {

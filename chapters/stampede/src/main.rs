@@ -130,18 +130,7 @@ impl Kind {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let runtime = tokio::runtime::Runtime::new().expect("start the tokio runtime");
-    match runtime.block_on(run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error}");
-            for cause in error.chain().skip(1) {
-                eprintln!("\n{cause}");
-            }
-            ExitCode::FAILURE
-        }
-    }
+    shared::cli::run_demo(run(Cli::parse()))
 }
 
 /// Both reports, for `--json`.

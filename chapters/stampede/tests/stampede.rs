@@ -18,6 +18,15 @@ fn policy() -> Policy {
     }
 }
 
+/// Locks and waits of a minute: a test that finishes in seconds was not waiting for either.
+fn patient() -> Policy {
+    Policy {
+        lock_ttl: Duration::from_secs(60),
+        max_wait: Duration::from_secs(60),
+        ..policy()
+    }
+}
+
 /// Every answer is the seed product `id`.
 fn all_correct<E: std::fmt::Debug>(answers: &[Result<shared::Product, E>], id: i64) {
     for answer in answers {
@@ -75,10 +84,7 @@ async fn single_flight_loads_once_per_process() {
 async fn the_lock_loads_once_across_instances_in_every_trial() {
     let fx = fixture().await;
     let pages = fx.pages();
-    let mut instances = Vec::new();
-    for _ in 0..4 {
-        instances.push(Arc::new(fx.locked(&pages, &policy()).await));
-    }
+    let instances = fx.locked_instances(4, &pages, &policy()).await;
     // A lock taken without looking at the cache again loads a second time when a request's GET
     // missed just before the previous holder stored the value and its SET NX came just after that
     // holder released. That takes the right timing, which here came in the first 10 to 100
@@ -147,15 +153,8 @@ async fn waiters_are_woken_by_the_value_not_by_a_timer() {
     let pages = fx.pages();
     // Locks and waits of a minute: a waiter that relied on a timer would still be waiting when
     // the test gives up after 10 s.
-    let patient = Policy {
-        lock_ttl: Duration::from_secs(60),
-        max_wait: Duration::from_secs(60),
-        ..policy()
-    };
-    let instances = vec![
-        Arc::new(fx.locked(&pages, &patient).await),
-        Arc::new(fx.locked(&pages, &patient).await),
-    ];
+    let patient = patient();
+    let instances = fx.locked_instances(2, &pages, &patient).await;
     pages.close();
     let requests = tokio::spawn({
         let instances = instances.clone();
@@ -189,10 +188,7 @@ async fn a_dead_holder_delays_the_others_by_the_lock_ttl_then_one_loads() {
         max_wait: Duration::from_secs(60),
         ..policy()
     };
-    let instances = vec![
-        Arc::new(fx.locked(&pages, &short_lock).await),
-        Arc::new(fx.locked(&pages, &short_lock).await),
-    ];
+    let instances = fx.locked_instances(2, &pages, &short_lock).await;
     pages.hang_next();
     let holder = tokio::spawn({
         let instance = instances[0].clone();
@@ -438,15 +434,8 @@ async fn a_corrupt_entry_is_a_miss_that_gets_overwritten() {
 async fn a_failed_load_wakes_the_waiters_instead_of_leaving_them_to_the_lock_ttl() {
     let fx = fixture().await;
     let pages = fx.pages();
-    let patient = Policy {
-        lock_ttl: Duration::from_secs(60),
-        max_wait: Duration::from_secs(60),
-        ..policy()
-    };
-    let instances = vec![
-        Arc::new(fx.locked(&pages, &patient).await),
-        Arc::new(fx.locked(&pages, &patient).await),
-    ];
+    let patient = patient();
+    let instances = fx.locked_instances(2, &pages, &patient).await;
     // There is no product 9999: every load fails.
     let answers = tokio::time::timeout(Duration::from_secs(10), burst(&instances, "9999", 20))
         .await

@@ -91,6 +91,20 @@ impl Fixture {
         .await
     }
 
+    /// `n` lock instances, as `n` application processes would run them.
+    pub async fn locked_instances(
+        &self,
+        n: usize,
+        source: &Arc<Pages>,
+        policy: &Policy,
+    ) -> Vec<Arc<LockedLoader<Pages>>> {
+        let mut instances = Vec::new();
+        for _ in 0..n {
+            instances.push(Arc::new(self.locked(source, policy).await));
+        }
+        instances
+    }
+
     pub async fn xfetch(&self, source: &Arc<Pages>, policy: &Policy) -> XFetch<Pages> {
         let conn = self.instance_conn().await;
         XFetch::new(conn, self.ns.clone(), source.clone(), policy.clone())
