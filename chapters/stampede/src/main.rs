@@ -777,9 +777,9 @@ fn conclude_steady(rows: &[SteadyLine], cli: &Cli) -> String {
     ));
     if xfetch.loads_per_refresh >= 1.2 {
         text.push_str(
-            "Its refreshes overlapped: every request that reads a key while it is being \
-             recomputed rolls the die again, and with a load this long next to the TTL many roll \
-             a recompute. ",
+            "Its refreshes overlapped: the requests that read a key while it is being \
+             recomputed keep rolling the die at rising odds, and for a key read many times per \
+             load time some of them roll a recompute too, whatever the TTL. ",
         );
     }
     text.push_str(&format!(

@@ -12,8 +12,10 @@
 //! (1 by default). `-ln(rand())` is an exponentially distributed number, mostly below 1 and rarely
 //! large, so a request recomputes when the remaining lifetime is less than a random multiple of
 //! the recomputation time: almost never an hour before expiry, often in its last `delta`. Under
-//! steady traffic one request refreshes the value shortly before it expires, and the others never
-//! see a miss. Slow recomputations start earlier, which is what you want.
+//! steady traffic the value is refreshed shortly before it expires, and nobody sees a miss. Slow
+//! recomputations start earlier, which is what you want. The refresh is not exclusive: the
+//! requests that read the key while it is being recomputed keep rolling the die, and for a key read
+//! many times per `delta` one or two of them usually recompute as well.
 //!
 //! The value, `delta` and `expiry` are stored together, so a hit is one GET, the same as a plain
 //! cache. Two things the algorithm does not do: it cannot help a burst that arrives *after* the
