@@ -31,7 +31,7 @@ use stampede::{
 /// Each scenario runs once per strategy: no protection, in-process single flight, a distributed
 /// lock with woken waiters, XFetch (probabilistic early recomputation) and stale-while-revalidate.
 ///
-/// Try --load-ms 1000 to see a slow query's stampede, --beta 3 to make XFetch refresh earlier,
+/// Try --load-ms 300 to see a slower query's stampede (and wait for it), --beta 3 to make XFetch refresh earlier,
 /// --instances 1 to see single flight match the lock.
 #[derive(Parser)]
 #[command(name = "stampede", version)]
