@@ -332,7 +332,7 @@ async fn task3_a_stale_page_is_served_at_once_and_refreshed_once() {
     shop.db.set_price(product, 1).await.unwrap();
     tokio::time::sleep(Duration::from_millis(400)).await; // past the soft TTL
     shop.db.reset_queries();
-    shop.db.set_latency(Duration::from_millis(300)); // a slow refresh
+    shop.db.set_latency(Duration::from_millis(1_000)); // a slow refresh
 
     let answers = together(&instances, 20, |s| async move { s.page("cocoa").await }).await;
     for answer in &answers {
