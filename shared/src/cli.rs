@@ -30,12 +30,14 @@ pub struct Backends {
 }
 
 impl Backends {
-    /// Database options seeding `rows` users and `rows` products, each query slowed by `latency`.
+    /// Database options seeding `rows` users, products and articles, each query slowed by
+    /// `latency`.
     pub fn db_options(&self, rows: u64, latency: Duration) -> DbOptions {
         DbOptions {
             url: self.database_url.clone(),
             users: rows as i64,
             products: rows as i64,
+            articles: rows as i64,
             latency,
             ..DbOptions::default()
         }

@@ -55,6 +55,17 @@ pub struct Product {
     pub stock: i64,
 }
 
+/// An article of the small CMS the write-through lesson builds on. `version` starts at 1 and rises
+/// by one with every committed write, so two copies of an article can be ordered.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Article {
+    pub id: i64,
+    /// Never empty: the table refuses an empty title, which gives tests a write that fails.
+    pub title: String,
+    pub body: String,
+    pub version: i64,
+}
+
 /// The product categories of the seed data.
 pub const CATEGORIES: [&str; 5] = ["tea", "coffee", "cocoa", "books", "kitchen"];
 
@@ -67,6 +78,8 @@ pub struct DbOptions {
     pub users: i64,
     /// Products `1..=products` are seeded.
     pub products: i64,
+    /// Articles `1..=articles` are seeded.
+    pub articles: i64,
     /// Added to every counted query while it holds its connection.
     pub latency: Duration,
     /// Pool size: how many queries may run at once.
@@ -79,6 +92,7 @@ impl Default for DbOptions {
             url: None,
             users: 100,
             products: 100,
+            articles: 100,
             latency: Duration::ZERO,
             max_connections: 10,
         }
@@ -164,7 +178,7 @@ impl Database {
             _sqlite_dir: sqlite_dir,
         };
         db.create_schema(is_postgres).await?;
-        db.seed(options.users, options.products).await?;
+        db.seed(&options).await?;
         Ok(db)
     }
 
@@ -326,6 +340,75 @@ impl Database {
         Ok(done.rows_affected() == 1)
     }
 
+    // ---- articles: every write is a transaction, and returns what it committed -------------
+
+    /// One article by primary key, or `None`.
+    pub async fn article(&self, id: i64) -> Result<Option<Article>, sqlx::Error> {
+        let mut conn = self.connection().await?;
+        let row = sqlx::query("SELECT id, title, body, version FROM articles WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+        row.map(|row| article_from_row(&row)).transpose()
+    }
+
+    /// Creates article `id` at version 1; fails if it exists. Returns once committed.
+    pub async fn create_article(
+        &self,
+        id: i64,
+        title: &str,
+        body: &str,
+    ) -> Result<Article, sqlx::Error> {
+        let mut conn = self.connection().await?;
+        let mut tx = conn.begin().await?;
+        let row = sqlx::query(
+            "INSERT INTO articles (id, title, body, version) VALUES ($1, $2, $3, 1) \
+             RETURNING id, title, body, version",
+        )
+        .bind(id)
+        .bind(title)
+        .bind(body)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        article_from_row(&row)
+    }
+
+    /// Rewrites an article and raises its version by one, in one statement of one transaction.
+    /// Returns the committed row, or `None` if there is no such article.
+    pub async fn update_article(
+        &self,
+        id: i64,
+        title: &str,
+        body: &str,
+    ) -> Result<Option<Article>, sqlx::Error> {
+        let mut conn = self.connection().await?;
+        let mut tx = conn.begin().await?;
+        let row = sqlx::query(
+            "UPDATE articles SET title = $1, body = $2, version = version + 1 WHERE id = $3 \
+             RETURNING id, title, body, version",
+        )
+        .bind(title)
+        .bind(body)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        row.map(|row| article_from_row(&row)).transpose()
+    }
+
+    /// Deletes an article. Returns the version it had, or `None` if there was none.
+    pub async fn delete_article(&self, id: i64) -> Result<Option<i64>, sqlx::Error> {
+        let mut conn = self.connection().await?;
+        let mut tx = conn.begin().await?;
+        let row = sqlx::query("DELETE FROM articles WHERE id = $1 RETURNING version")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        row.map(|row| row.try_get("version")).transpose()
+    }
+
     // ---- setup (not counted) -----------------------------------------------------------------
 
     async fn create_schema(&self, is_postgres: bool) -> Result<(), sqlx::Error> {
@@ -359,13 +442,23 @@ impl Database {
         self.pool
             .execute("CREATE INDEX products_by_category ON products (category, price_cents)")
             .await?;
+        self.pool
+            .execute(
+                "CREATE TABLE articles (
+                    id BIGINT PRIMARY KEY,
+                    title TEXT NOT NULL CHECK (title <> ''),
+                    body TEXT NOT NULL,
+                    version BIGINT NOT NULL
+                )",
+            )
+            .await?;
         Ok(())
     }
 
     /// Deterministic rows: the same ids always hold the same data, so runs compare.
-    async fn seed(&self, users: i64, products: i64) -> Result<(), sqlx::Error> {
+    async fn seed(&self, options: &DbOptions) -> Result<(), sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        for id in 1..=users {
+        for id in 1..=options.users {
             let user = seed_user(id);
             sqlx::query(
                 "INSERT INTO users (id, name, email, bio, karma, created_at) \
@@ -380,7 +473,17 @@ impl Database {
             .execute(&mut *tx)
             .await?;
         }
-        for id in 1..=products {
+        for id in 1..=options.articles {
+            let article = seed_article(id);
+            sqlx::query("INSERT INTO articles (id, title, body, version) VALUES ($1, $2, $3, $4)")
+                .bind(article.id)
+                .bind(&article.title)
+                .bind(&article.body)
+                .bind(article.version)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for id in 1..=options.products {
             let product = seed_product(id);
             sqlx::query(
                 "INSERT INTO products (id, name, category, price_cents, stock) \
@@ -406,6 +509,16 @@ async fn hold_for(latency: Duration) {
     tokio::task::spawn_blocking(move || std::thread::sleep(latency))
         .await
         .expect("a sleeping thread does not panic");
+}
+
+/// The seed row for article `id`, at version 1.
+pub fn seed_article(id: i64) -> Article {
+    Article {
+        id,
+        title: format!("Article {id}"),
+        body: format!("The text of article {id}."),
+        version: 1,
+    }
 }
 
 /// The seed row for user `id`: every tenth has zero karma and every seventh an empty bio.
@@ -480,5 +593,14 @@ fn product_from_row(row: &AnyRow) -> Result<Product, sqlx::Error> {
         category: row.try_get("category")?,
         price_cents: row.try_get("price_cents")?,
         stock: row.try_get("stock")?,
+    })
+}
+
+fn article_from_row(row: &AnyRow) -> Result<Article, sqlx::Error> {
+    Ok(Article {
+        id: row.try_get("id")?,
+        title: row.try_get("title")?,
+        body: row.try_get("body")?,
+        version: row.try_get("version")?,
     })
 }

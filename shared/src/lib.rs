@@ -26,7 +26,7 @@ pub mod server;
 pub mod workload;
 
 pub use connection::RedisTarget;
-pub use db::{Database, DbOptions, Product, User};
+pub use db::{Article, Database, DbOptions, Product, User};
 pub use error::SetupError;
 pub use metrics::{CacheMetrics, CacheStats};
 pub use namespace::Namespace;

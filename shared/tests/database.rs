@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use shared::db::{seed_product, seed_user};
+use shared::db::{seed_article, seed_product, seed_user};
 use shared::{Database, DbOptions};
 
 fn options() -> DbOptions {
@@ -31,6 +31,29 @@ async fn seed_rows_are_deterministic_and_setup_is_not_counted() {
     // The seed has zeros and empties on purpose.
     assert_eq!(seed_user(10).karma, 0);
     assert_eq!(seed_user(14).bio, "");
+    db.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn article_writes_commit_and_number_their_versions() {
+    let db = open().await;
+    assert_eq!(db.article(3).await.unwrap(), Some(seed_article(3)));
+    let updated = db.update_article(3, "New", "Body").await.unwrap().unwrap();
+    assert_eq!((updated.version, updated.title.as_str()), (2, "New"));
+    assert_eq!(db.update_article(3, "Newer", "B").await.unwrap().unwrap().version, 3);
+    assert_eq!(db.article(3).await.unwrap().unwrap().version, 3);
+    assert_eq!(db.update_article(100_000, "x", "y").await.unwrap(), None);
+
+    // An empty title is refused by the table, and the row is left as it was.
+    assert!(db.update_article(3, "", "Body").await.is_err());
+    assert_eq!(db.article(3).await.unwrap().unwrap().title, "Newer");
+
+    let created = db.create_article(500, "Fresh", "Text").await.unwrap();
+    assert_eq!(created.version, 1);
+    assert!(db.create_article(500, "Again", "Text").await.is_err(), "ids are unique");
+    assert_eq!(db.delete_article(500).await.unwrap(), Some(1));
+    assert_eq!(db.delete_article(500).await.unwrap(), None);
+    assert_eq!(db.article(500).await.unwrap(), None);
     db.close().await.unwrap();
 }
 
