@@ -31,6 +31,8 @@ use std::time::{Duration, Instant};
 use crate::error::SetupError;
 
 /// How long a freshly started server gets to answer PING (it takes about 8 ms on a quiet machine).
+/// Where `SAVE` writes the dataset, inside the server's own folder.
+const DUMP_FILE: &str = "dump.rdb";
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A `redis-server` (or `valkey-server`) process owned by this program.
@@ -88,12 +90,32 @@ impl RedisServer {
             let _ = child.kill();
             let _ = child.wait();
         }
+        let _ = std::fs::remove_file(self.dir.path().join(DUMP_FILE));
     }
 
-    /// Starts the server again on the same address after [`stop`](Self::stop), with an empty
-    /// dataset, and waits until it answers PING. Connections made before the stop reconnect to it.
+    /// Saves the dataset to disk (`SAVE`), then kills the server: the next
+    /// [`restart`](Self::restart) comes back with the data it held, as a server with persistence
+    /// would after a crash. How tests make Redis come back with an old value still in it.
+    pub fn stop_keeping_data(&self) -> Result<(), SetupError> {
+        let reply = roundtrip(self.port, "SAVE\r\n").map_err(SetupError::Io)?;
+        if !reply.starts_with("+OK") {
+            return Err(SetupError::RedisCommand(reply));
+        }
+        if let Some(mut child) = self.child.lock().unwrap().take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        Ok(())
+    }
+
+    /// Starts the server again on the same address, and waits until it answers PING.
+    /// Connections made before the stop reconnect to it. It starts empty, unless it was stopped
+    /// with [`stop_keeping_data`](Self::stop_keeping_data).
     pub fn restart(&self) -> Result<(), SetupError> {
-        self.stop();
+        let running = self.child.lock().unwrap().is_some();
+        if running {
+            self.stop();
+        }
         self.launch()
     }
 
@@ -123,6 +145,7 @@ impl RedisServer {
             .args(["--daemonize", "no"])
             .arg("--dir")
             .arg(self.dir.path())
+            .args(["--dbfilename", DUMP_FILE])
             .arg("--logfile")
             .arg(&log)
             .stdin(Stdio::null())

@@ -40,7 +40,14 @@ async fn article_writes_commit_and_number_their_versions() {
     assert_eq!(db.article(3).await.unwrap(), Some(seed_article(3)));
     let updated = db.update_article(3, "New", "Body").await.unwrap().unwrap();
     assert_eq!((updated.version, updated.title.as_str()), (2, "New"));
-    assert_eq!(db.update_article(3, "Newer", "B").await.unwrap().unwrap().version, 3);
+    assert_eq!(
+        db.update_article(3, "Newer", "B")
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        3
+    );
     assert_eq!(db.article(3).await.unwrap().unwrap().version, 3);
     assert_eq!(db.update_article(100_000, "x", "y").await.unwrap(), None);
 
@@ -50,7 +57,10 @@ async fn article_writes_commit_and_number_their_versions() {
 
     let created = db.create_article(500, "Fresh", "Text").await.unwrap();
     assert_eq!(created.version, 1);
-    assert!(db.create_article(500, "Again", "Text").await.is_err(), "ids are unique");
+    assert!(
+        db.create_article(500, "Again", "Text").await.is_err(),
+        "ids are unique"
+    );
     assert_eq!(db.delete_article(500).await.unwrap(), Some(1));
     assert_eq!(db.delete_article(500).await.unwrap(), None);
     assert_eq!(db.article(500).await.unwrap(), None);

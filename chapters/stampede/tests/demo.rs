@@ -58,7 +58,9 @@ fn a_small_run_shows_what_each_strategy_promises() {
     assert_eq!(loads("distributed lock"), 1);
     assert_eq!(loads("stale-while-revalidate"), 1, "one background refresh");
     // All 60 unless the machine is so busy that some arrive after the 20 ms refresh has landed.
-    let stale = row(burst, "stale-while-revalidate")["served_stale"].as_u64().unwrap();
+    let stale = row(burst, "stale-while-revalidate")["served_stale"]
+        .as_u64()
+        .unwrap();
     assert!((1..=60).contains(&stale), "{stale}");
     for strategy in burst["rows"].as_array().unwrap() {
         assert_eq!(strategy["failed"], 0, "{strategy}");

@@ -1,0 +1,193 @@
+//! The versioned cache, and what happens when a cache write fails after the commit.
+//!
+//! Every Redis call runs within a time budget and a failure is counted, never returned: the
+//! database has already answered or committed, and Redis trouble must not turn that into an error.
+//!
+//! A failed cache write after a commit is the dangerous case. The database holds the new row and
+//! the cache may still hold the old one, which every read would then serve as a hit. So the
+//! failure is *repaired*:
+//!
+//! 1. delete the key: a missing key is a miss, and a miss loads the new row;
+//! 2. if the delete fails too (Redis is unreachable), remember the key. Before this instance
+//!    serves that key from Redis again it must delete it; until it can, it reads the database;
+//! 3. the TTL every record carries is the last safety net, for other instances and for a process
+//!    that dies with repairs pending. It bounds how long anyone can read the old row.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use redis::{AsyncCommands, RedisResult, Script};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use shared::codec;
+use shared::metrics::{CacheMetrics, Counter};
+
+use crate::versioned::{SET_IF_NEWER, Versioned};
+
+/// What a read found.
+pub enum Lookup<T> {
+    Found(Versioned<T>),
+    Missing,
+    /// Redis failed, or this key has a repair pending: read the database and store nothing.
+    Unusable,
+}
+
+/// The write side's counters.
+#[derive(Debug, Default)]
+pub struct WriteMetrics {
+    /// Records stored by the versioned script.
+    pub stored: Counter,
+    /// Records the script refused because the cache already held that version or a newer one.
+    pub refused_older: Counter,
+    /// Cache writes that failed after the database had committed.
+    pub failed: Counter,
+    /// Of those, repaired at once by deleting the key.
+    pub deleted: Counter,
+    /// Of those, left pending because the delete failed too; deleted before the key is served.
+    pub pending: Counter,
+    /// Pending repairs completed later.
+    pub repaired_later: Counter,
+}
+
+/// A copy of the write counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct WriteStats {
+    pub stored: u64,
+    pub refused_older: u64,
+    pub failed: u64,
+    pub deleted: u64,
+    pub pending: u64,
+    pub repaired_later: u64,
+}
+
+pub struct VersionedCache {
+    conn: ConnectionManager,
+    timeout: Duration,
+    ttl: Duration,
+    set_if_newer: Script,
+    /// Keys whose repair could not be done yet.
+    unrepaired: Mutex<HashSet<String>>,
+    pub reads: CacheMetrics,
+    pub writes: WriteMetrics,
+}
+
+impl VersionedCache {
+    /// Records are kept for `ttl`; every Redis call gets at most `timeout`.
+    pub fn new(conn: ConnectionManager, ttl: Duration, timeout: Duration) -> Self {
+        VersionedCache {
+            conn,
+            timeout,
+            ttl,
+            set_if_newer: Script::new(SET_IF_NEWER),
+            unrepaired: Mutex::new(HashSet::new()),
+            reads: CacheMetrics::default(),
+            writes: WriteMetrics::default(),
+        }
+    }
+
+    pub fn write_stats(&self) -> WriteStats {
+        let w = &self.writes;
+        WriteStats {
+            stored: w.stored.get(),
+            refused_older: w.refused_older.get(),
+            failed: w.failed.get(),
+            deleted: w.deleted.get(),
+            pending: w.pending.get(),
+            repaired_later: w.repaired_later.get(),
+        }
+    }
+
+    // ANCHOR: read
+    /// The record under `key`, unless a repair of `key` is still pending and cannot be done now.
+    pub async fn read<T: DeserializeOwned>(&self, key: &str) -> Lookup<T> {
+        if !self.finish_repair(key).await {
+            return Lookup::Unusable;
+        }
+        let mut conn = self.conn.clone();
+        match self.bounded(conn.get::<_, Option<Vec<u8>>>(key)).await {
+            None => Lookup::Unusable,
+            Some(None) => Lookup::Missing,
+            Some(Some(bytes)) => match codec::decode(&bytes) {
+                Ok(record) => Lookup::Found(record),
+                Err(_) => {
+                    self.reads.corrupt.inc();
+                    Lookup::Missing
+                }
+            },
+        }
+    }
+    // ANCHOR_END: read
+
+    // ANCHOR: write
+    /// Stores `record` unless the cache holds its version or a newer one. Called after the
+    /// database committed; if Redis fails, the key is repaired rather than left as it was.
+    pub async fn write<T: Serialize>(&self, key: &str, record: &Versioned<T>) {
+        let bytes = codec::encode(record).expect("records serialize to JSON");
+        let stored: Option<i64> = self
+            .bounded(
+                self.set_if_newer
+                    .key(key)
+                    .arg(record.version)
+                    .arg(bytes)
+                    .arg(self.ttl.as_millis().max(1) as u64)
+                    .invoke_async(&mut self.conn.clone()),
+            )
+            .await;
+        match stored {
+            Some(1) => {
+                self.writes.stored.inc();
+                // The key now holds the newest version: nothing left to repair.
+                self.unrepaired.lock().expect("repairs lock").remove(key);
+            }
+            Some(_) => self.writes.refused_older.inc(),
+            None => {
+                self.writes.failed.inc();
+                self.repair(key).await;
+            }
+        }
+    }
+
+    /// After a failed cache write: delete the key, or remember that it must be deleted.
+    async fn repair(&self, key: &str) {
+        let mut conn = self.conn.clone();
+        if self.bounded(conn.del::<_, ()>(key)).await.is_some() {
+            self.writes.deleted.inc();
+        } else {
+            self.writes.pending.inc();
+            self.unrepaired
+                .lock()
+                .expect("repairs lock")
+                .insert(key.to_string());
+        }
+    }
+
+    /// Completes a pending repair of `key`, if there is one. Returns whether the key may be read.
+    async fn finish_repair(&self, key: &str) -> bool {
+        if !self.unrepaired.lock().expect("repairs lock").contains(key) {
+            return true;
+        }
+        let mut conn = self.conn.clone();
+        if self.bounded(conn.del::<_, ()>(key)).await.is_none() {
+            return false;
+        }
+        self.unrepaired.lock().expect("repairs lock").remove(key);
+        self.writes.repaired_later.inc();
+        true
+    }
+    // ANCHOR_END: write
+
+    /// Runs one Redis call within the time budget; a failure or a timeout is counted as a Redis
+    /// error and becomes `None`.
+    async fn bounded<T>(&self, call: impl Future<Output = RedisResult<T>>) -> Option<T> {
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(Ok(value)) => Some(value),
+            Ok(Err(_)) | Err(_) => {
+                self.reads.errors.inc();
+                None
+            }
+        }
+    }
+}

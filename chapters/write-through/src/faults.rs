@@ -1,0 +1,53 @@
+//! A pause point in the write path, for tests.
+//!
+//! The failures this lesson is about happen in a gap of microseconds: between a transaction's
+//! commit and the cache write that follows it. A test cannot hit that gap by timing, so the
+//! repository awaits [`Faults::after_commit`] there. Normally it returns at once. A test that
+//! armed it with [`Faults::pause_after_commit`] gets the writer parked in the gap: it can stop
+//! Redis, or let a second writer run to completion, and then [`Pause::resume`] the first.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Notify;
+
+#[derive(Default)]
+pub struct Faults {
+    after_commit: Mutex<Option<Arc<Pause>>>,
+}
+
+/// A writer parked between its commit and its cache write.
+#[derive(Default)]
+pub struct Pause {
+    reached: Notify,
+    resume: Notify,
+}
+
+impl Faults {
+    /// Parks the next write that commits, until [`Pause::resume`].
+    pub fn pause_after_commit(&self) -> Arc<Pause> {
+        let pause = Arc::new(Pause::default());
+        *self.after_commit.lock().expect("faults lock") = Some(pause.clone());
+        pause
+    }
+
+    /// Where the repository waits between commit and cache write; free unless armed.
+    pub async fn after_commit(&self) {
+        let armed = self.after_commit.lock().expect("faults lock").take();
+        if let Some(pause) = armed {
+            pause.reached.notify_one();
+            pause.resume.notified().await;
+        }
+    }
+}
+
+impl Pause {
+    /// Returns once the writer has committed and is parked.
+    pub async fn reached(&self) {
+        self.reached.notified().await;
+    }
+
+    /// Lets the parked writer go on to its cache write.
+    pub fn resume(&self) {
+        self.resume.notify_one();
+    }
+}
