@@ -1,0 +1,285 @@
+//! What write-through promises, checked against a real Redis and a real database.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
+use shared::db::seed_article;
+use shared::{Article, Database, DbOptions, Namespace, RedisServer, RedisTarget, codec};
+use write_through::{Policy, Versioned, WriteThrough};
+
+struct Fixture {
+    redis: RedisTarget,
+    conn: ConnectionManager,
+    db: Arc<Database>,
+    ns: Namespace,
+}
+
+async fn fixture_on(redis: RedisTarget) -> Fixture {
+    let conn = redis.connect().await.unwrap();
+    let db = Database::open(DbOptions {
+        articles: 50,
+        ..DbOptions::default()
+    })
+    .await
+    .unwrap();
+    Fixture {
+        redis,
+        conn,
+        db: Arc::new(db),
+        ns: Namespace::new("write-through-test"),
+    }
+}
+
+async fn fixture() -> Fixture {
+    fixture_on(RedisTarget::from_env().unwrap()).await
+}
+
+async fn private_fixture() -> Fixture {
+    fixture_on(RedisTarget::Private(RedisServer::start().unwrap())).await
+}
+
+impl Fixture {
+    /// One application instance: its own connection, the shared database and namespace.
+    async fn instance(&self) -> WriteThrough {
+        let conn = self.redis.connect().await.unwrap();
+        WriteThrough::new(self.db.clone(), conn, self.ns.clone(), Policy::default())
+    }
+
+    /// The record cached for article `id`, if any (on a fresh connection: Redis may have just
+    /// restarted).
+    async fn cached(&self, store: &WriteThrough, id: i64) -> Option<Versioned<Article>> {
+        let mut conn = self.redis.connect().await.unwrap();
+        let bytes: Option<Vec<u8>> = conn.get(store.key(id)).await.unwrap();
+        bytes.map(|b| codec::decode(&b).unwrap())
+    }
+}
+
+#[tokio::test]
+async fn after_a_write_the_next_read_is_the_new_row_without_a_query() {
+    let fx = fixture().await;
+    let store = fx.instance().await;
+    assert_eq!(store.get(4).await.unwrap(), Some(seed_article(4)));
+    let updated = store
+        .update(4, "Edited", "New text")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(updated.version, 2);
+    let before = fx.db.queries();
+    assert_eq!(store.get(4).await.unwrap(), Some(updated.clone()));
+    assert_eq!(fx.db.queries(), before, "read from the cache");
+    assert_eq!(fx.cached(&store, 4).await.unwrap().version, 2);
+
+    let created = store.create(900, "Brand new", "Text").await.unwrap();
+    let before = fx.db.queries();
+    assert_eq!(store.get(900).await.unwrap(), Some(created));
+    assert_eq!(fx.db.queries(), before);
+    assert_eq!(store.read_stats().hits, 2);
+}
+
+#[tokio::test]
+async fn a_delete_removes_the_row_and_its_cached_copy() {
+    let fx = fixture().await;
+    let store = fx.instance().await;
+    store.get(5).await.unwrap();
+    assert!(store.delete(5).await.unwrap());
+    assert_eq!(fx.db.article(5).await.unwrap(), None);
+    let tombstone = fx.cached(&store, 5).await.unwrap();
+    assert_eq!(
+        tombstone,
+        Versioned {
+            version: 2,
+            value: None
+        },
+        "above the last version"
+    );
+    let before = fx.db.queries();
+    assert_eq!(store.get(5).await.unwrap(), None);
+    assert_eq!(fx.db.queries(), before, "the absence is cached too");
+    assert!(!store.delete(5).await.unwrap());
+}
+
+// ANCHOR: failed_db_write
+#[tokio::test]
+async fn a_failed_database_write_leaves_the_cache_untouched() {
+    let fx = fixture().await;
+    let store = fx.instance().await;
+    store.get(6).await.unwrap();
+    // The table refuses an empty title: the transaction fails and nothing changes.
+    assert!(store.update(6, "", "Body").await.is_err());
+    assert_eq!(
+        fx.cached(&store, 6).await.unwrap().value,
+        Some(seed_article(6))
+    );
+    assert_eq!(fx.db.article(6).await.unwrap(), Some(seed_article(6)));
+    assert_eq!(store.write_stats().stored, 1, "only the read's store");
+}
+// ANCHOR_END: failed_db_write
+
+// ANCHOR: race
+/// The textbook write-through the course corrects: write the row, then SET the key.
+async fn naive_update(fx: &Fixture, key: &str, id: i64, title: &str) -> Article {
+    let row = fx
+        .db
+        .update_article(id, title, "Body")
+        .await
+        .unwrap()
+        .unwrap();
+    let record = Versioned {
+        version: row.version,
+        value: Some(row.clone()),
+    };
+    let _: () = fx
+        .conn
+        .clone()
+        .set(key, codec::encode(&record).unwrap())
+        .await
+        .unwrap();
+    row
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_racing_writers_leave_the_newer_version_in_the_cache() {
+    let fx = fixture().await;
+    let store = Arc::new(fx.instance().await);
+    let other = fx.instance().await;
+
+    // Writer A commits version 2 and is held between its commit and its cache write...
+    let pause = store.faults.pause_after_commit();
+    let slow = tokio::spawn({
+        let store = store.clone();
+        async move { store.update(7, "From A", "Body").await }
+    });
+    pause.reached().await;
+    // ...while writer B commits version 3 and caches it.
+    let newer = other.update(7, "From B", "Body").await.unwrap().unwrap();
+    assert_eq!(newer.version, 3);
+    pause.resume();
+    slow.await.unwrap().unwrap();
+
+    assert_eq!(
+        fx.cached(&store, 7).await.unwrap().value,
+        Some(newer.clone())
+    );
+    assert_eq!(store.get(7).await.unwrap(), Some(newer));
+    assert_eq!(store.write_stats().refused_older, 1);
+}
+
+#[tokio::test]
+async fn the_unversioned_write_through_ends_with_the_older_row() {
+    let fx = fixture().await;
+    let key = fx.ns.key("article:8");
+    // The same interleaving, by hand: A commits version 2, B commits and caches version 3,
+    // then A caches version 2.
+    let a = fx
+        .db
+        .update_article(8, "From A", "Body")
+        .await
+        .unwrap()
+        .unwrap();
+    let b = naive_update(&fx, &key, 8, "From B").await;
+    let record = Versioned {
+        version: a.version,
+        value: Some(a.clone()),
+    };
+    let _: () = fx
+        .conn
+        .clone()
+        .set(&key, codec::encode(&record).unwrap())
+        .await
+        .unwrap();
+
+    let cached: Versioned<Article> =
+        codec::decode(&fx.conn.clone().get::<_, Vec<u8>>(&key).await.unwrap()).unwrap();
+    assert_eq!(
+        fx.db.article(8).await.unwrap(),
+        Some(b),
+        "the database has B's row"
+    );
+    assert_eq!(
+        cached.value,
+        Some(a),
+        "the cache has A's older row: stale until the TTL"
+    );
+}
+// ANCHOR_END: race
+
+// ANCHOR: cache_failure
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cache_failure_after_the_commit_leaves_no_stale_value_once_redis_is_back() {
+    let fx = private_fixture().await;
+    let store = Arc::new(fx.instance().await);
+    store.get(9).await.unwrap(); // version 1 is cached
+
+    let pause = store.faults.pause_after_commit();
+    let write = tokio::spawn({
+        let store = store.clone();
+        async move { store.update(9, "Edited", "Body").await }
+    });
+    pause.reached().await;
+    // Redis goes away between the commit and the cache write, keeping its data (version 1).
+    fx.redis.server().unwrap().stop_keeping_data().unwrap();
+    pause.resume();
+    let committed = write.await.unwrap().unwrap().unwrap();
+    assert_eq!(committed.version, 2, "the write succeeded in the database");
+    let stats = store.write_stats();
+    assert_eq!((stats.failed, stats.pending), (1, 1), "{stats:?}");
+
+    // While Redis is down, reads come from the database.
+    assert_eq!(store.get(9).await.unwrap(), Some(committed.clone()));
+
+    // Redis is back with version 1 in it; this instance deletes it before serving the key.
+    fx.redis.server().unwrap().restart().unwrap();
+    let mut served = None;
+    for _ in 0..100 {
+        served = store.get(9).await.unwrap();
+        if store.write_stats().repaired_later == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(served, Some(committed.clone()), "never the old row");
+    assert_eq!(store.write_stats().repaired_later, 1);
+    assert_eq!(
+        fx.cached(&store, 9).await.unwrap().version,
+        2,
+        "re-populated with the new row"
+    );
+}
+// ANCHOR_END: cache_failure
+
+#[tokio::test]
+async fn a_failed_cache_write_that_can_still_delete_removes_the_key() {
+    let fx = private_fixture().await;
+    let store = Arc::new(fx.instance().await);
+    store.get(10).await.unwrap();
+    // A corrupt record that the script cannot parse is simply overwritten; a script error
+    // (here: the key holds a hash, so GET inside the script fails) makes the write fail, and the
+    // repair deletes the key.
+    let key = store.key(10);
+    let _: () = fx.conn.clone().del(&key).await.unwrap();
+    let _: () = fx.conn.clone().hset(&key, "f", "v").await.unwrap();
+    let row = store.update(10, "Edited", "Body").await.unwrap().unwrap();
+    let stats = store.write_stats();
+    assert_eq!((stats.failed, stats.deleted), (1, 1), "{stats:?}");
+    assert!(!fx.conn.clone().exists::<_, bool>(&key).await.unwrap());
+    assert_eq!(store.get(10).await.unwrap(), Some(row));
+}
+
+#[tokio::test]
+async fn redis_down_writes_succeed_and_reads_use_the_database() {
+    let fx = private_fixture().await;
+    let store = fx.instance().await;
+    fx.redis.server().unwrap().stop();
+    let row = store
+        .update(11, "Offline edit", "Body")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(store.get(11).await.unwrap(), Some(row));
+    assert_eq!(store.get(12).await.unwrap(), Some(seed_article(12)));
+    let reads = store.read_stats();
+    assert!(reads.errors >= 2 && reads.hits == 0, "{reads:?}");
+}
