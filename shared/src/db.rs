@@ -162,6 +162,10 @@ impl Database {
                     if let Some(schema) = search_path {
                         conn.execute(format!("SET search_path TO {schema}").as_str())
                             .await?;
+                    } else {
+                        // The usual setting with WAL: a commit is durable against a crash of the
+                        // process, and fsyncs happen at checkpoints rather than on every commit.
+                        conn.execute("PRAGMA synchronous = NORMAL").await?;
                     }
                     Ok(())
                 })

@@ -1,1 +1,68 @@
-fn main() {}
+//! The write and read paths of write-through, each against its baseline, in one run on one
+//! server.
+//!
+//! - `write-through update` vs `database update alone`: what the versioned cache write adds to a
+//!   committed update (one scripted round trip).
+//! - `read hit` vs `raw GET + decode`: what the read path adds to a plain Redis read of the same
+//!   record (key, timeout, counters).
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use redis::AsyncCommands;
+use shared::{Article, Database, DbOptions, Namespace, RedisTarget, codec};
+use write_through::{Policy, Versioned, WriteThrough};
+
+fn paths(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let redis = RedisTarget::from_env().expect("a Redis for the benchmarks");
+    let (conn, db) = rt.block_on(async {
+        let conn = redis.connect().await.unwrap();
+        let db = Database::open(DbOptions::default()).await.unwrap();
+        (conn, Arc::new(db))
+    });
+    let namespace = Namespace::new("write-through-bench");
+    let store = WriteThrough::new(
+        db.clone(),
+        conn.clone(),
+        namespace.clone(),
+        Policy::default(),
+    );
+    rt.block_on(store.get(42)).unwrap();
+    let key = store.key(42);
+
+    let mut group = c.benchmark_group("write-through");
+    group.bench_function("database update alone", |b| {
+        b.to_async(&rt)
+            .iter(|| async { black_box(db.update_article(43, "Bench", "Body").await.unwrap()) })
+    });
+    group.bench_function("write-through update", |b| {
+        b.to_async(&rt)
+            .iter(|| async { black_box(store.update(42, "Bench", "Body").await.unwrap()) })
+    });
+    group.bench_function("raw GET + decode", |b| {
+        b.to_async(&rt).iter(|| async {
+            let bytes: Vec<u8> = conn.clone().get(&key).await.unwrap();
+            black_box(codec::decode::<Versioned<Article>>(&bytes).unwrap())
+        })
+    });
+    group.bench_function("read hit", |b| {
+        b.to_async(&rt)
+            .iter(|| async { black_box(store.get(42).await.unwrap()) })
+    });
+    group.finish();
+
+    let reads = store.read_stats();
+    assert_eq!(reads.errors, 0, "no Redis errors during the benchmark");
+    assert_eq!(reads.misses, 1, "every benchmarked read was a hit");
+    assert_eq!(store.write_stats().failed, 0);
+    rt.block_on(namespace.remove_all(&mut conn.clone()))
+        .unwrap();
+}
+
+criterion_group!(benches, paths);
+criterion_main!(benches);
