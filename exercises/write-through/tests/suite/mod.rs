@@ -1,0 +1,256 @@
+//! The suite shared by the exercise and the solution: `super::subject` is whichever crate runs it.
+//!
+//! Each test gets its own namespace and database; Redis is `REDIS_URL` or a private server, and
+//! the tests that stop Redis always start a private one.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::AsyncCommands;
+use shared::{Database, DbOptions, Namespace, RedisServer, RedisTarget, codec};
+
+use super::subject::{Settings, Stock, StockLevel};
+
+struct Warehouse {
+    redis: RedisTarget,
+    db: Arc<Database>,
+    namespace: Namespace,
+}
+
+fn settings() -> Settings {
+    Settings {
+        ttl: Duration::from_secs(60),
+        redis_timeout: Duration::from_millis(100),
+    }
+}
+
+async fn warehouse_on(redis: RedisTarget) -> Warehouse {
+    let db = Database::open(DbOptions::default()).await.unwrap();
+    Warehouse {
+        redis,
+        db: Arc::new(db),
+        namespace: Namespace::new("write-through-exercise"),
+    }
+}
+
+async fn warehouse() -> Warehouse {
+    warehouse_on(RedisTarget::from_env().unwrap()).await
+}
+
+async fn warehouse_with_private_redis() -> Warehouse {
+    warehouse_on(RedisTarget::Private(RedisServer::start().unwrap())).await
+}
+
+impl Warehouse {
+    /// One application instance with its own connection. Its setup queries are not counted.
+    async fn stock(&self) -> Stock {
+        let conn = self.redis.connect().await.unwrap();
+        let stock = Stock::open(
+            self.db.clone(),
+            conn,
+            self.namespace.clone(),
+            settings(),
+            20,
+        )
+        .await
+        .unwrap();
+        self.db.reset_queries();
+        stock
+    }
+
+    /// The record cached under `sku`'s key, read on a fresh connection.
+    async fn cached(&self, stock: &Stock, sku: &str) -> Option<StockLevel> {
+        let mut conn = self.redis.connect().await.unwrap();
+        let bytes: Option<Vec<u8>> = conn.get(stock.key(sku)).await.unwrap();
+        bytes.map(|b| codec::decode(&b).expect("a cached stock level"))
+    }
+
+    fn server(&self) -> &RedisServer {
+        self.redis.server().expect("a private server")
+    }
+}
+
+fn level(sku: &str, quantity: i64, version: i64) -> StockLevel {
+    StockLevel {
+        sku: sku.to_string(),
+        quantity,
+        version,
+    }
+}
+
+// ---- task 1: read through, write through -------------------------------------------------------
+
+#[tokio::test]
+async fn task1_reads_fill_the_cache_once() {
+    let wh = warehouse().await;
+    let stock = wh.stock().await;
+    for _ in 0..5 {
+        assert_eq!(
+            stock.get("sku-1").await.unwrap(),
+            Some(level("sku-1", 10, 1))
+        );
+    }
+    assert_eq!(wh.db.queries(), 1);
+    assert_eq!(
+        wh.cached(&stock, "sku-1").await,
+        Some(level("sku-1", 10, 1))
+    );
+    assert_eq!(stock.get("sku-999").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn task1_after_a_write_the_next_read_is_a_hit_with_the_new_quantity() {
+    let wh = warehouse().await;
+    let stock = wh.stock().await;
+    stock.get("sku-2").await.unwrap();
+    let committed = stock.set_quantity("sku-2", 7).await.unwrap().unwrap();
+    assert_eq!(committed, level("sku-2", 7, 2));
+    let queries = wh.db.queries();
+    assert_eq!(
+        stock.get("sku-2").await.unwrap(),
+        Some(level("sku-2", 7, 2))
+    );
+    assert_eq!(wh.db.queries(), queries, "served by the cache");
+    let ttl: i64 = wh
+        .redis
+        .connect()
+        .await
+        .unwrap()
+        .pttl(stock.key("sku-2"))
+        .await
+        .unwrap();
+    assert!((1..=60_000).contains(&ttl), "cached with the TTL: {ttl}");
+    assert_eq!(stock.set_quantity("sku-404", 1).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn task1_a_failed_commit_leaves_the_cache_untouched() {
+    let wh = warehouse().await;
+    let stock = wh.stock().await;
+    stock.get("sku-3").await.unwrap();
+    // The table refuses a negative quantity: the transaction fails, nothing changes.
+    assert!(stock.set_quantity("sku-3", -5).await.is_err());
+    assert_eq!(
+        wh.cached(&stock, "sku-3").await,
+        Some(level("sku-3", 10, 1))
+    );
+    assert_eq!(
+        stock.get("sku-3").await.unwrap(),
+        Some(level("sku-3", 10, 1))
+    );
+}
+
+// ---- task 2: versions --------------------------------------------------------------------------
+
+#[tokio::test]
+async fn task2_an_older_version_never_replaces_a_newer_one() {
+    let wh = warehouse().await;
+    let stock = wh.stock().await;
+    assert_eq!(stock.store(&level("sku-4", 3, 3)).await, Some(true));
+    // A writer that committed version 2 earlier arrives late with its row.
+    assert_eq!(stock.store(&level("sku-4", 8, 2)).await, Some(false));
+    assert_eq!(
+        stock.store(&level("sku-4", 8, 3)).await,
+        Some(false),
+        "same version"
+    );
+    assert_eq!(wh.cached(&stock, "sku-4").await, Some(level("sku-4", 3, 3)));
+    assert_eq!(stock.store(&level("sku-4", 1, 4)).await, Some(true));
+    assert_eq!(wh.cached(&stock, "sku-4").await, Some(level("sku-4", 1, 4)));
+}
+
+#[tokio::test]
+async fn task2_an_unreadable_entry_is_replaced() {
+    let wh = warehouse().await;
+    let stock = wh.stock().await;
+    let _: () = wh
+        .redis
+        .connect()
+        .await
+        .unwrap()
+        .set(stock.key("sku-5"), "{oops")
+        .await
+        .unwrap();
+    assert_eq!(stock.store(&level("sku-5", 4, 2)).await, Some(true));
+    assert_eq!(
+        stock.get("sku-5").await.unwrap(),
+        Some(level("sku-5", 4, 2))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn task2_racing_writers_leave_the_cache_equal_to_the_database() {
+    let wh = warehouse().await;
+    let (a, b) = (Arc::new(wh.stock().await), Arc::new(wh.stock().await));
+    for round in 0..20 {
+        let tasks: Vec<_> = (0..8)
+            .map(|i| {
+                let stock = if i % 2 == 0 { a.clone() } else { b.clone() };
+                tokio::spawn(async move { stock.set_quantity("sku-6", round * 10 + i).await })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        let in_db = a.load("sku-6").await.unwrap();
+        assert_eq!(wh.cached(&a, "sku-6").await, in_db, "round {round}");
+    }
+}
+
+// ---- task 3: when the cache write fails --------------------------------------------------------
+
+#[tokio::test]
+async fn task3_a_failed_cache_write_is_repaired_by_a_delete() {
+    let wh = warehouse().await;
+    let stock = wh.stock().await;
+    // A key of the wrong type makes the cache write fail, while a delete still works.
+    let mut conn = wh.redis.connect().await.unwrap();
+    let _: () = conn
+        .hset(stock.key("sku-7"), "field", "value")
+        .await
+        .unwrap();
+    let committed = stock.set_quantity("sku-7", 2).await.unwrap().unwrap();
+    assert!(
+        !conn.exists::<_, bool>(stock.key("sku-7")).await.unwrap(),
+        "deleted"
+    );
+    assert_eq!(stock.get("sku-7").await.unwrap(), Some(committed));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn task3_redis_lost_during_a_write_serves_no_stale_value_once_back() {
+    let wh = warehouse_with_private_redis().await;
+    let stock = wh.stock().await;
+    stock.get("sku-8").await.unwrap(); // 10 units, version 1, cached
+
+    // Redis goes away (keeping its data) and the write commits without it.
+    wh.server().stop_keeping_data().unwrap();
+    let committed = stock.set_quantity("sku-8", 0).await.unwrap().unwrap();
+    assert_eq!(committed, level("sku-8", 0, 2));
+    assert_eq!(
+        stock.get("sku-8").await.unwrap(),
+        Some(committed.clone()),
+        "from the db"
+    );
+
+    // Redis is back, with version 1 still in it. No read may return it.
+    wh.server().restart().unwrap();
+    for _ in 0..30 {
+        assert_eq!(stock.get("sku-8").await.unwrap(), Some(committed.clone()));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_ne!(
+        wh.cached(&stock, "sku-8").await,
+        Some(level("sku-8", 10, 1))
+    );
+}
+
+#[tokio::test]
+async fn task3_with_redis_down_writes_commit_and_reads_use_the_database() {
+    let wh = warehouse_with_private_redis().await;
+    let stock = wh.stock().await;
+    wh.server().stop();
+    let committed = stock.set_quantity("sku-9", 3).await.unwrap().unwrap();
+    assert_eq!(stock.get("sku-9").await.unwrap(), Some(committed));
+    assert!(stock.redis_errors.get() >= 2);
+}

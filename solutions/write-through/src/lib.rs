@@ -1,0 +1,281 @@
+//! # Solution: a write-through stock ledger
+//!
+//! The worked answer to `exercises/write-through`. Read the exercise first; the task descriptions
+//! and the given parts are the same here, only the `todo!()`s are filled in.
+//!
+//! The `mistake-*` features plant the classic mistakes (see `Cargo.toml`); CI builds the solution
+//! with each one and checks that the exercise's suite fails.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use redis::{AsyncCommands, RedisResult, Script};
+use serde::{Deserialize, Serialize};
+use shared::metrics::Counter;
+use shared::{Database, Namespace, codec};
+use sqlx::Row;
+
+/// How many units of one SKU are in stock, and the version of that row: it starts at 1 and the
+/// database raises it by one on every committed change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StockLevel {
+    pub sku: String,
+    pub quantity: i64,
+    pub version: i64,
+}
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// How long a cached stock level lives: the last safety net.
+    pub ttl: Duration,
+    /// The longest any one Redis call may take.
+    pub redis_timeout: Duration,
+}
+
+pub struct Stock {
+    pub db: Arc<Database>,
+    pub redis: ConnectionManager,
+    pub namespace: Namespace,
+    pub settings: Settings,
+    /// Redis calls that failed or ran out of time.
+    pub redis_errors: Counter,
+    /// Keys that must be deleted before they are served again (task 3).
+    pub unrepaired: Mutex<HashSet<String>>,
+}
+
+/// Stores ARGV[2] under KEYS[1] unless the record there has version ARGV[1] or newer.
+/// ARGV: version, record JSON, TTL in ms. Returns 1 if stored, 0 if refused.
+const STORE_IF_NEWER: &str = r"
+local current = redis.call('GET', KEYS[1])
+if current then
+    local ok, record = pcall(cjson.decode, current)
+    if ok and type(record) == 'table' and tonumber(record.version)
+        and tonumber(record.version) >= tonumber(ARGV[1]) then
+        return 0
+    end
+end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1
+";
+
+impl Stock {
+    /// Creates the `stock_levels` table in `db` and seeds `sku-1` to `sku-{skus}` with 10 units
+    /// each, at version 1. (These queries are counted like any other; the tests reset the count.)
+    pub async fn open(
+        db: Arc<Database>,
+        redis: ConnectionManager,
+        namespace: Namespace,
+        settings: Settings,
+        skus: usize,
+    ) -> Result<Self, sqlx::Error> {
+        let mut conn = db.connection().await?;
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS stock_levels (
+                sku TEXT PRIMARY KEY,
+                quantity BIGINT NOT NULL CHECK (quantity >= 0),
+                version BIGINT NOT NULL
+            )",
+        )
+        .execute(&mut *conn)
+        .await?;
+        for n in 1..=skus {
+            sqlx::query(
+                "INSERT INTO stock_levels (sku, quantity, version) VALUES ($1, 10, 1) \
+                 ON CONFLICT (sku) DO NOTHING",
+            )
+            .bind(format!("sku-{n}"))
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(Stock {
+            db,
+            redis,
+            namespace,
+            settings,
+            redis_errors: Counter::default(),
+            unrepaired: Mutex::new(HashSet::new()),
+        })
+    }
+
+    /// Where the stock level of `sku` is cached.
+    pub fn key(&self, sku: &str) -> String {
+        self.namespace.key(&format!("stock:{sku}"))
+    }
+
+    /// The stock level of `sku` in the database, or `None`.
+    pub async fn load(&self, sku: &str) -> Result<Option<StockLevel>, sqlx::Error> {
+        let mut conn = self.db.connection().await?;
+        let row = sqlx::query("SELECT sku, quantity, version FROM stock_levels WHERE sku = $1")
+            .bind(sku)
+            .fetch_optional(&mut *conn)
+            .await?;
+        row.map(|row| level_from_row(&row)).transpose()
+    }
+
+    /// Sets the quantity of `sku` in the database, raising its version, in one transaction, and
+    /// returns the committed row (`None`: no such SKU). A negative quantity is refused by the
+    /// table: the transaction fails and nothing changes.
+    pub async fn commit_quantity(
+        &self,
+        sku: &str,
+        quantity: i64,
+    ) -> Result<Option<StockLevel>, sqlx::Error> {
+        let mut conn = self.db.connection().await?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        let row = sqlx::query(
+            "UPDATE stock_levels SET quantity = $1, version = version + 1 WHERE sku = $2 \
+             RETURNING sku, quantity, version",
+        )
+        .bind(quantity)
+        .bind(sku)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        row.map(|row| level_from_row(&row)).transpose()
+    }
+
+    /// Runs one Redis call within `settings.redis_timeout`. A failure or a timeout adds one to
+    /// `redis_errors` and becomes `None`.
+    pub async fn within_budget<T>(&self, call: impl Future<Output = RedisResult<T>>) -> Option<T> {
+        match tokio::time::timeout(self.settings.redis_timeout, call).await {
+            Ok(Ok(value)) => Some(value),
+            _ => {
+                self.redis_errors.inc();
+                None
+            }
+        }
+    }
+
+    /// ## Task 1a: read through the cache
+    ///
+    /// Return the stock level of `sku` from its key if it is cached; otherwise load it, store it
+    /// (with [`Stock::store`]) and return it. An unknown SKU is `None` and need not be cached.
+    /// Redis trouble is never an error: read the database instead.
+    pub async fn get(&self, sku: &str) -> Result<Option<StockLevel>, sqlx::Error> {
+        let key = self.key(sku);
+        if !self.finish_repair(&key).await {
+            return self.load(sku).await;
+        }
+        let cached: Option<Option<Vec<u8>>> =
+            self.within_budget(self.redis.clone().get(&key)).await;
+        if let Some(Some(bytes)) = &cached
+            && let Ok(level) = codec::decode::<StockLevel>(bytes)
+        {
+            return Ok(Some(level));
+        }
+        let level = self.load(sku).await?;
+        if cached.is_some()
+            && let Some(level) = &level
+        {
+            self.store(level).await;
+        }
+        Ok(level)
+    }
+
+    /// ## Task 1b: write through
+    ///
+    /// Set the quantity of `sku`: commit it with [`Stock::commit_quantity`], then store the
+    /// committed row (with its new version) in the cache. If the commit fails, the cache must be
+    /// exactly as it was. Returns the committed row.
+    pub async fn set_quantity(
+        &self,
+        sku: &str,
+        quantity: i64,
+    ) -> Result<Option<StockLevel>, sqlx::Error> {
+        if cfg!(feature = "mistake-cache-before-commit")
+            && let Some(current) = self.load(sku).await?
+        {
+            let expected = StockLevel {
+                quantity,
+                version: current.version + 1,
+                ..current
+            };
+            self.store(&expected).await;
+        }
+        let Some(level) = self.commit_quantity(sku, quantity).await? else {
+            return Ok(None);
+        };
+        if self.store(&level).await.is_none() && !cfg!(feature = "mistake-keep-stale-on-failure") {
+            self.repair(&self.key(sku)).await;
+        }
+        Ok(Some(level))
+    }
+
+    /// ## Task 2: versioned store
+    ///
+    /// Store `level` under its key for `settings.ttl`, unless the cache already holds that
+    /// version or a newer one: check and write atomically, in one Lua script. Returns
+    /// `Some(true)` if stored, `Some(false)` if refused as older, `None` if Redis failed.
+    /// An unreadable entry counts as older.
+    pub async fn store(&self, level: &StockLevel) -> Option<bool> {
+        let key = self.key(&level.sku);
+        let bytes = codec::encode(level).expect("stock levels serialize");
+        let ttl_ms = self.settings.ttl.as_millis().max(1) as u64;
+        let stored = if cfg!(feature = "mistake-ignore-versions") {
+            let mut conn = self.redis.clone();
+            let set = conn.pset_ex::<_, _, ()>(&key, bytes, ttl_ms);
+            self.within_budget(set).await.map(|_| true)
+        } else {
+            let script = Script::new(STORE_IF_NEWER);
+            let mut invocation = script.key(&key);
+            invocation.arg(level.version).arg(bytes).arg(ttl_ms);
+            let mut conn = self.redis.clone();
+            let answer: Option<i64> = self.within_budget(invocation.invoke_async(&mut conn)).await;
+            answer.map(|stored| stored == 1)
+        };
+        if stored == Some(true) {
+            self.unrepaired.lock().expect("repairs lock").remove(&key);
+        }
+        stored
+    }
+
+    /// Task 3: after a failed cache write, delete the key; if that fails too, remember it.
+    async fn repair(&self, key: &str) {
+        let deleted = self
+            .within_budget(self.redis.clone().del::<_, ()>(key))
+            .await;
+        if deleted.is_none() {
+            self.unrepaired
+                .lock()
+                .expect("repairs lock")
+                .insert(key.to_string());
+        }
+    }
+
+    /// Task 3: deletes `key` first if its repair is pending. Returns whether it may be read.
+    async fn finish_repair(&self, key: &str) -> bool {
+        if cfg!(feature = "mistake-keep-stale-on-failure")
+            || !self.unrepaired.lock().expect("repairs lock").contains(key)
+        {
+            return true;
+        }
+        let deleted = self
+            .within_budget(self.redis.clone().del::<_, ()>(key))
+            .await;
+        if deleted.is_some() {
+            self.unrepaired.lock().expect("repairs lock").remove(key);
+        }
+        deleted.is_some()
+    }
+}
+
+// ## Task 3: when the cache write fails
+//
+// No new function: make `set_quantity` and `get` keep the promise when Redis fails after the
+// commit. The database has the new row; the cache may still hold the old one, and must never
+// serve it again:
+// - if storing the committed row fails, delete the key;
+// - if the delete fails too (Redis is unreachable), remember the key in `self.unrepaired`, and
+//   have `get` delete it before serving that key from Redis again (until it can, `get` reads
+//   the database).
+
+fn level_from_row(row: &sqlx::any::AnyRow) -> Result<StockLevel, sqlx::Error> {
+    Ok(StockLevel {
+        sku: row.try_get("sku")?,
+        quantity: row.try_get("quantity")?,
+        version: row.try_get("version")?,
+    })
+}
