@@ -30,6 +30,7 @@ impl Faults {
         pause
     }
 
+    // ANCHOR: after_commit
     /// Where the repository waits between commit and cache write; free unless armed.
     pub async fn after_commit(&self) {
         let armed = self.after_commit.lock().expect("faults lock").take();
@@ -38,6 +39,7 @@ impl Faults {
             pause.resume.notified().await;
         }
     }
+    // ANCHOR_END: after_commit
 }
 
 impl Pause {
