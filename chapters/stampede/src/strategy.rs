@@ -2,7 +2,7 @@
 //!
 //! One trait lets the demo run every strategy through the same scenario and the tests hold them
 //! all to the same promises. A strategy answers `get(key)` with the key's value, from Redis when it
-//! can and from its [`Source`](crate::Source) when it must; it differs from the others only in
+//! can and from its [`Source`] when it must; it differs from the others only in
 //! *how many* loads it lets happen at once, and in what the requests that did not load were doing
 //! meanwhile (waiting, or being served an older value).
 
