@@ -44,7 +44,12 @@ impl Fixture {
     /// One application instance: its own connection, the shared database and namespace.
     async fn instance(&self) -> WriteThrough {
         let conn = self.redis.connect().await.unwrap();
-        WriteThrough::new(self.db.clone(), conn, self.ns.clone(), Policy::default())
+        // Two minutes rather than the default ten: a shared REDIS_URL keeps no test key for long.
+        let policy = Policy {
+            ttl: Duration::from_secs(120),
+            ..Policy::default()
+        };
+        WriteThrough::new(self.db.clone(), conn, self.ns.clone(), policy)
     }
 
     /// The record cached for article `id`, if any (on a fresh connection: Redis may have just
