@@ -1,7 +1,7 @@
 //! # Solution: a storefront that survives its own popularity
 //!
 //! The worked answer to `exercises/stampede`. Read the exercise first; the task descriptions and
-//! the given parts are the same here, only the `todo!()`s are filled in.
+//! the given parts are the same here; only the task bodies are filled in.
 //!
 //! The `mistake-*` features plant the classic mistakes (see `Cargo.toml`); CI builds the solution
 //! with each one and checks that the exercise's suite fails.

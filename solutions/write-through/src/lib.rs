@@ -1,7 +1,7 @@
 //! # Solution: a write-through stock ledger
 //!
 //! The worked answer to `exercises/write-through`. Read the exercise first; the task descriptions
-//! and the given parts are the same here, only the `todo!()`s are filled in.
+//! and the given parts are the same here; only the task bodies are filled in.
 //!
 //! The `mistake-*` features plant the classic mistakes (see `Cargo.toml`); CI builds the solution
 //! with each one and checks that the exercise's suite fails.
