@@ -6,11 +6,16 @@
 
 use std::future::Future;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::Args;
+use redis::aio::ConnectionManager;
 
-use crate::db::DbOptions;
+use crate::connection::RedisTarget;
+use crate::db::{Database, DbOptions};
+use crate::namespace::Namespace;
 use crate::workload::Workload;
 
 /// Where the demo's Redis and database are. Every demo flattens this, directly or through
@@ -46,6 +51,47 @@ impl Backends {
     /// How the report names the Redis in use.
     pub fn redis_label(&self) -> String {
         self.redis_url.clone().unwrap_or_else(|| "private".into())
+    }
+
+    /// Gets the Redis these flags name (or starts a private one), connects to it, and opens the
+    /// database `options` describe. Errors carry advice for the learner.
+    pub async fn open(&self, options: DbOptions) -> anyhow::Result<Opened> {
+        let redis = RedisTarget::from_url_or_private(self.redis_url.as_deref())
+            .context("could not get a Redis for the demo")?;
+        let conn = redis.connect().await?;
+        let db = Database::open(options)
+            .await
+            .context("could not open the demo database")?;
+        Ok(Opened {
+            redis,
+            conn,
+            db: Arc::new(db),
+        })
+    }
+}
+
+/// A demo's Redis, a connection to it, and its database, for the length of one run.
+pub struct Opened {
+    /// Keeps a private server alive until the run ends.
+    pub redis: RedisTarget,
+    pub conn: ConnectionManager,
+    pub db: Arc<Database>,
+}
+
+impl Opened {
+    /// Ends the run: removes the keys under `namespaces` from a Redis the demo does not own (a
+    /// private server goes away with its keys), and closes the database, which drops a
+    /// PostgreSQL schema. Drop every other handle on the database first.
+    pub async fn close(mut self, namespaces: &[Namespace]) -> anyhow::Result<()> {
+        if let RedisTarget::External(_) = self.redis {
+            for namespace in namespaces {
+                namespace.remove_all(&mut self.conn).await?;
+            }
+        }
+        if let Some(db) = Arc::into_inner(self.db) {
+            db.close().await?;
+        }
+        Ok(())
     }
 }
 

@@ -11,8 +11,10 @@
 //! - [`codec`]: typed values in and out of the cache;
 //! - [`metrics`]: hit, miss, error counters and latency histograms;
 //! - [`workload`]: Zipf-skewed traffic over concurrent tasks, with a progress bar;
-//! - [`cli`] and [`report`]: the flags every demo shares and the table every demo ends with.
+//! - [`cli`] and [`report`]: the flags every demo shares and the table every demo ends with;
+//! - [`bench`]: what every lesson's criterion benches start from.
 
+pub mod bench;
 pub mod cli;
 pub mod codec;
 pub mod connection;

@@ -6,24 +6,19 @@
 //! - `database alone`: the same lookup against SQLite with no artificial latency.
 
 use std::hint::black_box;
-use std::sync::Arc;
 
 use cache_aside::{CacheAside, Entry, Policy, Users};
 use criterion::{Criterion, criterion_group, criterion_main};
 use redis::AsyncCommands;
-use shared::{Database, DbOptions, Namespace, RedisTarget, User, codec};
+use shared::{Namespace, User, codec};
 
 fn cache_aside(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let redis = RedisTarget::from_env().expect("a Redis for the benchmarks");
-    let (conn, db) = rt.block_on(async {
-        let conn = redis.connect().await.unwrap();
-        let db = Database::open(DbOptions::default()).await.unwrap();
-        (conn, Arc::new(db))
-    });
+    let shared::bench::Setup {
+        rt,
+        redis: _redis,
+        conn,
+        db,
+    } = shared::bench::setup();
     let namespace = Namespace::new("cache-aside-bench");
     let users = Users::new(
         db.clone(),

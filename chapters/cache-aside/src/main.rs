@@ -5,7 +5,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use cache_aside::{CacheAside, Policy, Users};
 use clap::Parser;
 use serde::Serialize;
@@ -13,7 +12,7 @@ use shared::cli::{CommonArgs, number_in};
 use shared::db::seed_user;
 use shared::report::{self, Report, Row};
 use shared::workload::RunStats;
-use shared::{Database, Namespace, Op, RedisTarget};
+use shared::{Namespace, Op};
 
 /// Cache-aside: watch a cache beat a slow database, and see what it costs when it does not.
 ///
@@ -102,14 +101,8 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let args = &cli.common;
 
-    let redis = RedisTarget::from_url_or_private(args.backends.redis_url.as_deref())
-        .context("could not get a Redis for the demo")?;
-    let mut conn = redis.connect().await?;
-    let db = Arc::new(
-        Database::open(args.db_options())
-            .await
-            .context("could not open the demo database")?,
-    );
+    let opened = args.backends.open(args.db_options()).await?;
+    let (conn, db) = (opened.conn.clone(), opened.db.clone());
     let namespace = Namespace::new("cache-aside");
     let workload = args.workload(cli.write_ratio);
 
@@ -170,13 +163,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .setting("writes", report::percent(cli.write_ratio))
         .setting("db latency", format!("{} ms", args.db_latency_ms))
         .setting("db", db.backend())
-        .setting(
-            "redis",
-            match &redis {
-                RedisTarget::Private(_) => "private".to_string(),
-                RedisTarget::External(url) => url.clone(),
-            },
-        )
+        .setting("redis", args.backends.redis_label())
         .setting("ttl", format!("{} s", cli.ttl_secs));
     summary
         .rows
@@ -195,14 +182,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
 
-    if let RedisTarget::External(_) = redis {
-        namespace.remove_all(&mut conn).await?;
-    }
-    drop(users); // the last other handle on the database
-    if let Some(db) = Arc::into_inner(db) {
-        db.close().await?;
-    }
-    Ok(())
+    drop((users, db)); // the other handles on the database
+    opened.close(&[namespace]).await
 }
 
 /// The row a write stores: the seed user with one more karma point.

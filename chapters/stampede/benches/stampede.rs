@@ -7,23 +7,19 @@ use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use redis::AsyncCommands;
-use shared::{Database, DbOptions, Namespace, Product, RedisTarget, codec};
+use shared::{Namespace, Product, codec};
 use stampede::{
     LockedLoader, Policy, ProductPages, SingleFlight, StaleWhileRevalidate, Strategy, Unprotected,
     XFetch,
 };
 
 fn hits(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let redis = RedisTarget::from_env().expect("a Redis for the benchmarks");
-    let (conn, db) = rt.block_on(async {
-        let conn = redis.connect().await.unwrap();
-        let db = Database::open(DbOptions::default()).await.unwrap();
-        (conn, Arc::new(db))
-    });
+    let shared::bench::Setup {
+        rt,
+        redis,
+        conn,
+        db,
+    } = shared::bench::setup();
     let pages = Arc::new(ProductPages::new(db.clone()));
     let policy = Policy::default();
     // One namespace per strategy (each stores its own record shape under the same key), one for

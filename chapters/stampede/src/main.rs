@@ -141,20 +141,13 @@ struct Reports {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let redis = RedisTarget::from_url_or_private(cli.backends.redis_url.as_deref())
-        .context("could not get a Redis for the demo")?;
-    let mut conn = redis.connect().await?;
     let mut options = cli.backends.db_options(cli.keys.max(1), load_time(&cli));
     options.max_connections = cli.pool_per_instance * cli.instances as u32;
-    let db = Arc::new(
-        Database::open(options)
-            .await
-            .context("could not open the demo database")?,
-    );
+    let opened = cli.backends.open(options).await?;
     let demo = Demo {
         cli: &cli,
-        redis: &redis,
-        db: db.clone(),
+        redis: &opened.redis,
+        db: opened.db.clone(),
         namespaces: Mutex::new(Vec::new()),
     };
 
@@ -183,17 +176,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
 
-    if let RedisTarget::External(_) = redis {
-        let namespaces = std::mem::take(&mut *demo.namespaces.lock().expect("namespaces"));
-        for namespace in namespaces {
-            namespace.remove_all(&mut conn).await?;
-        }
-    }
-    drop(demo);
-    if let Some(db) = Arc::into_inner(db) {
-        db.close().await?;
-    }
-    Ok(())
+    let Demo { namespaces, db, .. } = demo;
+    drop(db); // the other handle on the database
+    opened
+        .close(&namespaces.into_inner().expect("namespaces"))
+        .await
 }
 
 fn load_time(cli: &Cli) -> Duration {

@@ -7,24 +7,19 @@
 //!   record (key, timeout, counters).
 
 use std::hint::black_box;
-use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use redis::AsyncCommands;
-use shared::{Article, Database, DbOptions, Namespace, RedisTarget, codec};
+use shared::{Article, Namespace, codec};
 use write_through::{Policy, Versioned, WriteThrough};
 
 fn paths(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let redis = RedisTarget::from_env().expect("a Redis for the benchmarks");
-    let (conn, db) = rt.block_on(async {
-        let conn = redis.connect().await.unwrap();
-        let db = Database::open(DbOptions::default()).await.unwrap();
-        (conn, Arc::new(db))
-    });
+    let shared::bench::Setup {
+        rt,
+        redis: _redis,
+        conn,
+        db,
+    } = shared::bench::setup();
     let namespace = Namespace::new("write-through-bench");
     let store = WriteThrough::new(
         db.clone(),

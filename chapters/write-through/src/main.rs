@@ -17,7 +17,7 @@ use shared::cli::{CommonArgs, number_in};
 use shared::metrics::{Latency, LatencySummary};
 use shared::report::{self, Report, Row};
 use shared::workload::RunStats;
-use shared::{Article, CacheStats, Database, Namespace, Op, RedisTarget};
+use shared::{Article, CacheStats, Database, Namespace, Op};
 use write_through::{Policy, WriteThrough};
 
 /// Write-through: reads that always hit, and writes that never leave a stale value behind.
@@ -141,14 +141,8 @@ impl Measured {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let args = &cli.common;
-    let redis = RedisTarget::from_url_or_private(args.backends.redis_url.as_deref())
-        .context("could not get a Redis for the demo")?;
-    let mut conn = redis.connect().await?;
-    let db = Arc::new(
-        Database::open(args.db_options())
-            .await
-            .context("could not open the demo database")?,
-    );
+    let opened = args.backends.open(args.db_options()).await?;
+    let (conn, db) = (opened.conn.clone(), opened.db.clone());
     let workload = args.workload(cli.write_ratio);
     let namespace = Namespace::new("write-through");
     let aside_namespace = Namespace::new("write-through-aside");
@@ -211,15 +205,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     summary.conclusion = conclude(&summary.rows);
     summary.print(args.json);
 
-    if let RedisTarget::External(_) = redis {
-        namespace.remove_all(&mut conn).await?;
-        aside_namespace.remove_all(&mut conn).await?;
-    }
-    drop(modes);
-    if let Some(db) = Arc::into_inner(db) {
-        db.close().await?;
-    }
-    Ok(())
+    drop((modes, db)); // the other handles on the database
+    opened.close(&[namespace, aside_namespace]).await
 }
 
 /// Reads every article once, so a cached run starts warm.
