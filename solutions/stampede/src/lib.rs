@@ -6,7 +6,7 @@
 //! The `mistake-*` features plant the classic mistakes (see `Cargo.toml`); CI builds the solution
 //! with each one and checks that the exercise's suite fails.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redis::aio::ConnectionManager;
@@ -48,12 +48,16 @@ pub struct Lock {
 }
 
 /// Deletes the lock only if it still holds our token. KEYS: lock. ARGV: token.
-const RELEASE: &str = r"
+static RELEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
     return redis.call('DEL', KEYS[1])
 end
 return 0
-";
+",
+    )
+});
 
 impl Lock {
     /// ## Task 1a: take a lock
@@ -90,7 +94,7 @@ impl Lock {
             let deleted: i64 = redis.clone().del(&self.key).await?;
             return Ok(deleted == 1);
         }
-        let deleted: i64 = Script::new(RELEASE)
+        let deleted: i64 = RELEASE
             .key(&self.key)
             .arg(&self.token)
             .invoke_async(&mut redis.clone())

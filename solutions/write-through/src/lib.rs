@@ -8,7 +8,7 @@
 
 use std::collections::HashSet;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
@@ -48,7 +48,9 @@ pub struct Stock {
 
 /// Stores ARGV[2] under KEYS[1] unless the record there has version ARGV[1] or newer.
 /// ARGV: version, record JSON, TTL in ms. Returns 1 if stored, 0 if refused.
-const STORE_IF_NEWER: &str = r"
+static STORE_IF_NEWER: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 local current = redis.call('GET', KEYS[1])
 if current then
     local ok, record = pcall(cjson.decode, current)
@@ -59,7 +61,9 @@ if current then
 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 1
-";
+",
+    )
+});
 
 impl Stock {
     /// Creates the `stock_levels` table in `db` and seeds `sku-1` to `sku-{skus}` with 10 units
@@ -219,8 +223,7 @@ impl Stock {
             let set = conn.pset_ex::<_, _, ()>(&key, bytes, ttl_ms);
             self.within_budget(set).await.map(|_| true)
         } else {
-            let script = Script::new(STORE_IF_NEWER);
-            let mut invocation = script.key(&key);
+            let mut invocation = STORE_IF_NEWER.key(&key);
             invocation.arg(level.version).arg(bytes).arg(ttl_ms);
             let mut conn = self.redis.clone();
             let answer: Option<i64> = self.within_budget(invocation.invoke_async(&mut conn)).await;
