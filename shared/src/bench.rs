@@ -1,43 +1,22 @@
 //! What every lesson's criterion benches start from.
 //!
-//! A bench compares a path with its baseline in one run, on one server: the same runtime, the
+//! A bench compares a path with its baseline in one run, on one stage: the same runtime, the
 //! same Redis (`REDIS_URL`, else a private server) and a default, unslowed SQLite database.
 
-use std::sync::Arc;
-
-use redis::aio::ConnectionManager;
 use tokio::runtime::Runtime;
 
-use crate::connection::RedisTarget;
-use crate::db::{Database, DbOptions};
+use crate::db::DbOptions;
+use crate::stage::Stage;
 
-pub struct Setup {
-    /// A current-thread runtime: the bench measures the path, not cross-thread hand-offs.
-    pub rt: Runtime,
-    /// Keeps a private server alive for the whole bench.
-    pub redis: RedisTarget,
-    pub conn: ConnectionManager,
-    pub db: Arc<Database>,
-}
-
-/// Starts the runtime, the Redis and the database; panics with the reason if one cannot start.
-pub fn setup() -> Setup {
+/// A current-thread runtime (the bench measures the path, not cross-thread hand-offs) and the
+/// stage of `lesson`'s bench; panics with the reason if either cannot start.
+pub fn stage(lesson: &str) -> (Runtime, Stage) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a tokio runtime");
-    let redis = RedisTarget::from_env().expect("a Redis for the benchmarks");
-    let (conn, db) = rt.block_on(async {
-        let conn = redis.connect().await.expect("connect to the bench Redis");
-        let db = Database::open(DbOptions::default())
-            .await
-            .expect("open the bench database");
-        (conn, Arc::new(db))
-    });
-    Setup {
-        rt,
-        redis,
-        conn,
-        db,
-    }
+    let stage = rt
+        .block_on(Stage::from_env(lesson, DbOptions::default()))
+        .expect("a Redis and a database for the benchmarks");
+    (rt, stage)
 }

@@ -1,25 +1,25 @@
 //! Command-line arguments every lesson's demo shares.
 //!
-//! Each demo flattens [`CommonArgs`] into its own clap parser, so `--help` reads the same in every
-//! lesson and a learner who has scaled one demo knows how to scale the next. Values are checked
-//! when parsed: a bad one exits with clap's message naming the flag and the accepted range.
+//! Each demo flattens [`WorkloadArgs`] into its own clap parser, so `--help` reads the same in
+//! every lesson and a learner who has scaled one demo knows how to scale the next. A demo whose
+//! story needs other defaults (the stampede demo's slow database, say) sets them with
+//! [`parse_with_defaults`] rather than defining the flags again. Values are checked when parsed:
+//! a bad one exits with clap's message naming the flag and the accepted range.
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::Args;
-use redis::aio::ConnectionManager;
+use clap::{Args, CommandFactory, FromArgMatches};
 
 use crate::connection::RedisTarget;
-use crate::db::{Database, DbOptions};
-use crate::namespace::Namespace;
+use crate::db::DbOptions;
+use crate::stage::Stage;
 use crate::workload::Workload;
 
-/// Where the demo's Redis and database are. Every demo flattens this, directly or through
-/// [`CommonArgs`].
+/// Where the demo's Redis and database are.
 #[derive(Args, Clone, Debug)]
 pub struct Backends {
     /// Redis to use, e.g. redis://127.0.0.1:6379/0. Unset: a private redis-server is started
@@ -35,79 +35,43 @@ pub struct Backends {
 }
 
 impl Backends {
-    /// Database options seeding `rows` users, products and articles, each query slowed by
-    /// `latency`.
-    pub fn db_options(&self, rows: u64, latency: Duration) -> DbOptions {
-        DbOptions {
-            url: self.database_url.clone(),
-            users: rows as i64,
-            products: rows as i64,
-            articles: rows as i64,
-            latency,
-            ..DbOptions::default()
-        }
-    }
-
     /// How the report names the Redis in use.
     pub fn redis_label(&self) -> String {
         self.redis_url.clone().unwrap_or_else(|| "private".into())
     }
 
-    /// Gets the Redis these flags name (or starts a private one), connects to it, and opens the
-    /// database `options` describe. Errors carry advice for the learner.
-    pub async fn open(&self, options: DbOptions) -> anyhow::Result<Opened> {
+    /// Gets the Redis these flags name (or starts a private one) and opens the database `db`
+    /// describes, as the stage of one run of `lesson`. Errors carry advice for the learner.
+    pub async fn stage(&self, lesson: &str, mut db: DbOptions) -> anyhow::Result<Stage> {
+        db.url = self.database_url.clone();
         let redis = RedisTarget::from_url_or_private(self.redis_url.as_deref())
             .context("could not get a Redis for the demo")?;
-        let conn = redis.connect().await?;
-        let db = Database::open(options)
-            .await
-            .context("could not open the demo database")?;
-        Ok(Opened {
-            redis,
-            conn,
-            db: Arc::new(db),
-        })
+        Ok(Stage::open(lesson, redis, db).await?)
     }
 }
 
-/// A demo's Redis, a connection to it, and its database, for the length of one run.
-pub struct Opened {
-    /// Keeps a private server alive until the run ends.
-    pub redis: RedisTarget,
-    pub conn: ConnectionManager,
-    pub db: Arc<Database>,
-}
-
-impl Opened {
-    /// Ends the run: removes the keys under `namespaces` from a Redis the demo does not own (a
-    /// private server goes away with its keys), and closes the database, which drops a
-    /// PostgreSQL schema. Drop every other handle on the database first.
-    pub async fn close(mut self, namespaces: &[Namespace]) -> anyhow::Result<()> {
-        if let RedisTarget::External(_) = self.redis {
-            for namespace in namespaces {
-                namespace.remove_all(&mut self.conn).await?;
-            }
-        }
-        if let Some(db) = Arc::into_inner(self.db) {
-            db.close().await?;
-        }
-        Ok(())
-    }
-}
-
-/// The workload flags of the demos that replay a Zipf stream of requests.
+/// How a demo reports.
 #[derive(Args, Clone, Debug)]
-pub struct CommonArgs {
+pub struct ReportArgs {
+    /// Print the report as JSON on stdout instead of a table (and no progress bars).
+    #[arg(long)]
+    pub json: bool,
+
+    /// Also draw the demo's chart into this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
+}
+
+/// The workload flags every demo flattens: where, how much, how skewed, how slow a database.
+#[derive(Args, Clone, Debug)]
+pub struct WorkloadArgs {
     #[command(flatten)]
+    #[allow(missing_docs)]
     pub backends: Backends,
 
     /// How many requests the workload sends (per strategy compared).
     #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub requests: u64,
-
-    /// How many tasks send requests at the same time.
-    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=4_096))]
-    pub concurrency: u64,
 
     /// How many distinct keys (rows) the workload draws from.
     #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
@@ -126,33 +90,61 @@ pub struct CommonArgs {
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
 
-    /// Print the report as JSON on stdout instead of a table (and no progress bars).
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub report: ReportArgs,
 }
 
-impl CommonArgs {
+/// The flag of the demos whose requests come from a fixed number of tasks (a closed loop).
+#[derive(Args, Clone, Debug)]
+pub struct ClosedLoopArgs {
+    /// How many tasks send requests at the same time.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=4_096))]
+    pub concurrency: u64,
+}
+
+impl WorkloadArgs {
+    /// The database latency as a duration.
     pub fn db_latency(&self) -> Duration {
         Duration::from_secs_f64(self.db_latency_ms / 1_000.0)
     }
 
-    /// Database options seeding one row per key.
+    /// Database options seeding one user and one product per key, each query slowed by the
+    /// latency.
     pub fn db_options(&self) -> DbOptions {
-        self.backends.db_options(self.keys, self.db_latency())
+        DbOptions {
+            users: self.keys as i64,
+            products: self.keys as i64,
+            latency: self.db_latency(),
+            ..DbOptions::default()
+        }
     }
 
-    /// The workload these arguments describe, with the given share of writes.
-    pub fn workload(&self, write_ratio: f64) -> Workload {
+    /// The closed-loop workload these arguments describe, with the given share of writes.
+    pub fn workload(&self, closed: &ClosedLoopArgs, write_ratio: f64) -> Workload {
         Workload {
             requests: self.requests,
-            concurrency: self.concurrency as usize,
+            concurrency: closed.concurrency as usize,
             keys: self.keys,
             skew: self.skew,
             write_ratio,
             seed: self.seed,
-            progress: !self.json,
+            progress: !self.report.json,
         }
     }
+}
+
+/// Parses the command line into `C`, with other defaults for some flags: `(flag id, value)`
+/// pairs, the id being the field's name, e.g. `("db_latency_ms", "100")`. `--help` shows them.
+pub fn parse_with_defaults<C: CommandFactory + FromArgMatches>(
+    defaults: &[(&str, &'static str)],
+) -> C {
+    let mut command = C::command();
+    for &(id, value) in defaults {
+        command = command.mut_arg(id, |arg| arg.default_value(value));
+    }
+    let matches = command.get_matches();
+    C::from_arg_matches(&matches).unwrap_or_else(|error| error.exit())
 }
 
 /// Runs a demo's async body on a tokio runtime and turns its outcome into the exit code. An error
@@ -188,16 +180,26 @@ mod tests {
     #[derive(Parser)]
     struct Demo {
         #[command(flatten)]
-        common: CommonArgs,
+        workload: WorkloadArgs,
+        #[command(flatten)]
+        closed: ClosedLoopArgs,
     }
 
     #[test]
     fn defaults_and_overrides() {
         let demo =
             Demo::try_parse_from(["demo", "--requests", "500", "--db-latency-ms", "0.5"]).unwrap();
-        assert_eq!(demo.common.requests, 500);
-        assert_eq!(demo.common.db_latency(), Duration::from_micros(500));
-        assert_eq!(demo.common.workload(0.0).concurrency, 32);
+        assert_eq!(demo.workload.requests, 500);
+        assert_eq!(demo.workload.db_latency(), Duration::from_micros(500));
+        assert_eq!(demo.workload.workload(&demo.closed, 0.0).concurrency, 32);
+    }
+
+    #[test]
+    fn a_demo_can_change_the_defaults() {
+        let command = Demo::command().mut_arg("db_latency_ms", |a| a.default_value("100"));
+        let matches = command.try_get_matches_from(["demo"]).unwrap();
+        let demo = Demo::from_arg_matches(&matches).unwrap();
+        assert_eq!(demo.workload.db_latency(), Duration::from_millis(100));
     }
 
     #[test]

@@ -8,12 +8,15 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+/// Why bytes did not decode (or, never in practice, a value did not encode).
 pub type CodecError = serde_json::Error;
 
+/// A value as the bytes stored in Redis.
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
     serde_json::to_vec(value)
 }
 
+/// Bytes from Redis as a value; an error for anything that is not a valid `T`.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     serde_json::from_slice(bytes)
 }

@@ -42,6 +42,7 @@ impl RedisTarget {
         Self::from_url_or_private(std::env::var("REDIS_URL").ok().as_deref())
     }
 
+    /// The URL clients connect to.
     pub fn url(&self) -> String {
         match self {
             RedisTarget::External(url) => url.clone(),

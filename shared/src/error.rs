@@ -6,9 +6,11 @@
 
 use thiserror::Error;
 
-/// Redis or database setup failed before a lesson could start.
+/// Redis or database setup failed before a lesson could start, or its clean-up failed.
 #[derive(Debug, Error)]
+#[allow(missing_docs)] // the fields: each variant's doc and message name them
 pub enum SetupError {
+    /// Neither `redis-server` nor `valkey-server` is on PATH, and no `REDIS_URL` was given.
     #[error(
         "no redis-server (or valkey-server) found on PATH.\n\
          Install one:\n  \
@@ -18,15 +20,19 @@ pub enum SetupError {
     )]
     RedisNotInstalled,
 
+    /// The private server exited as it started (`status`); `log` is the end of its log.
     #[error("the private redis-server exited at start ({status}); its log ends with:\n{log}")]
     RedisExited { status: String, log: String },
 
+    /// The private server never answered PING; `log` is the end of its log.
     #[error("the private redis-server did not answer PING within 10 s; its log ends with:\n{log}")]
     RedisNotReady { log: String },
 
+    /// A fault-injection command was refused; the field is the reply.
     #[error("redis-server refused a command: {0}")]
     RedisCommand(String),
 
+    /// `url` is not a Redis URL; `cause` says why.
     #[error(
         "'{url}' is not a Redis URL ({cause}).\n\
          Use the form redis://HOST:PORT/DB, e.g. redis://127.0.0.1:6379/0"
@@ -36,6 +42,7 @@ pub enum SetupError {
         cause: redis::RedisError,
     },
 
+    /// Redis at `url` did not accept a connection; `cause` says why.
     #[error(
         "cannot reach Redis at {url} ({cause}).\n\
          Is the server running? Start one with `redis-server`, fix --redis-url / REDIS_URL, \
@@ -46,6 +53,7 @@ pub enum SetupError {
         cause: redis::RedisError,
     },
 
+    /// `url` is not a database URL the course supports; `cause` says why.
     #[error(
         "'{url}' is not a database URL the course supports ({cause}).\n\
          Use sqlite://PATH (or leave DATABASE_URL unset for a private SQLite file) \
@@ -53,6 +61,7 @@ pub enum SetupError {
     )]
     BadDatabaseUrl { url: String, cause: sqlx::Error },
 
+    /// The database at `url` did not accept a connection; `cause` says why.
     #[error(
         "cannot reach the database at {url} ({cause}).\n\
          Is the server running, and are the host, port, user and password right? \
@@ -60,9 +69,29 @@ pub enum SetupError {
     )]
     DatabaseUnreachable { url: String, cause: sqlx::Error },
 
+    /// Closing a stage could not remove the keys under `prefix`; `cause` says why.
+    #[error(
+        "could not remove the run's keys ({prefix}) from Redis: {cause}.\n\
+         They expire by themselves if they have a TTL; to remove them now: \
+         redis-cli --scan --pattern '{prefix}' | xargs redis-cli unlink"
+    )]
+    KeysLeft {
+        prefix: String,
+        cause: redis::RedisError,
+    },
+
+    /// Closing a stage found `others` other handles on its database.
+    #[error(
+        "the database is still in use by {others} other handle(s), so it cannot be closed \
+         (and a PostgreSQL schema would be left behind): drop them before closing the stage"
+    )]
+    DatabaseInUse { others: usize },
+
+    /// A query of the setup failed.
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 
+    /// A file or process operation failed.
     #[error(transparent)]
     Io(std::io::Error),
 }

@@ -3,18 +3,29 @@
 //! Every lesson is built from these parts, so a learner meets them once and afterwards sees only
 //! the pattern being taught:
 //!
-//! - [`server`] and [`connection`]: a real Redis, private or named by `REDIS_URL`, and the
-//!   reconnecting connection every lesson uses;
+//! - [`stage`]: the one setup every demo, test, bench and exercise suite runs on: a Redis, a
+//!   connection, the database and a namespace, and more application instances on demand;
+//! - [`server`], [`process`] and [`connection`]: a real Redis, private or named by `REDIS_URL`,
+//!   and the reconnecting connection every lesson uses;
+//! - [`budget`]: every Redis call within a time budget, its failure counted and turned into a
+//!   fallback;
+//! - [`pubsub`] and [`worker`]: a subscription that survives reconnections, and background
+//!   tasks that stop, report their panics and never outlive their owner;
 //! - [`namespace`] and [`keys`]: per-run key prefixes, readable entity keys and collision-free
 //!   hashed keys;
-//! - [`db`]: the SQL database behind the cache, with every query counted and optionally slowed;
+//! - [`db`]: the SQL database behind the cache, with every query counted and optionally slowed,
+//!   and transactions of several counted statements;
 //! - [`codec`]: typed values in and out of the cache;
 //! - [`metrics`]: hit, miss, error counters and latency histograms;
-//! - [`workload`]: Zipf-skewed traffic over concurrent tasks, with a progress bar;
-//! - [`cli`] and [`report`]: the flags every demo shares and the table every demo ends with;
+//! - [`workload`]: Zipf-skewed traffic, sent in a closed loop, a burst or at a fixed rate;
+//! - [`cli`], [`report`] and [`plot`]: the flags every demo shares, the table every demo ends
+//!   with, and its chart;
 //! - [`bench`]: what every lesson's criterion benches start from.
 
+#![warn(missing_docs)]
+
 pub mod bench;
+pub mod budget;
 pub mod cli;
 pub mod codec;
 pub mod connection;
@@ -23,14 +34,21 @@ pub mod error;
 pub mod keys;
 pub mod metrics;
 pub mod namespace;
+pub mod plot;
+pub mod process;
+pub mod pubsub;
 pub mod report;
 pub mod server;
+pub mod stage;
+pub mod worker;
 pub mod workload;
 
+pub use budget::Lookup;
 pub use connection::RedisTarget;
-pub use db::{Article, Database, DbOptions, Product, User};
+pub use db::{Database, DbOptions, Product, User};
 pub use error::SetupError;
 pub use metrics::{CacheMetrics, CacheStats};
 pub use namespace::Namespace;
-pub use server::RedisServer;
+pub use server::{Persistence, RedisServer, ServerOptions};
+pub use stage::{Instance, Stage};
 pub use workload::{Op, Workload};

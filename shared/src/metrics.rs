@@ -17,10 +17,12 @@ use serde::Serialize;
 pub struct Counter(AtomicU64);
 
 impl Counter {
+    /// Adds one.
     pub fn inc(&self) {
         self.0.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// The count so far.
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
@@ -44,6 +46,7 @@ pub struct CacheMetrics {
 }
 
 impl CacheMetrics {
+    /// The counters' values now.
     pub fn snapshot(&self) -> CacheStats {
         CacheStats {
             hits: self.hits.get(),
@@ -58,6 +61,7 @@ impl CacheMetrics {
 
 /// A copy of [`CacheMetrics`] at one moment.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[allow(missing_docs)] // each field is the counter of the same name
 pub struct CacheStats {
     pub hits: u64,
     pub negative_hits: u64,
@@ -80,6 +84,7 @@ impl CacheStats {
 }
 
 /// A latency histogram in microseconds, from 1 µs to one hour.
+#[derive(Clone)]
 pub struct Latency(Histogram<u64>);
 
 impl Default for Latency {
@@ -89,17 +94,35 @@ impl Default for Latency {
 }
 
 impl Latency {
+    /// Adds one latency.
     pub fn record(&mut self, elapsed: Duration) {
         let us = (elapsed.as_micros() as u64).clamp(1, 3_600_000_000);
         self.0.record(us).expect("value within bounds");
     }
 
+    /// Adds every latency `other` recorded.
     pub fn merge(&mut self, other: &Latency) {
         self.0
             .add(&other.0)
             .expect("histograms with the same bounds");
     }
 
+    /// How many recorded latencies were at least `threshold`.
+    pub fn count_at_least(&self, threshold: Duration) -> u64 {
+        let threshold = threshold.as_micros() as u64;
+        self.0
+            .iter_recorded()
+            .filter(|v| v.value_iterated_to() >= threshold)
+            .map(|v| v.count_at_value())
+            .sum()
+    }
+
+    /// The latency at `quantile` (0 to 1), in microseconds.
+    pub fn at_quantile(&self, quantile: f64) -> u64 {
+        self.0.value_at_quantile(quantile)
+    }
+
+    /// The percentiles a report prints.
     pub fn summary(&self) -> LatencySummary {
         let h = &self.0;
         LatencySummary {
@@ -116,11 +139,17 @@ impl Latency {
 /// Percentiles of a [`Latency`] histogram, in microseconds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct LatencySummary {
+    /// How many latencies were recorded.
     pub count: u64,
+    /// Their mean.
     pub mean_us: f64,
+    /// The median.
     pub p50_us: u64,
+    /// The 90th percentile.
     pub p90_us: u64,
+    /// The 99th percentile.
     pub p99_us: u64,
+    /// The largest.
     pub max_us: u64,
 }
 

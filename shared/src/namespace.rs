@@ -15,6 +15,7 @@
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 
+/// The prefix every key of one run (or one part of a run) carries.
 #[derive(Clone, Debug)]
 pub struct Namespace {
     prefix: String,
@@ -26,6 +27,14 @@ impl Namespace {
         let run: u32 = rand::random();
         Namespace {
             prefix: format!("course:{lesson}:{run:08x}:"),
+        }
+    }
+
+    /// A namespace inside this one, e.g. one per strategy a demo compares. Its keys carry this
+    /// namespace's prefix too, so removing this namespace's keys removes the child's.
+    pub fn child(&self, name: &str) -> Self {
+        Namespace {
+            prefix: format!("{}{name}:", self.prefix),
         }
     }
 

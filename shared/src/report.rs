@@ -11,20 +11,28 @@ use serde::{Serialize, Serializer};
 
 /// A row of a demo's table: a struct with its own headers and formatted cells.
 pub trait Row: Serialize {
+    /// The column headers.
     fn headers() -> Vec<&'static str>;
+    /// This row's cells, formatted for reading, in the order of the headers.
     fn cells(&self) -> Vec<String>;
 }
 
+/// A demo's report: what ran, the figures, and what they say.
 #[derive(Serialize)]
 pub struct Report<R> {
+    /// One line saying what was measured.
     pub title: String,
+    /// The settings that produced the figures, as `name: value` pairs.
     #[serde(serialize_with = "as_map")]
     pub settings: Vec<(String, String)>,
+    /// One row per strategy or mode.
     pub rows: Vec<R>,
+    /// Sentences computed from the rows.
     pub conclusion: String,
 }
 
 impl<R: Row> Report<R> {
+    /// An empty report titled `title`.
     pub fn new(title: impl Into<String>) -> Self {
         Report {
             title: title.into(),
@@ -34,6 +42,7 @@ impl<R: Row> Report<R> {
         }
     }
 
+    /// Adds a setting to the line under the title.
     pub fn setting(&mut self, name: &str, value: impl ToString) -> &mut Self {
         self.settings.push((name.to_string(), value.to_string()));
         self

@@ -2,50 +2,80 @@
 //!
 //! Every lesson needs a real Redis, and a learner should not have to start one by hand or risk
 //! their own data. So when no `REDIS_URL` is given we start a throwaway server from PATH: bound to
-//! loopback, with persistence off, logging to a file in its own temporary folder.
+//! loopback, logging to a file in its own temporary folder, and ready (answering PING) before
+//! [`RedisServer::start`] returns. It is a child process that never outlives its owner and never
+//! holds our stdout ([`crate::process`]).
 //!
-//! Three rules keep it from causing trouble:
-//!
-//! - **It never outlives its owner.** Dropping the [`RedisServer`] kills it. If the owning process
-//!   dies without running destructors (a panic with `panic=abort`, `kill -9`, a test binary that
-//!   exits while a `static` still holds a server), Linux sends the server SIGKILL through the
-//!   parent-death signal. That signal fires when the *thread* that spawned the child exits, and the
-//!   test harness runs each test on its own short-lived thread, so every server is spawned from one
-//!   helper thread that lives as long as the process.
-//! - **It never inherits our stdout or stderr.** A child holding the pipe would make `cargo test`
-//!   (and CI) wait for it forever.
-//! - **It is ready before we return.** We wait until it answers PING, not for a fixed time.
-//!
-//! For fault-injection tests the handle can [`stop`](RedisServer::stop) the server,
+//! By default it keeps nothing on disk. [`ServerOptions`] turn on an append-only file (fsynced
+//! every second or on every write) or a memory limit with an eviction policy, for the lessons
+//! that show what each setting loses. For fault injection the handle can
+//! [`stop`](RedisServer::stop) the server cleanly, [`crash`](RedisServer::crash) it (`kill -9`),
 //! [`restart`](RedisServer::restart) it on the same address, and [`pause`](RedisServer::pause)
 //! its clients.
 
-use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::error::SetupError;
+use crate::process::{self, free_port, log_tail, roundtrip};
 
-/// How long a freshly started server gets to answer PING (it takes about 8 ms on a quiet machine).
 /// Where `SAVE` writes the dataset, inside the server's own folder.
 const DUMP_FILE: &str = "dump.rdb";
+/// How long a freshly started server gets to answer PING (it takes about 8 ms on a quiet machine).
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a private server writes to disk, and so what a crash loses.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Persistence {
+    /// Nothing: a stop or a crash loses every key. The default, and what a cache usually runs.
+    #[default]
+    Off,
+    /// An append-only file fsynced once a second (`appendfsync everysec`): a crash loses up to
+    /// about a second of acknowledged writes; a clean stop loses nothing.
+    AofEverySec,
+    /// An append-only file fsynced before every write is acknowledged (`appendfsync always`):
+    /// nothing acknowledged is lost, and every write waits for the disk.
+    AofAlways,
+}
+
+/// A memory limit and what Redis does when it is reached.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MaxMemory {
+    /// `maxmemory`, in bytes.
+    pub bytes: u64,
+    /// `maxmemory-policy`, e.g. `allkeys-lru`, `allkeys-lfu`, `volatile-ttl` or `noeviction`.
+    pub policy: String,
+}
+
+/// How to run a private server.
+#[derive(Clone, Debug, Default)]
+pub struct ServerOptions {
+    /// What it writes to disk.
+    pub persistence: Persistence,
+    /// A memory limit and eviction policy; `None` for no limit.
+    pub max_memory: Option<MaxMemory>,
+}
 
 /// A `redis-server` (or `valkey-server`) process owned by this program.
 pub struct RedisServer {
     binary: PathBuf,
     port: u16,
+    options: ServerOptions,
     dir: tempfile::TempDir,
     child: Mutex<Option<Child>>,
 }
 
 impl RedisServer {
-    /// Starts a private server on a free loopback port and waits until it answers PING.
+    /// Starts a private server with no persistence on a free loopback port, and waits until it
+    /// answers PING.
     pub fn start() -> Result<Self, SetupError> {
+        Self::start_with(ServerOptions::default())
+    }
+
+    /// Starts a private server run as `options` say, and waits until it answers PING.
+    pub fn start_with(options: ServerOptions) -> Result<Self, SetupError> {
         let binary = find_server_binary().ok_or(SetupError::RedisNotInstalled)?;
         // Another process may take the port between our probe and the server's bind, so a
         // server that exits at once is retried on a fresh port.
@@ -54,6 +84,7 @@ impl RedisServer {
             let server = RedisServer {
                 binary: binary.clone(),
                 port: free_port().map_err(SetupError::Io)?,
+                options: options.clone(),
                 dir: tempfile::Builder::new()
                     .prefix("caching-course-redis-")
                     .tempdir()
@@ -73,6 +104,11 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 
+    /// The loopback port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// The server's working folder, a temporary one removed on drop; its log is `redis.log`.
     pub fn dir(&self) -> &Path {
         self.dir.path()
@@ -83,38 +119,50 @@ impl RedisServer {
         self.child.lock().unwrap().as_ref().map(Child::id)
     }
 
-    /// Kills the server (SIGKILL, like a crash) and waits for it to exit. Its data is gone: the
-    /// server runs without persistence.
+    /// Stops the server cleanly (SIGTERM): with an append-only file, everything acknowledged is
+    /// on disk and comes back on [`restart`](Self::restart); without persistence, every key is
+    /// gone.
     pub fn stop(&self) {
+        self.end(libc::SIGTERM);
+    }
+
+    /// Kills the server the way a crash or an OOM kill does (SIGKILL): no chance to flush. With
+    /// `AofEverySec` the last second of writes may be lost; with `AofAlways` nothing acknowledged
+    /// is; without persistence, every key is gone.
+    pub fn crash(&self) {
+        self.end(libc::SIGKILL);
+    }
+
+    fn end(&self, signal: libc::c_int) {
         if let Some(mut child) = self.child.lock().unwrap().take() {
-            let _ = child.kill();
-            let _ = child.wait();
+            process::signal_and_wait(&mut child, signal);
         }
-        let _ = std::fs::remove_file(self.dir.path().join(DUMP_FILE));
+        if self.options.persistence == Persistence::Off {
+            // A dataset kept by `stop_keeping_data` is for the next restart only.
+            let _ = std::fs::remove_file(self.dir.path().join(DUMP_FILE));
+        }
     }
 
     /// Saves the dataset to disk (`SAVE`), then kills the server: the next
-    /// [`restart`](Self::restart) comes back with the data it held, as a server with persistence
-    /// would after a crash. How tests make Redis come back with an old value still in it.
+    /// [`restart`](Self::restart) comes back with the data it held, whatever the persistence
+    /// setting. How tests make Redis come back with an old value still in it.
     pub fn stop_keeping_data(&self) -> Result<(), SetupError> {
-        let reply = roundtrip(self.port, "SAVE\r\n").map_err(SetupError::Io)?;
-        if !reply.starts_with("+OK") {
-            return Err(SetupError::RedisCommand(reply));
-        }
+        self.command("SAVE")?;
         if let Some(mut child) = self.child.lock().unwrap().take() {
-            let _ = child.kill();
-            let _ = child.wait();
+            process::signal_and_wait(&mut child, libc::SIGKILL);
         }
         Ok(())
     }
 
-    /// Starts the server again on the same address, and waits until it answers PING.
-    /// Connections made before the stop reconnect to it. It starts empty, unless it was stopped
-    /// with [`stop_keeping_data`](Self::stop_keeping_data).
+    /// Starts the server again on the same address and folder, and waits until it answers PING.
+    /// Connections made before the stop reconnect to it. It comes back with what its
+    /// persistence kept (see [`Persistence`]), or what [`stop_keeping_data`] saved.
+    ///
+    /// [`stop_keeping_data`]: Self::stop_keeping_data
     pub fn restart(&self) -> Result<(), SetupError> {
         let running = self.child.lock().unwrap().is_some();
         if running {
-            self.stop();
+            self.crash();
         }
         self.launch()
     }
@@ -122,11 +170,12 @@ impl RedisServer {
     /// Makes the server hold every client command for `duration` (`CLIENT PAUSE`), the way a
     /// server stalled by a slow command or a fork looks from the outside. Returns at once.
     pub fn pause(&self, duration: Duration) -> Result<(), SetupError> {
-        let reply = roundtrip(
-            self.port,
-            &format!("CLIENT PAUSE {}\r\n", duration.as_millis()),
-        )
-        .map_err(SetupError::Io)?;
+        self.command(&format!("CLIENT PAUSE {}", duration.as_millis()))
+    }
+
+    /// Sends one command that answers `+OK`, outside any client library.
+    fn command(&self, command: &str) -> Result<(), SetupError> {
+        let reply = roundtrip(self.port, &format!("{command}\r\n")).map_err(SetupError::Io)?;
         if reply.starts_with("+OK") {
             Ok(())
         } else {
@@ -141,25 +190,30 @@ impl RedisServer {
             .args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1"])
             .args(["--save", ""])
-            .args(["--appendonly", "no"])
             .args(["--daemonize", "no"])
             .arg("--dir")
             .arg(self.dir.path())
             .args(["--dbfilename", DUMP_FILE])
             .arg("--logfile")
             .arg(&log)
+            .args(persistence_args(self.options.persistence));
+        if let Some(limit) = &self.options.max_memory {
+            command
+                .args(["--maxmemory", &limit.bytes.to_string()])
+                .args(["--maxmemory-policy", &limit.policy]);
+        }
+        command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        die_with_parent(&mut command);
-        let mut child = spawn_from_long_lived_thread(command).map_err(SetupError::Io)?;
+        let mut child = process::spawn_owned(command).map_err(SetupError::Io)?;
 
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
             if let Ok(Some(status)) = child.try_wait() {
                 return Err(SetupError::RedisExited {
                     status: status.to_string(),
-                    log: read_tail(&log),
+                    log: log_tail(&log),
                 });
             }
             if roundtrip(self.port, "PING\r\n").is_ok_and(|reply| reply.starts_with("+PONG")) {
@@ -170,7 +224,7 @@ impl RedisServer {
                 let _ = child.kill();
                 let _ = child.wait();
                 return Err(SetupError::RedisNotReady {
-                    log: read_tail(&log),
+                    log: log_tail(&log),
                 });
             }
             std::thread::sleep(Duration::from_millis(2));
@@ -180,7 +234,16 @@ impl RedisServer {
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
-        self.stop();
+        self.crash();
+    }
+}
+
+/// The command-line flags for `persistence`.
+fn persistence_args(persistence: Persistence) -> &'static [&'static str] {
+    match persistence {
+        Persistence::Off => &["--appendonly", "no"],
+        Persistence::AofEverySec => &["--appendonly", "yes", "--appendfsync", "everysec"],
+        Persistence::AofAlways => &["--appendonly", "yes", "--appendfsync", "always"],
     }
 }
 
@@ -192,80 +255,4 @@ fn find_server_binary() -> Option<PathBuf> {
             .map(|dir| dir.join(name))
             .find(|candidate| candidate.is_file())
     })
-}
-
-fn free_port() -> io::Result<u16> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
-    Ok(listener.local_addr()?.port())
-}
-
-/// Sends one inline command and returns the first reply line, with short timeouts throughout.
-fn roundtrip(port: u16, command: &str) -> io::Result<String> {
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(200))?;
-    stream.set_read_timeout(Some(Duration::from_millis(500)))?;
-    stream.write_all(command.as_bytes())?;
-    let mut buf = [0u8; 128];
-    let n = stream.read(&mut buf)?;
-    Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
-}
-
-fn read_tail(log: &Path) -> String {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(5)..].join("\n")
-}
-
-/// Asks the kernel to SIGKILL the child when the thread that spawned it exits.
-#[cfg(target_os = "linux")]
-fn die_with_parent(command: &mut Command) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: the closure runs in the forked child before exec and calls only
-    // async-signal-safe functions (prctl, getppid, _exit).
-    let parent = std::process::id() as libc::pid_t;
-    unsafe {
-        command.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // The parent may have died before prctl took effect.
-            if libc::getppid() != parent {
-                libc::_exit(1);
-            }
-            Ok(())
-        });
-    }
-}
-
-/// Other systems have no parent-death signal; `Drop` is the only cleanup there.
-#[cfg(not(target_os = "linux"))]
-fn die_with_parent(_command: &mut Command) {}
-
-type SpawnRequest = (Command, mpsc::Sender<io::Result<Child>>);
-
-/// Spawns `command` from a helper thread that lives until the process exits, so the parent-death
-/// signal fires when the process ends, not when the calling (test) thread does.
-fn spawn_from_long_lived_thread(command: Command) -> io::Result<Child> {
-    static SPAWNER: OnceLock<Mutex<mpsc::Sender<SpawnRequest>>> = OnceLock::new();
-    let spawner = SPAWNER.get_or_init(|| {
-        let (requests, incoming) = mpsc::channel::<SpawnRequest>();
-        std::thread::Builder::new()
-            .name("redis-spawner".into())
-            .spawn(move || {
-                for (mut command, reply) in incoming {
-                    let _ = reply.send(command.spawn());
-                }
-            })
-            .expect("start the redis-spawner thread");
-        Mutex::new(requests)
-    });
-    let (reply, result) = mpsc::channel();
-    spawner
-        .lock()
-        .unwrap()
-        .send((command, reply))
-        .map_err(|_| io::Error::other("the redis-spawner thread has stopped"))?;
-    result
-        .recv()
-        .map_err(|_| io::Error::other("the redis-spawner thread has stopped"))?
 }

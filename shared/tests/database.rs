@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use shared::db::{seed_article, seed_product, seed_user};
+use shared::db::{seed_product, seed_user};
 use shared::{Database, DbOptions};
 
 fn options() -> DbOptions {
@@ -34,36 +34,55 @@ async fn seed_rows_are_deterministic_and_setup_is_not_counted() {
     db.close().await.unwrap();
 }
 
+/// A lesson's own table, created outside the count, as a lesson's setup does.
+async fn with_ledger(db: &Database) {
+    let mut setup = db.setup().await.unwrap();
+    sqlx::query("CREATE TABLE ledger (id BIGINT PRIMARY KEY, amount BIGINT NOT NULL)")
+        .execute(&mut *setup)
+        .await
+        .unwrap();
+    setup.commit().await.unwrap();
+}
+
+async fn ledger_rows(db: &Database) -> i64 {
+    let mut conn = db.connection().await.unwrap();
+    sqlx::query_scalar("SELECT COUNT(*) FROM ledger")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
-async fn article_writes_commit_and_number_their_versions() {
+async fn a_transaction_commits_its_statements_together_and_counts_each() {
     let db = open().await;
-    assert_eq!(db.article(3).await.unwrap(), Some(seed_article(3)));
-    let updated = db.update_article(3, "New", "Body").await.unwrap().unwrap();
-    assert_eq!((updated.version, updated.title.as_str()), (2, "New"));
-    assert_eq!(
-        db.update_article(3, "Newer", "B")
+    with_ledger(&db).await;
+    assert_eq!(db.queries(), 0, "setup is not counted");
+
+    let mut tx = db.begin().await.unwrap();
+    for (id, amount) in [(1, 10), (2, -10)] {
+        sqlx::query("INSERT INTO ledger (id, amount) VALUES ($1, $2)")
+            .bind(id)
+            .bind(amount)
+            .execute(tx.conn().await)
             .await
-            .unwrap()
-            .unwrap()
-            .version,
-        3
-    );
-    assert_eq!(db.article(3).await.unwrap().unwrap().version, 3);
-    assert_eq!(db.update_article(100_000, "x", "y").await.unwrap(), None);
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    assert_eq!(db.queries(), 2, "two statements in one transaction are two queries");
+    assert_eq!(ledger_rows(&db).await, 2);
 
-    // An empty title is refused by the table, and the row is left as it was.
-    assert!(db.update_article(3, "", "Body").await.is_err());
-    assert_eq!(db.article(3).await.unwrap().unwrap().title, "Newer");
-
-    let created = db.create_article(500, "Fresh", "Text").await.unwrap();
-    assert_eq!(created.version, 1);
-    assert!(
-        db.create_article(500, "Again", "Text").await.is_err(),
-        "ids are unique"
-    );
-    assert_eq!(db.delete_article(500).await.unwrap(), Some(1));
-    assert_eq!(db.delete_article(500).await.unwrap(), None);
-    assert_eq!(db.article(500).await.unwrap(), None);
+    // The second statement fails (a duplicate id): the first is rolled back with it.
+    let mut tx = db.begin().await.unwrap();
+    sqlx::query("INSERT INTO ledger (id, amount) VALUES (3, 5)")
+        .execute(tx.conn().await)
+        .await
+        .unwrap();
+    let duplicate = sqlx::query("INSERT INTO ledger (id, amount) VALUES (1, 5)")
+        .execute(tx.conn().await)
+        .await;
+    assert!(duplicate.is_err(), "id 1 exists");
+    drop(tx);
+    assert_eq!(ledger_rows(&db).await, 2, "row 3 was rolled back with the failed insert");
     db.close().await.unwrap();
 }
 

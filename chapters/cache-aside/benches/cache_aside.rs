@@ -7,25 +7,20 @@
 
 use std::hint::black_box;
 
-use cache_aside::{CacheAside, Entry, Policy, Users};
+use cache_aside::{CacheAside, Entry, Settings, Users};
 use criterion::{Criterion, criterion_group, criterion_main};
 use redis::AsyncCommands;
-use shared::{Namespace, User, codec};
+use shared::{User, codec};
 
 fn cache_aside(c: &mut Criterion) {
-    let shared::bench::Setup {
-        rt,
-        redis: _redis,
-        conn,
-        db,
-    } = shared::bench::setup();
-    let namespace = Namespace::new("cache-aside-bench");
+    let (rt, stage) = shared::bench::stage("cache-aside-bench");
+    let (conn, db) = (stage.conn(), stage.db().clone());
     let users = Users::new(
         db.clone(),
-        CacheAside::new(conn.clone(), namespace.clone(), Policy::default()),
+        CacheAside::new(conn.clone(), stage.namespace().clone(), Settings::default()),
     );
     rt.block_on(users.get(42)).unwrap();
-    let key = namespace.key("user:42");
+    let key = stage.key("user:42");
 
     let mut group = c.benchmark_group("cache-aside");
     group.bench_function("raw GET + decode", |b| {
@@ -52,8 +47,8 @@ fn cache_aside(c: &mut Criterion) {
 
     let stats = users.cache().stats();
     assert_eq!(stats.errors, 0, "no Redis errors during the benchmark");
-    rt.block_on(namespace.remove_all(&mut conn.clone()))
-        .unwrap();
+    drop((users, db));
+    rt.block_on(stage.close()).unwrap();
 }
 
 criterion_group!(benches, cache_aside);

@@ -3,7 +3,7 @@
 //! [`CacheAside::get_or_load`] is the read path and [`CacheAside::invalidate`] the write path's
 //! half. Around that core sit three defences.
 //!
-//! **Redis trouble is a miss, not an error.** Every Redis call runs under the policy's timeout. A
+//! **Redis trouble is a miss, not an error.** Every Redis call runs under the settings' time budget. A
 //! call that fails or runs out of time is counted in `errors` and the request carries on as a miss:
 //! the caller gets the database's answer, a little slower, never a Redis error. The connection
 //! manager reconnects in the background, so when Redis returns, hits return without a restart.
@@ -35,11 +35,12 @@ use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, RedisResult, Script};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use shared::budget::{self, Lookup, Trouble};
 use shared::metrics::{CacheMetrics, CacheStats};
 use shared::{Namespace, codec};
 
 use crate::entry::Entry;
-use crate::ttl::Policy;
+use crate::settings::Settings;
 
 /// Stores the value only if the caller's lease is still in place, then gives the lease up.
 /// KEYS: value key, lease key. ARGV: lease token, value bytes, TTL in milliseconds.
@@ -52,28 +53,23 @@ end
 return 0
 ";
 
+/// A cache-aside cache over one Redis connection and namespace: reads through
+/// [`get_or_load`](Self::get_or_load), invalidation after writes, and its own counters.
 pub struct CacheAside {
     redis: ConnectionManager,
     namespace: Namespace,
-    policy: Policy,
+    settings: Settings,
     store_if_leased: Script,
     metrics: CacheMetrics,
 }
 
-/// What a look in Redis found.
-enum Lookup<T> {
-    Hit(Entry<T>),
-    Miss,
-    /// Redis failed or was too slow: load, but do not try to store.
-    Unavailable,
-}
-
 impl CacheAside {
-    pub fn new(redis: ConnectionManager, namespace: Namespace, policy: Policy) -> Self {
+    /// A cache writing under `namespace` through `redis`, as `settings` say.
+    pub fn new(redis: ConnectionManager, namespace: Namespace, settings: Settings) -> Self {
         CacheAside {
             redis,
             namespace,
-            policy,
+            settings,
             store_if_leased: Script::new(STORE_IF_LEASED),
             metrics: CacheMetrics::default(),
         }
@@ -91,11 +87,11 @@ impl CacheAside {
     {
         let key = self.namespace.key(key);
         let lookup = self.lookup(&key).await;
-        if let Lookup::Hit(entry) = lookup {
+        if let Lookup::Found(entry) = lookup {
             return Ok(entry.into_option());
         }
         let lease = match lookup {
-            Lookup::Miss => self.take_lease(&key).await,
+            Lookup::Missing => self.take_lease(&key).await,
             _ => None,
         };
 
@@ -127,31 +123,25 @@ impl CacheAside {
     }
 
     // ANCHOR: lookup
-    async fn lookup<T: DeserializeOwned>(&self, key: &str) -> Lookup<T> {
-        let mut conn = self.redis.clone();
-        let Some(bytes) = self.bounded(conn.get::<_, Option<Vec<u8>>>(key)).await else {
-            self.metrics.misses.inc();
-            return Lookup::Unavailable;
+    /// One budgeted GET, counted as a hit (a negative one for a cached "absent") or a miss.
+    /// Unreadable bytes are counted as corrupt and come back as a miss, to be overwritten.
+    async fn lookup<T: DeserializeOwned>(&self, key: &str) -> Lookup<Entry<T>> {
+        let trouble = Trouble {
+            errors: &self.metrics.errors,
+            corrupt: &self.metrics.corrupt,
         };
-        let Some(bytes) = bytes else {
-            self.metrics.misses.inc();
-            return Lookup::Miss;
-        };
-        match codec::decode::<Entry<T>>(&bytes) {
-            Ok(entry) => {
+        let budget = self.settings.redis_timeout;
+        let lookup = budget::get::<Entry<T>>(&self.redis, key, budget, trouble).await;
+        match &lookup {
+            Lookup::Found(entry) => {
                 self.metrics.hits.inc();
                 if matches!(entry, Entry::Absent) {
                     self.metrics.negative_hits.inc();
                 }
-                Lookup::Hit(entry)
             }
-            Err(_) => {
-                // Someone else's bytes, or an older shape of T: a miss, overwritten below.
-                self.metrics.corrupt.inc();
-                self.metrics.misses.inc();
-                Lookup::Miss
-            }
+            Lookup::Missing | Lookup::Unavailable => self.metrics.misses.inc(),
         }
+        lookup
     }
     // ANCHOR_END: lookup
 
@@ -166,7 +156,7 @@ impl CacheAside {
                     .arg(&token)
                     .arg("NX")
                     .arg("PX")
-                    .arg(self.policy.lease_ttl.as_millis() as u64)
+                    .arg(self.settings.lease_ttl.as_millis() as u64)
                     .query_async(&mut self.redis.clone()),
             )
             .await;
@@ -177,8 +167,8 @@ impl CacheAside {
     /// Stores `entry` if our lease survived; a write since we took it means we hold an old row.
     async fn store<T: Serialize>(&self, key: &str, token: &str, entry: &Entry<&T>) {
         let ttl = match entry {
-            Entry::Present(_) => self.policy.value_ttl(),
-            Entry::Absent => self.policy.negative_ttl,
+            Entry::Present(_) => self.settings.value_ttl(),
+            Entry::Absent => self.settings.negative_ttl,
         };
         let bytes = codec::encode(entry).expect("cache values serialize to JSON");
         let mut conn = self.redis.clone();
@@ -197,16 +187,11 @@ impl CacheAside {
     // ANCHOR_END: lease
 
     // ANCHOR: bounded
-    /// Runs one Redis call within the policy's timeout. A failure or a timeout is counted and
-    /// becomes `None`; the caller falls back instead of failing.
+    /// Runs one Redis call within the settings' time budget ([`shared::budget::within`]): a
+    /// failure or a timeout is counted and becomes `None`; the caller falls back instead of
+    /// failing.
     async fn bounded<T>(&self, call: impl Future<Output = RedisResult<T>>) -> Option<T> {
-        match tokio::time::timeout(self.policy.redis_timeout, call).await {
-            Ok(Ok(value)) => Some(value),
-            Ok(Err(_)) | Err(_) => {
-                self.metrics.errors.inc();
-                None
-            }
-        }
+        budget::within(self.settings.redis_timeout, &self.metrics.errors, call).await
     }
     // ANCHOR_END: bounded
 }

@@ -25,6 +25,7 @@ pub enum Entry<T> {
 // ANCHOR_END: entry
 
 impl<T> Entry<T> {
+    /// The value, or `None` for a cached "absent".
     pub fn into_option(self) -> Option<T> {
         match self {
             Entry::Present(value) => Some(value),

@@ -12,18 +12,20 @@
 //! - [`entry`]: a cached answer must be able to say "there is no such row" (or the database is
 //!   asked again every time an absent id is requested), and an empty or zero value must still be a
 //!   hit;
-//! - [`ttl`]: keys written together must not expire together (cache avalanche), and "absent"
-//!   answers should expire sooner than real ones;
+//! - [`settings`]: keys written together must not expire together (cache avalanche), "absent"
+//!   answers should expire sooner than real ones, and no Redis call may wait long;
 //! - [`cache`]: the pattern itself, typed through serde, with three defences: a Redis that is
-//!   down or slow costs a bounded wait and falls back to the database, a corrupt entry is a miss
+//!   down or slow costs a bounded wait and falls back to the database ([`shared::budget`]), a corrupt entry is a miss
 //!   that gets overwritten, and a *lease* stops a slow reader from writing back a row that a
 //!   writer has already replaced;
 //! - [`read_through`]: the same cache, owning its loader, so callers never see the database;
 //! - [`users`]: an application's user store built on it, with invalidation on write and a
 //!   multi-argument search under a hashed key.
 
+#![warn(missing_docs)]
+
 pub mod entry;
-pub mod ttl;
+pub mod settings;
 
 pub mod cache;
 pub mod read_through;
@@ -33,5 +35,5 @@ pub mod users;
 pub use cache::CacheAside;
 pub use entry::Entry;
 pub use read_through::{Loader, ReadThrough};
-pub use ttl::Policy;
+pub use settings::Settings;
 pub use users::{UserSearch, Users};

@@ -5,14 +5,14 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cache_aside::{CacheAside, Policy, Users};
+use cache_aside::{CacheAside, Settings, Users};
 use clap::Parser;
 use serde::Serialize;
-use shared::cli::{CommonArgs, number_in};
+use shared::cli::{ClosedLoopArgs, WorkloadArgs, number_in};
 use shared::db::seed_user;
 use shared::report::{self, Report, Row};
 use shared::workload::RunStats;
-use shared::{Namespace, Op};
+use shared::Op;
 
 /// Cache-aside: watch a cache beat a slow database, and see what it costs when it does not.
 ///
@@ -28,7 +28,10 @@ use shared::{Namespace, Op};
 #[command(name = "cache-aside", version)]
 struct Cli {
     #[command(flatten)]
-    common: CommonArgs,
+    common: WorkloadArgs,
+
+    #[command(flatten)]
+    closed: ClosedLoopArgs,
 
     /// TTL of a cached user, in seconds (up to 10% jitter is added).
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
@@ -101,10 +104,9 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let args = &cli.common;
 
-    let opened = args.backends.open(args.db_options()).await?;
-    let (conn, db) = (opened.conn.clone(), opened.db.clone());
-    let namespace = Namespace::new("cache-aside");
-    let workload = args.workload(cli.write_ratio);
+    let stage = args.backends.stage("cache-aside", args.db_options()).await?;
+    let (conn, db) = (stage.conn(), stage.db().clone());
+    let workload = args.workload(&cli.closed, cli.write_ratio);
 
     // 1. Every request goes to the database.
     let baseline = {
@@ -125,14 +127,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     db.reset_queries();
 
     // 2. The same requests through cache-aside, starting cold.
-    let policy = Policy {
+    let settings = Settings {
         ttl: Duration::from_secs(cli.ttl_secs),
         jitter: Duration::from_secs(cli.ttl_secs / 10),
-        ..Policy::default()
+        ..Settings::default()
     };
     let users = Arc::new(Users::new(
         db.clone(),
-        CacheAside::new(conn.clone(), namespace.clone(), policy),
+        CacheAside::new(conn, stage.namespace().clone(), settings),
     ));
     let cached = {
         let users = users.clone();
@@ -154,8 +156,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut summary = Report::new(format!(
         "Cache-aside vs the database alone: {} requests over {} task{}",
         report::count(args.requests),
-        args.concurrency,
-        if args.concurrency == 1 { "" } else { "s" }
+        cli.closed.concurrency,
+        if cli.closed.concurrency == 1 { "" } else { "s" }
     ));
     summary
         .setting("keys", report::count(args.keys))
@@ -174,7 +176,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         ..Line::new("cache-aside", &cached, cached_queries)
     });
     summary.conclusion = conclude(&summary.rows[0], &summary.rows[1], args.db_latency_ms);
-    summary.print(args.json);
+    summary.print(args.report.json);
+    if let Some(path) = &args.report.plot {
+        let title = "Latency of every request: the database alone vs cache-aside";
+        let series = [
+            ("database only", &baseline.histogram),
+            ("cache-aside", &cached.histogram),
+        ];
+        shared::plot::percentiles(path, title, &series)?;
+    }
 
     for (run, line) in [(&baseline, "database only"), (&cached, "cache-aside")] {
         if let Some(error) = &run.first_failure {
@@ -183,7 +193,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 
     drop((users, db)); // the other handles on the database
-    opened.close(&[namespace]).await
+    Ok(stage.close().await?)
 }
 
 /// The row a write stores: the seed user with one more karma point.

@@ -16,8 +16,11 @@ use crate::cache::CacheAside;
 // ANCHOR: loader
 /// Where a read-through cache gets what it does not have.
 pub trait Loader: Send + Sync {
+    /// What names a value, e.g. a user id.
     type Id: ?Sized + Sync;
+    /// What is cached.
     type Value: Serialize + DeserializeOwned + Send;
+    /// Why a load failed.
     type Error;
 
     /// The cache key of `id`, e.g. `user:42`.
@@ -30,16 +33,19 @@ pub trait Loader: Send + Sync {
     ) -> impl Future<Output = Result<Option<Self::Value>, Self::Error>> + Send;
 }
 
+/// A [`CacheAside`] that owns its [`Loader`]: callers ask for ids, never for the database.
 pub struct ReadThrough<L> {
     cache: CacheAside,
     loader: L,
 }
 
 impl<L: Loader> ReadThrough<L> {
+    /// `cache` in front of `loader`.
     pub fn new(cache: CacheAside, loader: L) -> Self {
         ReadThrough { cache, loader }
     }
 
+    /// The value of `id`: from Redis if cached, else loaded and stored.
     pub async fn get(&self, id: &L::Id) -> Result<Option<L::Value>, L::Error> {
         let key = self.loader.key(id);
         self.cache.get_or_load(&key, || self.loader.load(id)).await
@@ -51,6 +57,7 @@ impl<L: Loader> ReadThrough<L> {
         self.cache.invalidate(&self.loader.key(id)).await;
     }
 
+    /// The cache underneath, for its counters.
     pub fn cache(&self) -> &CacheAside {
         &self.cache
     }

@@ -19,11 +19,15 @@ use crate::read_through::Loader;
 /// The arguments of a user search. Serialized canonically, they name the cache key.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct UserSearch {
+    /// Names that start with this.
     pub name_prefix: String,
+    /// At least this much karma.
     pub min_karma: i64,
+    /// At most this many users.
     pub limit: i64,
 }
 
+/// The user store of an application: cached reads, writes that invalidate.
 pub struct Users {
     db: Arc<Database>,
     cache: CacheAside,
@@ -31,6 +35,7 @@ pub struct Users {
 
 // ANCHOR: users
 impl Users {
+    /// The store of the users in `db`, cached in `cache`.
     pub fn new(db: Arc<Database>, cache: CacheAside) -> Self {
         Users { db, cache }
     }
@@ -68,6 +73,7 @@ impl Users {
     }
     // ANCHOR_END: users
 
+    /// The cache, for its counters.
     pub fn cache(&self) -> &CacheAside {
         &self.cache
     }

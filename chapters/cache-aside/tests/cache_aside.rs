@@ -7,8 +7,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cache_aside::{Entry, Policy, ReadThrough, UserSearch, users::UserLoader};
-use common::fixture;
+use cache_aside::{Entry, Settings, ReadThrough, UserSearch, users::UserLoader};
+use common::{LessonStage, fixture};
 use redis::AsyncCommands;
 use shared::db::seed_user;
 use shared::{User, codec};
@@ -20,7 +20,7 @@ async fn second_read_is_a_hit_without_a_query() {
     let users = fx.users();
     assert_eq!(users.get(42).await.unwrap(), Some(seed_user(42)));
     assert_eq!(users.get(42).await.unwrap(), Some(seed_user(42)));
-    assert_eq!(fx.db.queries(), 1);
+    assert_eq!(fx.db().queries(), 1);
     let stats = users.cache().stats();
     assert_eq!((stats.hits, stats.misses, stats.loads), (1, 1, 1));
     assert!(fx.exists("user:42").await);
@@ -48,8 +48,8 @@ async fn timestamps_round_trip_as_timestamps() {
 #[tokio::test]
 async fn zero_and_empty_values_are_hits() {
     let fx = fixture().await;
-    let cache = fx.cache(Policy::default());
-    let db = &fx.db;
+    let cache = fx.cache(Settings::default());
+    let db = &fx.db();
 
     // User 70 has karma 0 and an empty bio.
     let users = fx.users();
@@ -89,29 +89,29 @@ async fn zero_and_empty_values_are_hits() {
 #[tokio::test]
 async fn an_absent_row_costs_one_query_within_the_negative_ttl() {
     let fx = fixture().await;
-    let policy = Policy {
+    let settings = Settings {
         negative_ttl: Duration::from_secs(20),
-        ..Policy::default()
+        ..Settings::default()
     };
-    let users = fx.users_with(policy.clone());
+    let users = fx.users_with(settings.clone());
     for _ in 0..25 {
         assert_eq!(users.get(1_000_000).await.unwrap(), None);
     }
-    assert_eq!(fx.db.queries(), 1);
+    assert_eq!(fx.db().queries(), 1);
     let stats = users.cache().stats();
     assert_eq!((stats.hits, stats.negative_hits, stats.loads), (24, 24, 1));
     assert_eq!(fx.raw("user:1000000").await.as_deref(), Some(r#""absent""#));
     let ttl = fx.pttl("user:1000000").await;
-    assert!(ttl <= policy.negative_ttl && ttl < policy.ttl, "{ttl:?}");
+    assert!(ttl <= settings.negative_ttl && ttl < settings.ttl, "{ttl:?}");
 }
 // ANCHOR_END: absent
 
 #[tokio::test]
 async fn an_absent_entry_expires_and_the_row_is_asked_for_again() {
     let fx = fixture().await;
-    let users = fx.users_with(Policy {
+    let users = fx.users_with(Settings {
         negative_ttl: Duration::from_millis(150),
-        ..Policy::default()
+        ..Settings::default()
     });
     assert_eq!(users.get(500_000).await.unwrap(), None);
     // Wait for the expiry itself, not for a guessed duration.
@@ -123,27 +123,27 @@ async fn an_absent_entry_expires_and_the_row_is_asked_for_again() {
     }
     assert!(!fx.exists("user:500000").await, "the absent entry expired");
     assert_eq!(users.get(500_000).await.unwrap(), None);
-    assert_eq!(fx.db.queries(), 2);
+    assert_eq!(fx.db().queries(), 2);
 }
 
 /// Cache avalanche: values cached together get TTLs spread over the jitter window.
 #[tokio::test]
 async fn value_ttls_are_jittered() {
     let fx = fixture().await;
-    let policy = Policy {
+    let settings = Settings {
         ttl: Duration::from_secs(60),
         jitter: Duration::from_secs(10),
-        ..Policy::default()
+        ..Settings::default()
     };
-    let users = fx.users_with(policy.clone());
+    let users = fx.users_with(settings.clone());
     let mut ttls = Vec::new();
     for id in 1..=40 {
         users.get(id).await.unwrap();
         ttls.push(fx.pttl(&format!("user:{id}")).await);
     }
     let (min, max) = (ttls.iter().min().unwrap(), ttls.iter().max().unwrap());
-    assert!(*max <= policy.ttl + policy.jitter, "{max:?}");
-    assert!(*min >= policy.ttl - Duration::from_secs(5), "{min:?}");
+    assert!(*max <= settings.ttl + settings.jitter, "{max:?}");
+    assert!(*min >= settings.ttl - Duration::from_secs(5), "{min:?}");
     assert!(
         *max - *min >= Duration::from_secs(3),
         "TTLs spread out: {min:?}..{max:?}"
@@ -161,7 +161,7 @@ async fn an_update_invalidates_and_the_next_read_returns_the_new_row() {
     assert!(!fx.exists("user:5").await, "the write deleted the key");
     assert_eq!(users.get(5).await.unwrap(), Some(user.clone()));
     assert_eq!(users.get(5).await.unwrap(), Some(user));
-    assert_eq!(fx.db.queries(), 3, "load, update, reload; then a hit");
+    assert_eq!(fx.db().queries(), 3, "load, update, reload; then a hit");
 }
 
 // ANCHOR: race
@@ -170,14 +170,14 @@ type SlowLoad = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = Option<User>> + 
 
 /// Flaw 10, the read/write race. A reader loads the old row; a writer commits and invalidates; the
 /// reader then stores what it read. The two notifications make that interleaving certain.
-async fn race_a_reader_against_a_writer<R, Fut>(fx: &common::Fixture, reader: R) -> User
+async fn race_a_reader_against_a_writer<R, Fut>(fx: &shared::Stage, reader: R) -> User
 where
     R: FnOnce(SlowLoad) -> Fut,
     Fut: Future<Output = ()>,
 {
     let loaded = Arc::new(Notify::new());
     let proceed = Arc::new(Notify::new());
-    let (db, l, p) = (fx.db.clone(), loaded.clone(), proceed.clone());
+    let (db, l, p) = (fx.db().clone(), loaded.clone(), proceed.clone());
     let slow_load: SlowLoad = Box::new(move || {
         Box::pin(async move {
             let old = db.user(7).await.unwrap();
@@ -200,7 +200,7 @@ where
 #[tokio::test]
 async fn a_reader_that_loaded_before_a_write_cannot_store_the_old_row() {
     let fx = fixture().await;
-    let cache = fx.cache(Policy::default());
+    let cache = fx.cache(Settings::default());
     let new_row = race_a_reader_against_a_writer(&fx, |load| async {
         let read: Option<User> = cache
             .get_or_load("user:7", || async { Ok::<_, sqlx::Error>(load().await) })
@@ -225,8 +225,8 @@ async fn a_reader_that_loaded_before_a_write_cannot_store_the_old_row() {
 #[tokio::test]
 async fn the_textbook_version_keeps_the_old_row_after_the_race() {
     let fx = fixture().await;
-    let key = fx.ns.key("user:7");
-    let mut conn = fx.conn.clone();
+    let key = fx.namespace().key("user:7");
+    let mut conn = fx.conn();
     race_a_reader_against_a_writer(&fx, |load| async move {
         let cached: Option<Vec<u8>> = conn.get(&key).await.unwrap();
         assert!(cached.is_none());
@@ -248,9 +248,9 @@ async fn the_textbook_version_keeps_the_old_row_after_the_race() {
 async fn a_corrupt_entry_is_a_counted_miss_and_is_overwritten() {
     let fx = fixture().await;
     let users = fx.users();
-    let mut conn = fx.conn.clone();
+    let mut conn = fx.conn();
     for garbage in ["{not json", r#"{"present":{"id":"seven"}}"#] {
-        let _: () = conn.set_ex(fx.ns.key("user:3"), garbage, 60).await.unwrap();
+        let _: () = conn.set_ex(fx.namespace().key("user:3"), garbage, 60).await.unwrap();
         assert_eq!(users.get(3).await.unwrap(), Some(seed_user(3)));
         let raw = fx.raw("user:3").await.unwrap();
         assert_eq!(
@@ -261,7 +261,7 @@ async fn a_corrupt_entry_is_a_counted_miss_and_is_overwritten() {
     assert_eq!(users.get(3).await.unwrap(), Some(seed_user(3)));
     let stats = users.cache().stats();
     assert_eq!((stats.corrupt, stats.misses, stats.hits), (2, 2, 1));
-    assert_eq!(fx.db.queries(), 2);
+    assert_eq!(fx.db().queries(), 2);
 }
 
 #[tokio::test]
@@ -283,21 +283,21 @@ async fn searches_are_cached_under_hashed_keys() {
     assert_eq!(users.search(&ada).await.unwrap(), first);
     let high = users.search(&ada_high).await.unwrap();
     assert!(high.iter().all(|u| u.karma >= 500) && high != first);
-    assert_eq!(fx.db.queries(), 2, "one per distinct search");
+    assert_eq!(fx.db().queries(), 2, "one per distinct search");
     assert!(fx.exists(&shared::keys::hashed("users:search", &ada)).await);
 }
 
 #[tokio::test]
 async fn read_through_hides_the_loader() {
     let fx = fixture().await;
-    let users = ReadThrough::new(fx.cache(Policy::default()), UserLoader(fx.db.clone()));
+    let users = ReadThrough::new(fx.cache(Settings::default()), UserLoader(fx.db().clone()));
     assert_eq!(users.get(&11).await.unwrap(), Some(seed_user(11)));
     assert_eq!(users.get(&11).await.unwrap(), Some(seed_user(11)));
     assert_eq!(users.get(&77_777).await.unwrap(), None);
     assert_eq!(users.get(&77_777).await.unwrap(), None);
-    assert_eq!(fx.db.queries(), 2);
+    assert_eq!(fx.db().queries(), 2);
     users.invalidate(&11).await;
     assert!(!fx.exists("user:11").await);
     assert_eq!(users.get(&11).await.unwrap(), Some(seed_user(11)));
-    assert_eq!(fx.db.queries(), 3);
+    assert_eq!(fx.db().queries(), 3);
 }

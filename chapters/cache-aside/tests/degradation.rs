@@ -7,14 +7,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use cache_aside::Policy;
-use common::private_fixture;
+use cache_aside::Settings;
+use common::{LessonStage, private_fixture};
 use shared::db::seed_user;
 
-fn fast_failing() -> Policy {
-    Policy {
+fn fast_failing() -> Settings {
+    Settings {
         redis_timeout: Duration::from_millis(100),
-        ..Policy::default()
+        ..Settings::default()
     }
 }
 
@@ -62,7 +62,7 @@ async fn redis_stopped_mid_workload_then_restarted() {
     assert!(before.hits >= 150, "warm: {before:?}");
 
     fx.server().stop();
-    let queries_at_stop = fx.db.queries();
+    let queries_at_stop = fx.db().queries();
     let done_at_stop = done.load(Ordering::SeqCst);
     assert!(until(|| done.load(Ordering::SeqCst) >= done_at_stop + 200).await);
     let down = users.cache().stats();
@@ -71,7 +71,7 @@ async fn redis_stopped_mid_workload_then_restarted() {
         "Redis errors are counted: {down:?}"
     );
     assert!(
-        fx.db.queries() >= queries_at_stop + 190,
+        fx.db().queries() >= queries_at_stop + 190,
         "reads went to the database"
     );
 
@@ -95,9 +95,9 @@ async fn redis_stopped_mid_workload_then_restarted() {
 #[tokio::test]
 async fn a_stalled_redis_costs_a_bounded_wait_not_an_error() {
     let fx = private_fixture().await;
-    let users = fx.users_with(Policy {
+    let users = fx.users_with(Settings {
         redis_timeout: Duration::from_millis(50),
-        ..Policy::default()
+        ..Settings::default()
     });
     users.get(1).await.unwrap();
 
@@ -110,7 +110,7 @@ async fn a_stalled_redis_costs_a_bounded_wait_not_an_error() {
     assert_eq!(during, Some(seed_user(2)));
     let stats = users.cache().stats();
     assert!(stats.errors >= 1, "{stats:?}");
-    assert_eq!(fx.db.queries(), 2);
+    assert_eq!(fx.db().queries(), 2);
 }
 
 #[tokio::test]

@@ -10,22 +10,18 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use redis::AsyncCommands;
-use shared::{Article, Namespace, codec};
-use write_through::{Policy, Versioned, WriteThrough};
+use shared::codec;
+use write_through::{Article, Articles, Settings, Versioned, WriteThrough};
 
 fn paths(c: &mut Criterion) {
-    let shared::bench::Setup {
-        rt,
-        redis: _redis,
-        conn,
-        db,
-    } = shared::bench::setup();
-    let namespace = Namespace::new("write-through-bench");
+    let (rt, stage) = shared::bench::stage("write-through-bench");
+    let (conn, db) = (stage.conn(), stage.db().clone());
+    rt.block_on(write_through::table::create(&db, 100)).unwrap();
     let store = WriteThrough::new(
         db.clone(),
         conn.clone(),
-        namespace.clone(),
-        Policy::default(),
+        stage.namespace().clone(),
+        Settings::default(),
     );
     rt.block_on(store.get(42)).unwrap();
     let key = store.key(42);
@@ -55,8 +51,8 @@ fn paths(c: &mut Criterion) {
     assert_eq!(reads.errors, 0, "no Redis errors during the benchmark");
     assert_eq!(reads.misses, 1, "every benchmarked read was a hit");
     assert_eq!(store.write_stats().failed, 0);
-    rt.block_on(namespace.remove_all(&mut conn.clone()))
-        .unwrap();
+    drop((store, db));
+    rt.block_on(stage.close()).unwrap();
 }
 
 criterion_group!(benches, paths);

@@ -22,18 +22,11 @@ use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, RedisResult, Script};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use shared::budget::{self, Lookup, Trouble};
 use shared::codec;
 use shared::metrics::{CacheMetrics, Counter};
 
 use crate::versioned::{SET_IF_NEWER, Versioned};
-
-/// What a read found.
-pub enum Lookup<T> {
-    Found(Versioned<T>),
-    Missing,
-    /// Redis failed, or this key has a repair pending: read the database and store nothing.
-    Unusable,
-}
 
 /// The write side's counters.
 #[derive(Debug, Default)]
@@ -54,6 +47,7 @@ pub struct WriteMetrics {
 
 /// A copy of the write counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[allow(missing_docs)] // each field is the counter of the same name
 pub struct WriteStats {
     pub stored: u64,
     pub refused_older: u64,
@@ -63,6 +57,7 @@ pub struct WriteStats {
     pub repaired_later: u64,
 }
 
+/// Versioned records in Redis, written only over older ones, with repairs of failed writes.
 pub struct VersionedCache {
     conn: ConnectionManager,
     timeout: Duration,
@@ -70,7 +65,9 @@ pub struct VersionedCache {
     set_if_newer: Script,
     /// Keys whose repair could not be done yet.
     unrepaired: Mutex<HashSet<String>>,
+    /// The read side's counters (and every Redis error).
     pub reads: CacheMetrics,
+    /// The write side's counters.
     pub writes: WriteMetrics,
 }
 
@@ -88,6 +85,7 @@ impl VersionedCache {
         }
     }
 
+    /// The write counters' values now.
     pub fn write_stats(&self) -> WriteStats {
         let w = &self.writes;
         WriteStats {
@@ -101,23 +99,17 @@ impl VersionedCache {
     }
 
     // ANCHOR: read
-    /// The record under `key`, unless a repair of `key` is still pending and cannot be done now.
-    pub async fn read<T: DeserializeOwned>(&self, key: &str) -> Lookup<T> {
+    /// The record under `key`, unless a repair of `key` is still pending and cannot be done now
+    /// (then [`Lookup::Unavailable`]: read the database and store nothing).
+    pub async fn read<T: DeserializeOwned>(&self, key: &str) -> Lookup<Versioned<T>> {
         if !self.finish_repair(key).await {
-            return Lookup::Unusable;
+            return Lookup::Unavailable;
         }
-        let mut conn = self.conn.clone();
-        match self.bounded(conn.get::<_, Option<Vec<u8>>>(key)).await {
-            None => Lookup::Unusable,
-            Some(None) => Lookup::Missing,
-            Some(Some(bytes)) => match codec::decode(&bytes) {
-                Ok(record) => Lookup::Found(record),
-                Err(_) => {
-                    self.reads.corrupt.inc();
-                    Lookup::Missing
-                }
-            },
-        }
+        let trouble = Trouble {
+            errors: &self.reads.errors,
+            corrupt: &self.reads.corrupt,
+        };
+        budget::get(&self.conn, key, self.timeout, trouble).await
     }
     // ANCHOR_END: read
 
@@ -179,15 +171,9 @@ impl VersionedCache {
     }
     // ANCHOR_END: write
 
-    /// Runs one Redis call within the time budget; a failure or a timeout is counted as a Redis
-    /// error and becomes `None`.
+    /// Runs one Redis call within the time budget ([`shared::budget::within`]); a failure or a
+    /// timeout is counted as a Redis error and becomes `None`.
     async fn bounded<T>(&self, call: impl Future<Output = RedisResult<T>>) -> Option<T> {
-        match tokio::time::timeout(self.timeout, call).await {
-            Ok(Ok(value)) => Some(value),
-            Ok(Err(_)) | Err(_) => {
-                self.reads.errors.inc();
-                None
-            }
-        }
+        budget::within(self.timeout, &self.reads.errors, call).await
     }
 }

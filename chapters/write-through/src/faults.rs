@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
+/// The pause points of the write path.
 #[derive(Default)]
 pub struct Faults {
     after_commit: Mutex<Option<Arc<Pause>>>,

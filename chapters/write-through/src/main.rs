@@ -13,12 +13,12 @@ use anyhow::Context;
 use cache_aside::CacheAside;
 use clap::Parser;
 use serde::Serialize;
-use shared::cli::{CommonArgs, number_in};
+use shared::cli::{ClosedLoopArgs, WorkloadArgs, number_in};
 use shared::metrics::{Latency, LatencySummary};
 use shared::report::{self, Report, Row};
 use shared::workload::RunStats;
-use shared::{Article, CacheStats, Database, Namespace, Op};
-use write_through::{Policy, WriteThrough};
+use shared::{CacheStats, Database, Op};
+use write_through::{Article, Articles, Settings, WriteThrough};
 
 /// Write-through: reads that always hit, and writes that never leave a stale value behind.
 ///
@@ -34,7 +34,10 @@ use write_through::{Policy, WriteThrough};
 #[command(name = "write-through", version)]
 struct Cli {
     #[command(flatten)]
-    common: CommonArgs,
+    common: WorkloadArgs,
+
+    #[command(flatten)]
+    closed: ClosedLoopArgs,
 
     /// Share of requests that edit an article, from 0 to 1.
     #[arg(long, default_value_t = 0.1, value_parser = number_in(0.0, 1.0))]
@@ -141,31 +144,35 @@ impl Measured {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let args = &cli.common;
-    let opened = args.backends.open(args.db_options()).await?;
-    let (conn, db) = (opened.conn.clone(), opened.db.clone());
-    let workload = args.workload(cli.write_ratio);
-    let namespace = Namespace::new("write-through");
-    let aside_namespace = Namespace::new("write-through-aside");
+    let stage = args.backends.stage("write-through", args.db_options()).await?;
+    write_through::table::create(stage.db(), args.keys as i64)
+        .await
+        .context("could not create the articles table")?;
+    let (conn, db) = (stage.conn(), stage.db().clone());
+    let workload = args.workload(&cli.closed, cli.write_ratio);
+    // Each cached mode in a namespace of its own, both under the run's.
+    let namespace = stage.namespace().child("through");
+    let aside_namespace = stage.namespace().child("aside");
 
     let modes = [
         Mode::NoCache,
         Mode::CacheAside(CacheAside::new(
             conn.clone(),
-            aside_namespace.clone(),
-            cache_aside::Policy::default(),
+            aside_namespace,
+            cache_aside::Settings::default(),
         )),
         Mode::WriteThrough(WriteThrough::new(
             db.clone(),
-            conn.clone(),
-            namespace.clone(),
-            Policy::default(),
+            conn,
+            namespace,
+            Settings::default(),
         )),
     ];
     let mut summary = Report::new(format!(
         "Write-through vs cache-aside vs no cache: {} requests ({} writes) over {} tasks",
         report::count(args.requests),
         report::percent(cli.write_ratio),
-        args.concurrency
+        cli.closed.concurrency
     ));
     summary
         .setting("keys", report::count(args.keys))
@@ -175,6 +182,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .setting("redis", args.backends.redis_label());
 
     let modes: Vec<Arc<Mode>> = modes.into_iter().map(Arc::new).collect();
+    let mut read_latencies = Vec::new();
     for mode in &modes {
         if !matches!(**mode, Mode::NoCache) {
             warm(mode, &db, args.keys).await?;
@@ -194,6 +202,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         summary
             .rows
             .push(Line::new(mode, &run, &measured, db.queries(), warm_stats));
+        read_latencies.push(measured.reads.lock().expect("latency lock").clone());
         if let Some(error) = &run.first_failure {
             eprintln!(
                 "{}: {} requests failed, first: {error}",
@@ -203,10 +212,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     summary.conclusion = conclude(&summary.rows);
-    summary.print(args.json);
+    summary.print(args.report.json);
+    if let Some(path) = &args.report.plot {
+        let labels = modes.iter().map(|mode| mode.label());
+        let series: Vec<(&str, &Latency)> = labels.zip(&read_latencies).collect();
+        let title = "Read latency: no cache, cache-aside, write-through";
+        shared::plot::percentiles(path, title, &series)?;
+    }
 
     drop((modes, db)); // the other handles on the database
-    opened.close(&[namespace, aside_namespace]).await
+    Ok(stage.close().await?)
 }
 
 /// Reads every article once, so a cached run starts warm.

@@ -16,7 +16,9 @@ use serde::{Deserialize, Serialize};
 /// A cached row and its version. `value: None` records that the row does not exist.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Versioned<T> {
+    /// The version the database gave the row.
     pub version: i64,
+    /// The row, or `None` for a row that does not exist (a tombstone, or a cached "absent").
     pub value: Option<T>,
 }
 // ANCHOR_END: versioned

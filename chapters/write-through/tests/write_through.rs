@@ -4,67 +4,85 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
-use shared::db::seed_article;
-use shared::{Article, Database, DbOptions, Namespace, RedisServer, RedisTarget, codec};
-use write_through::{Policy, Versioned, WriteThrough};
+use shared::{DbOptions, ServerOptions, Stage, codec};
+use write_through::table::{self, seed_article};
+use write_through::{Article, Articles, Settings, Versioned, WriteThrough};
 
-struct Fixture {
-    redis: RedisTarget,
-    conn: ConnectionManager,
-    db: Arc<Database>,
-    ns: Namespace,
+/// The test stage, with 50 articles.
+async fn stage_on(stage: Result<Stage, shared::SetupError>) -> Stage {
+    let stage = stage.expect("a Redis and a database for the tests");
+    table::create(stage.db(), 50).await.unwrap();
+    stage
 }
 
-async fn fixture_on(redis: RedisTarget) -> Fixture {
-    let conn = redis.connect().await.unwrap();
-    let db = Database::open(DbOptions {
-        articles: 50,
-        ..DbOptions::default()
-    })
-    .await
-    .unwrap();
-    Fixture {
-        redis,
-        conn,
-        db: Arc::new(db),
-        ns: Namespace::new("write-through-test"),
-    }
+async fn fixture() -> Stage {
+    stage_on(Stage::from_env("write-through-test", DbOptions::default()).await).await
 }
 
-async fn fixture() -> Fixture {
-    fixture_on(RedisTarget::from_env().unwrap()).await
+async fn private_fixture() -> Stage {
+    let db = DbOptions::default();
+    stage_on(Stage::private("write-through-test", db, ServerOptions::default()).await).await
 }
 
-async fn private_fixture() -> Fixture {
-    fixture_on(RedisTarget::Private(RedisServer::start().unwrap())).await
-}
-
-impl Fixture {
+/// The lesson's objects on a stage, and what the tests look at in Redis.
+trait LessonStage {
     /// One application instance: its own connection, the shared database and namespace.
-    async fn instance(&self) -> WriteThrough {
-        let conn = self.redis.connect().await.unwrap();
-        // Two minutes rather than the default ten: a shared REDIS_URL keeps no test key for long.
-        let policy = Policy {
-            ttl: Duration::from_secs(120),
-            ..Policy::default()
-        };
-        WriteThrough::new(self.db.clone(), conn, self.ns.clone(), policy)
-    }
-
+    async fn store(&self) -> WriteThrough;
     /// The record cached for article `id`, if any (on a fresh connection: Redis may have just
     /// restarted).
+    async fn cached(&self, store: &WriteThrough, id: i64) -> Option<Versioned<Article>>;
+}
+
+impl LessonStage for Stage {
+    async fn store(&self) -> WriteThrough {
+        let instance = self.instance().await.unwrap();
+        // Two minutes rather than the default ten: a shared REDIS_URL keeps no test key for long.
+        let settings = Settings {
+            ttl: Duration::from_secs(120),
+            ..Settings::default()
+        };
+        WriteThrough::new(self.db().clone(), instance.conn, instance.namespace, settings)
+    }
+
     async fn cached(&self, store: &WriteThrough, id: i64) -> Option<Versioned<Article>> {
-        let mut conn = self.redis.connect().await.unwrap();
+        let mut conn = self.instance().await.unwrap().conn;
         let bytes: Option<Vec<u8>> = conn.get(store.key(id)).await.unwrap();
         bytes.map(|b| codec::decode(&b).unwrap())
     }
 }
 
 #[tokio::test]
+async fn article_writes_commit_and_number_their_versions() {
+    let fx = fixture().await;
+    let db = fx.db();
+    assert_eq!(db.article(3).await.unwrap(), Some(seed_article(3)));
+    let updated = db.update_article(3, "New", "Body").await.unwrap().unwrap();
+    assert_eq!((updated.version, updated.title.as_str()), (2, "New"));
+    let newer = db.update_article(3, "Newer", "B").await.unwrap().unwrap();
+    assert_eq!(newer.version, 3);
+    assert_eq!(db.article(3).await.unwrap().unwrap().version, 3);
+    assert_eq!(db.update_article(100_000, "x", "y").await.unwrap(), None);
+
+    // An empty title is refused by the table, and the row is left as it was.
+    assert!(db.update_article(3, "", "Body").await.is_err());
+    assert_eq!(db.article(3).await.unwrap().unwrap().title, "Newer");
+
+    let created = db.create_article(500, "Fresh", "Text").await.unwrap();
+    assert_eq!(created.version, 1);
+    assert!(
+        db.create_article(500, "Again", "Text").await.is_err(),
+        "ids are unique"
+    );
+    assert_eq!(db.delete_article(500).await.unwrap(), Some(1));
+    assert_eq!(db.delete_article(500).await.unwrap(), None);
+    assert_eq!(db.article(500).await.unwrap(), None);
+    assert_eq!(db.queries(), 12, "each read and write is one query");
+}
+
+#[tokio::test]
 async fn after_a_write_the_next_read_is_the_new_row_without_a_query() {
     let fx = fixture().await;
-    let store = fx.instance().await;
+    let store = fx.store().await;
     assert_eq!(store.get(4).await.unwrap(), Some(seed_article(4)));
     let updated = store
         .update(4, "Edited", "New text")
@@ -72,25 +90,25 @@ async fn after_a_write_the_next_read_is_the_new_row_without_a_query() {
         .unwrap()
         .unwrap();
     assert_eq!(updated.version, 2);
-    let before = fx.db.queries();
+    let before = fx.db().queries();
     assert_eq!(store.get(4).await.unwrap(), Some(updated.clone()));
-    assert_eq!(fx.db.queries(), before, "read from the cache");
+    assert_eq!(fx.db().queries(), before, "read from the cache");
     assert_eq!(fx.cached(&store, 4).await.unwrap().version, 2);
 
     let created = store.create(900, "Brand new", "Text").await.unwrap();
-    let before = fx.db.queries();
+    let before = fx.db().queries();
     assert_eq!(store.get(900).await.unwrap(), Some(created));
-    assert_eq!(fx.db.queries(), before);
+    assert_eq!(fx.db().queries(), before);
     assert_eq!(store.read_stats().hits, 2);
 }
 
 #[tokio::test]
 async fn a_delete_removes_the_row_and_its_cached_copy() {
     let fx = fixture().await;
-    let store = fx.instance().await;
+    let store = fx.store().await;
     store.get(5).await.unwrap();
     assert!(store.delete(5).await.unwrap());
-    assert_eq!(fx.db.article(5).await.unwrap(), None);
+    assert_eq!(fx.db().article(5).await.unwrap(), None);
     let tombstone = fx.cached(&store, 5).await.unwrap();
     assert_eq!(
         tombstone,
@@ -100,9 +118,9 @@ async fn a_delete_removes_the_row_and_its_cached_copy() {
         },
         "above the last version"
     );
-    let before = fx.db.queries();
+    let before = fx.db().queries();
     assert_eq!(store.get(5).await.unwrap(), None);
-    assert_eq!(fx.db.queries(), before, "the absence is cached too");
+    assert_eq!(fx.db().queries(), before, "the absence is cached too");
     assert!(!store.delete(5).await.unwrap());
 }
 
@@ -110,7 +128,7 @@ async fn a_delete_removes_the_row_and_its_cached_copy() {
 #[tokio::test]
 async fn a_failed_database_write_leaves_the_cache_untouched() {
     let fx = fixture().await;
-    let store = fx.instance().await;
+    let store = fx.store().await;
     store.get(6).await.unwrap();
     // The table refuses an empty title: the transaction fails and nothing changes.
     assert!(store.update(6, "", "Body").await.is_err());
@@ -118,16 +136,16 @@ async fn a_failed_database_write_leaves_the_cache_untouched() {
         fx.cached(&store, 6).await.unwrap().value,
         Some(seed_article(6))
     );
-    assert_eq!(fx.db.article(6).await.unwrap(), Some(seed_article(6)));
+    assert_eq!(fx.db().article(6).await.unwrap(), Some(seed_article(6)));
     assert_eq!(store.write_stats().stored, 1, "only the read's store");
 }
 // ANCHOR_END: failed_db_write
 
 // ANCHOR: race
 /// The textbook write-through the course corrects: write the row, then SET the key.
-async fn naive_update(fx: &Fixture, key: &str, id: i64, title: &str) -> Article {
+async fn naive_update(fx: &Stage, key: &str, id: i64, title: &str) -> Article {
     let row = fx
-        .db
+        .db()
         .update_article(id, title, "Body")
         .await
         .unwrap()
@@ -137,7 +155,7 @@ async fn naive_update(fx: &Fixture, key: &str, id: i64, title: &str) -> Article 
         value: Some(row.clone()),
     };
     let _: () = fx
-        .conn
+        .conn()
         .clone()
         .set(key, codec::encode(&record).unwrap())
         .await
@@ -148,8 +166,8 @@ async fn naive_update(fx: &Fixture, key: &str, id: i64, title: &str) -> Article 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_racing_writers_leave_the_newer_version_in_the_cache() {
     let fx = fixture().await;
-    let store = Arc::new(fx.instance().await);
-    let other = fx.instance().await;
+    let store = Arc::new(fx.store().await);
+    let other = fx.store().await;
 
     // Writer A commits version 2 and is held between its commit and its cache write...
     let pause = store.faults.pause_after_commit();
@@ -175,11 +193,11 @@ async fn two_racing_writers_leave_the_newer_version_in_the_cache() {
 #[tokio::test]
 async fn the_unversioned_write_through_ends_with_the_older_row() {
     let fx = fixture().await;
-    let key = fx.ns.key("article:8");
+    let key = fx.namespace().key("article:8");
     // The same interleaving, by hand: A commits version 2, B commits and caches version 3,
     // then A caches version 2.
     let a = fx
-        .db
+        .db()
         .update_article(8, "From A", "Body")
         .await
         .unwrap()
@@ -190,16 +208,16 @@ async fn the_unversioned_write_through_ends_with_the_older_row() {
         value: Some(a.clone()),
     };
     let _: () = fx
-        .conn
+        .conn()
         .clone()
         .set(&key, codec::encode(&record).unwrap())
         .await
         .unwrap();
 
     let cached: Versioned<Article> =
-        codec::decode(&fx.conn.clone().get::<_, Vec<u8>>(&key).await.unwrap()).unwrap();
+        codec::decode(&fx.conn().get::<_, Vec<u8>>(&key).await.unwrap()).unwrap();
     assert_eq!(
-        fx.db.article(8).await.unwrap(),
+        fx.db().article(8).await.unwrap(),
         Some(b),
         "the database has B's row"
     );
@@ -215,7 +233,7 @@ async fn the_unversioned_write_through_ends_with_the_older_row() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cache_failure_after_the_commit_leaves_no_stale_value_once_redis_is_back() {
     let fx = private_fixture().await;
-    let store = Arc::new(fx.instance().await);
+    let store = Arc::new(fx.store().await);
     store.get(9).await.unwrap(); // version 1 is cached
 
     let pause = store.faults.pause_after_commit();
@@ -225,7 +243,7 @@ async fn a_cache_failure_after_the_commit_leaves_no_stale_value_once_redis_is_ba
     });
     pause.reached().await;
     // Redis goes away between the commit and the cache write, keeping its data (version 1).
-    fx.redis.server().unwrap().stop_keeping_data().unwrap();
+    fx.server().stop_keeping_data().unwrap();
     pause.resume();
     let committed = write.await.unwrap().unwrap().unwrap();
     assert_eq!(committed.version, 2, "the write succeeded in the database");
@@ -236,7 +254,7 @@ async fn a_cache_failure_after_the_commit_leaves_no_stale_value_once_redis_is_ba
     assert_eq!(store.get(9).await.unwrap(), Some(committed.clone()));
 
     // Redis is back with version 1 in it; this instance deletes it before serving the key.
-    fx.redis.server().unwrap().restart().unwrap();
+    fx.server().restart().unwrap();
     for _ in 0..100 {
         let served = store.get(9).await.unwrap();
         assert_eq!(served, Some(committed.clone()), "never the old row");
@@ -258,26 +276,26 @@ async fn a_cache_failure_after_the_commit_leaves_no_stale_value_once_redis_is_ba
 #[tokio::test]
 async fn a_failed_cache_write_that_can_still_delete_removes_the_key() {
     let fx = private_fixture().await;
-    let store = Arc::new(fx.instance().await);
+    let store = Arc::new(fx.store().await);
     store.get(10).await.unwrap();
     // A corrupt record that the script cannot parse is simply overwritten; a script error
     // (here: the key holds a hash, so GET inside the script fails) makes the write fail, and the
     // repair deletes the key.
     let key = store.key(10);
-    let _: () = fx.conn.clone().del(&key).await.unwrap();
-    let _: () = fx.conn.clone().hset(&key, "f", "v").await.unwrap();
+    let _: () = fx.conn().del(&key).await.unwrap();
+    let _: () = fx.conn().hset(&key, "f", "v").await.unwrap();
     let row = store.update(10, "Edited", "Body").await.unwrap().unwrap();
     let stats = store.write_stats();
     assert_eq!((stats.failed, stats.deleted), (1, 1), "{stats:?}");
-    assert!(!fx.conn.clone().exists::<_, bool>(&key).await.unwrap());
+    assert!(!fx.conn().exists::<_, bool>(&key).await.unwrap());
     assert_eq!(store.get(10).await.unwrap(), Some(row));
 }
 
 #[tokio::test]
 async fn redis_down_writes_succeed_and_reads_use_the_database() {
     let fx = private_fixture().await;
-    let store = fx.instance().await;
-    fx.redis.server().unwrap().stop();
+    let store = fx.store().await;
+    fx.server().stop();
     let row = store
         .update(11, "Offline edit", "Body")
         .await

@@ -1,80 +1,71 @@
-//! Test fixtures: a real Redis and a real, seeded SQLite database per test.
+//! The tests' stage: a real Redis and a real, seeded SQLite database per test, and the lesson's
+//! objects built on it.
 
 #![allow(dead_code)]
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use cache_aside::{CacheAside, Policy, Users};
+use cache_aside::{CacheAside, Settings, Users};
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
-use shared::{Database, DbOptions, Namespace, RedisServer, RedisTarget};
+use shared::{DbOptions, ServerOptions, Stage};
 
-pub struct Fixture {
-    pub redis: RedisTarget,
-    pub conn: ConnectionManager,
-    pub db: Arc<Database>,
-    pub ns: Namespace,
-}
-
-/// `REDIS_URL` if set, else a private server.
-pub async fn fixture() -> Fixture {
-    with_target(RedisTarget::from_env().expect("a Redis for the tests")).await
-}
-
-/// Always a private server, for tests that stop or pause it.
-pub async fn private_fixture() -> Fixture {
-    with_target(RedisTarget::Private(
-        RedisServer::start().expect("redis-server on PATH"),
-    ))
-    .await
-}
-
-async fn with_target(redis: RedisTarget) -> Fixture {
-    let conn = redis.connect().await.expect("connect to the test Redis");
-    let db = Database::open(DbOptions {
+fn db() -> DbOptions {
+    DbOptions {
         users: 200,
         products: 50,
         ..DbOptions::default()
-    })
-    .await
-    .expect("open the test database");
-    Fixture {
-        redis,
-        conn,
-        db: Arc::new(db),
-        ns: Namespace::new("cache-aside-test"),
     }
 }
 
-impl Fixture {
-    pub fn cache(&self, policy: Policy) -> CacheAside {
-        CacheAside::new(self.conn.clone(), self.ns.clone(), policy)
-    }
+/// `REDIS_URL` if set, else a private server.
+pub async fn fixture() -> Stage {
+    Stage::from_env("cache-aside-test", db())
+        .await
+        .expect("a Redis and a database for the tests")
+}
 
-    pub fn users(&self) -> Users {
-        self.users_with(Policy::default())
-    }
+/// Always a private server, for tests that stop or pause it.
+pub async fn private_fixture() -> Stage {
+    Stage::private("cache-aside-test", db(), ServerOptions::default())
+        .await
+        .expect("redis-server on PATH")
+}
 
-    pub fn users_with(&self, policy: Policy) -> Users {
-        Users::new(self.db.clone(), self.cache(policy))
-    }
-
-    pub fn server(&self) -> &RedisServer {
-        self.redis.server().expect("a private server")
-    }
-
+/// The lesson's objects on a stage, and what the tests look at in Redis.
+pub trait LessonStage {
+    fn cache(&self, settings: Settings) -> CacheAside;
+    fn users(&self) -> Users;
+    fn users_with(&self, settings: Settings) -> Users;
     /// The raw bytes under the lesson key `local`, if any.
-    pub async fn raw(&self, local: &str) -> Option<String> {
-        self.conn.clone().get(self.ns.key(local)).await.unwrap()
+    async fn raw(&self, local: &str) -> Option<String>;
+    async fn exists(&self, local: &str) -> bool;
+    /// The TTL of `local`, which must have one.
+    async fn pttl(&self, local: &str) -> Duration;
+}
+
+impl LessonStage for Stage {
+    fn cache(&self, settings: Settings) -> CacheAside {
+        CacheAside::new(self.conn(), self.namespace().clone(), settings)
     }
 
-    pub async fn exists(&self, local: &str) -> bool {
-        self.conn.clone().exists(self.ns.key(local)).await.unwrap()
+    fn users(&self) -> Users {
+        self.users_with(Settings::default())
     }
 
-    pub async fn pttl(&self, local: &str) -> Duration {
-        let ms: i64 = self.conn.clone().pttl(self.ns.key(local)).await.unwrap();
+    fn users_with(&self, settings: Settings) -> Users {
+        Users::new(self.db().clone(), self.cache(settings))
+    }
+
+    async fn raw(&self, local: &str) -> Option<String> {
+        self.conn().get(self.key(local)).await.unwrap()
+    }
+
+    async fn exists(&self, local: &str) -> bool {
+        self.conn().exists(self.key(local)).await.unwrap()
+    }
+
+    async fn pttl(&self, local: &str) -> Duration {
+        let ms: i64 = self.conn().pttl(self.key(local)).await.unwrap();
         assert!(ms > 0, "{local} has no TTL (PTTL {ms})");
         Duration::from_millis(ms as u64)
     }

@@ -5,28 +5,32 @@
 //! with `s = 1` and 1,000 keys the top 10 keys take about 39% of the requests. A cache thrives on
 //! that skew, and uniform keys would hide it. The whole sequence of operations is drawn up front
 //! from the seed, so two runs (or two strategies in one run) replay exactly the same requests.
+//!
+//! How the requests are sent, a closed loop of tasks, a burst, or an open loop at a fixed rate,
+//! is [`fire`]'s job.
+
+pub mod fire;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressStyle};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Zipf};
-use serde::Serialize;
 
-use crate::metrics::{Latency, LatencySummary};
+pub use fire::{Arrivals, RunStats, progress_bar};
 
 /// One request of the workload, naming a key by its id (`1..=keys`, id 1 the hottest).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {
+    /// Read the key.
     Read(i64),
+    /// Write the key.
     Write(i64),
 }
 
 impl Op {
+    /// The id the operation names.
     pub fn id(self) -> i64 {
         match self {
             Op::Read(id) | Op::Write(id) => id,
@@ -37,13 +41,17 @@ impl Op {
 /// A workload: what to ask, and how many tasks ask it at once.
 #[derive(Clone, Debug)]
 pub struct Workload {
+    /// How many operations.
     pub requests: u64,
+    /// How many tasks send them, each waiting for its answer before sending the next.
     pub concurrency: usize,
+    /// How many distinct ids they draw from.
     pub keys: u64,
     /// The Zipf exponent; 0 is uniform, around 1 is typical of web traffic.
     pub skew: f64,
     /// The fraction of operations that are writes, from 0 to 1.
     pub write_ratio: f64,
+    /// The seed of the draws.
     pub seed: u64,
     /// Draw a progress bar on stderr (it hides itself when stderr is not a terminal).
     pub progress: bool,
@@ -66,117 +74,31 @@ impl Workload {
             .collect()
     }
 
-    /// Replays the operations over `concurrency` tasks, each calling `op` and timing it, and
-    /// returns the throughput and latency. An operation that returns an error is counted and the
-    /// run goes on; the first error's text is kept for the report.
+    /// Replays the operations over `concurrency` tasks (a closed loop), each calling `op` and
+    /// timing it, and returns the throughput and latency. An operation that returns an error is
+    /// counted and the run goes on; the first error's text is kept for the report.
     pub async fn run<F, Fut, E>(&self, label: &str, op: F) -> RunStats
     where
         F: Fn(Op) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), E>> + Send,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
         E: std::fmt::Display,
     {
         let ops = Arc::new(self.ops());
-        let next = Arc::new(AtomicUsize::new(0));
-        let op = Arc::new(op);
-        let bar = progress_bar(label, self.requests, self.progress);
-
-        let started = Instant::now();
-        let mut tasks = Vec::with_capacity(self.concurrency);
-        for _ in 0..self.concurrency {
-            let (ops, next, op, bar) = (ops.clone(), next.clone(), op.clone(), bar.clone());
-            tasks.push(tokio::spawn(async move {
-                let mut latency = Latency::default();
-                let mut failures = Failures::default();
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(&this) = ops.get(i) else { break };
-                    let start = Instant::now();
-                    let outcome = op(this).await;
-                    latency.record(start.elapsed());
-                    if let Err(e) = outcome {
-                        failures.add(e.to_string());
-                    }
-                    bar.inc(1);
-                }
-                (latency, failures)
-            }));
-        }
-        let mut latency = Latency::default();
-        let mut failures = Failures::default();
-        for task in tasks {
-            let (task_latency, task_failures) = task.await.expect("workload task panicked");
-            latency.merge(&task_latency);
-            failures.merge(task_failures);
-        }
-        let elapsed = started.elapsed();
-        bar.finish_and_clear();
-
-        RunStats {
-            requests: ops.len() as u64,
-            elapsed_s: elapsed.as_secs_f64(),
-            requests_per_sec: ops.len() as f64 / elapsed.as_secs_f64(),
-            latency: latency.summary(),
-            failures: failures.count,
-            first_failure: failures.first,
-        }
+        let arrivals = Arrivals::Closed {
+            concurrency: self.concurrency,
+        };
+        let count = ops.len() as u64;
+        fire::fire(arrivals, count, label, self.progress, move |i| {
+            op(ops[i as usize])
+        })
+        .await
     }
-}
-
-/// The progress bar every demo shows on stderr while it works: `label`, a bar out of `len`, the
-/// rate and the time left. Hidden when `show` is false (e.g. `--json`) and when stderr is not a
-/// terminal.
-pub fn progress_bar(label: &str, len: u64, show: bool) -> ProgressBar {
-    if !show {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(len);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{prefix:>22} [{bar:32}] {human_pos}/{human_len} {per_sec:>12} eta {eta}",
-        )
-        .expect("valid progress template")
-        .progress_chars("=> "),
-    );
-    bar.set_prefix(label.to_string());
-    bar.enable_steady_tick(Duration::from_millis(200));
-    bar
-}
-
-#[derive(Default)]
-struct Failures {
-    count: u64,
-    first: Option<String>,
-}
-
-impl Failures {
-    fn add(&mut self, message: String) {
-        self.count += 1;
-        self.first.get_or_insert(message);
-    }
-
-    fn merge(&mut self, other: Failures) {
-        self.count += other.count;
-        if self.first.is_none() {
-            self.first = other.first;
-        }
-    }
-}
-
-/// What one replay of a workload measured.
-#[derive(Clone, Debug, Serialize)]
-pub struct RunStats {
-    pub requests: u64,
-    pub elapsed_s: f64,
-    pub requests_per_sec: f64,
-    pub latency: LatencySummary,
-    /// Operations that returned an error.
-    pub failures: u64,
-    pub first_failure: Option<String>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn workload(seed: u64) -> Workload {
         Workload {

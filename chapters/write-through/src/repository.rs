@@ -15,35 +15,19 @@
 //! versions that survive a delete (a soft delete, or a sequence shared by all rows).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 use shared::metrics::CacheStats;
-use shared::{Article, Database, Namespace};
+use shared::{Database, Lookup, Namespace};
 
-use crate::cache::{Lookup, VersionedCache, WriteStats};
+use crate::cache::{VersionedCache, WriteStats};
 use crate::faults::Faults;
+use crate::settings::Settings;
+use crate::table::{Article, Articles};
 use crate::versioned::Versioned;
 
-// ANCHOR: policy
-#[derive(Clone, Debug)]
-pub struct Policy {
-    /// How long any record lives in Redis: the safety net for a repair that never happened.
-    pub ttl: Duration,
-    /// The budget of each Redis call.
-    pub redis_timeout: Duration,
-}
 
-impl Default for Policy {
-    fn default() -> Self {
-        Policy {
-            ttl: Duration::from_secs(600),
-            redis_timeout: Duration::from_millis(100),
-        }
-    }
-}
-// ANCHOR_END: policy
-
+/// The article repository: reads from the cache, writes to the database and then the cache.
 pub struct WriteThrough {
     db: Arc<Database>,
     cache: VersionedCache,
@@ -53,15 +37,16 @@ pub struct WriteThrough {
 }
 
 impl WriteThrough {
+    /// The repository of the articles in `db`, cached under `namespace` through `conn`.
     pub fn new(
         db: Arc<Database>,
         conn: ConnectionManager,
         namespace: Namespace,
-        policy: Policy,
+        settings: Settings,
     ) -> Self {
         WriteThrough {
             db,
-            cache: VersionedCache::new(conn, policy.ttl, policy.redis_timeout),
+            cache: VersionedCache::new(conn, settings.ttl, settings.redis_timeout),
             namespace,
             faults: Faults::default(),
         }
@@ -72,10 +57,12 @@ impl WriteThrough {
         self.namespace.key(&shared::keys::entity("article", id))
     }
 
+    /// The read side's counters.
     pub fn read_stats(&self) -> CacheStats {
         self.cache.reads.snapshot()
     }
 
+    /// The write side's counters.
     pub fn write_stats(&self) -> WriteStats {
         self.cache.write_stats()
     }

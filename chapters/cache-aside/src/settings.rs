@@ -19,9 +19,10 @@ use std::time::Duration;
 
 use rand::Rng;
 
-// ANCHOR: policy
+// ANCHOR: settings
+/// How long entries live and how long any Redis call may take.
 #[derive(Clone, Debug)]
-pub struct Policy {
+pub struct Settings {
     /// Lifetime of a cached value.
     pub ttl: Duration,
     /// Up to this much is added at random to each value's TTL.
@@ -34,9 +35,9 @@ pub struct Policy {
     pub lease_ttl: Duration,
 }
 
-impl Default for Policy {
+impl Default for Settings {
     fn default() -> Self {
-        Policy {
+        Settings {
             ttl: Duration::from_secs(300),
             jitter: Duration::from_secs(30),
             negative_ttl: Duration::from_secs(30),
@@ -46,14 +47,14 @@ impl Default for Policy {
     }
 }
 
-impl Policy {
+impl Settings {
     /// The TTL for a new value: `ttl` plus a uniformly random share of `jitter`.
     pub fn value_ttl(&self) -> Duration {
         let extra = rand::rng().random_range(0..=self.jitter.as_millis() as u64);
         self.ttl + Duration::from_millis(extra)
     }
 }
-// ANCHOR_END: policy
+// ANCHOR_END: settings
 
 #[cfg(test)]
 mod tests {
@@ -61,15 +62,15 @@ mod tests {
 
     #[test]
     fn value_ttls_stay_in_range_and_spread_out() {
-        let policy = Policy {
+        let settings = Settings {
             ttl: Duration::from_secs(60),
             jitter: Duration::from_secs(6),
-            ..Policy::default()
+            ..Settings::default()
         };
-        let ttls: Vec<Duration> = (0..1_000).map(|_| policy.value_ttl()).collect();
+        let ttls: Vec<Duration> = (0..1_000).map(|_| settings.value_ttl()).collect();
         assert!(
             ttls.iter()
-                .all(|t| *t >= policy.ttl && *t <= policy.ttl + policy.jitter)
+                .all(|t| *t >= settings.ttl && *t <= settings.ttl + settings.jitter)
         );
         let distinct: std::collections::HashSet<_> = ttls.iter().map(|t| t.as_secs()).collect();
         // 66 s needs a draw of exactly 6,000 ms; each of 60..=65 takes about a sixth of draws.

@@ -1,0 +1,122 @@
+//! Child processes that never outlive the program, and a few words with a server on loopback.
+//!
+//! The private Redis servers (one, or the six of a cluster) are child processes. Two rules keep
+//! them from causing trouble, and they live here so every kind of server obeys them:
+//!
+//! - **A child never outlives its owner.** If the owning process dies without running
+//!   destructors (a panic with `panic=abort`, `kill -9`, a test binary that exits while a
+//!   `static` still holds a server), Linux sends the child SIGKILL through the parent-death
+//!   signal. That signal fires when the *thread* that spawned the child exits, and the test
+//!   harness runs each test on its own short-lived thread, so every child is spawned from one
+//!   helper thread that lives as long as the process.
+//! - **A child never inherits our stdout or stderr.** A child holding the pipe would make
+//!   `cargo test` (and CI) wait for it forever; callers pass `Stdio::null()` or a file.
+
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command};
+use std::sync::mpsc;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+/// Spawns `command` so that it dies with this process (see the module docs).
+pub fn spawn_owned(mut command: Command) -> io::Result<Child> {
+    die_with_parent(&mut command);
+    spawn_from_long_lived_thread(command)
+}
+
+/// Sends `signal` (e.g. `libc::SIGTERM`) to `child` and waits for it to exit.
+pub fn signal_and_wait(child: &mut Child, signal: libc::c_int) {
+    #[cfg(unix)]
+    {
+        // SAFETY: kill(2) with a pid we own and a valid signal number has no memory effects.
+        unsafe {
+            libc::kill(child.id() as libc::pid_t, signal);
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (child.kill(), signal);
+    let _ = child.wait();
+}
+
+/// A loopback port nobody is listening on right now. Another process may take it before we
+/// bind it, so callers retry on a fresh port when their server fails to start.
+pub fn free_port() -> io::Result<u16> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// Sends one inline command to a server on loopback and returns the first reply, with short
+/// timeouts throughout. Used where a client library would be too much: readiness checks and
+/// fault injection on a server that may be half-dead.
+pub fn roundtrip(port: u16, command: &str) -> io::Result<String> {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(200))?;
+    stream.set_read_timeout(Some(Duration::from_millis(500)))?;
+    stream.write_all(command.as_bytes())?;
+    let mut buf = [0u8; 512];
+    let n = stream.read(&mut buf)?;
+    Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+/// The last five lines of a log file, for error messages.
+pub fn log_tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(5)..].join("\n")
+}
+
+/// Asks the kernel to SIGKILL the child when the thread that spawned it exits.
+#[cfg(target_os = "linux")]
+fn die_with_parent(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the forked child before exec and calls only
+    // async-signal-safe functions (prctl, getppid, _exit).
+    let parent = std::process::id() as libc::pid_t;
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // The parent may have died before prctl took effect.
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Other systems have no parent-death signal; `Drop` is the only cleanup there.
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_command: &mut Command) {}
+
+type SpawnRequest = (Command, mpsc::Sender<io::Result<Child>>);
+
+/// Spawns `command` from a helper thread that lives until the process exits, so the parent-death
+/// signal fires when the process ends, not when the calling (test) thread does.
+fn spawn_from_long_lived_thread(command: Command) -> io::Result<Child> {
+    static SPAWNER: OnceLock<Mutex<mpsc::Sender<SpawnRequest>>> = OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (requests, incoming) = mpsc::channel::<SpawnRequest>();
+        std::thread::Builder::new()
+            .name("child-spawner".into())
+            .spawn(move || {
+                for (mut command, reply) in incoming {
+                    let _ = reply.send(command.spawn());
+                }
+            })
+            .expect("start the child-spawner thread");
+        Mutex::new(requests)
+    });
+    let (reply, result) = mpsc::channel();
+    spawner
+        .lock()
+        .unwrap()
+        .send((command, reply))
+        .map_err(|_| io::Error::other("the child-spawner thread has stopped"))?;
+    result
+        .recv()
+        .map_err(|_| io::Error::other("the child-spawner thread has stopped"))?
+}
