@@ -43,7 +43,8 @@ pub fn percentiles(path: &Path, title: &str, series: &[(&str, &Latency)]) -> Res
         .collect();
     let all = lines.iter().flatten().map(|&(_, ms)| ms);
     let low = all.clone().fold(f64::INFINITY, f64::min).max(0.001) / 1.5;
-    let high = all.fold(0.0, f64::max).max(low * 10.0) * 1.5;
+    // A decade of headroom above the highest line keeps the legend (top left) off the lines.
+    let high = all.fold(0.0, f64::max).max(low * 10.0) * 10.0;
 
     let root = SVGBackend::new(path, (860, 480)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| fail(e.to_string()))?;
@@ -56,7 +57,7 @@ pub fn percentiles(path: &Path, title: &str, series: &[(&str, &Latency)]) -> Res
         .map_err(|e| fail(e.to_string()))?;
     chart
         .configure_mesh()
-        .x_labels(7)
+        .x_labels(NINES as usize + 1)
         .x_label_formatter(&|nines| percentile_label(*nines))
         .x_desc("percentile (each step right is ten times rarer)")
         .y_desc("latency, ms (log scale)")

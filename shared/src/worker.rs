@@ -165,7 +165,10 @@ mod tests {
     async fn a_panic_is_reported_by_stop_and_by_join() {
         let worker = Worker::spawn("doomed", |_| async { panic!("boom") });
         let error = worker.stop().await.unwrap_err();
-        assert_eq!((error.name.as_str(), error.message.as_str()), ("doomed", "boom"));
+        assert_eq!(
+            (error.name.as_str(), error.message.as_str()),
+            ("doomed", "boom")
+        );
 
         let tasks = Tasks::new("refreshes");
         tasks.spawn(async {});

@@ -68,7 +68,11 @@ async fn a_transaction_commits_its_statements_together_and_counts_each() {
             .unwrap();
     }
     tx.commit().await.unwrap();
-    assert_eq!(db.queries(), 2, "two statements in one transaction are two queries");
+    assert_eq!(
+        db.queries(),
+        2,
+        "two statements in one transaction are two queries"
+    );
     assert_eq!(ledger_rows(&db).await, 2);
 
     // The second statement fails (a duplicate id): the first is rolled back with it.
@@ -82,7 +86,11 @@ async fn a_transaction_commits_its_statements_together_and_counts_each() {
         .await;
     assert!(duplicate.is_err(), "id 1 exists");
     drop(tx);
-    assert_eq!(ledger_rows(&db).await, 2, "row 3 was rolled back with the failed insert");
+    assert_eq!(
+        ledger_rows(&db).await,
+        2,
+        "row 3 was rolled back with the failed insert"
+    );
     db.close().await.unwrap();
 }
 

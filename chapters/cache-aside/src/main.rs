@@ -8,11 +8,11 @@ use std::time::Duration;
 use cache_aside::{CacheAside, Settings, Users};
 use clap::Parser;
 use serde::Serialize;
+use shared::Op;
 use shared::cli::{ClosedLoopArgs, WorkloadArgs, number_in};
 use shared::db::seed_user;
 use shared::report::{self, Report, Row};
 use shared::workload::RunStats;
-use shared::Op;
 
 /// Cache-aside: watch a cache beat a slow database, and see what it costs when it does not.
 ///
@@ -104,7 +104,10 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let args = &cli.common;
 
-    let stage = args.backends.stage("cache-aside", args.db_options()).await?;
+    let stage = args
+        .backends
+        .stage("cache-aside", args.db_options())
+        .await?;
     let (conn, db) = (stage.conn(), stage.db().clone());
     let workload = args.workload(&cli.closed, cli.write_ratio);
 

@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cache_aside::{Entry, Settings, ReadThrough, UserSearch, users::UserLoader};
+use cache_aside::{Entry, ReadThrough, Settings, UserSearch, users::UserLoader};
 use common::{LessonStage, fixture};
 use redis::AsyncCommands;
 use shared::db::seed_user;
@@ -102,7 +102,10 @@ async fn an_absent_row_costs_one_query_within_the_negative_ttl() {
     assert_eq!((stats.hits, stats.negative_hits, stats.loads), (24, 24, 1));
     assert_eq!(fx.raw("user:1000000").await.as_deref(), Some(r#""absent""#));
     let ttl = fx.pttl("user:1000000").await;
-    assert!(ttl <= settings.negative_ttl && ttl < settings.ttl, "{ttl:?}");
+    assert!(
+        ttl <= settings.negative_ttl && ttl < settings.ttl,
+        "{ttl:?}"
+    );
 }
 // ANCHOR_END: absent
 
@@ -250,7 +253,10 @@ async fn a_corrupt_entry_is_a_counted_miss_and_is_overwritten() {
     let users = fx.users();
     let mut conn = fx.conn();
     for garbage in ["{not json", r#"{"present":{"id":"seven"}}"#] {
-        let _: () = conn.set_ex(fx.namespace().key("user:3"), garbage, 60).await.unwrap();
+        let _: () = conn
+            .set_ex(fx.namespace().key("user:3"), garbage, 60)
+            .await
+            .unwrap();
         assert_eq!(users.get(3).await.unwrap(), Some(seed_user(3)));
         let raw = fx.raw("user:3").await.unwrap();
         assert_eq!(

@@ -7,48 +7,32 @@ use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use redis::AsyncCommands;
-use shared::{Namespace, Product, codec};
-use stampede::{
-    LockedLoader, Policy, ProductPages, SingleFlight, StaleWhileRevalidate, Strategy, Unprotected,
-    XFetch,
-};
+use shared::{Product, codec};
+use stampede::{AnyStrategy, Kind, ProductPages, Settings, Strategy};
 
 fn hits(c: &mut Criterion) {
-    let shared::bench::Setup {
-        rt,
-        redis,
-        conn,
-        db,
-    } = shared::bench::setup();
-    let pages = Arc::new(ProductPages::new(db.clone()));
-    let policy = Policy::default();
-    // One namespace per strategy (each stores its own record shape under the same key), one for
-    // the raw read.
-    let spaces: Vec<Namespace> = (0..6).map(|_| Namespace::new("stampede-bench")).collect();
-    let ns = |i: usize| spaces[i].clone();
-    let (unprotected, flight, lock, xfetch, stale) = rt.block_on(async {
-        let client = shared::connection::client(&redis.url()).unwrap();
-        (
-            Unprotected::new(conn.clone(), ns(0), pages.clone(), policy.clone()),
-            SingleFlight::new(conn.clone(), ns(1), pages.clone(), policy.clone()),
-            LockedLoader::new(conn.clone(), client, ns(2), pages.clone(), policy.clone()).await,
-            XFetch::new(conn.clone(), ns(3), pages.clone(), policy.clone()),
-            StaleWhileRevalidate::new(conn.clone(), ns(4), pages.clone(), policy.clone()),
-        )
+    let (rt, stage) = shared::bench::stage("stampede-bench");
+    let pages = Arc::new(ProductPages::new(stage.db().clone()));
+    // One namespace per strategy (each stores its own record shape under the same key), and the
+    // raw read's own.
+    let strategies: Vec<(Kind, AnyStrategy<ProductPages>)> = rt.block_on(async {
+        let mut all = Vec::new();
+        for kind in Kind::ALL {
+            let mut instance = stage.instance().await.unwrap();
+            instance.namespace = stage.namespace().child(&format!("{kind:?}"));
+            let strategy =
+                AnyStrategy::build(kind, &instance, pages.clone(), Settings::default()).await;
+            strategy.get("42").await.unwrap();
+            all.push((kind, strategy));
+        }
+        all
     });
-    let raw_key = ns(5).key("42");
+    let conn = stage.conn();
+    let raw_key = stage.namespace().child("raw").key("42");
     rt.block_on(async {
-        let product = db.product(42).await.unwrap().unwrap();
-        let _: () = conn
-            .clone()
-            .set(&raw_key, codec::encode(&product).unwrap())
-            .await
-            .unwrap();
-        unprotected.get("42").await.unwrap();
-        flight.get("42").await.unwrap();
-        lock.get("42").await.unwrap();
-        xfetch.get("42").await.unwrap();
-        stale.get("42").await.unwrap();
+        let product = stage.db().product(42).await.unwrap().unwrap();
+        let bytes = codec::encode(&product).unwrap();
+        let _: () = conn.clone().set_ex(&raw_key, bytes, 600).await.unwrap();
     });
 
     let mut group = c.benchmark_group("stampede hit");
@@ -58,44 +42,25 @@ fn hits(c: &mut Criterion) {
             black_box(codec::decode::<Product>(&bytes).unwrap())
         })
     });
-    bench_hit(&mut group, &rt, "no protection", &unprotected);
-    bench_hit(&mut group, &rt, "single flight", &flight);
-    bench_hit(&mut group, &rt, "distributed lock", &lock);
-    bench_hit(&mut group, &rt, "XFetch", &xfetch);
-    bench_hit(&mut group, &rt, "stale-while-revalidate", &stale);
+    for (kind, strategy) in &strategies {
+        group.bench_function(kind.label(), |b| {
+            b.to_async(&rt)
+                .iter(|| async { black_box(strategy.get("42").await.unwrap()) })
+        });
+    }
     group.finish();
 
-    for (name, stats) in [
-        ("no protection", unprotected.stats()),
-        ("single flight", flight.stats()),
-        ("distributed lock", lock.stats()),
-        ("XFetch", xfetch.stats()),
-        ("stale-while-revalidate", stale.stats()),
-    ] {
+    for (kind, strategy) in &strategies {
+        let stats = strategy.stats();
+        let name = kind.label();
         assert_eq!(
             stats.errors, 0,
             "{name}: no Redis errors during the benchmark"
         );
         assert_eq!(stats.loads, 1, "{name}: every benchmarked read was a hit");
     }
-    let mut conn = conn.clone();
-    rt.block_on(async {
-        for space in &spaces {
-            space.remove_all(&mut conn).await.unwrap();
-        }
-    });
-}
-
-fn bench_hit<T: Strategy>(
-    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
-    rt: &tokio::runtime::Runtime,
-    name: &str,
-    strategy: &T,
-) {
-    group.bench_function(name, |b| {
-        b.to_async(rt)
-            .iter(|| async { black_box(strategy.get("42").await.unwrap()) })
-    });
+    drop((strategies, pages));
+    rt.block_on(stage.close()).unwrap();
 }
 
 criterion_group!(benches, hits);

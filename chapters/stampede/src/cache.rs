@@ -2,9 +2,10 @@
 //!
 //! The strategies store different records (a bare value, a value with its recompute time and
 //! expiry, a value with a soft deadline), so this layer is generic over the record. It makes the
-//! same promises the cache-aside lesson made: a Redis call that fails or runs out of time is
-//! counted and reported as [`Lookup::Unavailable`], never as an error, and bytes that do not decode
-//! are counted as corrupt and reported as [`Lookup::Missing`], so the next store overwrites them.
+//! same promises the cache-aside lesson made, with the same shared parts ([`shared::budget`]): a
+//! Redis call that fails or runs out of time is counted and reported as [`Lookup::Unavailable`],
+//! never as an error, and bytes that do not decode are counted as corrupt and reported as
+//! [`Lookup::Missing`], so the next store overwrites them.
 
 use std::future::Future;
 use std::time::Duration;
@@ -13,27 +14,24 @@ use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, RedisResult};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use shared::budget::{self, Trouble};
 use shared::{Namespace, codec};
 
 use crate::strategy::Metrics;
 
-/// What a read found.
-pub enum Lookup<R> {
-    Found(R),
-    /// Nothing there, or something unreadable.
-    Missing,
-    /// Redis failed or was too slow: load, and do not bother storing.
-    Unavailable,
-}
+pub use shared::Lookup;
 
+/// One strategy instance's Redis: its connection, namespace, time budget and counters.
 pub struct RedisCache {
     conn: ConnectionManager,
     namespace: Namespace,
     timeout: Duration,
+    /// The strategy's counters, Redis errors and corrupt entries included.
     pub metrics: Metrics,
 }
 
 impl RedisCache {
+    /// Keys under `namespace`, through `conn`, each call within `timeout`.
     pub fn new(conn: ConnectionManager, namespace: Namespace, timeout: Duration) -> Self {
         RedisCache {
             conn,
@@ -55,18 +53,11 @@ impl RedisCache {
 
     /// One GET, decoded as `R`.
     pub async fn read<R: DeserializeOwned>(&self, key: &str) -> Lookup<R> {
-        let mut conn = self.conn.clone();
-        match self.bounded(conn.get::<_, Option<Vec<u8>>>(key)).await {
-            None => Lookup::Unavailable,
-            Some(None) => Lookup::Missing,
-            Some(Some(bytes)) => match codec::decode(&bytes) {
-                Ok(record) => Lookup::Found(record),
-                Err(_) => {
-                    self.metrics.corrupt.inc();
-                    Lookup::Missing
-                }
-            },
-        }
+        let trouble = Trouble {
+            errors: &self.metrics.errors,
+            corrupt: &self.metrics.corrupt,
+        };
+        budget::get(&self.conn, key, self.timeout, trouble).await
     }
 
     /// One SET with a TTL. Returns whether it was stored.
@@ -79,15 +70,9 @@ impl RedisCache {
             .is_some()
     }
 
-    /// Runs one Redis call within the time budget; a failure or a timeout is counted and becomes
-    /// `None`.
+    /// Runs one Redis call within the time budget ([`shared::budget::within`]); a failure or a
+    /// timeout is counted and becomes `None`.
     pub async fn bounded<T>(&self, call: impl Future<Output = RedisResult<T>>) -> Option<T> {
-        match tokio::time::timeout(self.timeout, call).await {
-            Ok(Ok(value)) => Some(value),
-            Ok(Err(_)) | Err(_) => {
-                self.metrics.errors.inc();
-                None
-            }
-        }
+        budget::within(self.timeout, &self.metrics.errors, call).await
     }
 }

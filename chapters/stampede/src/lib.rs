@@ -8,39 +8,50 @@
 //! This crate shows five answers behind one interface, in the order the chapter tells them:
 //!
 //! - [`source`]: what is being protected, a slow computation behind a key;
-//! - [`strategy`]: the interface every answer implements, with its settings and counters, and
-//!   [`cache`], the Redis plumbing they share (typed, bounded by a timeout, corrupt means miss);
+//! - [`strategy`]: the interface every answer implements, with its counters; [`settings`], the
+//!   settings they share; and [`cache`], the Redis plumbing they share (typed, bounded by a
+//!   timeout, corrupt means miss);
 //! - [`unprotected`]: plain cache-aside, the baseline that stampedes;
 //! - [`single_flight`]: concurrent misses *inside one process* share one load;
-//! - [`lock`], [`wakeup`] and [`locked`]: concurrent misses *across all processes* share one
-//!   load, through a Redis lock only its owner can release, with waiters woken when the value
-//!   arrives rather than polling for it;
+//! - [`token_lock`], [`wakeup`] and [`locked_loader`]: concurrent misses *across all processes*
+//!   share one load. The token lock is the primitive, a Redis lock only its owner can release;
+//!   the wake-ups tell waiters the value has arrived, rather than having them poll for it; the
+//!   locked loader is the strategy built from the two;
 //! - [`xfetch`]: probabilistic early recomputation, which refreshes a hot key shortly *before* it
 //!   expires, so under steady traffic it never expires at all;
 //! - [`stale`]: stale-while-revalidate, which keeps serving the old value while one background
-//!   task fetches the new one.
+//!   task fetches the new one;
+//! - [`kind`]: all five behind one type, for the demo, the tests and the benches that compare
+//!   them.
+
+#![warn(missing_docs)]
 
 pub mod source;
 
 pub mod cache;
+pub mod settings;
 pub mod strategy;
 
 pub mod unprotected;
 
 pub mod single_flight;
 
-pub mod lock;
-pub mod locked;
+pub mod locked_loader;
+pub mod token_lock;
 pub mod wakeup;
 
 pub mod xfetch;
 
 pub mod stale;
 
-pub use locked::LockedLoader;
+pub mod kind;
+
+pub use kind::{AnyStrategy, Kind};
+pub use locked_loader::LockedLoader;
+pub use settings::Settings;
 pub use single_flight::SingleFlight;
 pub use source::{LoadError, ProductPages, Source};
 pub use stale::StaleWhileRevalidate;
-pub use strategy::{Error, Policy, Stats, Strategy};
+pub use strategy::{Error, Stats, Strategy};
 pub use unprotected::Unprotected;
 pub use xfetch::XFetch;

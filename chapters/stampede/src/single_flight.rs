@@ -18,8 +18,9 @@ use shared::Namespace;
 use tokio::sync::OnceCell;
 
 use crate::cache::{Lookup, RedisCache};
+use crate::settings::Settings;
 use crate::source::Source;
-use crate::strategy::{self, Error, Policy, Stats, Strategy};
+use crate::strategy::{self, Error, Stats, Strategy};
 
 // ANCHOR: flights
 /// The flights in the air, by key. A flight is a cell the first caller fills; everyone else who
@@ -29,6 +30,7 @@ pub struct Flights<T> {
 }
 
 impl<T: Clone> Flights<T> {
+    /// No flights in the air.
     pub fn new() -> Self {
         Flights {
             in_air: Mutex::new(HashMap::new()),
@@ -68,24 +70,26 @@ impl<T: Clone> Default for Flights<T> {
     }
 }
 
+/// In-process single flight: one load per key per process at a time.
 pub struct SingleFlight<S: Source> {
     cache: RedisCache,
     source: Arc<S>,
-    policy: Policy,
+    settings: Settings,
     flights: Flights<Result<S::Value, Error>>,
 }
 
 impl<S: Source> SingleFlight<S> {
+    /// The strategy for keys under `namespace`, through `conn`, loading from `source`.
     pub fn new(
         conn: ConnectionManager,
         namespace: Namespace,
         source: Arc<S>,
-        policy: Policy,
+        settings: Settings,
     ) -> Self {
         SingleFlight {
-            cache: RedisCache::new(conn, namespace, policy.redis_timeout),
+            cache: RedisCache::new(conn, namespace, settings.redis_timeout),
             source,
-            policy,
+            settings,
             flights: Flights::new(),
         }
     }
@@ -111,7 +115,7 @@ impl<S: Source> Strategy for SingleFlight<S> {
                 }
                 let value = strategy::load(&*self.source, &self.cache.metrics, local).await?;
                 if let Lookup::Missing = lookup {
-                    self.cache.write(&key, &value, self.policy.ttl).await;
+                    self.cache.write(&key, &value, self.settings.ttl).await;
                 }
                 Ok(value)
             })

@@ -20,6 +20,7 @@ pub trait Source: Send + Sync + 'static {
     /// What a key maps to. It goes through the cache as JSON, so it must round-trip through serde.
     type Value: Serialize + DeserializeOwned + Clone + Send + Sync + 'static;
 
+    /// The value of `key`, computed the slow way.
     fn load(&self, key: &str) -> impl Future<Output = Result<Self::Value, LoadError>> + Send;
 }
 
@@ -30,10 +31,12 @@ pub struct ProductPages {
 }
 
 impl ProductPages {
+    /// Pages of the products in `db`.
     pub fn new(db: Arc<Database>) -> Self {
         ProductPages { db }
     }
 
+    /// The database behind the pages.
     pub fn db(&self) -> &Arc<Database> {
         &self.db
     }

@@ -6,7 +6,7 @@
 //! request loads it the ordinary way.
 //!
 //! "One background task" must hold across instances, or each of them refreshes on its own: the
-//! refresh is guarded by the same owner-checked lock as the lock strategy ([`crate::lock`]), on a
+//! refresh is guarded by the same owner-checked lock as the lock strategy ([`crate::token_lock`]), on a
 //! key of its own. Whoever takes it refreshes; everyone else keeps serving the stale value. If the
 //! refresh fails or its process dies, the lock's TTL frees the way for the next attempt.
 //!
@@ -21,28 +21,32 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 use shared::Namespace;
-use tokio::task::JoinSet;
+use shared::worker::{Panicked, Tasks};
 
 use crate::cache::{Lookup, RedisCache};
-use crate::lock::{self, Attempt};
+use crate::settings::Settings;
 use crate::source::Source;
-use crate::strategy::{self, Error, Policy, Stats, Strategy};
+use crate::strategy::{self, Error, Stats, Strategy};
+use crate::token_lock::{self, Attempt};
 
 // ANCHOR: record
 /// What stale-while-revalidate stores: the value and the end of its freshness. The Redis TTL of
 /// the key is the hard TTL.
 #[derive(Serialize, Deserialize)]
 pub struct Record<T> {
+    /// The cached value.
     pub value: T,
     /// Milliseconds since the Unix epoch after which `value` is stale.
     pub fresh_until_ms: u64,
 }
 // ANCHOR_END: record
 
+/// Stale-while-revalidate: stale values served at once, one refresh across instances.
 pub struct StaleWhileRevalidate<S: Source> {
     inner: Arc<Inner<S>>,
-    /// The background refreshes this instance started, so shutdown can wait for them.
-    refreshes: Mutex<JoinSet<()>>,
+    /// The background refreshes this instance started, so shutdown can wait for them; dropping
+    /// the strategy aborts the ones still running.
+    refreshes: Tasks,
     /// Keys this instance is trying to refresh right now. A burst of stale reads then makes one
     /// attempt at the refresh lock per instance, not one per read.
     attempting: Arc<Mutex<HashSet<String>>>,
@@ -52,31 +56,32 @@ pub struct StaleWhileRevalidate<S: Source> {
 struct Inner<S: Source> {
     cache: RedisCache,
     source: Arc<S>,
-    policy: Policy,
+    settings: Settings,
 }
 
 impl<S: Source> StaleWhileRevalidate<S> {
+    /// The strategy for keys under `namespace`, through `conn`, loading from `source`.
     pub fn new(
         conn: ConnectionManager,
         namespace: Namespace,
         source: Arc<S>,
-        policy: Policy,
+        settings: Settings,
     ) -> Self {
         StaleWhileRevalidate {
             inner: Arc::new(Inner {
-                cache: RedisCache::new(conn, namespace, policy.redis_timeout),
+                cache: RedisCache::new(conn, namespace, settings.redis_timeout),
                 source,
-                policy,
+                settings,
             }),
-            refreshes: Mutex::new(JoinSet::new()),
+            refreshes: Tasks::new("stale-while-revalidate refresh"),
             attempting: Arc::default(),
         }
     }
 
-    /// Waits until the background refreshes this instance has started so far are done.
-    pub async fn finish_refreshes(&self) {
-        let running = std::mem::take(&mut *self.refreshes.lock().expect("refreshes lock"));
-        running.join_all().await;
+    /// Waits until the background refreshes this instance has started so far are done; a
+    /// refresh that panicked is the error.
+    pub async fn finish_refreshes(&self) -> Result<(), Panicked> {
+        self.refreshes.join().await
     }
 
     // ANCHOR: get
@@ -119,15 +124,13 @@ impl<S: Source> StaleWhileRevalidate<S> {
         let attempting = Attempting(self.attempting.clone(), key.clone());
         let mut conn = inner.cache.conn();
         let guard = refresh_key(&key);
-        let attempt = lock::try_acquire(&mut conn, &guard, inner.policy.lock_ttl);
+        let attempt = token_lock::try_acquire(&mut conn, &guard, inner.settings.lock_ttl);
         let Some(Attempt::Acquired(lock)) = inner.cache.bounded(attempt).await else {
             return; // another instance is refreshing it (or Redis failed: serve stale, try later)
         };
         inner.cache.metrics.refreshes.inc();
         let local = local.to_string();
-        let mut refreshes = self.refreshes.lock().expect("refreshes lock");
-        while refreshes.try_join_next().is_some() {} // forget the finished ones
-        refreshes.spawn(async move {
+        self.refreshes.spawn(async move {
             // A failed refresh leaves the stale value in place; the next stale read tries again.
             if let Ok(value) = strategy::load(&*inner.source, &inner.cache.metrics, &local).await {
                 inner.store(&key, &value).await;
@@ -144,9 +147,9 @@ impl<S: Source> Inner<S> {
     async fn store(&self, key: &str, value: &S::Value) {
         let record = Record {
             value,
-            fresh_until_ms: now_ms() + self.policy.ttl.as_millis() as u64,
+            fresh_until_ms: now_ms() + self.settings.ttl.as_millis() as u64,
         };
-        let hard_ttl = self.policy.ttl + self.policy.serve_stale_for;
+        let hard_ttl = self.settings.ttl + self.settings.serve_stale_for;
         self.cache.write(key, &record, hard_ttl).await;
     }
 }

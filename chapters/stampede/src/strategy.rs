@@ -1,4 +1,4 @@
-//! The interface the five strategies share, their settings and their counters.
+//! The interface the five strategies share, and their counters.
 //!
 //! One trait lets the demo run every strategy through the same scenario and the tests hold them
 //! all to the same promises. A strategy answers `get(key)` with the key's value, from Redis when it
@@ -16,7 +16,9 @@ use shared::metrics::Counter;
 use crate::source::Source;
 
 // ANCHOR: strategy
+/// A way of answering reads of slow values from Redis, protected (or not) against stampedes.
 pub trait Strategy: Send + Sync + 'static {
+    /// What a key maps to.
     type Value: Send;
 
     /// The value of `key`. Redis trouble is never an error here: a strategy that cannot use Redis
@@ -28,48 +30,12 @@ pub trait Strategy: Send + Sync + 'static {
 }
 // ANCHOR_END: strategy
 
-// ANCHOR: policy
-/// The settings of all strategies; each reads the fields it needs.
-#[derive(Clone, Debug)]
-pub struct Policy {
-    /// How long a loaded value is fresh. Unprotected, single flight and the lock store the value
-    /// with this TTL; XFetch stores it with this TTL and refreshes it early; stale-while-revalidate
-    /// serves it as fresh for this long (its soft TTL).
-    pub ttl: Duration,
-    /// Stale-while-revalidate only: how long after `ttl` the old value may still be served while
-    /// it is refreshed. `ttl + serve_stale_for` is the hard TTL, after which the key is gone.
-    pub serve_stale_for: Duration,
-    /// The budget of each Redis call. Past it the call counts as failed and the strategy falls back.
-    pub redis_timeout: Duration,
-    /// Lock and stale-while-revalidate: how long a lock lives if its holder never releases it.
-    /// Make it comfortably longer than a load; it is the most a dead holder can delay the others.
-    pub lock_ttl: Duration,
-    /// Lock only: the most a request waits for other instances' loads before it gives up with
-    /// [`Error::GaveUp`].
-    pub max_wait: Duration,
-    /// XFetch only: how eagerly to recompute early. 1 is the published default; above 1 favours
-    /// earlier refreshes, below 1 later ones, 0 never refreshes before expiry.
-    pub beta: f64,
-}
-
-impl Default for Policy {
-    fn default() -> Self {
-        Policy {
-            ttl: Duration::from_secs(60),
-            serve_stale_for: Duration::from_secs(60),
-            redis_timeout: Duration::from_millis(100),
-            lock_ttl: Duration::from_secs(2),
-            max_wait: Duration::from_secs(5),
-            beta: 1.0,
-        }
-    }
-}
-// ANCHOR_END: policy
-
 /// Why a request got no value. It is `Clone` because one outcome is shared by every request that
 /// waited for the same load.
 #[derive(Clone, Debug, thiserror::Error)]
+#[allow(missing_docs)] // the fields: each variant's doc and message name them
 pub enum Error {
+    /// The source failed to load `key`; `cause` is its error.
     #[error("loading {key:?} failed: {cause}")]
     Load {
         key: String,
@@ -106,6 +72,7 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// The counters' values now.
     pub fn snapshot(&self) -> Stats {
         Stats {
             hits: self.hits.get(),
@@ -123,6 +90,7 @@ impl Metrics {
 
 /// A copy of [`Metrics`] at one moment; adds up across instances.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[allow(missing_docs)] // each field is the counter of the same name
 pub struct Stats {
     pub hits: u64,
     pub stale_hits: u64,

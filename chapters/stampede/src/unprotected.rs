@@ -10,26 +10,29 @@ use redis::aio::ConnectionManager;
 use shared::Namespace;
 
 use crate::cache::{Lookup, RedisCache};
+use crate::settings::Settings;
 use crate::source::Source;
-use crate::strategy::{self, Error, Policy, Stats, Strategy};
+use crate::strategy::{self, Error, Stats, Strategy};
 
+/// Plain cache-aside with no protection against a stampede: the baseline.
 pub struct Unprotected<S: Source> {
     cache: RedisCache,
     source: Arc<S>,
-    policy: Policy,
+    settings: Settings,
 }
 
 impl<S: Source> Unprotected<S> {
+    /// The strategy for keys under `namespace`, through `conn`, loading from `source`.
     pub fn new(
         conn: ConnectionManager,
         namespace: Namespace,
         source: Arc<S>,
-        policy: Policy,
+        settings: Settings,
     ) -> Self {
         Unprotected {
-            cache: RedisCache::new(conn, namespace, policy.redis_timeout),
+            cache: RedisCache::new(conn, namespace, settings.redis_timeout),
             source,
-            policy,
+            settings,
         }
     }
 }
@@ -48,7 +51,7 @@ impl<S: Source> Strategy for Unprotected<S> {
         self.cache.metrics.misses.inc();
         let value = strategy::load(&*self.source, &self.cache.metrics, local).await?;
         if let Lookup::Missing = lookup {
-            self.cache.write(&key, &value, self.policy.ttl).await;
+            self.cache.write(&key, &value, self.settings.ttl).await;
         }
         Ok(value)
     }

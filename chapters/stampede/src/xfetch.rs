@@ -30,13 +30,15 @@ use serde::{Deserialize, Serialize};
 use shared::Namespace;
 
 use crate::cache::{Lookup, RedisCache};
+use crate::settings::Settings;
 use crate::source::Source;
-use crate::strategy::{self, Error, Policy, Stats, Strategy};
+use crate::strategy::{self, Error, Stats, Strategy};
 
 // ANCHOR: record
 /// What XFetch stores under a key: the value with what the formula needs, read in one GET.
 #[derive(Serialize, Deserialize)]
 pub struct Record<T> {
+    /// The cached value.
     pub value: T,
     /// How long the recomputation that produced `value` took, in milliseconds.
     pub delta_ms: f64,
@@ -53,23 +55,25 @@ pub fn recompute_early(now_ms: f64, delta_ms: f64, beta: f64, expiry_ms: f64, ra
 }
 // ANCHOR_END: formula
 
+/// XFetch: probabilistic early recomputation.
 pub struct XFetch<S: Source> {
     cache: RedisCache,
     source: Arc<S>,
-    policy: Policy,
+    settings: Settings,
 }
 
 impl<S: Source> XFetch<S> {
+    /// The strategy for keys under `namespace`, through `conn`, loading from `source`.
     pub fn new(
         conn: ConnectionManager,
         namespace: Namespace,
         source: Arc<S>,
-        policy: Policy,
+        settings: Settings,
     ) -> Self {
         XFetch {
-            cache: RedisCache::new(conn, namespace, policy.redis_timeout),
+            cache: RedisCache::new(conn, namespace, settings.redis_timeout),
             source,
-            policy,
+            settings,
         }
     }
 }
@@ -89,7 +93,7 @@ impl<S: Source> Strategy for XFetch<S> {
                 let early = recompute_early(
                     now_ms(),
                     record.delta_ms,
-                    self.policy.beta,
+                    self.settings.beta,
                     record.expiry_ms,
                     rand,
                 );
@@ -109,9 +113,9 @@ impl<S: Source> Strategy for XFetch<S> {
             let record = Record {
                 value,
                 delta_ms: delta.as_secs_f64() * 1e3,
-                expiry_ms: now_ms() + self.policy.ttl.as_secs_f64() * 1e3,
+                expiry_ms: now_ms() + self.settings.ttl.as_secs_f64() * 1e3,
             };
-            self.cache.write(&key, &record, self.policy.ttl).await;
+            self.cache.write(&key, &record, self.settings.ttl).await;
             return Ok(record.value);
         }
         Ok(value)

@@ -5,19 +5,30 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Fixture, private_fixture};
+use common::private_fixture;
 use shared::db::seed_product;
-use stampede::{Policy, Strategy};
+use stampede::{AnyStrategy, Kind, Settings, Strategy};
 
-/// Three reads with Redis stopped, then reads until one hits with Redis back.
-async fn survives_an_outage<T: Strategy<Value = shared::Product>>(fx: &Fixture, strategy: T) {
+/// Three reads of strategy `kind` with Redis stopped, then reads until one hits with Redis back.
+async fn survives_an_outage(kind: Kind) {
+    let fx = private_fixture().await;
+    let instance = fx.instance().await.unwrap();
+    let pages = std::sync::Arc::new(stampede::ProductPages::new(fx.db().clone()));
+    let strategy = AnyStrategy::build(kind, &instance, pages, Settings::default()).await;
+
     fx.server().stop();
     for _ in 0..3 {
         assert_eq!(strategy.get("5").await.unwrap(), seed_product(5));
     }
     let down = strategy.stats();
-    assert_eq!(down.loads, 3, "each read went to the database: {down:?}");
-    assert!(down.errors >= 3, "the failures are counted: {down:?}");
+    assert_eq!(
+        down.loads, 3,
+        "{kind:?}: each read went to the database: {down:?}"
+    );
+    assert!(
+        down.errors >= 3,
+        "{kind:?}: the failures are counted: {down:?}"
+    );
     assert_eq!(down.hits, 0);
 
     fx.server().restart().unwrap();
@@ -26,7 +37,7 @@ async fn survives_an_outage<T: Strategy<Value = shared::Product>>(fx: &Fixture, 
     while strategy.stats().hits == 0 {
         assert!(
             tokio::time::Instant::now() < deadline,
-            "no hit after Redis returned"
+            "{kind:?}: no hit after Redis returned"
         );
         assert_eq!(strategy.get("5").await.unwrap(), seed_product(5));
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -35,35 +46,25 @@ async fn survives_an_outage<T: Strategy<Value = shared::Product>>(fx: &Fixture, 
 
 #[tokio::test]
 async fn unprotected_degrades_and_recovers() {
-    let fx = private_fixture().await;
-    let strategy = fx.unprotected(&fx.pages(), &Policy::default()).await;
-    survives_an_outage(&fx, strategy).await;
+    survives_an_outage(Kind::Unprotected).await;
 }
 
 #[tokio::test]
 async fn single_flight_degrades_and_recovers() {
-    let fx = private_fixture().await;
-    let strategy = fx.single_flight(&fx.pages(), &Policy::default()).await;
-    survives_an_outage(&fx, strategy).await;
+    survives_an_outage(Kind::SingleFlight).await;
 }
 
 #[tokio::test]
 async fn the_lock_degrades_and_recovers() {
-    let fx = private_fixture().await;
-    let strategy = fx.locked(&fx.pages(), &Policy::default()).await;
-    survives_an_outage(&fx, strategy).await;
+    survives_an_outage(Kind::Lock).await;
 }
 
 #[tokio::test]
 async fn xfetch_degrades_and_recovers() {
-    let fx = private_fixture().await;
-    let strategy = fx.xfetch(&fx.pages(), &Policy::default()).await;
-    survives_an_outage(&fx, strategy).await;
+    survives_an_outage(Kind::XFetch).await;
 }
 
 #[tokio::test]
 async fn stale_while_revalidate_degrades_and_recovers() {
-    let fx = private_fixture().await;
-    let strategy = fx.stale(&fx.pages(), &Policy::default()).await;
-    survives_an_outage(&fx, strategy).await;
+    survives_an_outage(Kind::Stale).await;
 }

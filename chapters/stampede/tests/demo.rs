@@ -32,7 +32,7 @@ fn a_small_run_shows_what_each_strategy_promises() {
         "60",
         "--instances",
         "3",
-        "--load-ms",
+        "--db-latency-ms",
         "20",
         "--rate",
         "200",
@@ -87,7 +87,14 @@ fn a_small_run_shows_what_each_strategy_promises() {
 
 #[test]
 fn one_scenario_can_run_alone() {
-    let out = demo(&["--scenario", "burst", "--requests", "20", "--load-ms", "1"]);
+    let out = demo(&[
+        "--scenario",
+        "burst",
+        "--requests",
+        "20",
+        "--db-latency-ms",
+        "1",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(

@@ -5,25 +5,25 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{burst, fixture, private_fixture, total, until};
+use common::{LessonStage, burst, fixture, private_fixture, total, until};
 use redis::AsyncCommands;
 use shared::db::seed_product;
-use stampede::lock::{self, Attempt};
-use stampede::{Error, Policy, Strategy};
+use stampede::token_lock::{self, Attempt};
+use stampede::{Error, Settings, Strategy};
 
-fn policy() -> Policy {
-    Policy {
+fn settings() -> Settings {
+    Settings {
         ttl: Duration::from_secs(60),
-        ..Policy::default()
+        ..Settings::default()
     }
 }
 
 /// Locks and waits of a minute: a test that finishes in seconds was not waiting for either.
-fn patient() -> Policy {
-    Policy {
+fn patient() -> Settings {
+    Settings {
         lock_ttl: Duration::from_secs(60),
         max_wait: Duration::from_secs(60),
-        ..policy()
+        ..settings()
     }
 }
 
@@ -40,7 +40,7 @@ async fn without_protection_every_concurrent_miss_loads() {
     let pages = fx.pages();
     let mut instances = Vec::new();
     for _ in 0..4 {
-        instances.push(Arc::new(fx.unprotected(&pages, &policy()).await));
+        instances.push(Arc::new(fx.unprotected(&pages, &settings()).await));
     }
     pages.close();
     let requests = tokio::spawn({
@@ -51,7 +51,7 @@ async fn without_protection_every_concurrent_miss_loads() {
     pages.until_started(40).await;
     pages.open();
     all_correct(&requests.await.unwrap(), 7);
-    assert_eq!(fx.db.queries(), 40);
+    assert_eq!(fx.db().queries(), 40);
     assert_eq!(total(&instances).loads, 40);
 }
 
@@ -62,7 +62,7 @@ async fn single_flight_loads_once_per_process() {
     let pages = fx.pages();
     let mut instances = Vec::new();
     for _ in 0..4 {
-        instances.push(Arc::new(fx.single_flight(&pages, &policy()).await));
+        instances.push(Arc::new(fx.single_flight(&pages, &settings()).await));
     }
     pages.close();
     let requests = tokio::spawn({
@@ -72,7 +72,7 @@ async fn single_flight_loads_once_per_process() {
     pages.until_started(4).await; // one flight per instance is in the air
     pages.open();
     all_correct(&requests.await.unwrap(), 7);
-    assert_eq!(fx.db.queries(), 4, "one load per process, four processes");
+    assert_eq!(fx.db().queries(), 4, "one load per process, four processes");
     for instance in &instances {
         assert_eq!(instance.stats().loads, 1);
     }
@@ -84,20 +84,20 @@ async fn single_flight_loads_once_per_process() {
 async fn the_lock_loads_once_across_instances_in_every_trial() {
     let fx = fixture().await;
     let pages = fx.pages();
-    let instances = fx.locked_instances(4, &pages, &policy()).await;
+    let instances = fx.locked_instances(4, &pages, &settings()).await;
     // A lock taken without looking at the cache again loads a second time when a request's GET
     // missed just before the previous holder stored the value and its SET NX came just after that
     // holder released. That takes the right timing, which here came in the first 10 to 100
     // trials, so one trial proves nothing: with a fast load (no added latency) to keep the window
     // busy, each of 1,000 trials of 40 requests on a freshly expired key must load exactly once.
-    let mut conn = fx.conn.clone();
+    let mut conn = fx.conn();
     for trial in 0..1_000 {
         let id = trial % 200 + 1;
-        let _: () = conn.del(fx.ns.key(&id.to_string())).await.unwrap();
-        let before = fx.db.queries();
+        let _: () = conn.del(fx.namespace().key(&id.to_string())).await.unwrap();
+        let before = fx.db().queries();
         let answers = burst(&instances, &id.to_string(), 40).await;
         all_correct(&answers, id);
-        assert_eq!(fx.db.queries() - before, 1, "trial {trial}: loads");
+        assert_eq!(fx.db().queries() - before, 1, "trial {trial}: loads");
     }
     let stats = total(&instances);
     assert_eq!(stats.loads, 1_000);
@@ -110,20 +110,22 @@ async fn the_lock_loads_once_across_instances_in_every_trial() {
 #[tokio::test]
 async fn a_holder_whose_lock_expired_cannot_release_the_next_holders_lock() {
     let fx = fixture().await;
-    let mut conn = fx.conn.clone();
-    let key = fx.ns.key("report:lock");
+    let mut conn = fx.conn();
+    let key = fx.namespace().key("report:lock");
 
-    let Attempt::Acquired(first) = lock::try_acquire(&mut conn, &key, Duration::from_secs(30))
-        .await
-        .unwrap()
+    let Attempt::Acquired(first) =
+        token_lock::try_acquire(&mut conn, &key, Duration::from_secs(30))
+            .await
+            .unwrap()
     else {
         panic!("the lock was free");
     };
     // The first holder's lock runs out while it is still working (expire it now, not by waiting).
     let _: () = conn.del(&key).await.unwrap();
-    let Attempt::Acquired(second) = lock::try_acquire(&mut conn, &key, Duration::from_secs(30))
-        .await
-        .unwrap()
+    let Attempt::Acquired(second) =
+        token_lock::try_acquire(&mut conn, &key, Duration::from_secs(30))
+            .await
+            .unwrap()
     else {
         panic!("the expired lock was free");
     };
@@ -134,7 +136,7 @@ async fn a_holder_whose_lock_expired_cannot_release_the_next_holders_lock() {
     );
     let token: String = conn.get(&key).await.unwrap();
     assert_eq!(token, second.token(), "the second holder's lock is intact");
-    match lock::try_acquire(&mut conn, &key, Duration::from_secs(30))
+    match token_lock::try_acquire(&mut conn, &key, Duration::from_secs(30))
         .await
         .unwrap()
     {
@@ -173,7 +175,7 @@ async fn waiters_are_woken_by_the_value_not_by_a_timer() {
         .expect("waiters woken when the value arrived")
         .unwrap();
     all_correct(&answers, 9);
-    assert_eq!(fx.db.queries(), 1, "the waiters did not load");
+    assert_eq!(fx.db().queries(), 1, "the waiters did not load");
     assert_eq!(total(&instances).waits, 1);
 }
 // ANCHOR_END: woken
@@ -183,10 +185,10 @@ async fn waiters_are_woken_by_the_value_not_by_a_timer() {
 async fn a_dead_holder_delays_the_others_by_the_lock_ttl_then_one_loads() {
     let fx = fixture().await;
     let pages = fx.pages();
-    let short_lock = Policy {
+    let short_lock = Settings {
         lock_ttl: Duration::from_millis(500),
         max_wait: Duration::from_secs(60),
-        ..policy()
+        ..settings()
     };
     let instances = fx.locked_instances(2, &pages, &short_lock).await;
     pages.hang_next();
@@ -214,7 +216,7 @@ async fn a_dead_holder_delays_the_others_by_the_lock_ttl_then_one_loads() {
     all_correct(&answers, 11);
     assert_eq!(pages.started(), 2, "the dead holder's load and one more");
     assert_eq!(
-        fx.db.queries(),
+        fx.db().queries(),
         1,
         "only the second load reached the database"
     );
@@ -232,10 +234,10 @@ async fn a_dead_holder_delays_the_others_by_the_lock_ttl_then_one_loads() {
 async fn a_waiter_out_of_time_gives_up_instead_of_loading() {
     let fx = fixture().await;
     let pages = fx.pages();
-    let impatient = Policy {
+    let impatient = Settings {
         lock_ttl: Duration::from_secs(60),
         max_wait: Duration::from_millis(100),
-        ..policy()
+        ..settings()
     };
     let holding = Arc::new(fx.locked(&pages, &impatient).await);
     let waiting = Arc::new(fx.locked(&pages, &impatient).await);
@@ -256,7 +258,7 @@ async fn a_waiter_out_of_time_gives_up_instead_of_loading() {
     pages.open();
     assert_eq!(holder.await.unwrap().unwrap(), seed_product(13));
     assert_eq!(waiting.get("13").await.unwrap(), seed_product(13));
-    assert_eq!(fx.db.queries(), 1);
+    assert_eq!(fx.db().queries(), 1);
 }
 // ANCHOR_END: gave_up
 
@@ -264,10 +266,10 @@ async fn a_waiter_out_of_time_gives_up_instead_of_loading() {
 #[tokio::test]
 async fn xfetch_with_a_large_beta_refreshes_before_expiry() {
     let fx = fixture().await;
-    fx.db.set_latency(Duration::from_millis(50)); // a slow recomputation
-    let eager = Policy {
+    fx.db().set_latency(Duration::from_millis(50)); // a slow recomputation
+    let eager = Settings {
         beta: 1e9,
-        ..policy()
+        ..settings()
     };
     let xfetch = fx.xfetch(&fx.pages(), &eager).await;
     xfetch.get("21").await.unwrap();
@@ -284,10 +286,10 @@ async fn xfetch_with_a_large_beta_refreshes_before_expiry() {
 #[tokio::test]
 async fn xfetch_with_beta_near_zero_does_not_refresh_early() {
     let fx = fixture().await;
-    fx.db.set_latency(Duration::from_millis(50));
-    let lazy = Policy {
+    fx.db().set_latency(Duration::from_millis(50));
+    let lazy = Settings {
         beta: 1e-9,
-        ..policy()
+        ..settings()
     };
     let xfetch = fx.xfetch(&fx.pages(), &lazy).await;
     for _ in 0..50 {
@@ -315,9 +317,9 @@ async fn commands_run(conn: &mut redis::aio::ConnectionManager) -> u64 {
 }
 
 /// Warms `key`, then checks that 20 hits cost Redis exactly 20 commands.
-async fn hits_cost_one_command<T: Strategy>(fx: &common::Fixture, strategy: &T, key: &str) {
+async fn hits_cost_one_command<T: Strategy>(fx: &shared::Stage, strategy: &T, key: &str) {
     strategy.get(key).await.unwrap();
-    let mut conn = fx.conn.clone();
+    let mut conn = fx.conn();
     let _: () = redis::cmd("CONFIG")
         .arg("RESETSTAT")
         .query_async(&mut conn)
@@ -336,7 +338,7 @@ async fn hits_cost_one_command<T: Strategy>(fx: &common::Fixture, strategy: &T, 
 async fn a_hit_is_one_round_trip_in_every_strategy() {
     let fx = private_fixture().await;
     let pages = fx.pages();
-    let p = policy();
+    let p = settings();
     hits_cost_one_command(&fx, &fx.unprotected(&pages, &p).await, "31").await;
     hits_cost_one_command(&fx, &fx.single_flight(&pages, &p).await, "32").await;
     hits_cost_one_command(&fx, &fx.locked(&pages, &p).await, "33").await;
@@ -350,17 +352,17 @@ async fn a_hit_is_one_round_trip_in_every_strategy() {
 async fn stale_while_revalidate_serves_the_old_value_at_once_and_refreshes_once() {
     let fx = fixture().await;
     let pages = fx.pages();
-    let soft = Policy {
+    let soft = Settings {
         ttl: Duration::from_millis(200),
         serve_stale_for: Duration::from_secs(60),
-        ..policy()
+        ..settings()
     };
     let instances = vec![
         Arc::new(fx.stale(&pages, &soft).await),
         Arc::new(fx.stale(&pages, &soft).await),
     ];
     let old = instances[0].get("41").await.unwrap();
-    fx.db.set_price(41, 1).await.unwrap();
+    fx.db().set_price(41, 1).await.unwrap();
     // Time is the subject here: let the soft TTL pass.
     tokio::time::sleep(Duration::from_millis(400)).await;
 
@@ -376,10 +378,10 @@ async fn stale_while_revalidate_serves_the_old_value_at_once_and_refreshes_once(
 
     pages.open();
     for instance in &instances {
-        instance.finish_refreshes().await;
+        instance.finish_refreshes().await.unwrap();
     }
     assert_eq!(
-        fx.db.queries(),
+        fx.db().queries(),
         3,
         "first load, the price update, one refresh"
     );
@@ -391,10 +393,10 @@ async fn stale_while_revalidate_serves_the_old_value_at_once_and_refreshes_once(
 #[tokio::test]
 async fn after_the_hard_ttl_the_value_is_gone() {
     let fx = fixture().await;
-    let short = Policy {
+    let short = Settings {
         ttl: Duration::from_millis(100),
         serve_stale_for: Duration::from_millis(200),
-        ..policy()
+        ..settings()
     };
     let swr = fx.stale(&fx.pages(), &short).await;
     swr.get("42").await.unwrap();
@@ -416,11 +418,11 @@ async fn after_the_hard_ttl_the_value_is_gone() {
 async fn a_corrupt_entry_is_a_miss_that_gets_overwritten() {
     let fx = fixture().await;
     let pages = fx.pages();
-    let locked = fx.locked(&pages, &policy()).await;
+    let locked = fx.locked(&pages, &settings()).await;
     let _: () = fx
-        .conn
+        .conn()
         .clone()
-        .set(fx.ns.key("51"), "{not json")
+        .set(fx.namespace().key("51"), "{not json")
         .await
         .unwrap();
     assert_eq!(locked.get("51").await.unwrap(), seed_product(51));
@@ -452,7 +454,7 @@ async fn a_failed_load_wakes_the_waiters_instead_of_leaving_them_to_the_lock_ttl
 async fn a_failed_load_is_an_error_that_names_the_key() {
     let fx = fixture().await;
     let pages = fx.pages();
-    let locked = fx.locked(&pages, &policy()).await;
+    let locked = fx.locked(&pages, &settings()).await;
     let error = locked.get("9999").await.unwrap_err().to_string();
     assert!(
         error.contains("\"9999\"") && error.contains("no product 9999"),

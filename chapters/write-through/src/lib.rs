@@ -32,9 +32,9 @@ pub mod cache;
 
 pub mod repository;
 
+pub use cache::{VersionedCache, WriteStats};
+pub use faults::{Faults, Pause};
 pub use repository::WriteThrough;
 pub use settings::Settings;
 pub use table::{Article, Articles};
-pub use cache::{VersionedCache, WriteStats};
-pub use faults::{Faults, Pause};
 pub use versioned::Versioned;

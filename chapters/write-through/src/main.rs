@@ -144,7 +144,10 @@ impl Measured {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let args = &cli.common;
-    let stage = args.backends.stage("write-through", args.db_options()).await?;
+    let stage = args
+        .backends
+        .stage("write-through", args.db_options())
+        .await?;
     write_through::table::create(stage.db(), args.keys as i64)
         .await
         .context("could not create the articles table")?;

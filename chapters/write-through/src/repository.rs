@@ -26,7 +26,6 @@ use crate::settings::Settings;
 use crate::table::{Article, Articles};
 use crate::versioned::Versioned;
 
-
 /// The article repository: reads from the cache, writes to the database and then the cache.
 pub struct WriteThrough {
     db: Arc<Database>,

@@ -94,7 +94,12 @@ impl Articles for Database {
         row.map(|row| article_from_row(&row)).transpose()
     }
 
-    async fn create_article(&self, id: i64, title: &str, body: &str) -> Result<Article, sqlx::Error> {
+    async fn create_article(
+        &self,
+        id: i64,
+        title: &str,
+        body: &str,
+    ) -> Result<Article, sqlx::Error> {
         let mut tx = self.begin().await?;
         let row = sqlx::query(
             "INSERT INTO articles (id, title, body, version) VALUES ($1, $2, $3, 1) \

@@ -41,7 +41,12 @@ impl LessonStage for Stage {
             ttl: Duration::from_secs(120),
             ..Settings::default()
         };
-        WriteThrough::new(self.db().clone(), instance.conn, instance.namespace, settings)
+        WriteThrough::new(
+            self.db().clone(),
+            instance.conn,
+            instance.namespace,
+            settings,
+        )
     }
 
     async fn cached(&self, store: &WriteThrough, id: i64) -> Option<Versioned<Article>> {

@@ -216,19 +216,38 @@ mod tests {
         let in_flight = Arc::new(AtomicU64::new(0));
         let most = Arc::new(AtomicU64::new(0));
         let (now, peak) = (in_flight.clone(), most.clone());
-        let stats = fire(Arrivals::Rate { per_sec: 200.0 }, 20, "rate", false, move |i| {
-            let (now, peak) = (now.clone(), peak.clone());
-            async move {
-                peak.fetch_max(now.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                now.fetch_sub(1, Ordering::SeqCst);
-                if i == 3 { Err("three") } else { Ok(()) }
-            }
-        })
+        let stats = fire(
+            Arrivals::Rate { per_sec: 200.0 },
+            20,
+            "rate",
+            false,
+            move |i| {
+                let (now, peak) = (now.clone(), peak.clone());
+                async move {
+                    peak.fetch_max(now.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    now.fetch_sub(1, Ordering::SeqCst);
+                    if i == 3 { Err("three") } else { Ok(()) }
+                }
+            },
+        )
         .await;
-        assert_eq!((stats.failures, stats.first_failure.as_deref()), (1, Some("three")));
-        assert!(stats.elapsed_s >= 0.095 + 0.05, "sent faster than the rate: {} s", stats.elapsed_s);
-        assert!(most.load(Ordering::SeqCst) > 1, "requests waited for each other's answers");
-        assert_eq!(stats.histogram.count_at_least(Duration::from_millis(50)), 20);
+        assert_eq!(
+            (stats.failures, stats.first_failure.as_deref()),
+            (1, Some("three"))
+        );
+        assert!(
+            stats.elapsed_s >= 0.095 + 0.05,
+            "sent faster than the rate: {} s",
+            stats.elapsed_s
+        );
+        assert!(
+            most.load(Ordering::SeqCst) > 1,
+            "requests waited for each other's answers"
+        );
+        assert_eq!(
+            stats.histogram.count_at_least(Duration::from_millis(50)),
+            20
+        );
     }
 }

@@ -1,5 +1,6 @@
-//! Test fixtures: a real Redis, a real seeded SQLite database, and a product source the tests can
-//! hold at a gate, so they decide when a load finishes instead of guessing with sleeps.
+//! The tests' stage (a real Redis, a real seeded SQLite database), the strategies built on it, and
+//! a product source the tests can hold at a gate, so they decide when a load finishes instead of
+//! guessing with sleeps.
 
 #![allow(dead_code)]
 
@@ -8,119 +9,112 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
-use shared::{Database, DbOptions, Namespace, Product, RedisServer, RedisTarget};
+use shared::{Database, DbOptions, Product, ServerOptions, Stage};
 use stampede::{
-    LoadError, LockedLoader, Policy, ProductPages, SingleFlight, Source, StaleWhileRevalidate,
+    LoadError, LockedLoader, ProductPages, Settings, SingleFlight, Source, StaleWhileRevalidate,
     Stats, Strategy, Unprotected, XFetch,
 };
 use tokio::sync::watch;
 
-pub struct Fixture {
-    pub redis: RedisTarget,
-    pub conn: ConnectionManager,
-    pub db: Arc<Database>,
-    pub ns: Namespace,
-}
-
-/// `REDIS_URL` if set, else a private server.
-pub async fn fixture() -> Fixture {
-    with_target(RedisTarget::from_env().expect("a Redis for the tests")).await
-}
-
-/// Always a private server, for tests that stop it or count its commands.
-pub async fn private_fixture() -> Fixture {
-    with_target(RedisTarget::Private(
-        RedisServer::start().expect("redis-server on PATH"),
-    ))
-    .await
-}
-
-async fn with_target(redis: RedisTarget) -> Fixture {
-    let conn = redis.connect().await.expect("connect to the test Redis");
-    let db = Database::open(DbOptions {
+fn db() -> DbOptions {
+    DbOptions {
         users: 10,
         products: 200,
         max_connections: 50,
         ..DbOptions::default()
-    })
-    .await
-    .expect("open the test database");
-    Fixture {
-        redis,
-        conn,
-        db: Arc::new(db),
-        ns: Namespace::new("stampede-test"),
     }
 }
 
-impl Fixture {
-    pub fn server(&self) -> &RedisServer {
-        self.redis.server().expect("a private server")
+/// `REDIS_URL` if set, else a private server.
+pub async fn fixture() -> Stage {
+    Stage::from_env("stampede-test", db())
+        .await
+        .expect("a Redis and a database for the tests")
+}
+
+/// Always a private server, for tests that stop it or count its commands.
+pub async fn private_fixture() -> Stage {
+    Stage::private("stampede-test", db(), ServerOptions::default())
+        .await
+        .expect("redis-server on PATH")
+}
+
+/// The lesson's strategies on a stage, each as a separate application instance (connections of
+/// its own), and what the tests look at in Redis.
+pub trait LessonStage {
+    fn pages(&self) -> Arc<Pages>;
+    async fn unprotected(&self, source: &Arc<Pages>, settings: &Settings) -> Unprotected<Pages>;
+    async fn single_flight(&self, source: &Arc<Pages>, settings: &Settings) -> SingleFlight<Pages>;
+    async fn locked(&self, source: &Arc<Pages>, settings: &Settings) -> LockedLoader<Pages>;
+    /// `n` lock instances, as `n` application processes would run them.
+    async fn locked_instances(
+        &self,
+        n: usize,
+        source: &Arc<Pages>,
+        settings: &Settings,
+    ) -> Vec<Arc<LockedLoader<Pages>>>;
+    async fn xfetch(&self, source: &Arc<Pages>, settings: &Settings) -> XFetch<Pages>;
+    async fn stale(&self, source: &Arc<Pages>, settings: &Settings) -> StaleWhileRevalidate<Pages>;
+    async fn exists(&self, local: &str) -> bool;
+    async fn pttl_ms(&self, local: &str) -> i64;
+}
+
+impl LessonStage for Stage {
+    fn pages(&self) -> Arc<Pages> {
+        Arc::new(Pages::new(self.db().clone()))
     }
 
-    pub fn pages(&self) -> Arc<Pages> {
-        Arc::new(Pages::new(self.db.clone()))
+    async fn unprotected(&self, source: &Arc<Pages>, settings: &Settings) -> Unprotected<Pages> {
+        let i = self.instance().await.unwrap();
+        Unprotected::new(i.conn, i.namespace, source.clone(), settings.clone())
     }
 
-    /// A connection of its own, as a separate application instance would have.
-    pub async fn instance_conn(&self) -> ConnectionManager {
-        self.redis.connect().await.expect("connect an instance")
+    async fn single_flight(&self, source: &Arc<Pages>, settings: &Settings) -> SingleFlight<Pages> {
+        let i = self.instance().await.unwrap();
+        SingleFlight::new(i.conn, i.namespace, source.clone(), settings.clone())
     }
 
-    pub async fn unprotected(&self, source: &Arc<Pages>, policy: &Policy) -> Unprotected<Pages> {
-        let conn = self.instance_conn().await;
-        Unprotected::new(conn, self.ns.clone(), source.clone(), policy.clone())
-    }
-
-    pub async fn single_flight(&self, source: &Arc<Pages>, policy: &Policy) -> SingleFlight<Pages> {
-        let conn = self.instance_conn().await;
-        SingleFlight::new(conn, self.ns.clone(), source.clone(), policy.clone())
-    }
-
-    pub async fn locked(&self, source: &Arc<Pages>, policy: &Policy) -> LockedLoader<Pages> {
-        let conn = self.instance_conn().await;
-        let client = shared::connection::client(&self.redis.url()).unwrap();
+    async fn locked(&self, source: &Arc<Pages>, settings: &Settings) -> LockedLoader<Pages> {
+        let i = self.instance().await.unwrap();
         LockedLoader::new(
-            conn,
-            client,
-            self.ns.clone(),
+            i.conn,
+            i.client,
+            i.namespace,
             source.clone(),
-            policy.clone(),
+            settings.clone(),
         )
         .await
     }
 
-    /// `n` lock instances, as `n` application processes would run them.
-    pub async fn locked_instances(
+    async fn locked_instances(
         &self,
         n: usize,
         source: &Arc<Pages>,
-        policy: &Policy,
+        settings: &Settings,
     ) -> Vec<Arc<LockedLoader<Pages>>> {
         let mut instances = Vec::new();
         for _ in 0..n {
-            instances.push(Arc::new(self.locked(source, policy).await));
+            instances.push(Arc::new(self.locked(source, settings).await));
         }
         instances
     }
 
-    pub async fn xfetch(&self, source: &Arc<Pages>, policy: &Policy) -> XFetch<Pages> {
-        let conn = self.instance_conn().await;
-        XFetch::new(conn, self.ns.clone(), source.clone(), policy.clone())
+    async fn xfetch(&self, source: &Arc<Pages>, settings: &Settings) -> XFetch<Pages> {
+        let i = self.instance().await.unwrap();
+        XFetch::new(i.conn, i.namespace, source.clone(), settings.clone())
     }
 
-    pub async fn stale(&self, source: &Arc<Pages>, policy: &Policy) -> StaleWhileRevalidate<Pages> {
-        let conn = self.instance_conn().await;
-        StaleWhileRevalidate::new(conn, self.ns.clone(), source.clone(), policy.clone())
+    async fn stale(&self, source: &Arc<Pages>, settings: &Settings) -> StaleWhileRevalidate<Pages> {
+        let i = self.instance().await.unwrap();
+        StaleWhileRevalidate::new(i.conn, i.namespace, source.clone(), settings.clone())
     }
 
-    pub async fn exists(&self, local: &str) -> bool {
-        self.conn.clone().exists(self.ns.key(local)).await.unwrap()
+    async fn exists(&self, local: &str) -> bool {
+        self.conn().exists(self.key(local)).await.unwrap()
     }
 
-    pub async fn pttl_ms(&self, local: &str) -> i64 {
-        self.conn.clone().pttl(self.ns.key(local)).await.unwrap()
+    async fn pttl_ms(&self, local: &str) -> i64 {
+        self.conn().pttl(self.key(local)).await.unwrap()
     }
 }
 

@@ -68,7 +68,7 @@ return 0
 
 /// A lock we hold: its key and the token that proves it is ours.
 #[derive(Debug)]
-pub struct Lock {
+pub struct TokenLock {
     key: String,
     token: String,
 }
@@ -76,9 +76,11 @@ pub struct Lock {
 /// What an attempt to take a lock found.
 #[derive(Debug)]
 pub enum Attempt {
-    Acquired(Lock),
+    /// Ours, until released or expired.
+    Acquired(TokenLock),
     /// Someone else holds it, for at most `expires_in` more (`None`: their lock has no TTL).
     Held {
+        /// How long the holder's lock has left.
         expires_in: Option<Duration>,
     },
 }
@@ -98,7 +100,7 @@ pub async fn try_acquire(
         .invoke_async(conn)
         .await?;
     Ok(match answer {
-        -1 => Attempt::Acquired(Lock {
+        -1 => Attempt::Acquired(TokenLock {
             key: key.to_string(),
             token,
         }),
@@ -114,6 +116,7 @@ pub async fn try_acquire(
 pub enum Guarded {
     /// The value is there already: no lock needed.
     Present(Vec<u8>),
+    /// The value is missing; this is how taking the lock went.
     Attempt(Attempt),
 }
 
@@ -136,7 +139,7 @@ pub async fn try_acquire_unless_present(
     let mut reply = reply.into_iter();
     Ok(match (reply.next().as_deref(), reply.next()) {
         (Some(b"value"), Some(bytes)) => Guarded::Present(bytes),
-        (Some(b"taken"), _) => Guarded::Attempt(Attempt::Acquired(Lock {
+        (Some(b"taken"), _) => Guarded::Attempt(Attempt::Acquired(TokenLock {
             key: key.to_string(),
             token,
         })),
@@ -151,7 +154,7 @@ pub async fn try_acquire_unless_present(
     })
 }
 
-impl Lock {
+impl TokenLock {
     /// Releases the lock if it is still ours. `Ok(false)` means it expired and someone else may
     /// hold it now; their lock is left alone.
     pub async fn release(self, conn: &mut ConnectionManager) -> RedisResult<bool> {
@@ -165,11 +168,13 @@ impl Lock {
 }
 // ANCHOR_END: acquire
 
-impl Lock {
+impl TokenLock {
+    /// The lock's key.
     pub fn key(&self) -> &str {
         &self.key
     }
 
+    /// The token that proves the lock is ours.
     pub fn token(&self) -> &str {
         &self.token
     }

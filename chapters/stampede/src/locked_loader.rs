@@ -9,7 +9,7 @@
 //!   before the previous holder stored the value takes the lock right after that holder releases
 //!   it, and loads a second time, unless it looks again (the source material's lock, which did
 //!   not, loaded twice in 13-20% of cold-key trials). Here the look and the lock are one script
-//!   ([`lock::try_acquire_unless_present`]), so there is no gap left between them;
+//!   ([`token_lock::try_acquire_unless_present`]), so there is no gap left between them;
 //! - **waiters are woken, not polling**, so they are served as soon as the value exists instead of
 //!   at the next tick of a 100 ms sleep, and the wake-up carries the value ([`crate::wakeup`]);
 //! - **a wait never outlasts the holder's lock.** If the lock runs out before any announcement,
@@ -19,7 +19,7 @@
 //!   [`Error::GaveUp`], which the caller can turn into a 503 or a default. Loading at the
 //!   deadline, as the source material's waiters did, brings the stampede back at the worst moment:
 //!   when the database is already too slow to answer one query in time;
-//! - **release checks the token** ([`crate::lock`]), so a holder whose lock expired cannot free
+//! - **release checks the token** ([`crate::token_lock`]), so a holder whose lock expired cannot free
 //!   the lock a newer holder took.
 //!
 //! If Redis itself fails, there is nothing to coordinate through: the request loads on its own
@@ -33,16 +33,18 @@ use redis::aio::ConnectionManager;
 use shared::{Namespace, codec};
 
 use crate::cache::{Lookup, RedisCache};
-use crate::lock::{self, Attempt, Guarded, Lock};
+use crate::settings::Settings;
 use crate::single_flight::Flights;
 use crate::source::Source;
-use crate::strategy::{self, Error, Policy, Stats, Strategy};
-use crate::wakeup::{Announcement, Wakeups};
+use crate::strategy::{self, Error, Stats, Strategy};
+use crate::token_lock::{self, Attempt, Guarded, TokenLock};
+use crate::wakeup::{Wakeups, announcement};
 
+/// The lock strategy: one load across every instance, waiters woken by the value.
 pub struct LockedLoader<S: Source> {
     cache: RedisCache,
     source: Arc<S>,
-    policy: Policy,
+    settings: Settings,
     wakeups: Wakeups,
     /// Concurrent misses inside this instance share one trip through the lock.
     flights: Flights<Result<S::Value, Error>>,
@@ -55,13 +57,13 @@ impl<S: Source> LockedLoader<S> {
         client: redis::Client,
         namespace: Namespace,
         source: Arc<S>,
-        policy: Policy,
+        settings: Settings,
     ) -> Self {
-        let wakeups = Wakeups::subscribe(client, namespace.key("loaded")).await;
+        let wakeups = Wakeups::subscribe(client, &namespace.key("loaded")).await;
         LockedLoader {
-            cache: RedisCache::new(conn, namespace, policy.redis_timeout),
+            cache: RedisCache::new(conn, namespace, settings.redis_timeout),
             source,
-            policy,
+            settings,
             wakeups,
             flights: Flights::new(),
         }
@@ -92,7 +94,7 @@ impl<S: Source> LockedLoader<S> {
     async fn through_the_lock(&self, local: &str, key: &str) -> Result<S::Value, Error> {
         let started = Instant::now();
         loop {
-            let left = self.policy.max_wait.saturating_sub(started.elapsed());
+            let left = self.settings.max_wait.saturating_sub(started.elapsed());
             if left.is_zero() {
                 self.cache.metrics.gave_up.inc();
                 return Err(Error::GaveUp {
@@ -118,9 +120,9 @@ impl<S: Source> LockedLoader<S> {
                     // Never past the holder's lock (plus a little, so that the next look finds
                     // it gone), and never past max_wait.
                     let lock_left =
-                        expires_in.unwrap_or(self.policy.lock_ttl) + Duration::from_millis(5);
+                        expires_in.unwrap_or(self.settings.lock_ttl) + Duration::from_millis(5);
                     if let Some(announced) = waiter.wait_for(key, lock_left.min(left)).await
-                        && let Ok(value) = codec::decode(&announced.value)
+                        && let Ok(value) = codec::decode(&announced)
                     {
                         return Ok(value);
                     }
@@ -134,7 +136,12 @@ impl<S: Source> LockedLoader<S> {
 
     // ANCHOR: holder
     /// The lock holder's work: load, store, announce, release.
-    async fn load_holding(&self, local: &str, key: &str, lock: Lock) -> Result<S::Value, Error> {
+    async fn load_holding(
+        &self,
+        local: &str,
+        key: &str,
+        lock: TokenLock,
+    ) -> Result<S::Value, Error> {
         let result = self.load(local).await;
         let mut conn = self.cache.conn();
         let channel = self.wakeups.channel();
@@ -143,11 +150,10 @@ impl<S: Source> LockedLoader<S> {
                 // Store and announce in one round trip; Redis runs them in order, so anyone who
                 // looks after the announcement finds the value.
                 let bytes = codec::encode(value).expect("values serialize to JSON");
-                let ttl_ms = self.policy.ttl.as_millis().max(1) as u64;
+                let ttl_ms = self.settings.ttl.as_millis().max(1) as u64;
                 let mut pipe = redis::pipe();
                 pipe.pset_ex(key, &bytes, ttl_ms).ignore();
-                pipe.publish(channel, Announcement::to_bytes(key, &bytes))
-                    .ignore();
+                pipe.publish(channel, announcement(key, &bytes)).ignore();
                 self.cache.bounded(pipe.query_async::<()>(&mut conn)).await;
                 self.cache.bounded(lock.release(&mut conn)).await;
             }
@@ -155,7 +161,7 @@ impl<S: Source> LockedLoader<S> {
                 // Release first, then announce that there is no value: the woken waiters find
                 // the lock free and one of them tries, instead of waiting out the lock's TTL.
                 self.cache.bounded(lock.release(&mut conn)).await;
-                let nothing = Announcement::to_bytes(key, &[]);
+                let nothing = announcement(key, &[]);
                 self.cache
                     .bounded(conn.publish::<_, _, ()>(channel, nothing))
                     .await;
@@ -169,14 +175,15 @@ impl<S: Source> LockedLoader<S> {
     async fn replace_corrupt(&self, local: &str, key: &str) -> Result<S::Value, Error> {
         self.cache.metrics.corrupt.inc();
         let value = self.load(local).await?;
-        self.cache.write(key, &value, self.policy.ttl).await;
+        self.cache.write(key, &value, self.settings.ttl).await;
         Ok(value)
     }
 
     async fn look_or_lock(&self, key: &str) -> Option<Guarded> {
         let mut conn = self.cache.conn();
         let lock = lock_key(key);
-        let attempt = lock::try_acquire_unless_present(&mut conn, &lock, key, self.policy.lock_ttl);
+        let attempt =
+            token_lock::try_acquire_unless_present(&mut conn, &lock, key, self.settings.lock_ttl);
         self.cache.bounded(attempt).await
     }
 
