@@ -14,67 +14,24 @@
 //! in `solutions/cache-aside`.
 //!
 //! What you have to work with:
-//! - `self.db`: the shop's database. [`Database::product`], [`Database::products_in_category`]
-//!   and [`Database::set_price`] are the queries you need; each call counts as one query.
+//! - `self.db`: the shop's database. [`Database::product`](shared::Database::product), [`Database::products_in_category`](shared::Database::products_in_category)
+//!   and [`Database::set_price`](shared::Database::set_price) are the queries you need; each call counts as one query.
 //! - `self.redis`: a Redis connection (clone it to get a `&mut` one: clones share the connection).
 //! - [`Catalogue::product_key`] and [`Catalogue::listing_key`]: the keys to use. The tests look
 //!   at them.
 //! - [`shared::codec`]: `encode` / `decode` between your types and JSON bytes.
 //! - `self.settings`: the TTLs and the Redis time budget the tests expect you to apply.
+//!
+//! The given parts (the [`Settings`], the [`Catalogue`] and its key helpers) are in
+//! `src/given.rs`.
 
-use std::sync::Arc;
-use std::time::Duration;
+mod given;
 
-use redis::aio::ConnectionManager;
-use shared::metrics::Counter;
-use shared::{Database, Namespace, Product};
+use shared::Product;
 
-/// TTLs and time budget for the catalogue's cache.
-#[derive(Clone, Debug)]
-pub struct Settings {
-    /// Lifetime of a cached product or listing.
-    pub ttl: Duration,
-    /// Lifetime of a cached "no such product".
-    pub negative_ttl: Duration,
-    /// Longest wait for any one Redis call (task 3).
-    pub redis_timeout: Duration,
-}
-
-pub struct Catalogue {
-    pub db: Arc<Database>,
-    pub redis: ConnectionManager,
-    pub namespace: Namespace,
-    pub settings: Settings,
-    /// Redis calls that failed or timed out (task 3 counts them here).
-    pub redis_errors: Counter,
-}
+pub use given::{Catalogue, Settings};
 
 impl Catalogue {
-    pub fn new(
-        db: Arc<Database>,
-        redis: ConnectionManager,
-        namespace: Namespace,
-        settings: Settings,
-    ) -> Self {
-        Catalogue {
-            db,
-            redis,
-            namespace,
-            settings,
-            redis_errors: Counter::default(),
-        }
-    }
-
-    /// Where product `id` is cached.
-    pub fn product_key(&self, id: i64) -> String {
-        self.namespace.key(&format!("product:{id}"))
-    }
-
-    /// Where the listing of `category` is cached.
-    pub fn listing_key(&self, category: &str) -> String {
-        self.namespace.key(&format!("listing:{category}"))
-    }
-
     /// ## Task 1: the product page
     ///
     /// Return product `id` from Redis if it is cached there; otherwise load it from the database,
@@ -93,7 +50,7 @@ impl Catalogue {
     /// ## Task 2a: the category listing
     ///
     /// Return the products of `category`, cheapest first, as
-    /// [`Database::products_in_category`] does (with no price limit), cached under
+    /// [`Database::products_in_category`](shared::Database::products_in_category) does (with no price limit), cached under
     /// [`listing_key`](Self::listing_key) for `settings.ttl`. A category with no products is an
     /// empty list, and an empty list is a value: the second read must not query the database.
     pub async fn listing(&self, category: &str) -> Result<Vec<Product>, sqlx::Error> {

@@ -22,135 +22,15 @@
 //! - [`Stock::within_budget`]: runs a Redis call within `settings.redis_timeout` and counts its
 //!   failure, so a Redis problem becomes `None` instead of an error;
 //! - [`shared::codec`]: `encode` / `decode` between [`StockLevel`] and JSON bytes.
+//!
+//! The given parts ([`StockLevel`], [`Settings`], the [`Stock`]'s state and its database side)
+//! are in `src/given.rs`.
 
-use std::collections::HashSet;
-use std::future::Future;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+mod given;
 
-use redis::RedisResult;
-use redis::aio::ConnectionManager;
-use serde::{Deserialize, Serialize};
-use shared::metrics::Counter;
-use shared::{Database, Namespace};
-use sqlx::Row;
-
-/// How many units of one SKU are in stock, and the version of that row: it starts at 1 and the
-/// database raises it by one on every committed change.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StockLevel {
-    pub sku: String,
-    pub quantity: i64,
-    pub version: i64,
-}
-
-#[derive(Clone, Debug)]
-pub struct Settings {
-    /// How long a cached stock level lives: the last safety net.
-    pub ttl: Duration,
-    /// The longest any one Redis call may take.
-    pub redis_timeout: Duration,
-}
-
-pub struct Stock {
-    pub db: Arc<Database>,
-    pub redis: ConnectionManager,
-    pub namespace: Namespace,
-    pub settings: Settings,
-    /// Redis calls that failed or ran out of time.
-    pub redis_errors: Counter,
-    /// Keys that must be deleted before they are served again (task 3).
-    pub unrepaired: Mutex<HashSet<String>>,
-}
+pub use given::{Settings, Stock, StockLevel};
 
 impl Stock {
-    /// Creates the `stock_levels` table in `db` and seeds `sku-1` to `sku-{skus}` with 10 units
-    /// each, at version 1. (These queries are counted like any other; the tests reset the count.)
-    pub async fn open(
-        db: Arc<Database>,
-        redis: ConnectionManager,
-        namespace: Namespace,
-        settings: Settings,
-        skus: usize,
-    ) -> Result<Self, sqlx::Error> {
-        let mut conn = db.connection().await?;
-        sqlx::query(
-            "CREATE TABLE IF NOT EXISTS stock_levels (
-                sku TEXT PRIMARY KEY,
-                quantity BIGINT NOT NULL CHECK (quantity >= 0),
-                version BIGINT NOT NULL
-            )",
-        )
-        .execute(&mut *conn)
-        .await?;
-        for n in 1..=skus {
-            sqlx::query(
-                "INSERT INTO stock_levels (sku, quantity, version) VALUES ($1, 10, 1) \
-                 ON CONFLICT (sku) DO NOTHING",
-            )
-            .bind(format!("sku-{n}"))
-            .execute(&mut *conn)
-            .await?;
-        }
-        Ok(Stock {
-            db,
-            redis,
-            namespace,
-            settings,
-            redis_errors: Counter::default(),
-            unrepaired: Mutex::new(HashSet::new()),
-        })
-    }
-
-    /// Where the stock level of `sku` is cached.
-    pub fn key(&self, sku: &str) -> String {
-        self.namespace.key(&format!("stock:{sku}"))
-    }
-
-    /// The stock level of `sku` in the database, or `None`.
-    pub async fn load(&self, sku: &str) -> Result<Option<StockLevel>, sqlx::Error> {
-        let mut conn = self.db.connection().await?;
-        let row = sqlx::query("SELECT sku, quantity, version FROM stock_levels WHERE sku = $1")
-            .bind(sku)
-            .fetch_optional(&mut *conn)
-            .await?;
-        row.map(|row| level_from_row(&row)).transpose()
-    }
-
-    /// Sets the quantity of `sku` in the database, raising its version, in one transaction, and
-    /// returns the committed row (`None`: no such SKU). A negative quantity is refused by the
-    /// table: the transaction fails and nothing changes.
-    pub async fn commit_quantity(
-        &self,
-        sku: &str,
-        quantity: i64,
-    ) -> Result<Option<StockLevel>, sqlx::Error> {
-        let mut conn = self.db.connection().await?;
-        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-        let row = sqlx::query(
-            "UPDATE stock_levels SET quantity = $1, version = version + 1 WHERE sku = $2 \
-             RETURNING sku, quantity, version",
-        )
-        .bind(quantity)
-        .bind(sku)
-        .fetch_optional(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        row.map(|row| level_from_row(&row)).transpose()
-    }
-
-    /// Runs one Redis call within `settings.redis_timeout`. A failure or a timeout adds one to
-    /// `redis_errors` and becomes `None`.
-    pub async fn within_budget<T>(&self, call: impl Future<Output = RedisResult<T>>) -> Option<T> {
-        match tokio::time::timeout(self.settings.redis_timeout, call).await {
-            Ok(Ok(value)) => Some(value),
-            _ => {
-                self.redis_errors.inc();
-                None
-            }
-        }
-    }
-
     /// ## Task 1a: read through the cache
     ///
     /// Return the stock level of `sku` from its key if it is cached; otherwise load it, store it
@@ -196,11 +76,3 @@ impl Stock {
 // - if the delete fails too (Redis is unreachable), remember the key in `self.unrepaired`, and
 //   have `get` delete it before serving that key from Redis again (until it can, `get` reads
 //   the database).
-
-fn level_from_row(row: &sqlx::any::AnyRow) -> Result<StockLevel, sqlx::Error> {
-    Ok(StockLevel {
-        sku: row.try_get("sku")?,
-        quantity: row.try_get("quantity")?,
-        version: row.try_get("version")?,
-    })
-}

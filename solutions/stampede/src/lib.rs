@@ -1,51 +1,23 @@
 //! # Solution: a storefront that survives its own popularity
 //!
-//! The worked answer to `exercises/stampede`. Read the exercise first; the task descriptions and
-//! the given parts are the same here; only the task bodies are filled in.
+//! The worked answer to `exercises/stampede`. Read the exercise first: the task descriptions are
+//! the same here, the given parts are the exercise's own `given.rs`, included as it is, and only
+//! the task bodies are filled in.
 //!
 //! The `mistake-*` features plant the classic mistakes (see `Cargo.toml`); CI builds the solution
 //! with each one and checks that the exercise's suite fails.
 
-use std::sync::{Arc, LazyLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+#[path = "../../../exercises/stampede/src/given.rs"]
+mod given;
+
+use std::sync::LazyLock;
+use std::time::{Duration, Instant};
 
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, RedisResult, Script};
-use serde::{Deserialize, Serialize};
-use shared::{Database, Namespace, Product, codec};
+use shared::{Product, codec};
 
-/// Lifetimes and patience of the storefront's cache.
-#[derive(Clone, Debug)]
-pub struct Settings {
-    /// Task 2: lifetime of a cached listing.
-    pub ttl: Duration,
-    /// Tasks 2 and 3: how long a lock lives if its holder never releases it.
-    pub lock_ttl: Duration,
-    /// Task 2: the longest a request waits for another request's load.
-    pub max_wait: Duration,
-    /// Task 3: how long a page is fresh.
-    pub soft_ttl: Duration,
-    /// Task 3: how long a page is kept at all (stale after `soft_ttl`, gone after this).
-    pub hard_ttl: Duration,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum StorefrontError {
-    #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
-    #[error("redis: {0}")]
-    Redis(#[from] redis::RedisError),
-    /// Another request is loading this listing and it did not arrive within `max_wait`.
-    #[error("the {category} listing is being loaded by another request; try again shortly")]
-    Busy { category: String },
-}
-
-/// A lock in Redis, held by whoever knows its token.
-#[derive(Debug)]
-pub struct Lock {
-    key: String,
-    token: String,
-}
+pub use given::{Lock, PageRecord, Settings, Storefront, StorefrontError, now_ms};
 
 /// Deletes the lock only if it still holds our token. KEYS: lock. ARGV: token.
 static RELEASE: LazyLock<Script> = LazyLock::new(|| {
@@ -101,109 +73,9 @@ impl Lock {
             .await?;
         Ok(deleted == 1)
     }
-
-    pub fn key(&self) -> &str {
-        &self.key
-    }
-
-    pub fn token(&self) -> &str {
-        &self.token
-    }
-}
-
-/// What task 3 stores under a page key: the listing and the end of its freshness.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct PageRecord {
-    pub products: Vec<Product>,
-    /// Milliseconds since the Unix epoch after which `products` is stale.
-    pub fresh_until_ms: u64,
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .as_millis() as u64
-}
-
-#[derive(Clone)]
-pub struct Storefront {
-    pub db: Arc<Database>,
-    pub redis: ConnectionManager,
-    pub namespace: Namespace,
-    pub settings: Settings,
 }
 
 impl Storefront {
-    pub fn new(
-        db: Arc<Database>,
-        redis: ConnectionManager,
-        namespace: Namespace,
-        settings: Settings,
-    ) -> Self {
-        Storefront {
-            db,
-            redis,
-            namespace,
-            settings,
-        }
-    }
-
-    /// Where task 2 caches the listing of `category`.
-    pub fn listing_key(&self, category: &str) -> String {
-        self.namespace.key(&format!("listing:{category}"))
-    }
-
-    /// The lock that lets one request load the listing of `category`.
-    pub fn listing_lock_key(&self, category: &str) -> String {
-        format!("{}:lock", self.listing_key(category))
-    }
-
-    /// Where task 3 caches the page of `category`.
-    pub fn page_key(&self, category: &str) -> String {
-        self.namespace.key(&format!("page:{category}"))
-    }
-
-    /// The lock that lets one request refresh the page of `category`.
-    pub fn page_refresh_key(&self, category: &str) -> String {
-        format!("{}:refresh", self.page_key(category))
-    }
-
-    /// The cached listing of `category`, if any (an unreadable entry counts as none).
-    pub async fn cached_listing(&self, category: &str) -> RedisResult<Option<Vec<Product>>> {
-        let bytes: Option<Vec<u8>> = self.redis.clone().get(self.listing_key(category)).await?;
-        Ok(bytes.and_then(|b| codec::decode(&b).ok()))
-    }
-
-    /// Waits until the listing of `category` is cached and returns it, checking every 5 ms.
-    /// Returns `None` once `limit` has passed, or as soon as the listing's lock is gone with no
-    /// listing stored (its holder failed or died): then it is worth trying the lock again.
-    ///
-    /// (Polling every 5 ms is simple and good enough here; the chapter's `LockedLoader` is woken
-    /// by a pub/sub message instead.)
-    pub async fn wait_for_listing(
-        &self,
-        category: &str,
-        limit: Duration,
-    ) -> RedisResult<Option<Vec<Product>>> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(products) = self.cached_listing(category).await? {
-                return Ok(Some(products));
-            }
-            let locked: bool = self
-                .redis
-                .clone()
-                .exists(self.listing_lock_key(category))
-                .await?;
-            if !locked || Instant::now() >= deadline {
-                return Ok(None);
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }
-
     /// ## Task 2: one load for many concurrent misses
     ///
     /// Return the products of `category` (from [`Database::products_in_category`] with no price

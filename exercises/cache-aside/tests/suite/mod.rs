@@ -3,20 +3,17 @@
 //! Each test gets its own namespace and database; Redis is `REDIS_URL` or a private server, and
 //! the task 3 tests always start a private server, because they stop it.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
 use shared::db::seed_product;
-use shared::{Database, DbOptions, Namespace, RedisServer, RedisTarget};
+use shared::{DbOptions, RedisServer, ServerOptions, SetupError, Stage};
 
 use super::subject::{Catalogue, Settings};
 
+/// The stage (Redis, database, namespace) and the learner's catalogue on it.
 struct Shop {
-    redis: RedisTarget,
-    conn: ConnectionManager,
-    db: Arc<Database>,
+    stage: Stage,
     catalogue: Catalogue,
 }
 
@@ -28,55 +25,47 @@ fn settings() -> Settings {
     }
 }
 
+fn db() -> DbOptions {
+    DbOptions {
+        users: 1,
+        products: 40,
+        ..DbOptions::default()
+    }
+}
+
 async fn shop() -> Shop {
-    shop_on(RedisTarget::from_env().expect("a Redis for the tests")).await
+    shop_on(Stage::from_env("cache-aside-exercise", db()).await)
 }
 
 async fn shop_with_private_redis() -> Shop {
-    shop_on(RedisTarget::Private(
-        RedisServer::start().expect("redis-server on PATH"),
-    ))
-    .await
+    let stage = Stage::private("cache-aside-exercise", db(), ServerOptions::default()).await;
+    shop_on(stage)
 }
 
-async fn shop_on(redis: RedisTarget) -> Shop {
-    let conn = redis.connect().await.unwrap();
-    let db = Arc::new(
-        Database::open(DbOptions {
-            users: 1,
-            products: 40,
-            ..DbOptions::default()
-        })
-        .await
-        .unwrap(),
-    );
+fn shop_on(stage: Result<Stage, SetupError>) -> Shop {
+    let stage = stage.expect("a Redis and a database for the tests");
     let catalogue = Catalogue::new(
-        db.clone(),
-        conn.clone(),
-        Namespace::new("cache-aside-exercise"),
+        stage.db().clone(),
+        stage.conn(),
+        stage.namespace().clone(),
         settings(),
     );
-    Shop {
-        redis,
-        conn,
-        db,
-        catalogue,
-    }
+    Shop { stage, catalogue }
 }
 
 impl Shop {
     async fn exists(&self, key: &str) -> bool {
-        self.conn.clone().exists(key).await.unwrap()
+        self.stage.conn().exists(key).await.unwrap()
     }
 
     async fn pttl(&self, key: &str) -> Duration {
-        let ms: i64 = self.conn.clone().pttl(key).await.unwrap();
+        let ms: i64 = self.stage.conn().pttl(key).await.unwrap();
         assert!(ms > 0, "{key} should have a TTL (PTTL answered {ms})");
         Duration::from_millis(ms as u64)
     }
 
     fn server(&self) -> &RedisServer {
-        self.redis.server().unwrap()
+        self.stage.server()
     }
 }
 
@@ -92,7 +81,7 @@ async fn task1_second_read_is_a_hit() {
         );
     }
     assert_eq!(
-        shop.db.queries(),
+        shop.stage.db().queries(),
         1,
         "the database is asked once, then Redis answers"
     );
@@ -107,7 +96,7 @@ async fn task1_an_unknown_product_costs_one_query() {
         assert_eq!(shop.catalogue.product(999_999).await.unwrap(), None);
     }
     assert_eq!(
-        shop.db.queries(),
+        shop.stage.db().queries(),
         1,
         "an absent product must be cached too, or every request reaches the database"
     );
@@ -129,7 +118,7 @@ async fn task1_an_out_of_stock_product_is_still_a_hit() {
             Some(sold_out.clone())
         );
     }
-    assert_eq!(shop.db.queries(), 1);
+    assert_eq!(shop.stage.db().queries(), 1);
 }
 
 // ---- Task 2 --------------------------------------------------------------------------------
@@ -137,12 +126,17 @@ async fn task1_an_out_of_stock_product_is_still_a_hit() {
 #[tokio::test]
 async fn task2_a_listing_is_cached() {
     let shop = shop().await;
-    let expected = shop.db.products_in_category("tea", None).await.unwrap();
-    shop.db.reset_queries();
+    let expected = shop
+        .stage
+        .db()
+        .products_in_category("tea", None)
+        .await
+        .unwrap();
+    shop.stage.db().reset_queries();
     for _ in 0..3 {
         assert_eq!(shop.catalogue.listing("tea").await.unwrap(), expected);
     }
-    assert_eq!(shop.db.queries(), 1);
+    assert_eq!(shop.stage.db().queries(), 1);
     assert!(shop.pttl(&shop.catalogue.listing_key("tea")).await <= settings().ttl);
 }
 
@@ -153,7 +147,7 @@ async fn task2_an_empty_listing_is_a_hit() {
         assert_eq!(shop.catalogue.listing("socks").await.unwrap(), vec![]);
     }
     assert_eq!(
-        shop.db.queries(),
+        shop.stage.db().queries(),
         1,
         "an empty list is an answer: reading it as a miss asks the database every time"
     );
@@ -244,9 +238,9 @@ async fn task3_redis_down_answers_from_the_database_then_recovers() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(stored, "the cache is used again after Redis comes back");
-    let before = shop.db.queries();
+    let before = shop.stage.db().queries();
     assert_eq!(catalogue.product(1).await.unwrap(), Some(seed_product(1)));
-    assert_eq!(shop.db.queries(), before, "a hit again");
+    assert_eq!(shop.stage.db().queries(), before, "a hit again");
 }
 
 #[tokio::test]
@@ -268,8 +262,8 @@ async fn task3_an_unreadable_entry_is_a_miss_and_is_replaced() {
     let shop = shop().await;
     let key = shop.catalogue.product_key(4);
     let _: () = shop
-        .conn
-        .clone()
+        .stage
+        .conn()
         .set_ex(&key, "<html>not json</html>", 60)
         .await
         .unwrap();
@@ -277,7 +271,7 @@ async fn task3_an_unreadable_entry_is_a_miss_and_is_replaced() {
         shop.catalogue.product(4).await.unwrap(),
         Some(seed_product(4))
     );
-    let raw: String = shop.conn.clone().get(&key).await.unwrap();
+    let raw: String = shop.stage.conn().get(&key).await.unwrap();
     assert_ne!(
         raw, "<html>not json</html>",
         "the fresh value replaced the bad bytes"
@@ -286,5 +280,5 @@ async fn task3_an_unreadable_entry_is_a_miss_and_is_replaced() {
         shop.catalogue.product(4).await.unwrap(),
         Some(seed_product(4))
     );
-    assert_eq!(shop.db.queries(), 1, "and the next read is a hit");
+    assert_eq!(shop.stage.db().queries(), 1, "and the next read is a hit");
 }

@@ -8,17 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
-use shared::{Database, DbOptions, Namespace, Product, RedisTarget};
+use shared::{DbOptions, Product, Stage};
 
 use super::subject::{Lock, Settings, Storefront, StorefrontError};
-
-struct Shop {
-    redis: RedisTarget,
-    conn: ConnectionManager,
-    db: Arc<Database>,
-    namespace: Namespace,
-}
 
 fn settings() -> Settings {
     Settings {
@@ -30,48 +22,59 @@ fn settings() -> Settings {
     }
 }
 
-async fn shop() -> Shop {
-    let redis = RedisTarget::from_env().expect("a Redis for the tests");
-    let conn = redis.connect().await.unwrap();
-    let db = Database::open(DbOptions {
+/// The stage: a Redis, a database with 40 products, a namespace.
+async fn shop() -> Stage {
+    let db = DbOptions {
         users: 1,
         products: 40,
         max_connections: 20,
         ..DbOptions::default()
-    })
-    .await
-    .unwrap();
-    Shop {
-        redis,
-        conn,
-        db: Arc::new(db),
-        namespace: Namespace::new("stampede-exercise"),
-    }
+    };
+    Stage::from_env("stampede-exercise", db)
+        .await
+        .expect("a Redis and a database for the tests")
 }
 
-impl Shop {
+/// Storefronts on the stage, and what the tests look at.
+trait Shop {
     /// One more application instance, with its own connection.
+    async fn instance(&self, settings: Settings) -> Storefront;
+    async fn instances(&self, n: usize, settings: Settings) -> Vec<Arc<Storefront>>;
+    async fn exists(&self, key: &str) -> bool;
+    /// The right answer for `category`, straight from the database (and not counted).
+    async fn expected(&self, category: &str) -> Vec<Product>;
+}
+
+impl Shop for Stage {
     async fn instance(&self, settings: Settings) -> Storefront {
-        let conn = self.redis.connect().await.unwrap();
-        Storefront::new(self.db.clone(), conn, self.namespace.clone(), settings)
+        let instance = self.instance().await.unwrap();
+        Storefront::new(
+            self.db().clone(),
+            instance.conn,
+            instance.namespace,
+            settings,
+        )
     }
 
     async fn instances(&self, n: usize, settings: Settings) -> Vec<Arc<Storefront>> {
         let mut all = Vec::new();
         for _ in 0..n {
-            all.push(Arc::new(self.instance(settings.clone()).await));
+            all.push(Arc::new(Shop::instance(self, settings.clone()).await));
         }
         all
     }
 
     async fn exists(&self, key: &str) -> bool {
-        self.conn.clone().exists(key).await.unwrap()
+        self.conn().exists(key).await.unwrap()
     }
 
-    /// The right answer for `category`, straight from the database (and not counted).
     async fn expected(&self, category: &str) -> Vec<Product> {
-        let products = self.db.products_in_category(category, None).await.unwrap();
-        self.db.reset_queries();
+        let products = self
+            .db()
+            .products_in_category(category, None)
+            .await
+            .unwrap();
+        self.db().reset_queries();
         products
     }
 }
@@ -109,42 +112,45 @@ where
 #[tokio::test]
 async fn task1_a_lock_is_exclusive_until_released() {
     let shop = shop().await;
-    let key = shop.namespace.key("report:lock");
+    let key = shop.namespace().key("report:lock");
     let ttl = Duration::from_secs(30);
-    let first = Lock::acquire(&shop.conn, &key, ttl)
+    let first = Lock::acquire(&shop.conn(), &key, ttl)
         .await
         .unwrap()
         .expect("free");
     assert!(
-        Lock::acquire(&shop.conn, &key, ttl)
+        Lock::acquire(&shop.conn(), &key, ttl)
             .await
             .unwrap()
             .is_none()
     );
-    assert!(first.release(&shop.conn).await.unwrap());
+    assert!(first.release(&shop.conn()).await.unwrap());
     assert!(!shop.exists(&key).await);
-    let again = Lock::acquire(&shop.conn, &key, ttl).await.unwrap();
+    let again = Lock::acquire(&shop.conn(), &key, ttl).await.unwrap();
     assert!(again.is_some(), "free again after release");
 }
 
 #[tokio::test]
 async fn task1_a_lock_expires_by_itself_and_has_a_random_token() {
     let shop = shop().await;
-    let (a, b) = (shop.namespace.key("a:lock"), shop.namespace.key("b:lock"));
-    let lock_a = Lock::acquire(&shop.conn, &a, Duration::from_millis(2_000))
+    let (a, b) = (
+        shop.namespace().key("a:lock"),
+        shop.namespace().key("b:lock"),
+    );
+    let lock_a = Lock::acquire(&shop.conn(), &a, Duration::from_millis(2_000))
         .await
         .unwrap()
         .unwrap();
-    let lock_b = Lock::acquire(&shop.conn, &b, Duration::from_millis(2_000))
+    let lock_b = Lock::acquire(&shop.conn(), &b, Duration::from_millis(2_000))
         .await
         .unwrap()
         .unwrap();
-    let pttl: i64 = shop.conn.clone().pttl(&a).await.unwrap();
+    let pttl: i64 = shop.conn().clone().pttl(&a).await.unwrap();
     assert!(
         (1..=2_000).contains(&pttl),
         "the lock needs a TTL, has {pttl}"
     );
-    let stored: String = shop.conn.clone().get(&a).await.unwrap();
+    let stored: String = shop.conn().clone().get(&a).await.unwrap();
     assert_eq!(stored, lock_a.token(), "the lock's value is its token");
     assert_ne!(lock_a.token(), lock_b.token(), "tokens are random");
     assert!(
@@ -157,27 +163,30 @@ async fn task1_a_lock_expires_by_itself_and_has_a_random_token() {
 #[tokio::test]
 async fn task1_release_leaves_a_newer_holders_lock_alone() {
     let shop = shop().await;
-    let key = shop.namespace.key("report:lock");
+    let key = shop.namespace().key("report:lock");
     let ttl = Duration::from_secs(30);
-    let old = Lock::acquire(&shop.conn, &key, ttl).await.unwrap().unwrap();
+    let old = Lock::acquire(&shop.conn(), &key, ttl)
+        .await
+        .unwrap()
+        .unwrap();
     // The old holder's lock expires while it is still working (expired now, not by waiting).
-    let _: () = shop.conn.clone().del(&key).await.unwrap();
-    let new = Lock::acquire(&shop.conn, &key, ttl)
+    let _: () = shop.conn().clone().del(&key).await.unwrap();
+    let new = Lock::acquire(&shop.conn(), &key, ttl)
         .await
         .unwrap()
         .expect("free after expiry");
 
     assert!(
-        !old.release(&shop.conn).await.unwrap(),
+        !old.release(&shop.conn()).await.unwrap(),
         "it was no longer the old holder's"
     );
-    let stored: Option<String> = shop.conn.clone().get(&key).await.unwrap();
+    let stored: Option<String> = shop.conn().clone().get(&key).await.unwrap();
     assert_eq!(
         stored.as_deref(),
         Some(new.token()),
         "the new holder's lock must survive"
     );
-    assert!(new.release(&shop.conn).await.unwrap());
+    assert!(new.release(&shop.conn()).await.unwrap());
 }
 
 // ---- task 2: one load per stampede -------------------------------------------------------------
@@ -186,19 +195,19 @@ async fn task1_release_leaves_a_newer_holders_lock_alone() {
 async fn task2_concurrent_misses_over_three_instances_load_once() {
     let shop = shop().await;
     let expected = shop.expected("tea").await;
-    shop.db.set_latency(Duration::from_millis(50));
+    shop.db().set_latency(Duration::from_millis(50));
     let instances = shop.instances(3, settings()).await;
     let answers = together(&instances, 30, |s| async move { s.listing("tea").await }).await;
     for answer in &answers {
         assert_eq!(answer.as_ref().unwrap(), &expected);
     }
-    assert_eq!(shop.db.queries(), 1, "30 concurrent misses, one query");
+    assert_eq!(shop.db().queries(), 1, "30 concurrent misses, one query");
     assert!(
         !shop.exists(&instances[0].listing_lock_key("tea")).await,
         "lock released"
     );
     let ttl: i64 = shop
-        .conn
+        .conn()
         .clone()
         .pttl(instances[0].listing_key("tea"))
         .await
@@ -213,13 +222,13 @@ async fn task2_concurrent_misses_over_three_instances_load_once() {
 async fn task2_every_trial_loads_once() {
     let shop = shop().await;
     let instances = shop.instances(3, settings()).await;
-    let mut conn = shop.conn.clone();
+    let mut conn = shop.conn().clone();
     // A holder that does not look again after taking the lock loads twice now and then; one trial
     // would not show it, a few hundred do.
     for trial in 0..300 {
         let category = shared::db::CATEGORIES[trial % 5];
         let _: () = conn.del(instances[0].listing_key(category)).await.unwrap();
-        let before = shop.db.queries();
+        let before = shop.db().queries();
         let answers = together(
             &instances,
             12,
@@ -227,7 +236,7 @@ async fn task2_every_trial_loads_once() {
         )
         .await;
         assert!(answers.iter().all(Result::is_ok));
-        assert_eq!(shop.db.queries() - before, 1, "trial {trial}");
+        assert_eq!(shop.db().queries() - before, 1, "trial {trial}");
     }
 }
 
@@ -239,14 +248,14 @@ async fn task2_a_waiter_out_of_time_gives_up_instead_of_loading() {
         ..settings()
     };
     let instances = shop.instances(2, impatient).await;
-    shop.db.set_latency(Duration::from_millis(1_500));
+    shop.db().set_latency(Duration::from_millis(1_500));
     let holder = tokio::spawn({
         let instance = instances[0].clone();
         async move { instance.listing("coffee").await }
     });
     // The holder's query has started (queries are counted when they start).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while shop.db.queries() == 0 {
+    while shop.db().queries() == 0 {
         let gone = holder.is_finished() || tokio::time::Instant::now() > deadline;
         assert!(!gone, "the first request never queried the database");
         tokio::time::sleep(Duration::from_millis(1)).await;
@@ -259,7 +268,7 @@ async fn task2_a_waiter_out_of_time_gives_up_instead_of_loading() {
         );
     }
     assert_eq!(
-        shop.db.queries(),
+        shop.db().queries(),
         1,
         "no waiter went to the database at its deadline"
     );
@@ -269,12 +278,12 @@ async fn task2_a_waiter_out_of_time_gives_up_instead_of_loading() {
 #[tokio::test]
 async fn task2_hits_do_not_touch_the_database() {
     let shop = shop().await;
-    let front = shop.instance(settings()).await;
+    let front = Shop::instance(&shop, settings()).await;
     let first = front.listing("books").await.unwrap();
     for _ in 0..10 {
         assert_eq!(front.listing("books").await.unwrap(), first);
     }
-    assert_eq!(shop.db.queries(), 1);
+    assert_eq!(shop.db().queries(), 1);
 }
 
 // ---- task 3: stale-while-revalidate ------------------------------------------------------------
@@ -289,10 +298,10 @@ fn soft(soft_ttl_ms: u64, hard_ttl_ms: u64) -> Settings {
 
 /// Waits, checking every 10 ms for up to 5 s, until the cached page of `category` holds a
 /// product priced `price_cents`.
-async fn until_page_has_price(shop: &Shop, front: &Storefront, category: &str, price_cents: i64) {
+async fn until_page_has_price(shop: &Stage, front: &Storefront, category: &str, price_cents: i64) {
     for _ in 0..500 {
         let bytes: Option<Vec<u8>> = shop
-            .conn
+            .conn()
             .clone()
             .get(front.page_key(category))
             .await
@@ -310,13 +319,18 @@ async fn until_page_has_price(shop: &Shop, front: &Storefront, category: &str, p
 #[tokio::test]
 async fn task3_a_fresh_page_is_a_hit() {
     let shop = shop().await;
-    let front = shop.instance(soft(60_000, 120_000)).await;
+    let front = Shop::instance(&shop, soft(60_000, 120_000)).await;
     let first = front.page("tea").await.unwrap();
     for _ in 0..10 {
         assert_eq!(front.page("tea").await.unwrap(), first);
     }
-    assert_eq!(shop.db.queries(), 1);
-    let ttl: i64 = shop.conn.clone().pttl(front.page_key("tea")).await.unwrap();
+    assert_eq!(shop.db().queries(), 1);
+    let ttl: i64 = shop
+        .conn()
+        .clone()
+        .pttl(front.page_key("tea"))
+        .await
+        .unwrap();
     assert!(
         (60_001..=120_000).contains(&ttl),
         "kept for the hard TTL: {ttl}"
@@ -329,10 +343,10 @@ async fn task3_a_stale_page_is_served_at_once_and_refreshed_once() {
     let instances = shop.instances(2, soft(200, 60_000)).await;
     let old = instances[0].page("cocoa").await.unwrap();
     let product = old.first().expect("cocoa has products").id;
-    shop.db.set_price(product, 1).await.unwrap();
+    shop.db().set_price(product, 1).await.unwrap();
     tokio::time::sleep(Duration::from_millis(400)).await; // past the soft TTL
-    shop.db.reset_queries();
-    shop.db.set_latency(Duration::from_millis(1_000)); // a slow refresh
+    shop.db().reset_queries();
+    shop.db().set_latency(Duration::from_millis(1_000)); // a slow refresh
 
     let answers = together(&instances, 20, |s| async move { s.page("cocoa").await }).await;
     for answer in &answers {
@@ -345,7 +359,7 @@ async fn task3_a_stale_page_is_served_at_once_and_refreshed_once() {
     }
     until_page_has_price(&shop, &instances[1], "cocoa", 1).await;
     assert_eq!(
-        shop.db.queries(),
+        shop.db().queries(),
         1,
         "exactly one refresh for 20 stale reads"
     );
@@ -354,13 +368,13 @@ async fn task3_a_stale_page_is_served_at_once_and_refreshed_once() {
         fresh.iter().find(|p| p.id == product).unwrap().price_cents,
         1
     );
-    assert_eq!(shop.db.queries(), 1, "the refreshed page is fresh: a hit");
+    assert_eq!(shop.db().queries(), 1, "the refreshed page is fresh: a hit");
 }
 
 #[tokio::test]
 async fn task3_after_the_hard_ttl_the_page_is_gone_and_loaded_again() {
     let shop = shop().await;
-    let front = shop.instance(soft(100, 300)).await;
+    let front = Shop::instance(&shop, soft(100, 300)).await;
     front.page("kitchen").await.unwrap();
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert!(
@@ -368,5 +382,5 @@ async fn task3_after_the_hard_ttl_the_page_is_gone_and_loaded_again() {
         "gone after the hard TTL"
     );
     front.page("kitchen").await.unwrap();
-    assert_eq!(shop.db.queries(), 2);
+    assert_eq!(shop.db().queries(), 2);
 }

@@ -7,15 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::AsyncCommands;
-use shared::{Database, DbOptions, Namespace, RedisServer, RedisTarget, codec};
+use shared::{DbOptions, ServerOptions, Stage, codec};
 
 use super::subject::{Settings, Stock, StockLevel};
-
-struct Warehouse {
-    redis: RedisTarget,
-    db: Arc<Database>,
-    namespace: Namespace,
-}
 
 fn settings() -> Settings {
     Settings {
@@ -24,49 +18,42 @@ fn settings() -> Settings {
     }
 }
 
-async fn warehouse_on(redis: RedisTarget) -> Warehouse {
-    let db = Database::open(DbOptions::default()).await.unwrap();
-    Warehouse {
-        redis,
-        db: Arc::new(db),
-        namespace: Namespace::new("write-through-exercise"),
-    }
-}
-
-async fn warehouse() -> Warehouse {
-    warehouse_on(RedisTarget::from_env().unwrap()).await
-}
-
-async fn warehouse_with_private_redis() -> Warehouse {
-    warehouse_on(RedisTarget::Private(RedisServer::start().unwrap())).await
-}
-
-impl Warehouse {
-    /// One application instance with its own connection. Its setup queries are not counted.
-    async fn stock(&self) -> Stock {
-        let conn = self.redis.connect().await.unwrap();
-        let stock = Stock::open(
-            self.db.clone(),
-            conn,
-            self.namespace.clone(),
-            settings(),
-            20,
-        )
+async fn warehouse() -> Stage {
+    Stage::from_env("write-through-exercise", DbOptions::default())
         .await
-        .unwrap();
-        self.db.reset_queries();
+        .expect("a Redis and a database for the tests")
+}
+
+async fn warehouse_with_private_redis() -> Stage {
+    let db = DbOptions::default();
+    Stage::private("write-through-exercise", db, ServerOptions::default())
+        .await
+        .expect("redis-server on PATH")
+}
+
+/// Stock ledgers on the stage, and what the tests look at.
+trait Warehouse {
+    /// One application instance with its own connection. Its setup queries are not counted.
+    async fn stock(&self) -> Stock;
+    /// The record cached under `sku`'s key, read on a fresh connection.
+    async fn cached(&self, stock: &Stock, sku: &str) -> Option<StockLevel>;
+}
+
+impl Warehouse for Stage {
+    async fn stock(&self) -> Stock {
+        let instance = self.instance().await.unwrap();
+        let (conn, namespace) = (instance.conn, instance.namespace);
+        let stock = Stock::open(self.db().clone(), conn, namespace, settings(), 20)
+            .await
+            .unwrap();
+        self.db().reset_queries();
         stock
     }
 
-    /// The record cached under `sku`'s key, read on a fresh connection.
     async fn cached(&self, stock: &Stock, sku: &str) -> Option<StockLevel> {
-        let mut conn = self.redis.connect().await.unwrap();
+        let mut conn = self.instance().await.unwrap().conn;
         let bytes: Option<Vec<u8>> = conn.get(stock.key(sku)).await.unwrap();
         bytes.map(|b| codec::decode(&b).expect("a cached stock level"))
-    }
-
-    fn server(&self) -> &RedisServer {
-        self.redis.server().expect("a private server")
     }
 }
 
@@ -90,7 +77,7 @@ async fn task1_reads_fill_the_cache_once() {
             Some(level("sku-1", 10, 1))
         );
     }
-    assert_eq!(wh.db.queries(), 1);
+    assert_eq!(wh.db().queries(), 1);
     assert_eq!(
         wh.cached(&stock, "sku-1").await,
         Some(level("sku-1", 10, 1))
@@ -105,20 +92,13 @@ async fn task1_after_a_write_the_next_read_is_a_hit_with_the_new_quantity() {
     stock.get("sku-2").await.unwrap();
     let committed = stock.set_quantity("sku-2", 7).await.unwrap().unwrap();
     assert_eq!(committed, level("sku-2", 7, 2));
-    let queries = wh.db.queries();
+    let queries = wh.db().queries();
     assert_eq!(
         stock.get("sku-2").await.unwrap(),
         Some(level("sku-2", 7, 2))
     );
-    assert_eq!(wh.db.queries(), queries, "served by the cache");
-    let ttl: i64 = wh
-        .redis
-        .connect()
-        .await
-        .unwrap()
-        .pttl(stock.key("sku-2"))
-        .await
-        .unwrap();
+    assert_eq!(wh.db().queries(), queries, "served by the cache");
+    let ttl: i64 = wh.conn().pttl(stock.key("sku-2")).await.unwrap();
     assert!((1..=60_000).contains(&ttl), "cached with the TTL: {ttl}");
     assert_eq!(stock.set_quantity("sku-404", 1).await.unwrap(), None);
 }
@@ -164,11 +144,8 @@ async fn task2_an_unreadable_entry_is_replaced() {
     let wh = warehouse().await;
     let stock = wh.stock().await;
     let _: () = wh
-        .redis
-        .connect()
-        .await
-        .unwrap()
-        .set(stock.key("sku-5"), "{oops")
+        .conn()
+        .set_ex(stock.key("sku-5"), "{oops", 60)
         .await
         .unwrap();
     assert_eq!(stock.store(&level("sku-5", 4, 2)).await, Some(true));
@@ -204,7 +181,7 @@ async fn task3_a_failed_cache_write_is_repaired_by_a_delete() {
     let wh = warehouse().await;
     let stock = wh.stock().await;
     // A key of the wrong type makes the cache write fail, while a delete still works.
-    let mut conn = wh.redis.connect().await.unwrap();
+    let mut conn = wh.instance().await.unwrap().conn;
     let _: () = conn
         .hset(stock.key("sku-7"), "field", "value")
         .await
