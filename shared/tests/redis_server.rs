@@ -167,3 +167,93 @@ async fn a_wrong_url_says_how_to_fix_it() {
         .to_string();
     assert!(err.contains("Is the server running?"), "{err}");
 }
+
+/// Writes `n` keys, each acknowledged before the next, through a fresh connection.
+async fn write_keys(url: &str, n: usize) {
+    let mut conn = connect(url).await.unwrap();
+    for i in 0..n {
+        let _: () = conn.set(format!("course:test:{i}"), i).await.unwrap();
+    }
+}
+
+async fn count_keys(url: &str) -> usize {
+    let mut conn = connect(url).await.unwrap();
+    redis::cmd("DBSIZE").query_async(&mut conn).await.unwrap()
+}
+
+#[tokio::test]
+async fn what_a_crash_and_a_clean_stop_keep_depends_on_persistence() {
+    use shared::{Persistence, ServerOptions};
+    let start = |persistence| {
+        RedisServer::start_with(ServerOptions {
+            persistence,
+            ..ServerOptions::default()
+        })
+        .unwrap()
+    };
+
+    // No persistence: a crash loses everything.
+    let off = start(Persistence::Off);
+    write_keys(&off.url(), 100).await;
+    off.crash();
+    off.restart().unwrap();
+    assert_eq!(
+        count_keys(&off.url()).await,
+        0,
+        "nothing survives without persistence"
+    );
+
+    // appendfsync always: every acknowledged write survives a crash (kill -9).
+    let always = start(Persistence::AofAlways);
+    write_keys(&always.url(), 100).await;
+    always.crash();
+    always.restart().unwrap();
+    assert_eq!(
+        count_keys(&always.url()).await,
+        100,
+        "AOF always keeps every acknowledged write"
+    );
+
+    // appendfsync everysec: a clean stop flushes the file, so nothing is lost. (A crash may lose
+    // up to about a second of writes, which a test cannot pin down without sleeping.)
+    let everysec = start(Persistence::AofEverySec);
+    write_keys(&everysec.url(), 100).await;
+    everysec.stop();
+    everysec.restart().unwrap();
+    assert_eq!(
+        count_keys(&everysec.url()).await,
+        100,
+        "a clean stop keeps everything"
+    );
+}
+
+#[tokio::test]
+async fn a_memory_limit_evicts_by_its_policy() {
+    use shared::server::MaxMemory;
+    let server = RedisServer::start_with(shared::ServerOptions {
+        max_memory: Some(MaxMemory {
+            bytes: 4 * 1024 * 1024,
+            policy: "allkeys-lru".into(),
+        }),
+        ..shared::ServerOptions::default()
+    })
+    .unwrap();
+    let mut conn = connect(&server.url()).await.unwrap();
+    let policy: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("maxmemory-policy")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(policy, ["maxmemory-policy", "allkeys-lru"]);
+    // 8 MiB of values into a 4 MiB server: it keeps going, and evicts.
+    let value = vec![b'x'; 1024];
+    for i in 0..8 * 1024 {
+        let _: () = conn.set(format!("course:test:{i}"), &value).await.unwrap();
+    }
+    let kept: usize = redis::cmd("DBSIZE").query_async(&mut conn).await.unwrap();
+    assert!(
+        (1..8 * 1024).contains(&kept),
+        "keys kept under a 4 MiB limit: expected some but not all 8192, found {kept}"
+    );
+}
