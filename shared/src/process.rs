@@ -15,7 +15,7 @@
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
@@ -24,6 +24,19 @@ use std::time::Duration;
 pub fn spawn_owned(mut command: Command) -> io::Result<Child> {
     die_with_parent(&mut command);
     spawn_from_long_lived_thread(command)
+}
+
+/// Runs `program` with `args` to the end, as a child that dies with this process, and returns
+/// what it printed and how it exited. How the demos' tests run a demo: a killed test run must
+/// not leave the demo (and the demo's own Redis) running.
+pub fn run_owned(program: &str, args: &[&str]) -> io::Result<Output> {
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    spawn_owned(command)?.wait_with_output()
 }
 
 /// Sends `signal` (e.g. `libc::SIGTERM`) to `child` and waits for it to exit.

@@ -3,10 +3,7 @@
 use std::process::{Command, Output};
 
 fn demo(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cache-aside"))
-        .args(args)
-        .output()
-        .expect("run the demo")
+    shared::process::run_owned(env!("CARGO_BIN_EXE_cache-aside"), args).expect("run the demo")
 }
 
 fn stderr(out: &Output) -> String {

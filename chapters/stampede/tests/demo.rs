@@ -1,15 +1,12 @@
 //! The demo binary: a small run reports the figures each strategy promises, and bad input exits
 //! non-zero with advice.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
 
 fn demo(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_stampede"))
-        .args(args)
-        .output()
-        .expect("run the demo")
+    shared::process::run_owned(env!("CARGO_BIN_EXE_stampede"), args).expect("run the demo")
 }
 
 fn stderr(out: &Output) -> String {
