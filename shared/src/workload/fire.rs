@@ -53,6 +53,9 @@ where
     let op = Arc::new(op);
     let bar = progress_bar(label, requests, progress);
     let started = Instant::now();
+    // Each task hands back plain samples and one histogram is filled at the end: a histogram per
+    // task is ~180 KB to zero, which a burst of a thousand tasks would pay at the very moment
+    // it is being measured.
     let mut tasks = Vec::new();
     match arrivals {
         Arrivals::Closed { concurrency } => {
@@ -60,16 +63,16 @@ where
             for _ in 0..concurrency.max(1) {
                 let (op, next, bar) = (op.clone(), next.clone(), bar.clone());
                 tasks.push(tokio::spawn(async move {
-                    let mut outcome = Outcome::default();
+                    let mut samples = Vec::new();
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         if i >= requests {
                             break;
                         }
-                        outcome.time(op(i)).await;
+                        samples.push(Sample::time(op(i)).await);
                         bar.inc(1);
                     }
-                    outcome
+                    samples
                 }));
             }
         }
@@ -79,10 +82,9 @@ where
                 let (op, barrier, bar) = (op.clone(), barrier.clone(), bar.clone());
                 tasks.push(tokio::spawn(async move {
                     barrier.wait().await;
-                    let mut outcome = Outcome::default();
-                    outcome.time(op(i)).await;
+                    let sample = Sample::time(op(i)).await;
                     bar.inc(1);
-                    outcome
+                    vec![sample]
                 }));
             }
         }
@@ -92,17 +94,23 @@ where
                 tokio::time::sleep_until(start + Duration::from_secs_f64(i as f64 / per_sec)).await;
                 let (op, bar) = (op.clone(), bar.clone());
                 tasks.push(tokio::spawn(async move {
-                    let mut outcome = Outcome::default();
-                    outcome.time(op(i)).await;
+                    let sample = Sample::time(op(i)).await;
                     bar.inc(1);
-                    outcome
+                    vec![sample]
                 }));
             }
         }
     }
-    let mut total = Outcome::default();
+    let mut histogram = Latency::default();
+    let (mut failures, mut first_failure) = (0, None);
     for task in tasks {
-        total.merge(task.await.expect("a request task panicked"));
+        for sample in task.await.expect("a request task panicked") {
+            histogram.record(sample.elapsed);
+            if let Some(error) = sample.error {
+                failures += 1;
+                first_failure.get_or_insert(error);
+            }
+        }
     }
     let elapsed = started.elapsed();
     bar.finish_and_clear();
@@ -110,10 +118,10 @@ where
         requests,
         elapsed_s: elapsed.as_secs_f64(),
         requests_per_sec: requests as f64 / elapsed.as_secs_f64(),
-        latency: total.latency.summary(),
-        failures: total.failures,
-        first_failure: total.first_failure,
-        histogram: total.latency,
+        latency: histogram.summary(),
+        failures,
+        first_failure,
+        histogram,
     }
 }
 
@@ -137,30 +145,20 @@ pub fn progress_bar(label: &str, len: u64, show: bool) -> ProgressBar {
     bar
 }
 
-/// What some requests measured.
-#[derive(Default)]
-struct Outcome {
-    latency: Latency,
-    failures: u64,
-    first_failure: Option<String>,
+/// What one request measured.
+struct Sample {
+    elapsed: Duration,
+    /// The error's text, if it failed.
+    error: Option<String>,
 }
 
-impl Outcome {
-    async fn time<E: Display>(&mut self, request: impl Future<Output = Result<(), E>>) {
+impl Sample {
+    async fn time<E: Display>(request: impl Future<Output = Result<(), E>>) -> Sample {
         let start = Instant::now();
         let result = request.await;
-        self.latency.record(start.elapsed());
-        if let Err(e) = result {
-            self.failures += 1;
-            self.first_failure.get_or_insert_with(|| e.to_string());
-        }
-    }
-
-    fn merge(&mut self, other: Outcome) {
-        self.latency.merge(&other.latency);
-        self.failures += other.failures;
-        if self.first_failure.is_none() {
-            self.first_failure = other.first_failure;
+        Sample {
+            elapsed: start.elapsed(),
+            error: result.err().map(|e| e.to_string()),
         }
     }
 }
