@@ -25,6 +25,8 @@
 //! The given parts (the [`Settings`], the [`Catalogue`] and its key helpers) are in
 //! `src/given.rs`.
 
+#![warn(missing_docs)]
+
 mod given;
 
 use shared::Product;

@@ -26,15 +26,21 @@ pub struct Settings {
     pub hard_ttl: Duration,
 }
 
+/// Why the storefront could not answer.
 #[derive(Debug, thiserror::Error)]
 pub enum StorefrontError {
+    /// The database failed.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    /// Redis failed.
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
     /// Another request is loading this listing and it did not arrive within `max_wait`.
     #[error("the {category} listing is being loaded by another request; try again shortly")]
-    Busy { category: String },
+    Busy {
+        /// The listing asked for.
+        category: String,
+    },
 }
 
 /// A lock in Redis, held by whoever knows its token.
@@ -61,6 +67,7 @@ impl Lock {
 /// What task 3 stores under a page key: the listing and the end of its freshness.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PageRecord {
+    /// The listing.
     pub products: Vec<Product>,
     /// Milliseconds since the Unix epoch after which `products` is stale.
     pub fresh_until_ms: u64,
@@ -77,9 +84,13 @@ pub fn now_ms() -> u64 {
 /// One application instance's storefront: the database, the Redis connection and settings.
 #[derive(Clone)]
 pub struct Storefront {
+    /// The shop's database; every query is counted.
     pub db: Arc<Database>,
+    /// The Redis connection (clone it to get a `&mut` one: clones share the connection).
     pub redis: ConnectionManager,
+    /// The prefix of every key; the key helpers apply it.
     pub namespace: Namespace,
+    /// The lifetimes and patience to apply.
     pub settings: Settings,
 }
 

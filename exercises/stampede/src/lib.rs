@@ -26,6 +26,8 @@
 //! The given parts (settings, errors, the lock's state, [`PageRecord`], the [`Storefront`]'s
 //! state and helpers) are in `src/given.rs`.
 
+#![warn(missing_docs)]
+
 mod given;
 
 use std::time::Duration;

@@ -26,6 +26,8 @@
 //! The given parts ([`StockLevel`], [`Settings`], the [`Stock`]'s state and its database side)
 //! are in `src/given.rs`.
 
+#![warn(missing_docs)]
+
 mod given;
 
 pub use given::{Settings, Stock, StockLevel};

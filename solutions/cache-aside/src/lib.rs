@@ -9,6 +9,8 @@
 //! Two features plant the classic mistakes the exercise's suite must catch; CI builds the solution
 //! with each and expects the suite to fail. They are marked where they change a line.
 
+#![warn(missing_docs)]
+
 use std::future::Future;
 use std::time::Duration;
 

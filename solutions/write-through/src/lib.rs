@@ -7,6 +7,8 @@
 //! The `mistake-*` features plant the classic mistakes (see `Cargo.toml`); CI builds the solution
 //! with each one and checks that the exercise's suite fails.
 
+#![warn(missing_docs)]
+
 #[path = "../../../exercises/write-through/src/given.rs"]
 mod given;
 
