@@ -14,9 +14,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, CommandFactory, FromArgMatches};
 
-use crate::connection::RedisTarget;
+use crate::connection::{RedisTarget, redact};
 use crate::db::DbOptions;
-use crate::stage::Stage;
+use crate::stage::{Cleanup, Stage};
 use crate::workload::Workload;
 
 /// Where the demo's Redis and database are.
@@ -35,18 +35,28 @@ pub struct Backends {
 }
 
 impl Backends {
-    /// How the report names the Redis in use.
+    /// How the report names the Redis in use (its password hidden).
     pub fn redis_label(&self) -> String {
-        self.redis_url.clone().unwrap_or_else(|| "private".into())
+        self.redis_url
+            .as_deref()
+            .map_or_else(|| "private".into(), redact)
     }
 
     /// Gets the Redis these flags name (or starts a private one) and opens the database `db`
-    /// describes, as the stage of one run of `lesson`. Errors carry advice for the learner.
-    pub async fn stage(&self, lesson: &str, mut db: DbOptions) -> anyhow::Result<Stage> {
+    /// describes, as the stage of one run of `lesson`, whose leftovers `cleanup` will remove
+    /// however the run ends. Errors carry advice for the learner.
+    pub async fn stage(
+        &self,
+        lesson: &str,
+        mut db: DbOptions,
+        cleanup: &Cleanup,
+    ) -> anyhow::Result<Stage> {
         db.url = self.database_url.clone();
         let redis = RedisTarget::from_url_or_private(self.redis_url.as_deref())
             .context("could not get a Redis for the demo")?;
-        Ok(Stage::open(lesson, redis, db).await?)
+        let stage = Stage::open(lesson, redis, db).await?;
+        cleanup.register(stage.leftovers());
+        Ok(stage)
     }
 }
 
@@ -70,11 +80,11 @@ pub struct WorkloadArgs {
     pub backends: Backends,
 
     /// How many requests the workload sends (per strategy compared).
-    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    #[arg(long, default_value_t = 20_000, value_parser = whole_in(1, 10_000_000))]
     pub requests: u64,
 
     /// How many distinct keys (rows) the workload draws from.
-    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    #[arg(long, default_value_t = 1_000, value_parser = whole_in(1, 1_000_000))]
     pub keys: u64,
 
     /// Zipf exponent of the key popularity: 0 = uniform, 1 = typical web traffic, higher = hotter.
@@ -87,7 +97,7 @@ pub struct WorkloadArgs {
     pub db_latency_ms: f64,
 
     /// Seed of the workload's random draws; the same seed replays the same requests.
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = 42, value_parser = whole_in(0, u64::MAX))]
     pub seed: u64,
 
     #[command(flatten)]
@@ -99,7 +109,7 @@ pub struct WorkloadArgs {
 #[derive(Args, Clone, Debug)]
 pub struct ClosedLoopArgs {
     /// How many tasks send requests at the same time.
-    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=4_096))]
+    #[arg(long, default_value_t = 32, value_parser = whole_in(1, 4_096))]
     pub concurrency: u64,
 }
 
@@ -134,12 +144,18 @@ impl WorkloadArgs {
     }
 }
 
-/// Parses the command line into `C`, with other defaults for some flags: `(flag id, value)`
-/// pairs, the id being the field's name, e.g. `("db_latency_ms", "100")`. `--help` shows them.
+/// Parses the command line into `C`. A negative number is read as a flag's value, so that
+/// `--requests -1` gets the range message every bad value gets, not "unexpected argument".
+pub fn parse<C: CommandFactory + FromArgMatches>() -> C {
+    parse_with_defaults(&[])
+}
+
+/// [`parse`], with other defaults for some flags: `(flag id, value)` pairs, the id being the
+/// field's name, e.g. `("db_latency_ms", "100")`. `--help` shows them.
 pub fn parse_with_defaults<C: CommandFactory + FromArgMatches>(
     defaults: &[(&str, &'static str)],
 ) -> C {
-    let mut command = C::command();
+    let mut command = C::command().allow_negative_numbers(true);
     for &(id, value) in defaults {
         command = command.mut_arg(id, |arg| arg.default_value(value));
     }
@@ -147,20 +163,89 @@ pub fn parse_with_defaults<C: CommandFactory + FromArgMatches>(
     C::from_arg_matches(&matches).unwrap_or_else(|error| error.exit())
 }
 
-/// Runs a demo's async body on a tokio runtime and turns its outcome into the exit code. An error
-/// is printed as its chain of messages, each of which says what to do; a backtrace would only
-/// bury them.
-pub fn run_demo(demo: impl Future<Output = anyhow::Result<()>>) -> ExitCode {
+/// How a demo's run ended.
+enum Ended {
+    Finished(anyhow::Result<()>),
+    /// By a signal: its name and the exit status that reports it (128 + its number).
+    Interrupted(&'static str, u8),
+}
+
+/// Runs a demo and turns its outcome into the exit status, cleaning up however it ends.
+///
+/// The demo runs on a tokio runtime until it finishes, or until Ctrl-C (SIGINT) or SIGTERM.
+/// Then the runtime is shut down, which stops every task the demo started and drops what it held:
+/// a private Redis server dies and a private SQLite file is deleted with it. Last, what the demo
+/// registered with the [`Cleanup`] it was handed (keys on a Redis it does not own, a PostgreSQL
+/// schema) is removed through connections of its own. A clean-up that fails is a warning naming
+/// what is left and how to remove it, never the run's failure.
+///
+/// Exit status: 0 when the demo finished, 1 when it failed (its error printed as its chain of
+/// messages, each of which says what to do; a backtrace would only bury them), 130 after Ctrl-C
+/// and 143 after SIGTERM, as shells report them.
+pub fn run_demo<F, Fut>(demo: F) -> ExitCode
+where
+    F: FnOnce(Cleanup) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let cleanup = Cleanup::default();
     let runtime = tokio::runtime::Runtime::new().expect("start the tokio runtime");
-    match runtime.block_on(demo) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
+    let ended = runtime.block_on(async {
+        tokio::select! {
+            result = demo(cleanup.clone()) => Ended::Finished(result),
+            (name, status) = interrupted() => Ended::Interrupted(name, status),
+        }
+    });
+    if let Ended::Interrupted(name, _) = &ended {
+        eprintln!("\n{name}: stopping the demo and cleaning up");
+    }
+    runtime.shutdown_timeout(Duration::from_secs(1));
+
+    let cleaner = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("start the clean-up runtime");
+    for left in cleaner.block_on(cleanup.remove_all()) {
+        eprintln!("warning: {left}");
+    }
+    match ended {
+        Ended::Finished(Ok(())) => ExitCode::SUCCESS,
+        Ended::Finished(Err(error)) => {
             eprintln!("error: {error}");
             for cause in error.chain().skip(1) {
                 eprintln!("\n{cause}");
             }
             ExitCode::FAILURE
         }
+        Ended::Interrupted(_, status) => ExitCode::from(status),
+    }
+}
+
+/// Waits for Ctrl-C or SIGTERM; returns the signal's name and the exit status for it.
+async fn interrupted() -> (&'static str, u8) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut terminate = signal(SignalKind::terminate()).expect("listen for SIGTERM");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => ("interrupted (Ctrl-C)", 130),
+            _ = terminate.recv() => ("terminated (SIGTERM)", 143),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        ("interrupted (Ctrl-C)", 130)
+    }
+}
+
+/// A clap value parser for a whole number from `min` to `max`, inclusive, whose error names the
+/// range (for any bad value: too big, negative, or not a number).
+pub fn whole_in(min: u64, max: u64) -> impl Fn(&str) -> Result<u64, String> + Clone + Send + Sync {
+    move |s| match s.parse::<u64>() {
+        Ok(v) if (min..=max).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "expected a whole number from {min} to {max}, got '{s}'"
+        )),
     }
 }
 
@@ -210,6 +295,16 @@ mod tests {
             .to_string();
         assert!(err.contains("from 0 to 10000"), "{err}");
         assert!(Demo::try_parse_from(["demo", "--concurrency", "0"]).is_err());
+        let negative = Demo::command()
+            .allow_negative_numbers(true)
+            .try_get_matches_from(["demo", "--requests", "-1"])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            negative.contains("from 1 to 10000000, got '-1'"),
+            "{negative}"
+        );
         assert!(Demo::try_parse_from(["demo", "--skew", "lots"]).is_err());
     }
 }

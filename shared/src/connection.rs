@@ -8,6 +8,11 @@
 //! request. With retries, every request made while Redis is down sat out the manager's backoff
 //! (16 ms a read, measured); without them a refused connection fails the call at once (0.26 ms),
 //! the caller falls back to the database, and the next call tries to reconnect again.
+//!
+//! A connection can open and still refuse every command: a server that wants a password lets a
+//! client connect without one and answers `NOAUTH` to everything after. So connecting ends with a
+//! PING, and its refusal becomes advice that matches the cause, before any work starts. A URL is
+//! never printed with its password: [`redact`] replaces it.
 
 use std::time::Duration;
 
@@ -28,6 +33,7 @@ pub enum RedisTarget {
 impl RedisTarget {
     /// `url` if given (from `--redis-url` or `REDIS_URL`), else a freshly started private server.
     pub fn from_url_or_private(url: Option<&str>) -> Result<Self, SetupError> {
+        // Only the syntax is checked here; `connect` finds out whether the server is there.
         match url {
             Some(url) => {
                 client(url)?;
@@ -80,17 +86,85 @@ fn manager_config() -> ConnectionManagerConfig {
 /// their own beside the manager (a pub/sub subscription, say) open it from this.
 pub fn client(url: &str) -> Result<redis::Client, SetupError> {
     redis::Client::open(url).map_err(|cause| SetupError::BadRedisUrl {
-        url: url.to_string(),
+        url: redact(url),
         cause,
     })
 }
 
-/// Connects to `url` now, or explains why it cannot.
+/// Connects to `url` now and checks that the server accepts commands, or explains why not.
 pub async fn connect(url: &str) -> Result<ConnectionManager, SetupError> {
-    ConnectionManager::new_with_config(client(url)?, manager_config())
+    let refused = |cause| refusal(&redact(url), cause);
+    let mut conn = ConnectionManager::new_with_config(client(url)?, manager_config())
         .await
-        .map_err(|cause| SetupError::RedisUnreachable {
-            url: url.to_string(),
-            cause,
-        })
+        .map_err(refused)?;
+    let _: String = redis::cmd("PING")
+        .query_async(&mut conn)
+        .await
+        .map_err(refused)?;
+    Ok(conn)
+}
+
+/// The setup error for a server at `url` that refused us, by what it said.
+fn refusal(url: &str, cause: redis::RedisError) -> SetupError {
+    let said = cause.to_string();
+    let url = url.to_string();
+    if said.contains("NOAUTH") {
+        SetupError::RedisNeedsPassword { url }
+    } else if said.contains("without any password configured") {
+        SetupError::RedisHasNoPassword { url }
+    } else if said.contains("WRONGPASS")
+        || said.contains("invalid password")
+        || cause.kind() == redis::ErrorKind::AuthenticationFailed
+    {
+        SetupError::RedisWrongPassword { url }
+    } else if said.contains("DB index is out of range") {
+        SetupError::RedisNoSuchDatabase { url }
+    } else {
+        SetupError::RedisUnreachable { url, cause }
+    }
+}
+
+/// `url` with its password, if it has one, replaced by `***`: `redis://:***@host:6379/`,
+/// `postgres://user:***@host/db`. Everything the course prints shows URLs this way.
+pub fn redact(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_string();
+    };
+    let authority_end = url[scheme_end..]
+        .find('/')
+        .map_or(url.len(), |i| scheme_end + i);
+    let Some(at) = url[scheme_end..authority_end]
+        .rfind('@')
+        .map(|i| scheme_end + i)
+    else {
+        return url.to_string();
+    };
+    match url[scheme_end..at].find(':').map(|i| scheme_end + i) {
+        Some(colon) => format!("{}:***{}", &url[..colon], &url[at..]),
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_never_show() {
+        assert_eq!(
+            redact("redis://:s3cret@10.0.0.1:6379/0"),
+            "redis://:***@10.0.0.1:6379/0"
+        );
+        assert_eq!(
+            redact("postgres://ann:p@ss:w0rd@db/course"),
+            "postgres://ann:***@db/course"
+        );
+        assert_eq!(redact("redis://127.0.0.1:6379/"), "redis://127.0.0.1:6379/");
+        assert_eq!(
+            redact("redis://user@host/"),
+            "redis://user@host/",
+            "no password to hide"
+        );
+        assert_eq!(redact("sqlite:///tmp/a@b.db"), "sqlite:///tmp/a@b.db");
+    }
 }

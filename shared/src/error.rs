@@ -42,6 +42,37 @@ pub enum SetupError {
         cause: redis::RedisError,
     },
 
+    /// The server wants a password and `url` has none.
+    #[error(
+        "Redis at {url} requires a password, and the URL has none.\n\
+         Put it in the URL: redis://:PASSWORD@HOST:PORT/DB (or redis://USER:PASSWORD@... with an ACL \
+         user), or unset REDIS_URL to let the course start a private server"
+    )]
+    RedisNeedsPassword { url: String },
+
+    /// The server refused the password in `url`.
+    #[error(
+        "Redis at {url} refused the password (or user) in the URL.\n\
+         Check it against the server's requirepass (or its ACL users), or unset REDIS_URL to let \
+         the course start a private server"
+    )]
+    RedisWrongPassword { url: String },
+
+    /// `url` has a password and the server has none.
+    #[error(
+        "Redis at {url} has no password, but the URL gives one: remove it, \
+         e.g. redis://HOST:PORT/DB"
+    )]
+    RedisHasNoPassword { url: String },
+
+    /// The database number in `url` does not exist on the server.
+    #[error(
+        "Redis at {url} has no such database number.\n\
+         A server has 16 by default (0 to 15, its `databases` setting): use one of those at the end \
+         of the URL, e.g. redis://HOST:PORT/0"
+    )]
+    RedisNoSuchDatabase { url: String },
+
     /// Redis at `url` did not accept a connection; `cause` says why.
     #[error(
         "cannot reach Redis at {url} ({cause}).\n\
@@ -60,6 +91,24 @@ pub enum SetupError {
          or postgres://USER:PASSWORD@HOST:PORT/DB"
     )]
     BadDatabaseUrl { url: String, cause: sqlx::Error },
+
+    /// `path` exists, and the course only writes SQLite files it creates.
+    #[error(
+        "DATABASE_URL names an existing SQLite file, {path}.\n\
+         The course creates its tables in a file of its own and deletes it when the run ends, so \
+         it does not write into a file it did not create. Name a path that does not exist yet, or \
+         unset DATABASE_URL for a private temporary file. (If a run of the course was killed \
+         before it could clean up, this is its file: delete it.)"
+    )]
+    SqliteFileExists { path: String },
+
+    /// The SQLite file at `path` could not be created or opened; `cause` says why.
+    #[error(
+        "cannot create the SQLite file {path} ({cause}).\n\
+         Does its folder exist, and may you write there? Or unset DATABASE_URL to use a private \
+         SQLite file"
+    )]
+    SqliteUnopenable { path: String, cause: sqlx::Error },
 
     /// The database at `url` did not accept a connection; `cause` says why.
     #[error(
@@ -86,6 +135,11 @@ pub enum SetupError {
          (and a PostgreSQL schema would be left behind): drop them before closing the stage"
     )]
     DatabaseInUse { others: usize },
+
+    /// Something a run created outside its process could not be removed; the text says what
+    /// and how to remove it by hand.
+    #[error("{0}")]
+    Cleanup(String),
 
     /// A query of the setup failed.
     #[error(transparent)]

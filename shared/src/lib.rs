@@ -50,5 +50,5 @@ pub use error::SetupError;
 pub use metrics::{CacheMetrics, CacheStats};
 pub use namespace::Namespace;
 pub use server::{Persistence, RedisServer, ServerOptions};
-pub use stage::{Instance, Stage};
+pub use stage::{Cleanup, Instance, Stage};
 pub use workload::{Op, Workload};

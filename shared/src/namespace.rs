@@ -43,9 +43,14 @@ impl Namespace {
         format!("{}{{{local}}}", self.prefix)
     }
 
+    /// The `SCAN` pattern that matches every key of this namespace, e.g. `course:demo:1f2e3d4c:*`.
+    pub fn pattern(&self) -> String {
+        format!("{}*", self.prefix)
+    }
+
     /// Every key of this namespace now in Redis, found with `SCAN`.
     pub async fn keys(&self, conn: &mut ConnectionManager) -> redis::RedisResult<Vec<String>> {
-        let pattern = format!("{}*", self.prefix);
+        let pattern = self.pattern();
         let mut found = Vec::new();
         let mut iter = conn.scan_match::<_, String>(pattern).await?;
         while let Some(key) = iter.next_item().await {

@@ -26,13 +26,11 @@ pub fn spawn_owned(mut command: Command) -> io::Result<Child> {
     spawn_from_long_lived_thread(command)
 }
 
-/// Runs `program` with `args` to the end, as a child that dies with this process, and returns
-/// what it printed and how it exited. How the demos' tests run a demo: a killed test run must
-/// not leave the demo (and the demo's own Redis) running.
-pub fn run_owned(program: &str, args: &[&str]) -> io::Result<Output> {
-    let mut command = Command::new(program);
+/// Runs `command` to the end, as a child that dies with this process, and returns what it
+/// printed and how it exited. How the demos' tests run a demo: a killed test run must not leave
+/// the demo (and the demo's own Redis) running.
+pub fn run_owned(mut command: Command) -> io::Result<Output> {
     command
-        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -60,17 +58,27 @@ pub fn free_port() -> io::Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
-/// Sends one inline command to a server on loopback and returns the first reply, with short
-/// timeouts throughout. Used where a client library would be too much: readiness checks and
-/// fault injection on a server that may be half-dead.
-pub fn roundtrip(port: u16, command: &str) -> io::Result<String> {
+/// Sends inline commands, one a line, to a server on loopback and returns the last reply line,
+/// with short timeouts throughout. Every command must answer with one line. Used where a client
+/// library would be too much: readiness checks and fault injection on a server that may be
+/// half-dead.
+pub fn roundtrip(port: u16, commands: &[&str]) -> io::Result<String> {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(200))?;
     stream.set_read_timeout(Some(Duration::from_millis(500)))?;
-    stream.write_all(command.as_bytes())?;
+    let text: String = commands.iter().map(|c| format!("{c}\r\n")).collect();
+    stream.write_all(text.as_bytes())?;
+    let mut replies = Vec::new();
     let mut buf = [0u8; 512];
-    let n = stream.read(&mut buf)?;
-    Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+    while replies.iter().filter(|b| **b == b'\n').count() < commands.len() {
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        replies.extend_from_slice(&buf[..n]);
+    }
+    let replies = String::from_utf8_lossy(&replies).into_owned();
+    Ok(replies.lines().last().unwrap_or_default().to_string())
 }
 
 /// The last five lines of a log file, for error messages.

@@ -89,6 +89,25 @@ fn as_map<S: Serializer>(pairs: &[(String, String)], s: S) -> Result<S::Ok, S::E
     s.collect_map(pairs.iter().map(|(k, v)| (k, v)))
 }
 
+/// The share of requests above which Redis failures make a comparison meaningless: past it, the
+/// figures measure the fallback to the database more than the pattern.
+pub const DISTURBED_ABOVE: f64 = 0.05;
+
+/// The sentence a conclusion starts with when Redis failed on more than [`DISTURBED_ABOVE`] of
+/// `requests`, and `None` when the run was clean enough to compare.
+pub fn disturbed(redis_errors: u64, requests: u64) -> Option<String> {
+    let share = redis_errors as f64 / requests.max(1) as f64;
+    (share > DISTURBED_ABOVE).then(|| {
+        format!(
+            "Redis failed {} times, {} of the requests: too many for this comparison to mean \
+             anything, since those requests measured the fallback to the database, not the \
+             pattern. Fix Redis (see the errors above) and run again.",
+            count(redis_errors),
+            percent(share)
+        )
+    })
+}
+
 /// Microseconds as a short human figure: `85 µs`, `2.31 ms`, `1.20 s`.
 pub fn micros(us: u64) -> String {
     match us {
@@ -160,6 +179,14 @@ mod tests {
         let json: serde_json::Value = serde_json::to_value(&report).unwrap();
         assert_eq!(json["settings"]["db latency"], "2 ms");
         assert_eq!(json["rows"][1]["queries"], 12);
+    }
+
+    #[test]
+    fn a_disturbed_run_says_so_and_a_clean_one_does_not() {
+        assert_eq!(disturbed(50, 1_000), None, "5% is the limit, not past it");
+        let text = disturbed(51, 1_000).unwrap();
+        assert!(text.contains("51 times, 5.1%"), "{text}");
+        assert_eq!(disturbed(0, 0), None);
     }
 
     #[test]

@@ -56,6 +56,8 @@ pub struct ServerOptions {
     pub persistence: Persistence,
     /// A memory limit and eviction policy; `None` for no limit.
     pub max_memory: Option<MaxMemory>,
+    /// A password clients must give (`requirepass`); `None` for none.
+    pub password: Option<String>,
 }
 
 /// A `redis-server` (or `valkey-server`) process owned by this program.
@@ -99,9 +101,13 @@ impl RedisServer {
         Err(last_error.expect("at least one attempt was made"))
     }
 
-    /// The URL a client connects to, e.g. `redis://127.0.0.1:41234/`.
+    /// The URL a client connects to, e.g. `redis://127.0.0.1:41234/`, with the password if the
+    /// server has one.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
+        match &self.options.password {
+            Some(password) => format!("redis://:{password}@127.0.0.1:{}/", self.port),
+            None => format!("redis://127.0.0.1:{}/", self.port),
+        }
     }
 
     /// The loopback port it listens on.
@@ -173,9 +179,12 @@ impl RedisServer {
         self.command(&format!("CLIENT PAUSE {}", duration.as_millis()))
     }
 
-    /// Sends one command that answers `+OK`, outside any client library.
+    /// Sends one command that answers `+OK`, outside any client library (authenticated first if
+    /// the server wants a password).
     fn command(&self, command: &str) -> Result<(), SetupError> {
-        let reply = roundtrip(self.port, &format!("{command}\r\n")).map_err(SetupError::Io)?;
+        let auth = self.options.password.as_ref().map(|p| format!("AUTH {p}"));
+        let commands: Vec<&str> = auth.iter().map(String::as_str).chain([command]).collect();
+        let reply = roundtrip(self.port, &commands).map_err(SetupError::Io)?;
         if reply.starts_with("+OK") {
             Ok(())
         } else {
@@ -197,6 +206,9 @@ impl RedisServer {
             .arg("--logfile")
             .arg(&log)
             .args(persistence_args(self.options.persistence));
+        if let Some(password) = &self.options.password {
+            command.args(["--requirepass", password]);
+        }
         if let Some(limit) = &self.options.max_memory {
             command
                 .args(["--maxmemory", &limit.bytes.to_string()])
@@ -216,7 +228,9 @@ impl RedisServer {
                     log: log_tail(&log),
                 });
             }
-            if roundtrip(self.port, "PING\r\n").is_ok_and(|reply| reply.starts_with("+PONG")) {
+            // A server with a password answers NOAUTH: it is up, and that is all we ask.
+            let reply = roundtrip(self.port, &["PING"]);
+            if reply.is_ok_and(|reply| reply.starts_with("+PONG") || reply.starts_with("-NOAUTH")) {
                 *self.child.lock().unwrap() = Some(child);
                 return Ok(());
             }

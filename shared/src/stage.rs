@@ -9,13 +9,18 @@
 //! A lesson about several application processes calls [`Stage::instance`] once per process: each
 //! [`Instance`] has connections of its own (and so its own subscriptions and in-process state)
 //! but shares the Redis, the database and the namespace, as processes of one application do.
+//!
+//! A demo does not close its stage itself: it registers the stage's [`Leftovers`] with the
+//! [`Cleanup`] that [`crate::cli::run_demo`] hands it, and `run_demo` removes them however the run
+//! ends, finished, failed or interrupted, after everything the demo started has stopped.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 
 use crate::connection::{self, RedisTarget};
-use crate::db::{Database, DbOptions};
+use crate::db::{Database, DbOptions, Leftover};
 use crate::error::SetupError;
 use crate::namespace::Namespace;
 use crate::pubsub::Subscription;
@@ -104,24 +109,100 @@ impl Stage {
         })
     }
 
-    /// Ends the run: removes every key of the run's namespace from a Redis the course does not
-    /// own (through a fresh connection, in case the run's own was broken), and closes the
-    /// database, which drops a PostgreSQL schema. Drop every other handle on the database first.
-    pub async fn close(self) -> Result<(), SetupError> {
-        if let RedisTarget::External(url) = &self.redis {
-            let mut conn = connection::connect(url).await?;
-            self.namespace
-                .remove_all(&mut conn)
-                .await
-                .map_err(|cause| SetupError::KeysLeft {
-                    prefix: self.namespace.key("*"),
-                    cause,
-                })?;
+    /// What this run would leave outside its own process: its keys on a Redis the course does not
+    /// own, its PostgreSQL schema or its SQLite file.
+    pub fn leftovers(&self) -> Leftovers {
+        Leftovers {
+            keys: match &self.redis {
+                RedisTarget::External(url) => Some((url.clone(), self.namespace.clone())),
+                RedisTarget::Private(_) => None,
+            },
+            database: self.db.leftover().cloned(),
         }
+    }
+
+    /// Ends the run: removes every key of the run's namespace from a Redis the course does not
+    /// own (through a fresh connection, in case the run's own was broken), closes the database
+    /// and removes its schema or file. Drop every other handle on the database first.
+    pub async fn close(self) -> Result<(), SetupError> {
+        let leftovers = self.leftovers();
         let others = Arc::strong_count(&self.db) - 1;
         let db = Arc::into_inner(self.db).ok_or(SetupError::DatabaseInUse { others })?;
         db.close().await?;
-        Ok(())
+        leftovers.remove_keys().await
+    }
+}
+
+/// What a run leaves outside its own process until it is removed.
+#[derive(Clone, Debug)]
+pub struct Leftovers {
+    /// The URL of a Redis the course does not own, and the run's namespace on it.
+    keys: Option<(String, Namespace)>,
+    /// A schema or file in a database the course does not own.
+    database: Option<Leftover>,
+}
+
+impl Leftovers {
+    /// Removes everything, each part through a connection of its own. Every failure is returned
+    /// as a sentence saying what is left and how to remove it.
+    pub async fn remove(&self) -> Vec<String> {
+        let mut left = Vec::new();
+        if let Err(error) = self.remove_keys().await {
+            left.push(error.to_string());
+        }
+        if let Some(database) = &self.database
+            && let Err(error) = database.remove().await
+        {
+            left.push(error);
+        }
+        left
+    }
+
+    /// Removes the run's keys, retrying for a couple of seconds: the server may be restarting.
+    async fn remove_keys(&self) -> Result<(), SetupError> {
+        let Some((url, namespace)) = &self.keys else {
+            return Ok(());
+        };
+        let mut attempts = 0;
+        loop {
+            let removed = async {
+                let mut conn = connection::connect(url).await?;
+                namespace
+                    .remove_all(&mut conn)
+                    .await
+                    .map_err(|cause| SetupError::KeysLeft {
+                        prefix: namespace.pattern(),
+                        cause,
+                    })
+            };
+            match removed.await {
+                Ok(_) => return Ok(()),
+                Err(error) if attempts >= 10 => return Err(error),
+                Err(_) => attempts += 1,
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// The leftovers of every stage a demo opened, for [`crate::cli::run_demo`] to remove.
+#[derive(Clone, Default)]
+pub struct Cleanup(Arc<Mutex<Vec<Leftovers>>>);
+
+impl Cleanup {
+    /// Remembers `leftovers` for removal when the run ends.
+    pub fn register(&self, leftovers: Leftovers) {
+        self.0.lock().expect("cleanup lock").push(leftovers);
+    }
+
+    /// Removes everything registered; returns what could not be removed, as advice.
+    pub async fn remove_all(&self) -> Vec<String> {
+        let all = std::mem::take(&mut *self.0.lock().expect("cleanup lock"));
+        let mut left = Vec::new();
+        for leftovers in all {
+            left.extend(leftovers.remove().await);
+        }
+        left
     }
 }
 

@@ -8,8 +8,9 @@ use std::time::Duration;
 use cache_aside::{CacheAside, Settings, Users};
 use clap::Parser;
 use serde::Serialize;
+use shared::Cleanup;
 use shared::Op;
-use shared::cli::{ClosedLoopArgs, WorkloadArgs, number_in};
+use shared::cli::{ClosedLoopArgs, WorkloadArgs, number_in, whole_in};
 use shared::db::seed_user;
 use shared::report::{self, Report, Row};
 use shared::workload::RunStats;
@@ -34,7 +35,7 @@ struct Cli {
     closed: ClosedLoopArgs,
 
     /// TTL of a cached user, in seconds (up to 10% jitter is added).
-    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    #[arg(long, default_value_t = 300, value_parser = whole_in(1, 86_400))]
     ttl_secs: u64,
 
     /// Share of requests that update a user (and so invalidate it), from 0 to 1.
@@ -54,6 +55,8 @@ struct Line {
     hit_ratio: Option<f64>,
     redis_errors: Option<u64>,
     failed_requests: u64,
+    /// How many requests were sent.
+    requests: u64,
 }
 
 impl Row for Line {
@@ -93,20 +96,22 @@ impl Line {
             hit_ratio: None,
             redis_errors: None,
             failed_requests: run.failures,
+            requests: run.requests,
         }
     }
 }
 
 fn main() -> ExitCode {
-    shared::cli::run_demo(run(Cli::parse()))
+    let cli: Cli = shared::cli::parse();
+    shared::cli::run_demo(|cleanup| run(cli, cleanup))
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(cli: Cli, cleanup: Cleanup) -> anyhow::Result<()> {
     let args = &cli.common;
 
     let stage = args
         .backends
-        .stage("cache-aside", args.db_options())
+        .stage("cache-aside", args.db_options(), &cleanup)
         .await?;
     let (conn, db) = (stage.conn(), stage.db().clone());
     let workload = args.workload(&cli.closed, cli.write_ratio);
@@ -195,8 +200,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
 
-    drop((users, db)); // the other handles on the database
-    Ok(stage.close().await?)
+    Ok(())
 }
 
 /// The row a write stores: the seed user with one more karma point.
@@ -215,6 +219,12 @@ fn conclude(base: &Line, cached: &Line, db_latency_ms: f64) -> String {
         report::count(cached.db_queries),
         report::count(base.db_queries)
     );
+    if let Some(disturbed) = cached
+        .redis_errors
+        .and_then(|errors| report::disturbed(errors, cached.requests))
+    {
+        return format!("{disturbed} Cache-aside {queries}.");
+    }
     let mut text = if speedup >= 1.1 {
         format!(
             "Cache-aside served {speedup:.1}x the requests per second of the database alone \

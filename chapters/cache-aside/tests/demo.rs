@@ -3,7 +3,9 @@
 use std::process::{Command, Output};
 
 fn demo(args: &[&str]) -> Output {
-    shared::process::run_owned(env!("CARGO_BIN_EXE_cache-aside"), args).expect("run the demo")
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cache-aside"));
+    command.args(args);
+    shared::process::run_owned(command).expect("run the demo")
 }
 
 fn stderr(out: &Output) -> String {
@@ -80,11 +82,9 @@ fn an_unreachable_database_is_not_called_a_bad_url() {
 
 #[test]
 fn no_redis_on_path_gives_the_install_commands() {
-    let out = Command::new(env!("CARGO_BIN_EXE_cache-aside"))
-        .env("PATH", "/nonexistent")
-        .env_remove("REDIS_URL")
-        .output()
-        .unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cache-aside"));
+    command.env("PATH", "/nonexistent").env_remove("REDIS_URL");
+    let out = shared::process::run_owned(command).unwrap();
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains("sudo apt-get install redis-server"), "{err}");
@@ -101,4 +101,104 @@ fn flags_out_of_range_are_refused_by_name() {
     assert!(stderr(&out).contains("--requests"), "{}", stderr(&out));
     let out = demo(&["--write-ratio", "1.5"]);
     assert!(stderr(&out).contains("from 0 to 1"), "{}", stderr(&out));
+    // A negative number gets the range, not "unexpected argument".
+    let out = demo(&["--requests", "-1"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("--requests") && err.contains("from 1 to 10000000, got '-1'"),
+        "--requests -1: expected the range message, got: {err}"
+    );
+}
+
+/// A private server that wants the password `s3cret-pw`, and its address without it.
+fn server_with_password() -> (shared::RedisServer, String) {
+    let server = shared::RedisServer::start_with(shared::ServerOptions {
+        password: Some("s3cret-pw".into()),
+        ..shared::ServerOptions::default()
+    })
+    .expect("redis-server on PATH");
+    let bare = format!("redis://127.0.0.1:{}/", server.port());
+    (server, bare)
+}
+
+#[test]
+fn a_redis_password_is_asked_for_checked_and_never_printed() {
+    let (server, bare) = server_with_password();
+    let small = ["--requests", "200", "--keys", "50", "--db-latency-ms", "0"];
+    let run = |url: &str| demo(&[&["--redis-url", url][..], &small].concat());
+
+    let out = run(&bare);
+    assert!(!out.status.success(), "no password: the demo ran anyway");
+    let err = stderr(&out);
+    assert!(
+        err.contains("requires a password"),
+        "no password in the URL: {err}"
+    );
+    assert!(
+        err.contains("redis://:PASSWORD@"),
+        "the advice shows the form: {err}"
+    );
+
+    let wrong = bare.replace("redis://", "redis://:Wr0ng-pw@");
+    let out = run(&wrong);
+    let err = stderr(&out);
+    assert!(
+        !out.status.success() && err.contains("refused the password"),
+        "wrong password: {err}"
+    );
+    assert!(
+        !err.contains("Wr0ng-pw"),
+        "the wrong password was printed: {err}"
+    );
+
+    let db99 = format!("{}99", server.url());
+    let err = stderr(&run(&db99));
+    assert!(
+        err.contains("no such database number"),
+        "database 99: {err}"
+    );
+
+    let out = run(&server.url());
+    let (stdout, err) = (String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert!(out.status.success(), "the right password: {err}");
+    assert!(
+        stdout.contains("redis: redis://:***@127.0.0.1:"),
+        "the report names the Redis: {stdout}"
+    );
+    assert!(
+        !stdout.contains("s3cret-pw") && !err.contains("s3cret-pw"),
+        "the password was printed: {stdout}{err}"
+    );
+}
+
+#[test]
+fn a_named_sqlite_file_is_created_for_the_run_and_removed_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("course.db");
+    let url = format!("sqlite://{}", file.display());
+    let args = ["--database-url", &url, "--requests", "200", "--keys", "50"];
+    for run in 1..=2 {
+        let out = demo(&args);
+        assert!(out.status.success(), "run {run} on {url}: {}", stderr(&out));
+        assert!(!file.exists(), "run {run} left {} behind", file.display());
+    }
+
+    // A file the course did not create is refused, and left as it was.
+    std::fs::write(&file, b"somebody's data").unwrap();
+    let err = refused(&args);
+    assert!(
+        err.contains("existing SQLite file"),
+        "an existing file: {err}"
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), b"somebody's data");
+
+    // A folder that does not exist gets SQLite advice, not a host and a password to check.
+    let nowhere = format!("sqlite://{}/no/such/folder/course.db", dir.path().display());
+    let err = refused(&["--database-url", &nowhere]);
+    assert!(
+        err.contains("cannot create the SQLite file"),
+        "a missing folder: {err}"
+    );
+    assert!(!err.contains("password"), "SQLite advice only: {err}");
 }

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use serde::Serialize;
-use shared::DbOptions;
-use shared::cli::{WorkloadArgs, number_in};
+use shared::cli::{WorkloadArgs, number_in, whole_in};
 use shared::report::Report;
+use shared::{Cleanup, DbOptions};
 
 use scenario::Demo;
 use scenario::burst::BurstLine;
@@ -41,15 +41,15 @@ pub struct Cli {
     scenario: Scenario,
 
     /// How many application instances share the work, each with its own connections and state.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=64))]
+    #[arg(long, default_value_t = 4, value_parser = whole_in(1, 64))]
     instances: u64,
 
     /// Database connections per instance; the database pool is this times --instances.
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100))]
-    pool_per_instance: u32,
+    #[arg(long, default_value_t = 10, value_parser = whole_in(1, 100))]
+    pool_per_instance: u64,
 
     /// Steady: requests per second.
-    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..=20_000))]
+    #[arg(long, default_value_t = 1_000, value_parser = whole_in(1, 20_000))]
     rate: u64,
 
     /// Steady: how long the stream runs per strategy, in seconds.
@@ -57,7 +57,7 @@ pub struct Cli {
     steady_secs: f64,
 
     /// Steady: how long a page stays fresh, in milliseconds.
-    #[arg(long, default_value_t = 500, value_name = "MS", value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
+    #[arg(long, default_value_t = 500, value_name = "MS", value_parser = whole_in(10, 3_600_000))]
     ttl_ms: u64,
 
     /// XFetch's beta: above 1 refreshes earlier, below 1 later, 0 never early.
@@ -88,18 +88,19 @@ struct Reports {
 }
 
 fn main() -> ExitCode {
-    shared::cli::run_demo(run(shared::cli::parse_with_defaults(&DEFAULTS)))
+    let cli: Cli = shared::cli::parse_with_defaults(&DEFAULTS);
+    shared::cli::run_demo(|cleanup| run(cli, cleanup))
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(cli: Cli, cleanup: Cleanup) -> anyhow::Result<()> {
     let args = &cli.workload;
     let db = DbOptions {
         products: args.keys as i64,
         latency: args.db_latency(),
-        max_connections: cli.pool_per_instance * cli.instances as u32,
+        max_connections: (cli.pool_per_instance * cli.instances) as u32,
         ..DbOptions::default()
     };
-    let stage = args.backends.stage("stampede", db).await?;
+    let stage = args.backends.stage("stampede", db, &cleanup).await?;
     let demo = Demo::new(&cli, &stage);
 
     let mut reports = Reports {
@@ -138,7 +139,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         shared::plot::percentiles(path, &format!("{title}: every request's latency"), &series)?;
     }
 
-    Ok(stage.close().await?)
+    Ok(())
 }
 
 /// How long every database load takes.

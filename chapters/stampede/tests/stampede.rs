@@ -421,8 +421,7 @@ async fn a_corrupt_entry_is_a_miss_that_gets_overwritten() {
     let locked = fx.locked(&pages, &settings()).await;
     let _: () = fx
         .conn()
-        .clone()
-        .set(fx.namespace().key("51"), "{not json")
+        .set_ex(fx.namespace().key("51"), "{not json", 120)
         .await
         .unwrap();
     assert_eq!(locked.get("51").await.unwrap(), seed_product(51));

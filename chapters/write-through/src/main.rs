@@ -13,6 +13,7 @@ use anyhow::Context;
 use cache_aside::CacheAside;
 use clap::Parser;
 use serde::Serialize;
+use shared::Cleanup;
 use shared::cli::{ClosedLoopArgs, WorkloadArgs, number_in};
 use shared::metrics::{Latency, LatencySummary};
 use shared::report::{self, Report, Row};
@@ -45,7 +46,8 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    shared::cli::run_demo(run(Cli::parse()))
+    let cli: Cli = shared::cli::parse();
+    shared::cli::run_demo(|cleanup| run(cli, cleanup))
 }
 
 /// The three ways of serving the workload.
@@ -142,11 +144,11 @@ impl Measured {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(cli: Cli, cleanup: Cleanup) -> anyhow::Result<()> {
     let args = &cli.common;
     let stage = args
         .backends
-        .stage("write-through", args.db_options())
+        .stage("write-through", args.db_options(), &cleanup)
         .await?;
     write_through::table::create(stage.db(), args.keys as i64)
         .await
@@ -223,8 +225,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         shared::plot::percentiles(path, title, &series)?;
     }
 
-    drop((modes, db)); // the other handles on the database
-    Ok(stage.close().await?)
+    Ok(())
 }
 
 /// Reads every article once, so a cached run starts warm.
@@ -280,6 +281,8 @@ struct Line {
     stale_reads: u64,
     redis_errors: Option<u64>,
     failed_requests: u64,
+    /// How many requests were sent.
+    requests: u64,
     requests_per_sec: f64,
 }
 
@@ -307,6 +310,7 @@ impl Line {
             stale_reads: measured.stale_reads.load(Ordering::Relaxed),
             redis_errors: cache.map(|c| c.errors),
             failed_requests: run.failures,
+            requests: run.requests,
             requests_per_sec: run.requests_per_sec,
         }
     }
@@ -348,10 +352,24 @@ fn conclude(rows: &[Line]) -> String {
         return String::new();
     };
     let hits = |line: &Line| report::percent(line.read_hit_ratio.unwrap_or(0.0));
+    let errors = [aside, through].map(|line| line.redis_errors.unwrap_or(0));
+    if let Some(disturbed) = report::disturbed(errors[0].max(errors[1]), none.requests) {
+        return format!(
+            "{disturbed} Stale reads: {} with cache-aside, {} with write-through.",
+            report::count(aside.stale_reads),
+            report::count(through.stale_reads)
+        );
+    }
+    // The reason is only given when the figures show what it explains.
+    let why = if through.read_hit_ratio > aside.read_hit_ratio {
+        ", because a write leaves the new row in the cache instead of a hole"
+    } else {
+        ", no more than cache-aside although a write leaves the new row in the cache: look at \
+         the Redis errors and the write ratio"
+    };
     let mut text = format!(
-        "Write-through answered {} of reads from the cache against cache-aside's {}, because a \
-         write leaves the new row in the cache instead of a hole; its reads had a p99 of {} \
-         against {} (and {} with no cache). ",
+        "Write-through answered {} of reads from the cache against cache-aside's {}{why}; its \
+         reads had a p99 of {} against {} (and {} with no cache). ",
         hits(through),
         hits(aside),
         report::micros(through.read.p99_us),

@@ -1,12 +1,14 @@
 //! The demo binary: a small run reports what write-through promises, and bad input exits non-zero
 //! with advice.
 
-use std::process::Output;
+use std::process::{Command, Output};
 
 use serde_json::Value;
 
 fn demo(args: &[&str]) -> Output {
-    shared::process::run_owned(env!("CARGO_BIN_EXE_write-through"), args).expect("run the demo")
+    let mut command = Command::new(env!("CARGO_BIN_EXE_write-through"));
+    command.args(args);
+    shared::process::run_owned(command).expect("run the demo")
 }
 
 fn stderr(out: &Output) -> String {

@@ -161,8 +161,7 @@ async fn naive_update(fx: &Stage, key: &str, id: i64, title: &str) -> Article {
     };
     let _: () = fx
         .conn()
-        .clone()
-        .set(key, codec::encode(&record).unwrap())
+        .set_ex(key, codec::encode(&record).unwrap(), 120)
         .await
         .unwrap();
     row
@@ -214,8 +213,7 @@ async fn the_unversioned_write_through_ends_with_the_older_row() {
     };
     let _: () = fx
         .conn()
-        .clone()
-        .set(&key, codec::encode(&record).unwrap())
+        .set_ex(&key, codec::encode(&record).unwrap(), 120)
         .await
         .unwrap();
 
@@ -289,6 +287,7 @@ async fn a_failed_cache_write_that_can_still_delete_removes_the_key() {
     let key = store.key(10);
     let _: () = fx.conn().del(&key).await.unwrap();
     let _: () = fx.conn().hset(&key, "f", "v").await.unwrap();
+    let _: () = fx.conn().expire(&key, 120).await.unwrap();
     let row = store.update(10, "Edited", "Body").await.unwrap().unwrap();
     let stats = store.write_stats();
     assert_eq!((stats.failed, stats.deleted), (1, 1), "{stats:?}");

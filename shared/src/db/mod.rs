@@ -15,12 +15,14 @@ pub mod counted;
 pub mod products;
 pub mod users;
 
+use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use sqlx::any::AnyPoolOptions;
 use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor};
 
+use crate::connection::redact;
 use crate::error::SetupError;
 
 pub use counted::Transaction;
@@ -59,17 +61,81 @@ pub struct Database {
     pool: AnyPool,
     queries: AtomicU64,
     latency_us: AtomicU64,
-    /// The PostgreSQL schema this instance created, dropped by [`Database::close`].
-    pg_schema: Option<String>,
+    /// What must go when the run ends: a PostgreSQL schema, or a SQLite file the run created.
+    leftover: Option<Leftover>,
     /// Keeps the private SQLite file alive; dropping it deletes the file.
     _sqlite_dir: Option<tempfile::TempDir>,
+}
+
+/// What a run leaves in a database it does not own, until it is removed.
+#[derive(Clone, Debug)]
+pub enum Leftover {
+    /// The run's schema in a PostgreSQL database.
+    PostgresSchema {
+        /// Where the database is (with its password: never print it, print `redacted`).
+        url: String,
+        /// The schema's name.
+        schema: String,
+    },
+    /// A SQLite file the run created at a path the learner named.
+    SqliteFile {
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+impl Leftover {
+    /// Removes it, through a connection of its own; the error says what is left and how to
+    /// remove it by hand.
+    pub async fn remove(&self) -> Result<(), String> {
+        match self {
+            Leftover::PostgresSchema { url, schema } => {
+                let dropped = async {
+                    let mut conn = AnyConnection::connect(url).await?;
+                    conn.execute(format!("DROP SCHEMA IF EXISTS {schema} CASCADE").as_str())
+                        .await?;
+                    conn.close().await
+                };
+                dropped.await.map_err(|cause| {
+                    format!(
+                        "could not drop the PostgreSQL schema {schema} at {} ({cause}); \
+                         remove it with: psql '{}' -c 'DROP SCHEMA {schema} CASCADE'",
+                        redact(url),
+                        redact(url)
+                    )
+                })
+            }
+            Leftover::SqliteFile { path } => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let file = PathBuf::from(format!("{}{suffix}", path.display()));
+                    match std::fs::remove_file(&file) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => {
+                            return Err(format!(
+                                "could not delete the SQLite file {} ({e}); delete it by hand",
+                                file.display()
+                            ));
+                        }
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 impl Database {
     /// Opens, creates the shared tables and seeds them.
     pub async fn open(options: DbOptions) -> Result<Self, SetupError> {
         sqlx::any::install_default_drivers();
+        let mut created_file = None;
         let (url, sqlite_dir) = match &options.url {
+            Some(url) if url.starts_with("sqlite:") => {
+                let (url, path) = sqlite_of_our_own(url)?;
+                created_file = path;
+                (url, None)
+            }
             Some(url) => (url.clone(), None),
             None => {
                 let dir = tempfile::Builder::new()
@@ -84,14 +150,20 @@ impl Database {
             }
         };
         // A URL the drivers cannot parse is the learner's typo; one they parse but cannot
-        // connect to is a server that is down or a wrong password. Each gets its own advice.
-        let bad_url = |cause| match cause {
-            sqlx::Error::Configuration(_) => SetupError::BadDatabaseUrl {
-                url: url.clone(),
+        // connect to is a server that is down or a wrong password, or a SQLite folder that is
+        // not there. Each gets its own advice.
+        let sqlite_file = created_file.clone();
+        let bad_url = |cause| match (cause, &sqlite_file) {
+            (cause @ sqlx::Error::Configuration(_), _) => SetupError::BadDatabaseUrl {
+                url: redact(&url),
                 cause,
             },
-            cause => SetupError::DatabaseUnreachable {
-                url: url.clone(),
+            (cause, Some(path)) => SetupError::SqliteUnopenable {
+                path: path.display().to_string(),
+                cause,
+            },
+            (cause, None) => SetupError::DatabaseUnreachable {
+                url: redact(&url),
                 cause,
             },
         };
@@ -101,6 +173,14 @@ impl Database {
         let mut probe = AnyConnection::connect(&url).await.map_err(bad_url)?;
         let is_postgres = url.starts_with("postgres:") || url.starts_with("postgresql:");
         let pg_schema = is_postgres.then(|| format!("course_{:08x}", rand::random::<u32>()));
+        let leftover = match (&pg_schema, created_file) {
+            (Some(schema), _) => Some(Leftover::PostgresSchema {
+                url: url.clone(),
+                schema: schema.clone(),
+            }),
+            (None, Some(path)) => Some(Leftover::SqliteFile { path }),
+            (None, None) => None,
+        };
         if let Some(schema) = &pg_schema {
             // A schema of our own, set as every pooled connection's search path.
             probe
@@ -136,7 +216,7 @@ impl Database {
             pool,
             queries: AtomicU64::new(0),
             latency_us: AtomicU64::new(options.latency.as_micros() as u64),
-            pg_schema,
+            leftover,
             _sqlite_dir: sqlite_dir,
         };
         let mut setup = db.setup().await?;
@@ -151,24 +231,46 @@ impl Database {
         self.pool.begin().await
     }
 
-    /// Drops the PostgreSQL schema this instance created, and closes the pool. (A private SQLite
-    /// file is deleted on drop; this is only needed against PostgreSQL.)
-    pub async fn close(self) -> Result<(), sqlx::Error> {
-        if let Some(schema) = &self.pg_schema {
-            self.pool
-                .execute(format!("DROP SCHEMA {schema} CASCADE").as_str())
-                .await?;
-        }
+    /// Closes the pool, then removes what the run created in a database it does not own: a
+    /// PostgreSQL schema, or a SQLite file at a path the learner named. (A private SQLite file
+    /// is deleted on drop.)
+    pub async fn close(self) -> Result<(), SetupError> {
         self.pool.close().await;
-        Ok(())
+        match &self.leftover {
+            Some(leftover) => leftover.remove().await.map_err(SetupError::Cleanup),
+            None => Ok(()),
+        }
+    }
+
+    /// What this database will leave behind unless [`close`](Self::close) (or
+    /// [`Leftover::remove`]) removes it.
+    pub fn leftover(&self) -> Option<&Leftover> {
+        self.leftover.as_ref()
     }
 
     /// `sqlite` or `postgres`, for reports.
     pub fn backend(&self) -> &'static str {
-        if self.pg_schema.is_some() {
-            "postgres"
-        } else {
-            "sqlite"
+        match self.leftover {
+            Some(Leftover::PostgresSchema { .. }) => "postgres",
+            _ => "sqlite",
         }
     }
+}
+
+/// For a SQLite URL the learner gave: the URL to open (creating the file), and the file, which
+/// must not exist yet; `None` for an in-memory database.
+fn sqlite_of_our_own(url: &str) -> Result<(String, Option<PathBuf>), SetupError> {
+    let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" || rest.contains("mode=memory") {
+        return Ok((url.to_string(), None));
+    }
+    let path = PathBuf::from(path);
+    if path.exists() {
+        return Err(SetupError::SqliteFileExists {
+            path: path.display().to_string(),
+        });
+    }
+    let separator = if url.contains('?') { '&' } else { '?' };
+    Ok((format!("{url}{separator}mode=rwc"), Some(path)))
 }

@@ -40,7 +40,7 @@ pub async fn run(demo: &Demo<'_>) -> anyhow::Result<(Report<BurstLine>, Vec<(Kin
     let db = demo.stage.db();
     summary
         .setting("load", format!("{} ms", cli.workload.db_latency_ms))
-        .setting("db pool", cli.pool_per_instance as u64 * cli.instances)
+        .setting("db pool", cli.pool_per_instance * cli.instances)
         .setting("db", db.backend())
         .setting("redis", cli.workload.backends.redis_label());
     let mut latencies = Vec::new();
@@ -119,7 +119,11 @@ fn conclude(rows: &[BurstLine], cli: &Cli) -> String {
         get(Kind::Stale),
     );
     let load_us = (cli.workload.db_latency_ms * 1e3) as u64;
-    let mut text = format!(
+    let errors = rows.iter().map(|r| r.redis_errors).sum();
+    let mut text = report::disturbed(errors, cli.workload.requests * rows.len() as u64)
+        .map(|disturbed| format!("{disturbed} "))
+        .unwrap_or_default();
+    text += &format!(
         "Without protection {} requests made {} database loads (p99 {}). Single flight made {} \
          (one per instance, p99 {}); the lock made {}, and its waiters' p99 was {}, {} past the \
          {} load itself.",

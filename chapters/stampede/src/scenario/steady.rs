@@ -86,6 +86,8 @@ pub async fn run(demo: &Demo<'_>) -> anyhow::Result<(Report<SteadyLine>, Vec<(Ki
             refreshed_early: stats.refreshes - before.refreshes,
             served_stale: stats.stale_hits - before.stale_hits,
             failed: run.failures,
+            redis_errors: stats.errors - before.errors,
+            requests,
         });
         latencies.push((kind, run.histogram));
     }
@@ -129,6 +131,10 @@ pub struct SteadyLine {
     refreshed_early: u64,
     served_stale: u64,
     failed: u64,
+    /// Redis calls that failed or ran out of time (not a column: the conclusion watches it).
+    redis_errors: u64,
+    /// How many requests the stream sent.
+    requests: u64,
 }
 
 impl Row for SteadyLine {
@@ -172,7 +178,12 @@ fn conclude(rows: &[SteadyLine], cli: &Cli) -> String {
         get(Kind::XFetch),
         get(Kind::Stale),
     );
-    let mut text = format!(
+    let errors = rows.iter().map(|r| r.redis_errors).sum();
+    let requests = rows.iter().map(|r| r.requests).sum();
+    let mut text = report::disturbed(errors, requests)
+        .map(|disturbed| format!("{disturbed} "))
+        .unwrap_or_default();
+    text += &format!(
         "Over {} s, every expiry without protection cost {:.2} loads ({} in all) and {} \
          requests waited for the database. The lock held it to {:.2} load per refresh, yet {} \
          requests waited for one. ",
