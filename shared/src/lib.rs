@@ -19,7 +19,7 @@
 //! - [`metrics`]: hit, miss, error counters and latency histograms;
 //! - [`workload`]: Zipf-skewed traffic, sent in a closed loop, a burst or at a fixed rate;
 //! - [`cli`], [`report`] and [`plot`]: the flags every demo shares, the table every demo ends
-//!   with, and its chart;
+//!   with, and its chart; [`run`]: how a demo's run ends, cleaned up whatever the ending;
 //! - [`bench`]: what every lesson's criterion benches start from.
 
 #![warn(missing_docs)]
@@ -38,6 +38,7 @@ pub mod plot;
 pub mod process;
 pub mod pubsub;
 pub mod report;
+pub mod run;
 pub mod server;
 pub mod stage;
 pub mod worker;

@@ -11,7 +11,7 @@
 //! but shares the Redis, the database and the namespace, as processes of one application do.
 //!
 //! A demo does not close its stage itself: it registers the stage's [`Leftovers`] with the
-//! [`Cleanup`] that [`crate::cli::run_demo`] hands it, and `run_demo` removes them however the run
+//! [`Cleanup`] that [`crate::run::run_demo`] hands it, and `run_demo` removes them however the run
 //! ends, finished, failed or interrupted, after everything the demo started has stopped.
 
 use std::sync::{Arc, Mutex};
@@ -185,7 +185,7 @@ impl Leftovers {
     }
 }
 
-/// The leftovers of every stage a demo opened, for [`crate::cli::run_demo`] to remove.
+/// The leftovers of every stage a demo opened, for [`crate::run::run_demo`] to remove.
 #[derive(Clone, Default)]
 pub struct Cleanup(Arc<Mutex<Vec<Leftovers>>>);
 

@@ -103,7 +103,7 @@ impl Line {
 
 fn main() -> ExitCode {
     let cli: Cli = shared::cli::parse();
-    shared::cli::run_demo(|cleanup| run(cli, cleanup))
+    shared::run::run_demo(|cleanup| run(cli, cleanup))
 }
 
 async fn run(cli: Cli, cleanup: Cleanup) -> anyhow::Result<()> {

@@ -89,7 +89,7 @@ struct Reports {
 
 fn main() -> ExitCode {
     let cli: Cli = shared::cli::parse_with_defaults(&DEFAULTS);
-    shared::cli::run_demo(|cleanup| run(cli, cleanup))
+    shared::run::run_demo(|cleanup| run(cli, cleanup))
 }
 
 async fn run(cli: Cli, cleanup: Cleanup) -> anyhow::Result<()> {

@@ -47,7 +47,7 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli: Cli = shared::cli::parse();
-    shared::cli::run_demo(|cleanup| run(cli, cleanup))
+    shared::run::run_demo(|cleanup| run(cli, cleanup))
 }
 
 /// The three ways of serving the workload.
