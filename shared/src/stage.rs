@@ -84,11 +84,6 @@ impl Stage {
         self.namespace.key(local)
     }
 
-    /// Where the Redis is.
-    pub fn redis(&self) -> &RedisTarget {
-        &self.redis
-    }
-
     /// The private server, for fault injection.
     ///
     /// # Panics
