@@ -15,7 +15,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use crate::connection::RedisConn;
 use redis::{AsyncCommands, RedisResult};
 use serde::de::DeserializeOwned;
 
@@ -69,7 +69,7 @@ pub struct Trouble<'a> {
 
 /// One budgeted `GET` of `key`, decoded as `T`.
 pub async fn get<T: DeserializeOwned>(
-    conn: &ConnectionManager,
+    conn: &RedisConn,
     key: &str,
     budget: Duration,
     trouble: Trouble<'_>,

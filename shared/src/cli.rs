@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, CommandFactory, FromArgMatches};
 
-use crate::connection::{RedisTarget, redact};
+use crate::connection::{RedisTarget, is_cluster, redact};
 use crate::db::DbOptions;
 use crate::stage::{Cleanup, Stage};
 use crate::workload::Workload;
@@ -26,6 +26,12 @@ pub struct Backends {
     #[arg(long, env = "REDIS_URL", value_name = "URL")]
     pub redis_url: Option<String>,
 
+    /// Run on a Redis Cluster: the one --redis-url names (any of its nodes), else a private
+    /// cluster of three masters started for this run. A redis+cluster://HOST:PORT/ URL says the
+    /// same without the flag.
+    #[arg(long, env = "REDIS_CLUSTER")]
+    pub redis_cluster: bool,
+
     /// Database to use: sqlite://PATH or postgres://USER:PASS@HOST/DB. Unset: a private SQLite
     /// file, deleted at the end. Against PostgreSQL the demo works in a schema of its own.
     #[arg(long, env = "DATABASE_URL", value_name = "URL")]
@@ -33,11 +39,15 @@ pub struct Backends {
 }
 
 impl Backends {
-    /// How the report names the Redis in use (its password hidden).
+    /// How the report names the Redis in use (its password hidden), e.g. `private cluster`.
     pub fn redis_label(&self) -> String {
-        self.redis_url
-            .as_deref()
-            .map_or_else(|| "private".into(), redact)
+        let cluster = self.redis_cluster || self.redis_url.as_deref().is_some_and(is_cluster);
+        match (&self.redis_url, cluster) {
+            (Some(url), true) if !is_cluster(url) => format!("cluster at {}", redact(url)),
+            (Some(url), _) => redact(url),
+            (None, true) => "private cluster".into(),
+            (None, false) => "private server".into(),
+        }
     }
 
     /// Gets the Redis these flags name (or starts a private one) and opens the database `db`
@@ -50,7 +60,7 @@ impl Backends {
         cleanup: &Cleanup,
     ) -> anyhow::Result<Stage> {
         db.url = self.database_url.clone();
-        let redis = RedisTarget::from_url_or_private(self.redis_url.as_deref())
+        let redis = RedisTarget::choose(self.redis_url.as_deref(), self.redis_cluster)
             .context("could not get a Redis for the demo")?;
         let stage = Stage::open(lesson, redis, db).await?;
         cleanup.register(stage.leftovers());

@@ -1,9 +1,15 @@
 //! Where a lesson's Redis comes from, and how it connects.
 //!
 //! `REDIS_URL` (or `--redis-url`) names a server the learner runs; otherwise a private
-//! [`RedisServer`] is started for the life of the program. Either way the lesson gets a
-//! [`ConnectionManager`]: one multiplexed connection shared by every task, which reconnects on its
-//! own after the server goes away and comes back. Reconnection is tuned for a cache, where
+//! [`RedisServer`] is started for the life of the program. `REDIS_CLUSTER=1` (or
+//! `--redis-cluster`) asks for a Redis Cluster instead: the one `REDIS_URL` names (any of its
+//! nodes), else a private three-master [`RedisCluster`]. A URL can say it too:
+//! `redis+cluster://127.0.0.1:7000/`.
+//!
+//! Either way the lesson gets a [`RedisConn`]: one multiplexed connection shared by every task,
+//! which reconnects on its own after the server goes away and comes back. On a cluster it is
+//! redis-rs's cluster connection, which keeps one such connection per master and sends each
+//! command to the master that owns its key's slot. Reconnection is tuned for a cache, where
 //! waiting is worse than missing: short connect and response timeouts, and no retries inside a
 //! request. With retries, every request made while Redis is down sat out the manager's backoff
 //! (16 ms a read, measured); without them a refused connection fails the call at once (0.26 ms),
@@ -16,36 +22,57 @@
 
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, Pipeline, RedisFuture, Value};
 
+use crate::cluster::RedisCluster;
 use crate::error::SetupError;
 use crate::server::RedisServer;
 
-/// The Redis a program talks to: a server somebody else runs, or a private one we own.
+/// The scheme that marks a URL as a cluster's: `redis+cluster://HOST:PORT/` names any one node.
+const CLUSTER_SCHEME: &str = "redis+cluster://";
+
+/// The Redis a program talks to: a server or cluster somebody else runs, or a private one we own.
 pub enum RedisTarget {
-    /// A server named by URL. The course never flushes it; lessons only touch keys under their
-    /// own [`Namespace`](crate::Namespace) and remove them when they finish.
+    /// A server, or with a `redis+cluster://` URL a cluster, named by URL. The course never
+    /// flushes it; lessons only touch keys under their own [`Namespace`](crate::Namespace) and
+    /// remove them when they finish.
     External(String),
     /// A private server, stopped when this value is dropped.
     Private(RedisServer),
+    /// A private three-master cluster, stopped when this value is dropped.
+    PrivateCluster(RedisCluster),
 }
 
 impl RedisTarget {
-    /// `url` if given (from `--redis-url` or `REDIS_URL`), else a freshly started private server.
-    pub fn from_url_or_private(url: Option<&str>) -> Result<Self, SetupError> {
+    /// `url` if given (from `--redis-url` or `REDIS_URL`), read as a cluster's if `cluster`;
+    /// else a freshly started private cluster (`cluster`) or server.
+    pub fn choose(url: Option<&str>, cluster: bool) -> Result<Self, SetupError> {
         // Only the syntax is checked here; `connect` finds out whether the server is there.
         match url {
             Some(url) => {
-                client(url)?;
-                Ok(RedisTarget::External(url.to_string()))
+                let url = if cluster {
+                    as_cluster_url(url)
+                } else {
+                    url.to_string()
+                };
+                client(&url)?;
+                Ok(RedisTarget::External(url))
             }
+            None if cluster => Ok(RedisTarget::PrivateCluster(RedisCluster::start()?)),
             None => Ok(RedisTarget::Private(RedisServer::start()?)),
         }
     }
 
-    /// `REDIS_URL` if set, else a private server.
+    /// `REDIS_URL` and `REDIS_CLUSTER` from the environment, as [`choose`](Self::choose) reads
+    /// them.
     pub fn from_env() -> Result<Self, SetupError> {
-        Self::from_url_or_private(std::env::var("REDIS_URL").ok().as_deref())
+        let url = std::env::var("REDIS_URL")
+            .ok()
+            .filter(|url| !url.is_empty());
+        Self::choose(url.as_deref(), cluster_from_env()?)
     }
 
     /// The URL clients connect to.
@@ -53,20 +80,92 @@ impl RedisTarget {
         match self {
             RedisTarget::External(url) => url.clone(),
             RedisTarget::Private(server) => server.url(),
+            RedisTarget::PrivateCluster(cluster) => cluster.url(),
         }
     }
 
-    /// The private server, for fault injection; `None` for an external one.
+    /// The private server, for fault injection; `None` for an external one or a cluster.
     pub fn server(&self) -> Option<&RedisServer> {
         match self {
-            RedisTarget::External(_) => None,
             RedisTarget::Private(server) => Some(server),
+            RedisTarget::External(_) | RedisTarget::PrivateCluster(_) => None,
         }
     }
 
     /// Connects, failing with advice if the server cannot be reached now.
-    pub async fn connect(&self) -> Result<ConnectionManager, SetupError> {
+    pub async fn connect(&self) -> Result<RedisConn, SetupError> {
         connect(&self.url()).await
+    }
+}
+
+/// `REDIS_CLUSTER` as a yes or no: unset, empty, `0` or `false` is no; `1` or `true` is yes.
+fn cluster_from_env() -> Result<bool, SetupError> {
+    match std::env::var("REDIS_CLUSTER").unwrap_or_default().as_str() {
+        "" | "0" | "false" => Ok(false),
+        "1" | "true" => Ok(true),
+        other => Err(SetupError::BadClusterFlag {
+            value: other.to_string(),
+        }),
+    }
+}
+
+/// Whether `url` names a cluster.
+pub fn is_cluster(url: &str) -> bool {
+    url.starts_with(CLUSTER_SCHEME)
+}
+
+/// `url` with the cluster scheme: `redis://h:p/` becomes `redis+cluster://h:p/`.
+fn as_cluster_url(url: &str) -> String {
+    match url.strip_prefix("redis://") {
+        Some(rest) => format!("{CLUSTER_SCHEME}{rest}"),
+        None => url.to_string(),
+    }
+}
+
+/// The URL of the one node a cluster URL names, in the form the client library reads.
+fn node_url(url: &str) -> String {
+    match url.strip_prefix(CLUSTER_SCHEME) {
+        Some(rest) => format!("redis://{rest}"),
+        None => url.to_string(),
+    }
+}
+
+/// A connection to a single server or to a cluster. Lessons take it wherever they talk to Redis;
+/// commands, pipelines and scripts work the same on both, as long as each names keys of one
+/// hash slot.
+#[derive(Clone)]
+pub enum RedisConn {
+    /// A single server, through a reconnecting multiplexed connection.
+    Server(ConnectionManager),
+    /// A cluster, through a connection per master that follows the slot map.
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for RedisConn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            RedisConn::Server(conn) => conn.req_packed_command(cmd),
+            RedisConn::Cluster(conn) => conn.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            RedisConn::Server(conn) => conn.req_packed_commands(pipeline, offset, count),
+            RedisConn::Cluster(conn) => conn.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            RedisConn::Server(conn) => conn.get_db(),
+            RedisConn::Cluster(conn) => conn.get_db(),
+        }
     }
 }
 
@@ -82,33 +181,63 @@ fn manager_config() -> ConnectionManagerConfig {
         .set_number_of_retries(0)
 }
 
-/// A client for `url`; only the URL's syntax is checked here. Lessons that need a connection of
-/// their own beside the manager (a pub/sub subscription, say) open it from this.
+/// A client for `url` (for a cluster, for the node it names); only the URL's syntax is checked
+/// here. Lessons that need a connection of their own beside the shared one (a pub/sub
+/// subscription, say) open it from this.
 pub fn client(url: &str) -> Result<redis::Client, SetupError> {
-    redis::Client::open(url).map_err(|cause| SetupError::BadRedisUrl {
+    redis::Client::open(node_url(url)).map_err(|cause| SetupError::BadRedisUrl {
         url: redact(url),
         cause,
     })
 }
 
 /// Connects to `url` now and checks that the server accepts commands, or explains why not.
-pub async fn connect(url: &str) -> Result<ConnectionManager, SetupError> {
+pub async fn connect(url: &str) -> Result<RedisConn, SetupError> {
     let refused = |cause| refusal(&redact(url), cause);
-    let mut conn = ConnectionManager::new_with_config(client(url)?, manager_config())
-        .await
-        .map_err(refused)?;
+    let mut conn = if is_cluster(url) {
+        let cluster = ClusterClientBuilder::new([client(url)?.get_connection_info().clone()])
+            .connection_timeout(CONNECT_TIMEOUT)
+            .response_timeout(RESPONSE_TIMEOUT)
+            .retries(1)
+            .build()
+            .map_err(refused)?;
+        RedisConn::Cluster(cluster.get_async_connection().await.map_err(refused)?)
+    } else {
+        let manager = ConnectionManager::new_with_config(client(url)?, manager_config())
+            .await
+            .map_err(refused)?;
+        RedisConn::Server(manager)
+    };
     let _: String = redis::cmd("PING")
         .query_async(&mut conn)
         .await
         .map_err(refused)?;
+    if let RedisConn::Server(_) = conn
+        && cluster_enabled(&mut conn).await
+    {
+        return Err(SetupError::RedisIsACluster { url: redact(url) });
+    }
     Ok(conn)
+}
+
+/// Whether the server a plain connection reached is a cluster node. Commands for keys of other
+/// nodes' slots would fail with `MOVED`, so the learner is told to connect as to a cluster.
+async fn cluster_enabled(conn: &mut RedisConn) -> bool {
+    let info: String = redis::cmd("INFO")
+        .arg("cluster")
+        .query_async(conn)
+        .await
+        .unwrap_or_default();
+    info.contains("cluster_enabled:1")
 }
 
 /// The setup error for a server at `url` that refused us, by what it said.
 fn refusal(url: &str, cause: redis::RedisError) -> SetupError {
     let said = cause.to_string();
     let url = url.to_string();
-    if said.contains("NOAUTH") {
+    if said.contains("cluster support disabled") {
+        SetupError::RedisIsNotACluster { url }
+    } else if said.contains("NOAUTH") {
         SetupError::RedisNeedsPassword { url }
     } else if said.contains("without any password configured") {
         SetupError::RedisHasNoPassword { url }

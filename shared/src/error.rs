@@ -28,6 +28,14 @@ pub enum SetupError {
     #[error("the private redis-server did not answer PING within 10 s; its log ends with:\n{log}")]
     RedisNotReady { log: String },
 
+    /// The private cluster's nodes did not agree that every slot is served; `info` is what one
+    /// of them said (`CLUSTER INFO`), `log` the end of its log.
+    #[error(
+        "the private Redis Cluster did not come together within 20 s.\n\
+         One node's CLUSTER INFO: {info}\nIts log ends with:\n{log}"
+    )]
+    ClusterNotReady { info: String, log: String },
+
     /// A fault-injection command was refused; the field is the reply.
     #[error("redis-server refused a command: {0}")]
     RedisCommand(String),
@@ -64,6 +72,26 @@ pub enum SetupError {
          e.g. redis://HOST:PORT/DB"
     )]
     RedisHasNoPassword { url: String },
+
+    /// `url` names a cluster node, but the course was asked for a single server.
+    #[error(
+        "Redis at {url} is a Redis Cluster node, and the course was asked for a single server.\n\
+         Connect to it as a cluster: REDIS_CLUSTER=1 (or --redis-cluster), or a \
+         redis+cluster://HOST:PORT/ URL"
+    )]
+    RedisIsACluster { url: String },
+
+    /// `url` was named as a cluster, but the server is not a cluster node.
+    #[error(
+        "Redis at {url} is a single server, not a Redis Cluster node.\n\
+         Connect to it as a server: unset REDIS_CLUSTER (or drop --redis-cluster) and use a \
+         redis://HOST:PORT/DB URL"
+    )]
+    RedisIsNotACluster { url: String },
+
+    /// `REDIS_CLUSTER` holds something other than yes or no.
+    #[error("REDIS_CLUSTER={value} is neither yes nor no: set it to 1 (a cluster) or 0 (a server)")]
+    BadClusterFlag { value: String },
 
     /// The database number in `url` does not exist on the server.
     #[error(

@@ -27,6 +27,7 @@
 pub mod bench;
 pub mod budget;
 pub mod cli;
+pub mod cluster;
 pub mod codec;
 pub mod connection;
 pub mod db;
@@ -45,7 +46,7 @@ pub mod worker;
 pub mod workload;
 
 pub use budget::Lookup;
-pub use connection::RedisTarget;
+pub use connection::{RedisConn, RedisTarget};
 pub use db::{Database, DbOptions, Product, User};
 pub use error::SetupError;
 pub use metrics::{CacheMetrics, CacheStats};

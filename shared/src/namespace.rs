@@ -11,9 +11,15 @@
 //! `course:cache-aside:1f2e3d4c:{user:42}`. Cluster places a key by the text inside its first
 //! braces only, so a key and the keys derived from it (`...{user:42}:lease`) share a slot and one
 //! script or transaction may touch them together, on a cluster as on a single server.
+//!
+//! On a cluster every master holds a part of the keyspace and `SCAN` walks only the node it is
+//! sent to, so clean-up scans every master in turn, and removes keys one per `UNLINK`: the keys
+//! of one run live in many slots, and a multi-key command across slots fails with `CROSSSLOT`.
 
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
+use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+
+use crate::connection::RedisConn;
 
 /// The prefix every key of one run (or one part of a run) carries.
 #[derive(Clone, Debug)]
@@ -48,23 +54,79 @@ impl Namespace {
         format!("{}*", self.prefix)
     }
 
-    /// Every key of this namespace now in Redis, found with `SCAN`.
-    pub async fn keys(&self, conn: &mut ConnectionManager) -> redis::RedisResult<Vec<String>> {
+    /// Every key of this namespace now in Redis, found with `SCAN` (on every master of a
+    /// cluster).
+    pub async fn keys(&self, conn: &mut RedisConn) -> redis::RedisResult<Vec<String>> {
         let pattern = self.pattern();
         let mut found = Vec::new();
-        let mut iter = conn.scan_match::<_, String>(pattern).await?;
-        while let Some(key) = iter.next_item().await {
-            found.push(key?);
+        match conn {
+            RedisConn::Server(conn) => {
+                let mut iter = conn.scan_match::<_, String>(pattern).await?;
+                while let Some(key) = iter.next_item().await {
+                    found.push(key?);
+                }
+            }
+            RedisConn::Cluster(conn) => {
+                for (host, port) in masters(conn).await? {
+                    let node =
+                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress { host, port });
+                    let mut cursor = 0u64;
+                    loop {
+                        let mut scan = redis::cmd("SCAN");
+                        scan.arg(cursor)
+                            .arg("MATCH")
+                            .arg(&pattern)
+                            .arg("COUNT")
+                            .arg(500);
+                        let reply = conn.route_command(scan, node.clone()).await?;
+                        let (next, keys): (u64, Vec<String>) = redis::from_redis_value(reply)?;
+                        found.extend(keys);
+                        cursor = next;
+                        if cursor == 0 {
+                            break;
+                        }
+                    }
+                }
+            }
         }
         Ok(found)
     }
 
     /// Removes every key of this namespace and returns how many there were.
-    pub async fn remove_all(&self, conn: &mut ConnectionManager) -> redis::RedisResult<usize> {
+    pub async fn remove_all(&self, conn: &mut RedisConn) -> redis::RedisResult<usize> {
         let keys = self.keys(conn).await?;
-        for batch in keys.chunks(500) {
-            let _: () = conn.unlink(batch).await?;
+        match conn {
+            RedisConn::Server(_) => {
+                for batch in keys.chunks(500) {
+                    let _: () = conn.unlink(batch).await?;
+                }
+            }
+            // One key per command: a run's keys are spread over many slots.
+            RedisConn::Cluster(_) => {
+                for key in &keys {
+                    let _: () = conn.unlink(key).await?;
+                }
+            }
         }
         Ok(keys.len())
     }
+}
+
+/// The address of every master of the cluster, from `CLUSTER NODES`: one line per node,
+/// `<id> <host:port@bus> <flags> ...`, where the flags of a master include `master`.
+async fn masters(
+    conn: &mut redis::cluster_async::ClusterConnection,
+) -> redis::RedisResult<Vec<(String, u16)>> {
+    let nodes: String = redis::cmd("CLUSTER").arg("NODES").query_async(conn).await?;
+    Ok(nodes
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let address = fields.nth(1)?;
+            let flags = fields.next()?;
+            let master = flags.split(',').any(|flag| flag == "master");
+            let (host, port) = address.split('@').next()?.rsplit_once(':')?;
+            master.then(|| Some((host.to_string(), port.parse().ok()?)))?
+        })
+        .collect())
 }

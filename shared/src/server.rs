@@ -64,6 +64,8 @@ pub struct ServerOptions {
 pub struct RedisServer {
     binary: PathBuf,
     port: u16,
+    /// A cluster node's bus port (see [`crate::cluster`]); `None` for a standalone server.
+    cluster_port: Option<u16>,
     options: ServerOptions,
     dir: tempfile::TempDir,
     child: Mutex<Option<Child>>,
@@ -78,6 +80,16 @@ impl RedisServer {
 
     /// Starts a private server run as `options` say, and waits until it answers PING.
     pub fn start_with(options: ServerOptions) -> Result<Self, SetupError> {
+        Self::start_as(options, false)
+    }
+
+    /// Starts an empty cluster node (`cluster-enabled yes`), with no slots and no peers yet:
+    /// [`crate::cluster::RedisCluster`] assigns both.
+    pub(crate) fn start_cluster_node() -> Result<Self, SetupError> {
+        Self::start_as(ServerOptions::default(), true)
+    }
+
+    fn start_as(options: ServerOptions, cluster: bool) -> Result<Self, SetupError> {
         let binary = find_server_binary().ok_or(SetupError::RedisNotInstalled)?;
         // Another process may take the port between our probe and the server's bind, so a
         // server that exits at once is retried on a fresh port.
@@ -86,6 +98,12 @@ impl RedisServer {
             let server = RedisServer {
                 binary: binary.clone(),
                 port: free_port().map_err(SetupError::Io)?,
+                // Redis would put the bus at port + 10000, which can be past 65535 for the
+                // high ports the kernel hands out, so the bus gets a free port of its own.
+                cluster_port: match cluster {
+                    true => Some(free_port().map_err(SetupError::Io)?),
+                    false => None,
+                },
                 options: options.clone(),
                 dir: tempfile::Builder::new()
                     .prefix("caching-course-redis-")
@@ -113,6 +131,12 @@ impl RedisServer {
     /// The loopback port it listens on.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// A cluster node's bus port, which the other nodes talk to it on; `None` for a standalone
+    /// server.
+    pub fn cluster_port(&self) -> Option<u16> {
+        self.cluster_port
     }
 
     /// The server's working folder, a temporary one removed on drop; its log is `redis.log`.
@@ -181,7 +205,7 @@ impl RedisServer {
 
     /// Sends one command that answers `+OK`, outside any client library (authenticated first if
     /// the server wants a password).
-    fn command(&self, command: &str) -> Result<(), SetupError> {
+    pub(crate) fn command(&self, command: &str) -> Result<(), SetupError> {
         let auth = self.options.password.as_ref().map(|p| format!("AUTH {p}"));
         let commands: Vec<&str> = auth.iter().map(String::as_str).chain([command]).collect();
         let reply = roundtrip(self.port, &commands).map_err(SetupError::Io)?;
@@ -206,6 +230,12 @@ impl RedisServer {
             .arg("--logfile")
             .arg(&log)
             .args(persistence_args(self.options.persistence));
+        if let Some(bus) = self.cluster_port {
+            command
+                .args(["--cluster-enabled", "yes"])
+                .args(["--cluster-port", &bus.to_string()])
+                .args(["--cluster-config-file", "nodes.conf"]);
+        }
         if let Some(password) = &self.options.password {
             command.args(["--requirepass", password]);
         }

@@ -17,7 +17,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use crate::connection::RedisConn;
 
 use crate::connection::{self, RedisTarget};
 use crate::db::{Database, DbOptions, Leftover};
@@ -29,7 +29,7 @@ use crate::server::{RedisServer, ServerOptions};
 /// A Redis, a connection, a database and a namespace, for the length of one run.
 pub struct Stage {
     redis: RedisTarget,
-    conn: ConnectionManager,
+    conn: RedisConn,
     db: Arc<Database>,
     namespace: Namespace,
 }
@@ -48,7 +48,9 @@ impl Stage {
         })
     }
 
-    /// The Redis `REDIS_URL` names (else a private server), and the database `db` describes.
+    /// The Redis `REDIS_URL` names (else a private server, or with `REDIS_CLUSTER=1` a private
+    /// cluster), and the database `db` describes (see [`DbOptions::default`] for
+    /// `DATABASE_URL`).
     pub async fn from_env(lesson: &str, db: DbOptions) -> Result<Self, SetupError> {
         Self::open(lesson, RedisTarget::from_env()?, db).await
     }
@@ -65,7 +67,7 @@ impl Stage {
     }
 
     /// A handle on the stage's connection (clones share it).
-    pub fn conn(&self) -> ConnectionManager {
+    pub fn conn(&self) -> RedisConn {
         self.conn.clone()
     }
 
@@ -110,7 +112,7 @@ impl Stage {
         Leftovers {
             keys: match &self.redis {
                 RedisTarget::External(url) => Some((url.clone(), self.namespace.clone())),
-                RedisTarget::Private(_) => None,
+                RedisTarget::Private(_) | RedisTarget::PrivateCluster(_) => None,
             },
             database: self.db.leftover().cloned(),
         }
@@ -204,7 +206,7 @@ impl Cleanup {
 /// One application process: its own connection and subscription client, on a shared stage.
 pub struct Instance {
     /// This process's connection.
-    pub conn: ConnectionManager,
+    pub conn: RedisConn,
     /// Opens this process's subscriptions, each on a connection of its own.
     pub client: redis::Client,
     /// The run's namespace, shared by every process.

@@ -82,10 +82,7 @@ async fn restart_serves_the_same_address_with_no_data_unless_kept() {
 
 /// GET through a connection manager whose server just restarted: it reconnects by itself, but
 /// the first calls may still meet the old socket, so give it a few tries.
-async fn read_after_reconnect(
-    conn: &mut redis::aio::ConnectionManager,
-    key: &str,
-) -> Option<String> {
+async fn read_after_reconnect(conn: &mut shared::RedisConn, key: &str) -> Option<String> {
     for _ in 0..50 {
         if let Ok(v) = conn.get::<_, Option<String>>(key).await {
             return v;

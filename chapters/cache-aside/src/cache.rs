@@ -31,10 +31,10 @@
 
 use std::future::Future;
 
-use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, RedisResult, Script};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use shared::RedisConn;
 use shared::budget::{self, Lookup, Trouble};
 use shared::metrics::{CacheMetrics, CacheStats};
 use shared::{Namespace, codec};
@@ -56,7 +56,7 @@ return 0
 /// A cache-aside cache over one Redis connection and namespace: reads through
 /// [`get_or_load`](Self::get_or_load), invalidation after writes, and its own counters.
 pub struct CacheAside {
-    redis: ConnectionManager,
+    redis: RedisConn,
     namespace: Namespace,
     settings: Settings,
     store_if_leased: Script,
@@ -65,7 +65,7 @@ pub struct CacheAside {
 
 impl CacheAside {
     /// A cache writing under `namespace` through `redis`, as `settings` say.
-    pub fn new(redis: ConnectionManager, namespace: Namespace, settings: Settings) -> Self {
+    pub fn new(redis: RedisConn, namespace: Namespace, settings: Settings) -> Self {
         CacheAside {
             redis,
             namespace,

@@ -10,10 +10,10 @@
 use std::future::Future;
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, RedisResult};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use shared::RedisConn;
 use shared::budget::{self, Trouble};
 use shared::{Namespace, codec};
 
@@ -23,7 +23,7 @@ pub use shared::Lookup;
 
 /// One strategy instance's Redis: its connection, namespace, time budget and counters.
 pub struct RedisCache {
-    conn: ConnectionManager,
+    conn: RedisConn,
     namespace: Namespace,
     timeout: Duration,
     /// The strategy's counters, Redis errors and corrupt entries included.
@@ -32,7 +32,7 @@ pub struct RedisCache {
 
 impl RedisCache {
     /// Keys under `namespace`, through `conn`, each call within `timeout`.
-    pub fn new(conn: ConnectionManager, namespace: Namespace, timeout: Duration) -> Self {
+    pub fn new(conn: RedisConn, namespace: Namespace, timeout: Duration) -> Self {
         RedisCache {
             conn,
             namespace,
@@ -47,7 +47,7 @@ impl RedisCache {
     }
 
     /// A handle on the connection, for commands this layer does not wrap.
-    pub fn conn(&self) -> ConnectionManager {
+    pub fn conn(&self) -> RedisConn {
         self.conn.clone()
     }
 

@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
+use shared::RedisConn;
 use shared::{Namespace, codec};
 
 use crate::cache::{Lookup, RedisCache};
@@ -53,7 +53,7 @@ pub struct LockedLoader<S: Source> {
 impl<S: Source> LockedLoader<S> {
     /// `client` opens this instance's pub/sub subscription; `conn` carries everything else.
     pub async fn new(
-        conn: ConnectionManager,
+        conn: RedisConn,
         client: redis::Client,
         namespace: Namespace,
         source: Arc<S>,

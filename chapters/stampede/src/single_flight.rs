@@ -13,8 +13,8 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
-use redis::aio::ConnectionManager;
 use shared::Namespace;
+use shared::RedisConn;
 use tokio::sync::OnceCell;
 
 use crate::cache::{Lookup, RedisCache};
@@ -80,12 +80,7 @@ pub struct SingleFlight<S: Source> {
 
 impl<S: Source> SingleFlight<S> {
     /// The strategy for keys under `namespace`, through `conn`, loading from `source`.
-    pub fn new(
-        conn: ConnectionManager,
-        namespace: Namespace,
-        source: Arc<S>,
-        settings: Settings,
-    ) -> Self {
+    pub fn new(conn: RedisConn, namespace: Namespace, source: Arc<S>, settings: Settings) -> Self {
         SingleFlight {
             cache: RedisCache::new(conn, namespace, settings.redis_timeout),
             source,

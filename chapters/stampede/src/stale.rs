@@ -18,9 +18,9 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 use shared::Namespace;
+use shared::RedisConn;
 use shared::worker::{Panicked, Tasks};
 
 use crate::cache::{Lookup, RedisCache};
@@ -61,12 +61,7 @@ struct Inner<S: Source> {
 
 impl<S: Source> StaleWhileRevalidate<S> {
     /// The strategy for keys under `namespace`, through `conn`, loading from `source`.
-    pub fn new(
-        conn: ConnectionManager,
-        namespace: Namespace,
-        source: Arc<S>,
-        settings: Settings,
-    ) -> Self {
+    pub fn new(conn: RedisConn, namespace: Namespace, source: Arc<S>, settings: Settings) -> Self {
         StaleWhileRevalidate {
             inner: Arc::new(Inner {
                 cache: RedisCache::new(conn, namespace, settings.redis_timeout),

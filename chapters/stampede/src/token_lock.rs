@@ -16,8 +16,8 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
 use redis::{RedisResult, Script};
+use shared::RedisConn;
 
 // ANCHOR: scripts
 /// Takes the lock, or says how long its current holder still has it.
@@ -87,11 +87,7 @@ pub enum Attempt {
 
 // ANCHOR: acquire
 /// Tries once to take the lock `key` for `ttl`.
-pub async fn try_acquire(
-    conn: &mut ConnectionManager,
-    key: &str,
-    ttl: Duration,
-) -> RedisResult<Attempt> {
+pub async fn try_acquire(conn: &mut RedisConn, key: &str, ttl: Duration) -> RedisResult<Attempt> {
     let token = format!("{:032x}", rand::random::<u128>());
     let answer: i64 = ACQUIRE
         .key(key)
@@ -123,7 +119,7 @@ pub enum Guarded {
 /// Tries once to take the lock `key` for `ttl`, unless `value_key` exists, in which case returns
 /// its bytes. Both keys must hash to the same cluster slot.
 pub async fn try_acquire_unless_present(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     key: &str,
     value_key: &str,
     ttl: Duration,
@@ -157,7 +153,7 @@ pub async fn try_acquire_unless_present(
 impl TokenLock {
     /// Releases the lock if it is still ours. `Ok(false)` means it expired and someone else may
     /// hold it now; their lock is left alone.
-    pub async fn release(self, conn: &mut ConnectionManager) -> RedisResult<bool> {
+    pub async fn release(self, conn: &mut RedisConn) -> RedisResult<bool> {
         let deleted: i64 = RELEASE
             .key(&self.key)
             .arg(&self.token)

@@ -6,8 +6,8 @@
 
 use std::sync::Arc;
 
-use redis::aio::ConnectionManager;
 use shared::Namespace;
+use shared::RedisConn;
 
 use crate::cache::{Lookup, RedisCache};
 use crate::settings::Settings;
@@ -23,12 +23,7 @@ pub struct Unprotected<S: Source> {
 
 impl<S: Source> Unprotected<S> {
     /// The strategy for keys under `namespace`, through `conn`, loading from `source`.
-    pub fn new(
-        conn: ConnectionManager,
-        namespace: Namespace,
-        source: Arc<S>,
-        settings: Settings,
-    ) -> Self {
+    pub fn new(conn: RedisConn, namespace: Namespace, source: Arc<S>, settings: Settings) -> Self {
         Unprotected {
             cache: RedisCache::new(conn, namespace, settings.redis_timeout),
             source,

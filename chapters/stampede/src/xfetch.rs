@@ -25,9 +25,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 use shared::Namespace;
+use shared::RedisConn;
 
 use crate::cache::{Lookup, RedisCache};
 use crate::settings::Settings;
@@ -64,12 +64,7 @@ pub struct XFetch<S: Source> {
 
 impl<S: Source> XFetch<S> {
     /// The strategy for keys under `namespace`, through `conn`, loading from `source`.
-    pub fn new(
-        conn: ConnectionManager,
-        namespace: Namespace,
-        source: Arc<S>,
-        settings: Settings,
-    ) -> Self {
+    pub fn new(conn: RedisConn, namespace: Namespace, source: Arc<S>, settings: Settings) -> Self {
         XFetch {
             cache: RedisCache::new(conn, namespace, settings.redis_timeout),
             source,

@@ -302,7 +302,7 @@ async fn xfetch_with_beta_near_zero_does_not_refresh_early() {
 
 // ANCHOR: round_trips
 /// Commands Redis has run since the last `CONFIG RESETSTAT`, not counting this query.
-async fn commands_run(conn: &mut redis::aio::ConnectionManager) -> u64 {
+async fn commands_run(conn: &mut shared::RedisConn) -> u64 {
     let info: String = redis::cmd("INFO")
         .arg("stats")
         .query_async(conn)

@@ -18,10 +18,10 @@ use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, RedisResult, Script};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use shared::RedisConn;
 use shared::budget::{self, Lookup, Trouble};
 use shared::codec;
 use shared::metrics::{CacheMetrics, Counter};
@@ -59,7 +59,7 @@ pub struct WriteStats {
 
 /// Versioned records in Redis, written only over older ones, with repairs of failed writes.
 pub struct VersionedCache {
-    conn: ConnectionManager,
+    conn: RedisConn,
     timeout: Duration,
     ttl: Duration,
     set_if_newer: Script,
@@ -73,7 +73,7 @@ pub struct VersionedCache {
 
 impl VersionedCache {
     /// Records are kept for `ttl`; every Redis call gets at most `timeout`.
-    pub fn new(conn: ConnectionManager, ttl: Duration, timeout: Duration) -> Self {
+    pub fn new(conn: RedisConn, ttl: Duration, timeout: Duration) -> Self {
         VersionedCache {
             conn,
             timeout,

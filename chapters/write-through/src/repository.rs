@@ -16,7 +16,7 @@
 
 use std::sync::Arc;
 
-use redis::aio::ConnectionManager;
+use shared::RedisConn;
 use shared::metrics::CacheStats;
 use shared::{Database, Lookup, Namespace};
 
@@ -39,7 +39,7 @@ impl WriteThrough {
     /// The repository of the articles in `db`, cached under `namespace` through `conn`.
     pub fn new(
         db: Arc<Database>,
-        conn: ConnectionManager,
+        conn: RedisConn,
         namespace: Namespace,
         settings: Settings,
     ) -> Self {

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use shared::RedisConn;
 use shared::metrics::Counter;
 use shared::{Database, Namespace};
 
@@ -25,7 +25,7 @@ pub struct Catalogue {
     /// The shop's database; every query is counted.
     pub db: Arc<Database>,
     /// The Redis connection (clone it to get a `&mut` one: clones share the connection).
-    pub redis: ConnectionManager,
+    pub redis: RedisConn,
     /// The prefix of every key; the key helpers below apply it.
     pub namespace: Namespace,
     /// The TTLs and time budget to apply.
@@ -38,7 +38,7 @@ impl Catalogue {
     /// A catalogue over `db`, cached through `redis` under `namespace`.
     pub fn new(
         db: Arc<Database>,
-        redis: ConnectionManager,
+        redis: RedisConn,
         namespace: Namespace,
         settings: Settings,
     ) -> Self {

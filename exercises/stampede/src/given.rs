@@ -6,9 +6,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, RedisResult};
 use serde::{Deserialize, Serialize};
+use shared::RedisConn;
 use shared::{Database, Namespace, Product, codec};
 
 /// Lifetimes and patience of the storefront's cache.
@@ -87,7 +87,7 @@ pub struct Storefront {
     /// The shop's database; every query is counted.
     pub db: Arc<Database>,
     /// The Redis connection (clone it to get a `&mut` one: clones share the connection).
-    pub redis: ConnectionManager,
+    pub redis: RedisConn,
     /// The prefix of every key; the key helpers apply it.
     pub namespace: Namespace,
     /// The lifetimes and patience to apply.
@@ -98,7 +98,7 @@ impl Storefront {
     /// A storefront over `db`, cached through `redis` under `namespace`.
     pub fn new(
         db: Arc<Database>,
-        redis: ConnectionManager,
+        redis: RedisConn,
         namespace: Namespace,
         settings: Settings,
     ) -> Self {

@@ -33,8 +33,8 @@ mod given;
 use std::time::Duration;
 
 use redis::RedisResult;
-use redis::aio::ConnectionManager;
 use shared::Product;
+use shared::RedisConn;
 
 pub use given::{Lock, PageRecord, Settings, Storefront, StorefrontError, now_ms};
 
@@ -44,11 +44,7 @@ impl Lock {
     /// Take the lock `key` for `ttl` if nobody holds it, and return it; `None` if it is held.
     /// It must expire by itself after `ttl`, and carry a random token that [`Lock::release`] can
     /// check.
-    pub async fn acquire(
-        redis: &ConnectionManager,
-        key: &str,
-        ttl: Duration,
-    ) -> RedisResult<Option<Lock>> {
+    pub async fn acquire(redis: &RedisConn, key: &str, ttl: Duration) -> RedisResult<Option<Lock>> {
         let _ = (redis, key, ttl);
         todo!("task 1a: SET the lock with a random token, only if it does not exist, with a TTL")
     }
@@ -57,7 +53,7 @@ impl Lock {
     ///
     /// Delete the lock if it is still ours and return `true`; if it expired and someone else holds
     /// the key now, leave their lock alone and return `false`.
-    pub async fn release(self, redis: &ConnectionManager) -> RedisResult<bool> {
+    pub async fn release(self, redis: &RedisConn) -> RedisResult<bool> {
         let _ = redis;
         todo!("task 1b: delete the lock only if it still holds our token, atomically")
     }

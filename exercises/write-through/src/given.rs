@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use redis::RedisResult;
-use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
+use shared::RedisConn;
 use shared::metrics::Counter;
 use shared::{Database, Namespace};
 use sqlx::Row;
@@ -41,7 +41,7 @@ pub struct Stock {
     /// The shop's database; every query is counted.
     pub db: Arc<Database>,
     /// The Redis connection (clone it to get a `&mut` one: clones share the connection).
-    pub redis: ConnectionManager,
+    pub redis: RedisConn,
     /// The prefix of every key; [`Stock::key`] applies it.
     pub namespace: Namespace,
     /// The TTL and time budget to apply.
@@ -57,7 +57,7 @@ impl Stock {
     /// each, at version 1. (Setup: these statements are not counted.)
     pub async fn open(
         db: Arc<Database>,
-        redis: ConnectionManager,
+        redis: RedisConn,
         namespace: Namespace,
         settings: Settings,
         skus: usize,

@@ -33,6 +33,8 @@ pub use users::{User, seed_user};
 #[derive(Clone, Debug)]
 pub struct DbOptions {
     /// `None`: a private SQLite file. Otherwise an `sqlite:` or `postgres://` URL.
+    /// [`Default`] takes it from `DATABASE_URL`, so every test, bench and exercise suite runs on
+    /// the database the environment names.
     pub url: Option<String>,
     /// Users `1..=users` are seeded.
     pub users: i64,
@@ -47,7 +49,9 @@ pub struct DbOptions {
 impl Default for DbOptions {
     fn default() -> Self {
         DbOptions {
-            url: None,
+            url: std::env::var("DATABASE_URL")
+                .ok()
+                .filter(|url| !url.is_empty()),
             users: 100,
             products: 100,
             latency: Duration::ZERO,
@@ -234,9 +238,9 @@ impl Database {
     /// Closes the pool, then removes what the run created in a database it does not own: a
     /// PostgreSQL schema, or a SQLite file at a path the learner named. (A private SQLite file
     /// is deleted on drop.)
-    pub async fn close(self) -> Result<(), SetupError> {
+    pub async fn close(mut self) -> Result<(), SetupError> {
         self.pool.close().await;
-        match &self.leftover {
+        match self.leftover.take() {
             Some(leftover) => leftover.remove().await.map_err(SetupError::Cleanup),
             None => Ok(()),
         }
@@ -253,6 +257,29 @@ impl Database {
         match self.leftover {
             Some(Leftover::PostgresSchema { .. }) => "postgres",
             _ => "sqlite",
+        }
+    }
+}
+
+/// A database that was not closed (a test that failed half-way, a run that ended early) still
+/// removes what it created: the schema or file goes when the value does. Dropping cannot wait for
+/// a future, so the removal runs to completion on a thread and runtime of its own; a failure is
+/// printed, as there is no caller left to return it to.
+impl Drop for Database {
+    fn drop(&mut self) {
+        let Some(leftover) = self.leftover.take() else {
+            return;
+        };
+        let removed = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| format!("could not remove the run's database schema or file: {e}"))?;
+            runtime.block_on(leftover.remove())
+        })
+        .join();
+        if let Ok(Err(left)) = removed {
+            eprintln!("warning: {left}");
         }
     }
 }

@@ -15,8 +15,8 @@ mod given;
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
-use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, RedisResult, Script};
+use shared::RedisConn;
 use shared::{Product, codec};
 
 pub use given::{Lock, PageRecord, Settings, Storefront, StorefrontError, now_ms};
@@ -39,11 +39,7 @@ impl Lock {
     /// Take the lock `key` for `ttl` if nobody holds it, and return it; `None` if it is held.
     /// It must expire by itself after `ttl`, and carry a random token that [`Lock::release`] can
     /// check.
-    pub async fn acquire(
-        redis: &ConnectionManager,
-        key: &str,
-        ttl: Duration,
-    ) -> RedisResult<Option<Lock>> {
+    pub async fn acquire(redis: &RedisConn, key: &str, ttl: Duration) -> RedisResult<Option<Lock>> {
         let token = format!("{:032x}", rand::random::<u128>());
         let taken: Option<String> = redis::cmd("SET")
             .arg(key)
@@ -63,7 +59,7 @@ impl Lock {
     ///
     /// Delete the lock if it is still ours and return `true`; if it expired and someone else holds
     /// the key now, leave their lock alone and return `false`.
-    pub async fn release(self, redis: &ConnectionManager) -> RedisResult<bool> {
+    pub async fn release(self, redis: &RedisConn) -> RedisResult<bool> {
         if cfg!(feature = "mistake-unchecked-release") {
             let deleted: i64 = redis.clone().del(&self.key).await?;
             return Ok(deleted == 1);
