@@ -29,7 +29,7 @@ pub struct Backends {
     /// Run on a Redis Cluster: the one --redis-url names (any of its nodes), else a private
     /// cluster of three masters started for this run. A redis+cluster://HOST:PORT/ URL says the
     /// same without the flag.
-    #[arg(long, env = "REDIS_CLUSTER")]
+    #[arg(long, env = "REDIS_CLUSTER", value_parser = clap::builder::BoolishValueParser::new())]
     pub redis_cluster: bool,
 
     /// Database to use: sqlite://PATH or postgres://USER:PASS@HOST/DB. Unset: a private SQLite

@@ -98,14 +98,14 @@ impl RedisTarget {
     }
 }
 
-/// `REDIS_CLUSTER` as a yes or no: unset, empty, `0` or `false` is no; `1` or `true` is yes.
+/// `REDIS_CLUSTER` as a yes or no, read as clap reads it for `--redis-cluster`: unset, empty,
+/// `0`, `false`, `no` or `off` is no; `1`, `true`, `yes` or `on` is yes.
 fn cluster_from_env() -> Result<bool, SetupError> {
-    match std::env::var("REDIS_CLUSTER").unwrap_or_default().as_str() {
-        "" | "0" | "false" => Ok(false),
-        "1" | "true" => Ok(true),
-        other => Err(SetupError::BadClusterFlag {
-            value: other.to_string(),
-        }),
+    let value = std::env::var("REDIS_CLUSTER").unwrap_or_default();
+    match value.to_ascii_lowercase().as_str() {
+        "" | "0" | "false" | "no" | "off" | "n" | "f" => Ok(false),
+        "1" | "true" | "yes" | "on" | "y" | "t" => Ok(true),
+        _ => Err(SetupError::BadClusterFlag { value }),
     }
 }
 

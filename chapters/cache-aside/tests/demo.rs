@@ -8,6 +8,13 @@ fn demo(args: &[&str]) -> Output {
     shared::process::run_owned(command).expect("run the demo")
 }
 
+/// Runs the demo on the single server `--redis-url` names, whatever `REDIS_CLUSTER` says.
+fn demo_on_a_server(args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cache-aside"));
+    command.args(args).env_remove("REDIS_CLUSTER");
+    shared::process::run_owned(command).expect("run the demo")
+}
+
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -126,7 +133,7 @@ fn server_with_password() -> (shared::RedisServer, String) {
 fn a_redis_password_is_asked_for_checked_and_never_printed() {
     let (server, bare) = server_with_password();
     let small = ["--requests", "200", "--keys", "50", "--db-latency-ms", "0"];
-    let run = |url: &str| demo(&[&["--redis-url", url][..], &small].concat());
+    let run = |url: &str| demo_on_a_server(&[&["--redis-url", url][..], &small].concat());
 
     let out = run(&bare);
     assert!(!out.status.success(), "no password: the demo ran anyway");

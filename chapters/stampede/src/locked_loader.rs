@@ -147,14 +147,19 @@ impl<S: Source> LockedLoader<S> {
         let channel = self.wakeups.channel();
         match &result {
             Ok(value) => {
-                // Store and announce in one round trip; Redis runs them in order, so anyone who
-                // looks after the announcement finds the value.
+                // Store, then announce: the announcement leaves only once Redis has acknowledged
+                // the value, so anyone who looks after hearing it finds the value. Two calls, not
+                // one pipeline: on a cluster the key and the channel hash to different slots,
+                // usually on different masters, and one pipeline may not span slots.
                 let bytes = codec::encode(value).expect("values serialize to JSON");
                 let ttl_ms = self.settings.ttl.as_millis().max(1) as u64;
-                let mut pipe = redis::pipe();
-                pipe.pset_ex(key, &bytes, ttl_ms).ignore();
-                pipe.publish(channel, announcement(key, &bytes)).ignore();
-                self.cache.bounded(pipe.query_async::<()>(&mut conn)).await;
+                self.cache
+                    .bounded(conn.pset_ex::<_, _, ()>(key, &bytes, ttl_ms))
+                    .await;
+                let heard = announcement(key, &bytes);
+                self.cache
+                    .bounded(conn.publish::<_, _, ()>(channel, heard))
+                    .await;
                 self.cache.bounded(lock.release(&mut conn)).await;
             }
             Err(_) => {

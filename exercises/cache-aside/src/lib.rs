@@ -65,6 +65,10 @@ impl Catalogue {
     /// Set the price in the database, then make sure no reader can see the old price: the
     /// product's cached page *and* the cached listing of its category must go. Delete them, do not
     /// overwrite them; the next read loads fresh rows. Returns whether the product existed.
+    ///
+    /// Delete each key with a command of its own. The two keys hash to different slots, and on
+    /// a Redis Cluster (the suite runs there too, with `REDIS_CLUSTER=1`) a pipeline,
+    /// transaction or script that names keys of two slots is refused with `CROSSSLOT`.
     pub async fn set_price(&self, id: i64, price_cents: i64) -> Result<bool, sqlx::Error> {
         let _ = (id, price_cents);
         todo!("task 2: update the database, then invalidate the product and its listing")

@@ -6,7 +6,7 @@
 //! under the time budget and turn any Redis trouble into "nothing cached", so the methods above
 //! them only decide *what* to cache, never how to survive Redis.
 //!
-//! Two features plant the classic mistakes the exercise's suite must catch; CI builds the solution
+//! Features plant the classic mistakes the exercise's suite must catch; CI builds the solution
 //! with each and expects the suite to fail. They are marked where they change a line.
 
 #![warn(missing_docs)]
@@ -66,6 +66,17 @@ impl Catalogue {
             return Ok(false);
         };
         let updated = self.db.set_price(id, price_cents).await?;
+        #[cfg(feature = "mistake-cluster-cross-slot-pipeline")]
+        {
+            // Both deletes in one round trip: fine on one server, refused on a cluster.
+            let mut pipe = redis::pipe();
+            pipe.del(self.product_key(id)).ignore();
+            pipe.del(self.listing_key(&product.category)).ignore();
+            let mut conn = self.redis.clone();
+            self.bounded(pipe.query_async::<()>(&mut conn)).await;
+            return Ok(updated);
+        }
+        #[allow(unreachable_code)]
         self.forget(&self.product_key(id)).await;
         self.forget(&self.listing_key(&product.category)).await;
         Ok(updated)
@@ -88,7 +99,8 @@ impl Catalogue {
             .await;
     }
 
-    /// One key per `DEL`: the page and the listing hash to different cluster slots.
+    /// One key per call: the page and the listing hash to different slots, and on a cluster one
+    /// pipeline, transaction or script may not span two.
     async fn forget(&self, key: &str) {
         let mut conn = self.redis.clone();
         self.bounded(conn.del::<_, ()>(key)).await;
