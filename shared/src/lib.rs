@@ -5,8 +5,9 @@
 //!
 //! - [`stage`]: the one setup every demo, test, bench and exercise suite runs on: a Redis, a
 //!   connection, the database and a namespace, and more application instances on demand;
-//! - [`server`], [`process`] and [`connection`]: a real Redis, private or named by `REDIS_URL`,
-//!   and the reconnecting connection every lesson uses;
+//! - [`server`], [`cluster`], [`process`] and [`connection`]: a real Redis, a single server or a
+//!   three-master cluster, private or named by `REDIS_URL`, and the reconnecting connection every
+//!   lesson uses on either;
 //! - [`budget`]: every Redis call within a time budget, its failure counted and turned into a
 //!   fallback;
 //! - [`pubsub`] and [`worker`]: a subscription that survives reconnections, and background
