@@ -52,6 +52,6 @@ pub use db::{Database, DbOptions, Product, User};
 pub use error::SetupError;
 pub use metrics::{CacheMetrics, CacheStats};
 pub use namespace::Namespace;
-pub use server::{Persistence, RedisServer, ServerOptions};
+pub use server::{CommandWatch, Persistence, RedisServer, ServerOptions};
 pub use stage::{Cleanup, Instance, Stage};
 pub use workload::{Op, Workload};

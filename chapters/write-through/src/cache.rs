@@ -13,7 +13,7 @@
 //! 3. the TTL every record carries is the last safety net, for other instances and for a process
 //!    that dies with repairs pending. It bounds how long anyone can read the old row.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -63,8 +63,8 @@ pub struct VersionedCache {
     timeout: Duration,
     ttl: Duration,
     set_if_newer: Script,
-    /// Keys whose repair could not be done yet.
-    unrepaired: Mutex<HashSet<String>>,
+    /// Keys whose repair could not be done yet, each with the version whose write failed.
+    unrepaired: Mutex<HashMap<String, i64>>,
     /// The read side's counters (and every Redis error).
     pub reads: CacheMetrics,
     /// The write side's counters.
@@ -79,7 +79,7 @@ impl VersionedCache {
             timeout,
             ttl,
             set_if_newer: Script::new(SET_IF_NEWER),
-            unrepaired: Mutex::new(HashSet::new()),
+            unrepaired: Mutex::new(HashMap::new()),
             reads: CacheMetrics::default(),
             writes: WriteMetrics::default(),
         }
@@ -131,34 +131,49 @@ impl VersionedCache {
         match stored {
             Some(1) => {
                 self.writes.stored.inc();
-                // The key now holds the newest version: nothing left to repair.
-                self.unrepaired.lock().expect("repairs lock").remove(key);
+                self.covered(key, record.version);
             }
             Some(_) => self.writes.refused_older.inc(),
             None => {
                 self.writes.failed.inc();
-                self.repair(key).await;
+                self.repair(key, record.version).await;
             }
         }
     }
 
-    /// After a failed cache write: delete the key, or remember that it must be deleted.
-    async fn repair(&self, key: &str) {
+    /// After a failed cache write of `version`: delete the key, or remember that it must be
+    /// deleted.
+    async fn repair(&self, key: &str, version: i64) {
         let mut conn = self.conn.clone();
         if self.bounded(conn.del::<_, ()>(key)).await.is_some() {
             self.writes.deleted.inc();
         } else {
             self.writes.pending.inc();
-            self.unrepaired
-                .lock()
-                .expect("repairs lock")
-                .insert(key.to_string());
+            let mut unrepaired = self.unrepaired.lock().expect("repairs lock");
+            let failed = unrepaired.entry(key.to_string()).or_insert(version);
+            *failed = (*failed).max(version);
+        }
+    }
+
+    /// A stored `version` of `key` settles a pending repair only if it is at least as new as the
+    /// write that failed. An older one can be stored too: a reader that loaded the row before that
+    /// write, finding the key gone after Redis came back empty, stores what it read, and the key
+    /// must still be deleted before it is served.
+    fn covered(&self, key: &str, version: i64) {
+        let mut unrepaired = self.unrepaired.lock().expect("repairs lock");
+        if unrepaired.get(key).is_some_and(|&failed| version >= failed) {
+            unrepaired.remove(key);
         }
     }
 
     /// Completes a pending repair of `key`, if there is one. Returns whether the key may be read.
     async fn finish_repair(&self, key: &str) -> bool {
-        if !self.unrepaired.lock().expect("repairs lock").contains(key) {
+        if !self
+            .unrepaired
+            .lock()
+            .expect("repairs lock")
+            .contains_key(key)
+        {
             return true;
         }
         let mut conn = self.conn.clone();

@@ -8,8 +8,10 @@
 //! cargo test -p cache-aside-exercise
 //! ```
 //!
-//! and replace each `todo!()` until they pass. The tests use a real Redis and a real database and
-//! count the database's queries, so a cache that only *looks* right will not pass. Stuck? Each
+//! and replace each `todo!()` until they pass. The tests of one task run alone with
+//! `cargo test -p cache-aside-exercise task1` (or `task2`, `task3`). The tests use a real Redis
+//! and a real database and count the database's queries and Redis's failed calls, so a cache that
+//! only *looks* right will not pass. Stuck? Each
 //! task has a hint in `exercises/cache-aside/HINTS.md` (also in the book), and a worked answer
 //! in `solutions/cache-aside`.
 //!
@@ -44,6 +46,10 @@ impl Catalogue {
     ///   `settings.negative_ttl`, so that requests for unknown ids do not reach the database
     ///   every time. (And it must come back as `None`, not as an error.)
     /// - A product with `stock: 0` is a value like any other: the second read is a hit.
+    ///
+    /// Redis is a help here, never a requirement: from the first task on, a Redis call that
+    /// fails must not reach the caller as an error (task 3 says exactly what to do instead), so
+    /// route every call through one small helper of your own from the start.
     pub async fn product(&self, id: i64) -> Result<Option<Product>, sqlx::Error> {
         let _ = id;
         todo!("task 1: cache-aside read of one product, with negative caching")
@@ -66,6 +72,12 @@ impl Catalogue {
     /// product's cached page *and* the cached listing of its category must go. Delete them, do not
     /// overwrite them; the next read loads fresh rows. Returns whether the product existed.
     ///
+    /// - Delete *after* the database write, never before: a read between a delete and the write
+    ///   would load the old row and cache it again.
+    /// - To know which listing to delete you need the product's category: read the product from
+    ///   the database (one more query) before you change it, not from the cache, which may be
+    ///   stale or empty.
+    ///
     /// Delete each key with a command of its own. The two keys hash to different slots, and on
     /// a Redis Cluster (the suite runs there too, with `REDIS_CLUSTER=1`) a pipeline,
     /// transaction or script that names keys of two slots is refused with `CROSSSLOT`.
@@ -81,7 +93,9 @@ impl Catalogue {
 // - Redis stopped: `product`, `listing` and `set_price` still answer correctly from the database.
 //   No Redis error reaches the caller, nothing panics, and each failed Redis call adds one to
 //   `self.redis_errors`.
-// - Redis stalled: no Redis call may wait longer than `settings.redis_timeout`.
+// - Redis stalled: no Redis call may wait longer than `settings.redis_timeout`, on the read
+//   path and on the write path (`set_price`'s deletes) alike, and each call that ran out of time
+//   adds one to `self.redis_errors`: the tests count them exactly.
 // - Redis back: hits resume without recreating the `Catalogue`.
 // - A cached entry that does not decode (somebody else's bytes) is a miss, and the freshly
 //   loaded value replaces it.

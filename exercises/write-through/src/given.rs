@@ -3,7 +3,7 @@
 //! answer in `solutions/write-through` includes this very file, so the two can never drift
 //! apart.)
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -48,8 +48,9 @@ pub struct Stock {
     pub settings: Settings,
     /// Redis calls that failed or ran out of time.
     pub redis_errors: Counter,
-    /// Keys that must be deleted before they are served again (task 3).
-    pub unrepaired: Mutex<HashSet<String>>,
+    /// Keys that must be deleted before they are served again, each with the version of the
+    /// committed row whose store failed (task 3).
+    pub unrepaired: Mutex<HashMap<String, i64>>,
 }
 
 impl Stock {
@@ -88,7 +89,7 @@ impl Stock {
             namespace,
             settings,
             redis_errors: Counter::default(),
-            unrepaired: Mutex::new(HashSet::new()),
+            unrepaired: Mutex::new(HashMap::new()),
         })
     }
 

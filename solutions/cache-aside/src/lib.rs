@@ -6,8 +6,10 @@
 //! under the time budget and turn any Redis trouble into "nothing cached", so the methods above
 //! them only decide *what* to cache, never how to survive Redis.
 //!
-//! Features plant the classic mistakes the exercise's suite must catch; CI builds the solution
-//! with each and expects the suite to fail. They are marked where they change a line.
+//! The classic mistakes live beside this answer, not in it: each file in `mistakes/` is a patch
+//! that plants one, with a note on what it breaks. CI applies each and checks that the exercise's
+//! suite fails. To watch one fail: `git apply solutions/cache-aside/mistakes/<name>.patch`, run
+//! `cargo test -p cache-aside-solution`, then `git apply -R` the same file.
 
 #![warn(missing_docs)]
 
@@ -37,10 +39,6 @@ impl Catalogue {
             Some(_) => self.settings.ttl,
             None => self.settings.negative_ttl,
         };
-        #[cfg(feature = "mistake-no-negative-cache")]
-        if product.is_none() {
-            return Ok(product);
-        }
         self.write(&key, &product, ttl).await;
         Ok(product)
     }
@@ -49,8 +47,6 @@ impl Catalogue {
     pub async fn listing(&self, category: &str) -> Result<Vec<Product>, sqlx::Error> {
         let key = self.listing_key(category);
         let cached = self.read::<Vec<Product>>(&key).await;
-        #[cfg(feature = "mistake-empty-is-miss")]
-        let cached = cached.filter(|list| !list.is_empty());
         if let Some(listing) = cached {
             return Ok(listing);
         }
@@ -66,17 +62,6 @@ impl Catalogue {
             return Ok(false);
         };
         let updated = self.db.set_price(id, price_cents).await?;
-        #[cfg(feature = "mistake-cluster-cross-slot-pipeline")]
-        {
-            // Both deletes in one round trip: fine on one server, refused on a cluster.
-            let mut pipe = redis::pipe();
-            pipe.del(self.product_key(id)).ignore();
-            pipe.del(self.listing_key(&product.category)).ignore();
-            let mut conn = self.redis.clone();
-            self.bounded(pipe.query_async::<()>(&mut conn)).await;
-            return Ok(updated);
-        }
-        #[allow(unreachable_code)]
         self.forget(&self.product_key(id)).await;
         self.forget(&self.listing_key(&product.category)).await;
         Ok(updated)

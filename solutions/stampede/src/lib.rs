@@ -4,8 +4,10 @@
 //! the same here, the given parts are the exercise's own `given.rs`, included as it is, and only
 //! the task bodies are filled in.
 //!
-//! The `mistake-*` features plant the classic mistakes (see `Cargo.toml`); CI builds the solution
-//! with each one and checks that the exercise's suite fails.
+//! The classic mistakes live beside this answer, not in it: each file in `mistakes/` is a patch
+//! that plants one, with a note on what it breaks. CI applies each and checks that the exercise's
+//! suite fails. To watch one fail: `git apply solutions/stampede/mistakes/<name>.patch`, run
+//! `cargo test -p stampede-solution`, then `git apply -R` the same file.
 
 #![warn(missing_docs)]
 
@@ -60,10 +62,6 @@ impl Lock {
     /// Delete the lock if it is still ours and return `true`; if it expired and someone else holds
     /// the key now, leave their lock alone and return `false`.
     pub async fn release(self, redis: &RedisConn) -> RedisResult<bool> {
-        if cfg!(feature = "mistake-unchecked-release") {
-            let deleted: i64 = redis.clone().del(&self.key).await?;
-            return Ok(deleted == 1);
-        }
         let deleted: i64 = RELEASE
             .key(&self.key)
             .arg(&self.token)
@@ -105,9 +103,6 @@ impl Storefront {
             }
             let left = self.settings.max_wait.saturating_sub(started.elapsed());
             if left.is_zero() {
-                if cfg!(feature = "mistake-load-on-timeout") {
-                    return Ok(self.db.products_in_category(category, None).await?);
-                }
                 return Err(StorefrontError::Busy {
                     category: category.to_string(),
                 });
@@ -163,9 +158,6 @@ impl Storefront {
     }
 
     async fn refresh_page_in_background(&self, category: &str) -> Result<(), StorefrontError> {
-        if cfg!(feature = "mistake-never-refresh") {
-            return Ok(());
-        }
         let guard = self.page_refresh_key(category);
         let Some(lock) = Lock::acquire(&self.redis, &guard, self.settings.lock_ttl).await? else {
             return Ok(()); // another request is refreshing it

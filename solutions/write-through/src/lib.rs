@@ -4,8 +4,10 @@
 //! are the same here, the given parts are the exercise's own `given.rs`, included as it is, and
 //! only the task bodies are filled in.
 //!
-//! The `mistake-*` features plant the classic mistakes (see `Cargo.toml`); CI builds the solution
-//! with each one and checks that the exercise's suite fails.
+//! The classic mistakes live beside this answer, not in it: each file in `mistakes/` is a patch
+//! that plants one, with a note on what it breaks. CI applies each and checks that the exercise's
+//! suite fails. To watch one fail: `git apply solutions/write-through/mistakes/<name>.patch`, run
+//! `cargo test -p write-through-solution`, then `git apply -R` the same file.
 
 #![warn(missing_docs)]
 
@@ -75,21 +77,11 @@ impl Stock {
         sku: &str,
         quantity: i64,
     ) -> Result<Option<StockLevel>, sqlx::Error> {
-        if cfg!(feature = "mistake-cache-before-commit")
-            && let Some(current) = self.load(sku).await?
-        {
-            let expected = StockLevel {
-                quantity,
-                version: current.version + 1,
-                ..current
-            };
-            self.store(&expected).await;
-        }
         let Some(level) = self.commit_quantity(sku, quantity).await? else {
             return Ok(None);
         };
-        if self.store(&level).await.is_none() && !cfg!(feature = "mistake-keep-stale-on-failure") {
-            self.repair(&self.key(sku)).await;
+        if self.store(&level).await.is_none() {
+            self.repair(&self.key(sku), level.version).await;
         }
         Ok(Some(level))
     }
@@ -104,40 +96,44 @@ impl Stock {
         let key = self.key(&level.sku);
         let bytes = codec::encode(level).expect("stock levels serialize");
         let ttl_ms = self.settings.ttl.as_millis().max(1) as u64;
-        let stored = if cfg!(feature = "mistake-ignore-versions") {
-            let mut conn = self.redis.clone();
-            let set = conn.pset_ex::<_, _, ()>(&key, bytes, ttl_ms);
-            self.within_budget(set).await.map(|_| true)
-        } else {
-            let mut invocation = STORE_IF_NEWER.key(&key);
-            invocation.arg(level.version).arg(bytes).arg(ttl_ms);
-            let mut conn = self.redis.clone();
-            let answer: Option<i64> = self.within_budget(invocation.invoke_async(&mut conn)).await;
-            answer.map(|stored| stored == 1)
-        };
+        let mut invocation = STORE_IF_NEWER.key(&key);
+        invocation.arg(level.version).arg(bytes).arg(ttl_ms);
+        let mut conn = self.redis.clone();
+        let answer: Option<i64> = self.within_budget(invocation.invoke_async(&mut conn)).await;
+        let stored = answer.map(|stored| stored == 1);
         if stored == Some(true) {
-            self.unrepaired.lock().expect("repairs lock").remove(&key);
+            // Only a store at least as new as the failed one settles a pending repair.
+            let mut unrepaired = self.unrepaired.lock().expect("repairs lock");
+            if unrepaired
+                .get(&key)
+                .is_some_and(|&failed| level.version >= failed)
+            {
+                unrepaired.remove(&key);
+            }
         }
         stored
     }
 
-    /// Task 3: after a failed cache write, delete the key; if that fails too, remember it.
-    async fn repair(&self, key: &str) {
+    /// Task 3: after a failed cache write of `version`, delete the key; if that fails too,
+    /// remember it, with the version.
+    async fn repair(&self, key: &str, version: i64) {
         let deleted = self
             .within_budget(self.redis.clone().del::<_, ()>(key))
             .await;
         if deleted.is_none() {
-            self.unrepaired
-                .lock()
-                .expect("repairs lock")
-                .insert(key.to_string());
+            let mut unrepaired = self.unrepaired.lock().expect("repairs lock");
+            let failed = unrepaired.entry(key.to_string()).or_insert(version);
+            *failed = (*failed).max(version);
         }
     }
 
     /// Task 3: deletes `key` first if its repair is pending. Returns whether it may be read.
     async fn finish_repair(&self, key: &str) -> bool {
-        if cfg!(feature = "mistake-keep-stale-on-failure")
-            || !self.unrepaired.lock().expect("repairs lock").contains(key)
+        if !self
+            .unrepaired
+            .lock()
+            .expect("repairs lock")
+            .contains_key(key)
         {
             return true;
         }

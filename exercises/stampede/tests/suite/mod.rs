@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::AsyncCommands;
-use shared::{DbOptions, Product, Stage};
+use shared::{DbOptions, Product, ServerOptions, Stage};
 
-use super::subject::{Lock, Settings, Storefront, StorefrontError};
+use super::subject::{Lock, PageRecord, Settings, Storefront, StorefrontError};
 
 fn settings() -> Settings {
     Settings {
@@ -22,17 +22,72 @@ fn settings() -> Settings {
     }
 }
 
-/// The stage: a Redis, a database with 40 products, a namespace.
-async fn shop() -> Stage {
-    let db = DbOptions {
+fn db() -> DbOptions {
+    DbOptions {
         users: 1,
         products: 40,
         max_connections: 20,
         ..DbOptions::default()
-    };
-    Stage::from_env("stampede-exercise", db)
+    }
+}
+
+/// The stage: a Redis, a database with 40 products, a namespace.
+async fn shop() -> Stage {
+    Stage::from_env("stampede-exercise", db())
         .await
         .expect("a Redis and a database for the tests")
+}
+
+/// A stage on a private single server, for the tests that count the commands Redis runs.
+async fn shop_with_private_redis() -> Stage {
+    Stage::private("stampede-exercise", db(), ServerOptions::default())
+        .await
+        .expect("a private redis-server and a database for the tests")
+}
+
+/// Renames the products table away and back: while it is away every query for products fails,
+/// as a database that is down would.
+async fn products_table(shop: &Stage, there: bool) {
+    let (from, to) = if there {
+        ("products_away", "products")
+    } else {
+        ("products", "products_away")
+    };
+    let mut setup = shop.db().setup().await.unwrap();
+    sqlx::query(&format!("ALTER TABLE {from} RENAME TO {to}"))
+        .execute(&mut *setup)
+        .await
+        .unwrap();
+    setup.commit().await.unwrap();
+}
+
+/// Rewrites the cached page of `category` as stale (fresh until the epoch), as time would.
+async fn make_stale(shop: &Stage, front: &Storefront, category: &str) {
+    let key = front.page_key(category);
+    let bytes: Vec<u8> = shop.conn().get(&key).await.unwrap();
+    let mut record: PageRecord = shared::codec::decode(&bytes).expect("a PageRecord is cached");
+    record.fresh_until_ms = 0;
+    let _: () = shop
+        .conn()
+        .set_ex(&key, shared::codec::encode(&record).unwrap(), 60)
+        .await
+        .unwrap();
+}
+
+/// Waits up to 5 s until the page of `category` is fresh again and its refresh lock is gone,
+/// that is, until a background refresh has finished; panics with `why` if it never does.
+async fn until_refreshed(shop: &Stage, front: &Storefront, category: &str, why: &str) {
+    for _ in 0..500 {
+        let bytes: Option<Vec<u8>> = shop.conn().get(front.page_key(category)).await.unwrap();
+        let fresh = bytes
+            .and_then(|b| shared::codec::decode::<PageRecord>(&b).ok())
+            .is_some_and(|record| record.fresh_until_ms > super::subject::now_ms());
+        if fresh && !shop.exists(&front.page_refresh_key(category)).await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{why}");
 }
 
 /// Storefronts on the stage, and what the tests look at.
@@ -189,6 +244,57 @@ async fn task1_release_leaves_a_newer_holders_lock_alone() {
     assert!(new.release(&shop.conn()).await.unwrap());
 }
 
+#[tokio::test]
+async fn task1_acquire_and_release_are_one_command_each() {
+    let shop = shop_with_private_redis().await;
+    let ttl = Duration::from_secs(30);
+    // One round first: a script is loaded into Redis the first time it runs.
+    let warm = Lock::acquire(&shop.conn(), &shop.key("warm:lock"), ttl)
+        .await
+        .unwrap()
+        .expect("a free lock");
+    warm.release(&shop.conn()).await.unwrap();
+
+    let mut sent = shop.server().watch_commands().await.unwrap();
+    let lock = Lock::acquire(&shop.conn(), &shop.key("report:lock"), ttl)
+        .await
+        .unwrap()
+        .expect("a free lock");
+    let acquire = sent.since_last().await;
+    assert_eq!(
+        acquire.len(),
+        1,
+        "commands sent by one Lock::acquire: expected one (SET key token NX PX ms), got \
+         {acquire:?}. A set-if-absent followed by a separate EXPIRE leaves a lock with no TTL, \
+         held forever, if the process dies between the two"
+    );
+    lock.release(&shop.conn()).await.unwrap();
+    let release = sent.since_last().await;
+    assert!(
+        release.len() == 1 && release[0].starts_with("EVAL"),
+        "commands sent by one Lock::release: expected one script call (EVAL or EVALSHA), got \
+         {release:?}. A GET in Rust followed by a DEL can delete a lock that expired and was \
+         taken by someone else between the two"
+    );
+}
+
+#[tokio::test]
+async fn task1_the_lock_ttl_keeps_its_milliseconds() {
+    let shop = shop().await;
+    let key = shop.key("report:lock");
+    let _lock = Lock::acquire(&shop.conn(), &key, Duration::from_millis(1_500))
+        .await
+        .unwrap()
+        .expect("a free lock");
+    let pttl: i64 = shop.conn().pttl(&key).await.unwrap();
+    assert!(
+        (1_001..=1_500).contains(&pttl),
+        "PTTL of a lock taken for 1,500 ms: expected 1,001 to 1,500 ms, got {pttl}. Below that, \
+         the TTL was probably rounded to whole seconds (EX with as_secs()); use PX with \
+         as_millis()"
+    );
+}
+
 // ---- task 2: one load per stampede -------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -273,6 +379,33 @@ async fn task2_a_waiter_out_of_time_gives_up_instead_of_loading() {
         "no waiter went to the database at its deadline"
     );
     assert!(holder.await.unwrap().is_ok());
+}
+
+#[tokio::test]
+async fn task2_a_failed_load_releases_the_lock_and_returns_the_error() {
+    let shop = shop().await;
+    let front = Shop::instance(&shop, settings()).await;
+    products_table(&shop, false).await;
+    let answer = front.listing("tea").await;
+    products_table(&shop, true).await;
+    assert!(
+        matches!(answer, Err(StorefrontError::Database(_))),
+        "listing() while the database fails: expected Err(StorefrontError::Database), got \
+         {answer:?}"
+    );
+    assert!(
+        !shop.exists(&front.listing_lock_key("tea")).await,
+        "after a failed load the lock {} is still held: expected it released. Did a `?` on \
+         the load return before the release? Every other request now waits out the lock's TTL \
+         (settings.lock_ttl)",
+        front.listing_lock_key("tea")
+    );
+    let answer = front.listing("tea").await;
+    assert_eq!(
+        answer.as_ref().map(Vec::len).ok(),
+        Some(shop.expected("tea").await.len()),
+        "listing() once the database is back: expected the tea products, got {answer:?}"
+    );
 }
 
 #[tokio::test]
@@ -383,4 +516,68 @@ async fn task3_after_the_hard_ttl_the_page_is_gone_and_loaded_again() {
     );
     front.page("kitchen").await.unwrap();
     assert_eq!(shop.db().queries(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn task3_a_stale_read_does_not_wait_for_the_refresh() {
+    let shop = shop().await;
+    let front = Shop::instance(&shop, soft(60_000, 120_000)).await;
+    let old = front.page("tea").await.unwrap();
+    make_stale(&shop, &front, "tea").await;
+    let load = Duration::from_secs(3);
+    shop.db().set_latency(load);
+
+    let started = tokio::time::Instant::now();
+    let answer = tokio::time::timeout(load / 3, front.page("tea")).await;
+    let waited = started.elapsed();
+    let answer = answer.unwrap_or_else(|_| {
+        panic!(
+            "a stale page read was still running after {waited:?}, while the refresh's query \
+             takes {load:?}: expected the stale page at once. Did the reader await the refresh \
+             instead of spawning it?"
+        )
+    });
+    assert_eq!(
+        answer.unwrap(),
+        old,
+        "a stale read: expected the stale page, got something else"
+    );
+    shop.db().set_latency(Duration::ZERO);
+    until_refreshed(
+        &shop,
+        &front,
+        "tea",
+        "the stale page was never refreshed in the background",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn task3_every_stale_period_gets_its_refresh() {
+    let shop = shop().await;
+    let front = Shop::instance(&shop, soft(60_000, 120_000)).await;
+    front.page("books").await.unwrap();
+    for period in 1..=2 {
+        make_stale(&shop, &front, "books").await;
+        front.page("books").await.unwrap();
+        until_refreshed(
+            &shop,
+            &front,
+            "books",
+            &format!(
+                "stale period {period}: the page was not refreshed (fresh again, refresh lock \
+                 {} gone) within 5 s. If period 1 passed, the refresh probably never released \
+                 its lock, so no later stale read can refresh until it expires",
+                front.page_refresh_key("books")
+            ),
+        )
+        .await;
+    }
+    assert_eq!(
+        shop.db().queries(),
+        3,
+        "database queries for a first load and two stale periods: expected 3 (one load, one \
+         refresh each), got {}",
+        shop.db().queries()
+    );
 }
