@@ -58,10 +58,18 @@ impl Shop {
         self.stage.conn().exists(key).await.unwrap()
     }
 
-    async fn pttl(&self, key: &str) -> Duration {
+    /// Asserts that `key` (the cached `what`) expires within `ttl` and not much sooner: the
+    /// test has run for at most a few seconds since it was stored.
+    async fn assert_ttl(&self, key: &str, what: &str, ttl: Duration, setting: &str) {
         let ms: i64 = self.stage.conn().pttl(key).await.unwrap();
-        assert!(ms > 0, "{key} should have a TTL (PTTL answered {ms})");
-        Duration::from_millis(ms as u64)
+        let lowest = ttl.saturating_sub(Duration::from_secs(5)).as_millis() as i64;
+        assert!(
+            (lowest..=ttl.as_millis() as i64).contains(&ms),
+            "PTTL of the cached {what}: expected {lowest} to {} ms ({setting}), got {ms} ms \
+             (-1: no TTL at all; -2: no such key). Is it stored with the right setting, in \
+             milliseconds?",
+            ttl.as_millis()
+        );
     }
 
     fn server(&self) -> &RedisServer {
@@ -86,7 +94,8 @@ async fn task1_second_read_is_a_hit() {
         "the database is asked once, then Redis answers"
     );
     let key = shop.catalogue.product_key(7);
-    assert!(shop.pttl(&key).await <= settings().ttl);
+    shop.assert_ttl(&key, "product 7", settings().ttl, "settings.ttl")
+        .await;
 }
 
 #[tokio::test]
@@ -100,11 +109,14 @@ async fn task1_an_unknown_product_costs_one_query() {
         1,
         "an absent product must be cached too, or every request reaches the database"
     );
-    let ttl = shop.pttl(&shop.catalogue.product_key(999_999)).await;
-    assert!(
-        ttl <= settings().negative_ttl,
-        "absent is cached with the negative TTL: {ttl:?}"
-    );
+    let key = shop.catalogue.product_key(999_999);
+    shop.assert_ttl(
+        &key,
+        "absent product 999999",
+        settings().negative_ttl,
+        "settings.negative_ttl",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -137,7 +149,9 @@ async fn task2_a_listing_is_cached() {
         assert_eq!(shop.catalogue.listing("tea").await.unwrap(), expected);
     }
     assert_eq!(shop.stage.db().queries(), 1);
-    assert!(shop.pttl(&shop.catalogue.listing_key("tea")).await <= settings().ttl);
+    let key = shop.catalogue.listing_key("tea");
+    shop.assert_ttl(&key, "tea listing", settings().ttl, "settings.ttl")
+        .await;
 }
 
 #[tokio::test]
@@ -192,6 +206,55 @@ async fn task2_a_price_change_reaches_the_page_and_the_listing() {
         (12, 1),
         "now the cheapest"
     );
+}
+
+/// The price of product `id` in the database, read outside the catalogue: not counted, not
+/// slowed.
+async fn price_in_db(shop: &Shop, id: i64) -> i64 {
+    use sqlx::Row;
+    let mut setup = shop.stage.db().setup().await.unwrap();
+    let row = sqlx::query("SELECT price_cents FROM products WHERE id = $1")
+        .bind(id)
+        .fetch_one(&mut *setup)
+        .await
+        .unwrap();
+    row.try_get("price_cents").unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn task2_a_price_change_deletes_after_the_database_write() {
+    let shop = shop().await;
+    let old = seed_product(14).price_cents;
+    shop.catalogue.product(14).await.unwrap();
+    let page = shop.catalogue.product_key(14);
+    // Each query now takes 200 ms, so the gap between a delete and the write, if the delete
+    // comes first, is wide enough to see.
+    shop.stage.db().set_latency(Duration::from_millis(200));
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let change = async {
+        let changed = shop.catalogue.set_price(14, old + 1).await;
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        changed
+    };
+    let watch = async {
+        while !done.load(std::sync::atomic::Ordering::SeqCst) {
+            if !shop.exists(&page).await {
+                let price = price_in_db(&shop, 14).await;
+                assert_eq!(
+                    price,
+                    old + 1,
+                    "the cached page of product 14 was gone while the database still had the \
+                     old price ({old} cents; the new one is {}): expected the delete after the \
+                     write. A read between the two would load the old row and cache it again",
+                    old + 1
+                );
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    };
+    let (changed, ()) = tokio::join!(change, watch);
+    assert!(changed.unwrap(), "product 14 exists");
 }
 
 #[tokio::test]
@@ -265,6 +328,56 @@ async fn task3_a_stalled_redis_costs_at_most_the_time_budget() {
     assert!(
         shop.catalogue.redis_errors.get() >= 1,
         "the timeout is counted"
+    );
+}
+
+#[tokio::test]
+async fn task3_a_stalled_redis_costs_a_price_change_its_budget_and_two_counted_errors() {
+    let shop = shop_with_private_redis().await;
+    let product = seed_product(3);
+    shop.catalogue.product(3).await.unwrap();
+    shop.catalogue.listing(&product.category).await.unwrap();
+    let before = shop.catalogue.redis_errors.get();
+    shop.server().pause(Duration::from_secs(3)).unwrap();
+    let changed = tokio::time::timeout(
+        Duration::from_millis(1_500),
+        shop.catalogue.set_price(3, 1),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "set_price() against a Redis paused for 3 s was still running after 1.5 s: expected \
+             it to give up on each delete after settings.redis_timeout (100 ms). Are the deletes \
+             inside the time budget?"
+        )
+    });
+    assert!(changed.unwrap(), "product 3 exists");
+    let errors = shop.catalogue.redis_errors.get() - before;
+    assert_eq!(
+        errors, 2,
+        "redis_errors after one set_price() against a paused Redis: expected exactly 2 (the \
+         page's DEL and the listing's DEL, each out of time), got {errors}. 0 or 1: a delete's \
+         failure was not counted, or was skipped"
+    );
+}
+
+#[tokio::test]
+async fn task3_a_stopped_redis_costs_a_price_change_two_counted_errors() {
+    let shop = shop_with_private_redis().await;
+    shop.catalogue.product(5).await.unwrap();
+    shop.server().stop();
+    let before = shop.catalogue.redis_errors.get();
+    let changed = shop.catalogue.set_price(5, 2).await;
+    assert!(
+        matches!(changed, Ok(true)),
+        "set_price() with Redis stopped: expected Ok(true) (the database changed; Redis errors \
+         never reach the caller), got {changed:?}"
+    );
+    let errors = shop.catalogue.redis_errors.get() - before;
+    assert_eq!(
+        errors, 2,
+        "redis_errors after one set_price() with Redis stopped: expected exactly 2 (one per \
+         DEL), got {errors}"
     );
 }
 
