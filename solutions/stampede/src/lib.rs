@@ -39,8 +39,12 @@ impl Lock {
     /// ## Task 1a: take a lock
     ///
     /// Take the lock `key` for `ttl` if nobody holds it, and return it; `None` if it is held.
-    /// It must expire by itself after `ttl`, and carry a random token that [`Lock::release`] can
-    /// check.
+    /// It must expire by itself after `ttl`, to the millisecond (a lock of 1.5 s lives 1.5 s, not
+    /// 1), and carry a random token that [`Lock::release`] can check.
+    ///
+    /// Take it in **one** command. Set-if-absent followed by a separate expire leaves a lock
+    /// with no TTL if the process dies in between, held forever; the tests count the commands
+    /// sent.
     pub async fn acquire(redis: &RedisConn, key: &str, ttl: Duration) -> RedisResult<Option<Lock>> {
         let token = format!("{:032x}", rand::random::<u128>());
         let taken: Option<String> = redis::cmd("SET")
@@ -61,6 +65,10 @@ impl Lock {
     ///
     /// Delete the lock if it is still ours and return `true`; if it expired and someone else holds
     /// the key now, leave their lock alone and return `false`.
+    ///
+    /// Check and delete in **one** command, a Lua script (`EVAL`): a `GET` in Rust followed by a
+    /// `DEL` can delete a lock that expired and was taken by someone else between the two. The
+    /// tests count the commands sent.
     pub async fn release(self, redis: &RedisConn) -> RedisResult<bool> {
         let deleted: i64 = RELEASE
             .key(&self.key)
@@ -74,7 +82,7 @@ impl Lock {
 impl Storefront {
     /// ## Task 2: one load for many concurrent misses
     ///
-    /// Return the products of `category` (from [`Database::products_in_category`] with no price
+    /// Return the products of `category` (from [`Database::products_in_category`](shared::Database::products_in_category) with no price
     /// limit), cached under [`Storefront::listing_key`] for `settings.ttl`. When many requests
     /// miss at once, in this process or in others, exactly one of them may load: the one that
     /// takes the [`Storefront::listing_lock_key`] lock (task 1, `settings.lock_ttl`). The others
@@ -82,7 +90,8 @@ impl Storefront {
     ///
     /// - The lock holder must look at the cache again before it loads: a request whose first
     ///   look missed just before the previous holder stored the listing would load it again.
-    /// - The holder releases its lock when done, whether the load worked or not.
+    /// - The holder releases its lock when done, whether the load worked or not: a failed load
+    ///   returns its error only after the release (so no `?` between acquiring and releasing).
     /// - A request that has waited `settings.max_wait` in all gives up with
     ///   [`StorefrontError::Busy`]. It must **not** load the listing itself: if every waiter did
     ///   that at its deadline, the stampede would be back, at the moment the database is already
@@ -136,10 +145,12 @@ impl Storefront {
     /// Return the products of `category` from a [`PageRecord`] under [`Storefront::page_key`]:
     ///
     /// - fresh (now before `fresh_until_ms`): return it;
-    /// - stale: return it **at once**, and make sure one refresh runs in the background: take the
-    ///   [`Storefront::page_refresh_key`] lock (`settings.lock_ttl`); if you got it, spawn a task
-    ///   that loads the listing, stores a new record and releases the lock; if you did not,
-    ///   someone else is refreshing;
+    /// - stale: return it **at once**, without waiting for the database, and make sure one
+    ///   refresh runs in the background: take the [`Storefront::page_refresh_key`] lock
+    ///   (`settings.lock_ttl`); if you got it, spawn a task that loads the listing, stores a new
+    ///   record and releases the lock; if you did not, someone else is refreshing. The lock must
+    ///   be released when the refresh ends, or the next time the page goes stale nobody refreshes
+    ///   it until the lock expires;
     /// - missing: load, store, return.
     ///
     /// A stored record is fresh for `settings.soft_ttl` and kept by Redis for

@@ -45,7 +45,9 @@ impl Stock {
     ///
     /// Return the stock level of `sku` from its key if it is cached; otherwise load it, store it
     /// (with [`Stock::store`]) and return it. An unknown SKU is `None` and need not be cached.
-    /// Redis trouble is never an error: read the database instead.
+    /// Redis trouble is never an error: read the database instead. Bytes under the key that do
+    /// not decode as a [`StockLevel`] are a miss, never a panic or an error: load, and store
+    /// over them.
     pub async fn get(&self, sku: &str) -> Result<Option<StockLevel>, sqlx::Error> {
         let key = self.key(sku);
         if !self.finish_repair(&key).await {
@@ -89,8 +91,11 @@ impl Stock {
     /// ## Task 2: versioned store
     ///
     /// Store `level` under its key for `settings.ttl`, unless the cache already holds that
-    /// version or a newer one: check and write atomically, in one Lua script. Returns
-    /// `Some(true)` if stored, `Some(false)` if refused as older, `None` if Redis failed.
+    /// version or a newer one: check and write atomically, in one Lua script, sent as one
+    /// command (a `GET` in Rust and a `SET` after it let another writer in between; the tests
+    /// count the commands). Redis's Lua has `cjson`, so the script can read the version out of the
+    /// JSON already there. Returns `Some(true)` if stored, `Some(false)` if refused as older,
+    /// `None` if Redis failed (within the time budget, counted: use [`Stock::within_budget`]).
     /// An unreadable entry counts as older.
     pub async fn store(&self, level: &StockLevel) -> Option<bool> {
         let key = self.key(&level.sku);
@@ -153,6 +158,10 @@ impl Stock {
 // commit. The database has the new row; the cache may still hold the old one, and must never
 // serve it again:
 // - if storing the committed row fails, delete the key;
-// - if the delete fails too (Redis is unreachable), remember the key in `self.unrepaired`, and
-//   have `get` delete it before serving that key from Redis again (until it can, `get` reads
-//   the database).
+// - if the delete fails too (Redis is unreachable), remember the key in `self.unrepaired`, with
+//   the version you failed to store, and have `get` delete it before serving that key from Redis
+//   again (until it can, `get` reads the database);
+// - a later store may settle the mark only if it stored that version or a newer one. An older one
+//   can be stored too: a reader that loaded the row before the write, finding the key gone after
+//   Redis came back empty, stores what it read, and that key must still be deleted before it is
+//   served.
