@@ -21,7 +21,8 @@
 //! - [`workload`]: Zipf-skewed traffic, sent in a closed loop, a burst or at a fixed rate;
 //! - [`cli`], [`report`] and [`plot`]: the flags every demo shares, the table every demo ends
 //!   with, and its chart; [`run`]: how a demo's run ends, cleaned up whatever the ending;
-//! - [`bench`]: what every lesson's criterion benches start from.
+//! - [`bench`]: what every lesson's criterion benches start from; [`exercise`]: what the exercise
+//!   suites share.
 
 #![warn(missing_docs)]
 
@@ -33,6 +34,7 @@ pub mod codec;
 pub mod connection;
 pub mod db;
 pub mod error;
+pub mod exercise;
 pub mod keys;
 pub mod metrics;
 pub mod namespace;

@@ -43,6 +43,7 @@ async fn shop_with_private_redis() -> Shop {
 }
 
 fn shop_on(stage: Result<Stage, SetupError>) -> Shop {
+    shared::exercise::quiet_repeated_todos();
     let stage = stage.expect("a Redis and a database for the tests");
     let catalogue = Catalogue::new(
         stage.db().clone(),
@@ -72,6 +73,16 @@ impl Shop {
         );
     }
 
+    /// Asserts the number of database queries so far, saying what they followed and what to
+    /// suspect when they are off.
+    fn assert_queries(&self, expected: u64, after: &str, suspect: &str) {
+        let got = self.stage.db().queries();
+        assert_eq!(
+            got, expected,
+            "database queries after {after}: expected {expected}, got {got}. {suspect}"
+        );
+    }
+
     fn server(&self) -> &RedisServer {
         self.stage.server()
     }
@@ -82,16 +93,19 @@ impl Shop {
 #[tokio::test]
 async fn task1_second_read_is_a_hit() {
     let shop = shop().await;
-    for _ in 0..3 {
+    for read in 1..=3 {
+        let got = shop.catalogue.product(7).await.unwrap();
         assert_eq!(
-            shop.catalogue.product(7).await.unwrap(),
-            Some(seed_product(7))
+            got,
+            Some(seed_product(7)),
+            "product(7), read {read}: expected the seeded row, got {got:?}"
         );
     }
-    assert_eq!(
-        shop.stage.db().queries(),
+    shop.assert_queries(
         1,
-        "the database is asked once, then Redis answers"
+        "3 reads of product 7",
+        "The first read should load and store it, the others be hits: is it stored under \
+         product_key(7)?",
     );
     let key = shop.catalogue.product_key(7);
     shop.assert_ttl(&key, "product 7", settings().ttl, "settings.ttl")
@@ -101,13 +115,19 @@ async fn task1_second_read_is_a_hit() {
 #[tokio::test]
 async fn task1_an_unknown_product_costs_one_query() {
     let shop = shop().await;
-    for _ in 0..10 {
-        assert_eq!(shop.catalogue.product(999_999).await.unwrap(), None);
+    for read in 1..=10 {
+        let got = shop.catalogue.product(999_999).await;
+        assert!(
+            matches!(got, Ok(None)),
+            "product(999999), read {read}, of a product that does not exist: expected Ok(None), \
+             got {got:?}"
+        );
     }
-    assert_eq!(
-        shop.stage.db().queries(),
+    shop.assert_queries(
         1,
-        "an absent product must be cached too, or every request reaches the database"
+        "10 reads of the unknown product 999999",
+        "An absent product must be cached too (as \"absent\", for settings.negative_ttl), or \
+         every request for it reaches the database",
     );
     let key = shop.catalogue.product_key(999_999);
     shop.assert_ttl(
@@ -124,13 +144,20 @@ async fn task1_an_out_of_stock_product_is_still_a_hit() {
     let shop = shop().await;
     let sold_out = seed_product(6);
     assert_eq!(sold_out.stock, 0);
-    for _ in 0..3 {
+    for read in 1..=3 {
+        let got = shop.catalogue.product(6).await.unwrap();
         assert_eq!(
-            shop.catalogue.product(6).await.unwrap(),
-            Some(sold_out.clone())
+            got,
+            Some(sold_out.clone()),
+            "product(6), read {read}: expected the seeded row (stock 0), got {got:?}"
         );
     }
-    assert_eq!(shop.stage.db().queries(), 1);
+    shop.assert_queries(
+        1,
+        "3 reads of product 6, which has stock 0",
+        "A product with no stock is a value like any other: is something treating 0 as \
+         \"nothing cached\"?",
+    );
 }
 
 // ---- Task 2 --------------------------------------------------------------------------------
@@ -145,10 +172,18 @@ async fn task2_a_listing_is_cached() {
         .await
         .unwrap();
     shop.stage.db().reset_queries();
-    for _ in 0..3 {
-        assert_eq!(shop.catalogue.listing("tea").await.unwrap(), expected);
+    for read in 1..=3 {
+        let got = shop.catalogue.listing("tea").await.unwrap();
+        assert_eq!(
+            got, expected,
+            "listing(\"tea\"), read {read}: expected the tea products cheapest first"
+        );
     }
-    assert_eq!(shop.stage.db().queries(), 1);
+    shop.assert_queries(
+        1,
+        "3 reads of the tea listing",
+        "The first read should load and store it under listing_key(\"tea\"), the others be hits",
+    );
     let key = shop.catalogue.listing_key("tea");
     shop.assert_ttl(&key, "tea listing", settings().ttl, "settings.ttl")
         .await;
@@ -157,15 +192,25 @@ async fn task2_a_listing_is_cached() {
 #[tokio::test]
 async fn task2_an_empty_listing_is_a_hit() {
     let shop = shop().await;
-    for _ in 0..5 {
-        assert_eq!(shop.catalogue.listing("socks").await.unwrap(), vec![]);
+    for read in 1..=5 {
+        let got = shop.catalogue.listing("socks").await.unwrap();
+        assert_eq!(
+            got,
+            vec![],
+            "listing(\"socks\"), read {read}, of a category with no products: expected []"
+        );
     }
-    assert_eq!(
-        shop.stage.db().queries(),
+    shop.assert_queries(
         1,
-        "an empty list is an answer: reading it as a miss asks the database every time"
+        "5 reads of the empty socks listing",
+        "An empty list is an answer: reading a cached [] as a miss (is_empty(), Python's `if \
+         data:`) asks the database every time",
     );
-    assert!(shop.exists(&shop.catalogue.listing_key("socks")).await);
+    assert!(
+        shop.exists(&shop.catalogue.listing_key("socks")).await,
+        "after reading the empty socks listing, expected its key {} to hold [], found no key",
+        shop.catalogue.listing_key("socks")
+    );
 }
 
 #[tokio::test]
@@ -267,14 +312,28 @@ async fn task2_a_price_change_leaves_other_categories_cached() {
     };
     shop.catalogue.listing(other).await.unwrap();
     shop.catalogue.set_price(12, 1).await.unwrap();
-    assert!(shop.exists(&shop.catalogue.listing_key(other)).await);
+    assert!(
+        shop.exists(&shop.catalogue.listing_key(other)).await,
+        "after a price change of product 12 ({}), the {other} listing was deleted too: expected \
+         only the changed product's page and its own category's listing to go",
+        seed_product(12).category
+    );
 }
 
 #[tokio::test]
 async fn task2_pricing_an_unknown_product_changes_nothing() {
     let shop = shop().await;
-    assert!(!shop.catalogue.set_price(999_999, 100).await.unwrap());
-    assert_eq!(shop.catalogue.product(999_999).await.unwrap(), None);
+    let changed = shop.catalogue.set_price(999_999, 100).await;
+    assert!(
+        matches!(changed, Ok(false)),
+        "set_price(999999, 100) of a product that does not exist: expected Ok(false), got \
+         {changed:?}"
+    );
+    let got = shop.catalogue.product(999_999).await;
+    assert!(
+        matches!(got, Ok(None)),
+        "product(999999) after pricing it: expected Ok(None), got {got:?}"
+    );
 }
 
 // ---- Task 3 --------------------------------------------------------------------------------
@@ -286,18 +345,39 @@ async fn task3_redis_down_answers_from_the_database_then_recovers() {
     catalogue.product(1).await.unwrap();
 
     shop.server().stop();
-    assert_eq!(catalogue.product(1).await.unwrap(), Some(seed_product(1)));
-    assert_eq!(catalogue.product(2).await.unwrap(), Some(seed_product(2)));
-    let tea = catalogue.listing("tea").await.unwrap();
-    assert!(!tea.is_empty());
+    let before = catalogue.redis_errors.get();
+    for id in [1, 2] {
+        let got = catalogue.product(id).await;
+        assert_eq!(
+            got.as_ref().ok(),
+            Some(&Some(seed_product(id))),
+            "product({id}) with Redis stopped: expected the row from the database, got {got:?}. \
+             A Redis error must never reach the caller"
+        );
+    }
+    let tea = catalogue.listing("tea").await;
     assert!(
-        catalogue.set_price(3, 42).await.unwrap(),
-        "writes still reach the database"
+        tea.as_ref().is_ok_and(|tea| !tea.is_empty()),
+        "listing(\"tea\") with Redis stopped: expected the tea products, got {tea:?}"
     );
-    assert_eq!(catalogue.product(3).await.unwrap().unwrap().price_cents, 42);
+    let changed = catalogue.set_price(3, 42).await;
     assert!(
-        catalogue.redis_errors.get() >= 5,
-        "each failed Redis call is counted"
+        matches!(changed, Ok(true)),
+        "set_price(3, 42) with Redis stopped: expected Ok(true), the database changed, got \
+         {changed:?}"
+    );
+    let price = catalogue.product(3).await.unwrap().map(|p| p.price_cents);
+    assert_eq!(
+        price,
+        Some(42),
+        "the price of product 3 read after the change, Redis still stopped"
+    );
+    let errors = catalogue.redis_errors.get() - before;
+    assert!(
+        errors >= 5,
+        "redis_errors after 4 reads and a price change with Redis stopped: expected at least 5 \
+         (a GET per read, whether or not you then skip the SET, and two DELs), got {errors}. Is \
+         every failed call counted?"
     );
 
     shop.server().restart().unwrap();
@@ -311,10 +391,21 @@ async fn task3_redis_down_answers_from_the_database_then_recovers() {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert!(stored, "the cache is used again after Redis comes back");
+    assert!(
+        stored,
+        "product 1 was never stored again in the 2 s after Redis restarted: expected the same \
+         Catalogue to use Redis again once it is back (the connection reconnects by itself)"
+    );
     let before = shop.stage.db().queries();
     assert_eq!(catalogue.product(1).await.unwrap(), Some(seed_product(1)));
-    assert_eq!(shop.stage.db().queries(), before, "a hit again");
+    let after = shop.stage.db().queries();
+    assert_eq!(
+        after - before,
+        0,
+        "database queries for a read of product 1 once it was stored again: expected 0 (a \
+         hit), got {}",
+        after - before
+    );
 }
 
 #[tokio::test]
@@ -323,11 +414,19 @@ async fn task3_a_stalled_redis_costs_at_most_the_time_budget() {
     shop.server().pause(Duration::from_secs(3)).unwrap();
     let answer = tokio::time::timeout(Duration::from_millis(1_500), shop.catalogue.product(2))
         .await
-        .expect("product() waited for a paused Redis instead of giving up after redis_timeout");
+        .unwrap_or_else(|_| {
+            panic!(
+                "product(2) against a Redis paused for 3 s was still running after 1.5 s: \
+                 expected it to give up on Redis after settings.redis_timeout (100 ms) and read \
+                 the database"
+            )
+        });
     assert_eq!(answer.unwrap(), Some(seed_product(2)));
+    let errors = shop.catalogue.redis_errors.get();
     assert!(
-        shop.catalogue.redis_errors.get() >= 1,
-        "the timeout is counted"
+        (1..=2).contains(&errors),
+        "redis_errors after one product() against a paused Redis: expected 1 (the GET out of \
+         time) or 2 (and the SET after the load), got {errors}. 0: the timeout was not counted"
     );
 }
 
@@ -391,18 +490,26 @@ async fn task3_an_unreadable_entry_is_a_miss_and_is_replaced() {
         .set_ex(&key, "<html>not json</html>", 60)
         .await
         .unwrap();
+    let got = shop.catalogue.product(4).await;
     assert_eq!(
-        shop.catalogue.product(4).await.unwrap(),
-        Some(seed_product(4))
+        got.as_ref().ok(),
+        Some(&Some(seed_product(4))),
+        "product(4) over cached bytes that are not JSON: expected the row from the database (a \
+         miss), got {got:?}. Bytes that do not decode are a miss, never an error or a panic"
     );
     let raw: String = shop.stage.conn().get(&key).await.unwrap();
     assert_ne!(
         raw, "<html>not json</html>",
-        "the fresh value replaced the bad bytes"
+        "after that miss, expected the loaded product stored over the bad bytes; they are still \
+         there"
     );
     assert_eq!(
         shop.catalogue.product(4).await.unwrap(),
         Some(seed_product(4))
     );
-    assert_eq!(shop.stage.db().queries(), 1, "and the next read is a hit");
+    shop.assert_queries(
+        1,
+        "a miss over bad bytes and one more read",
+        "The second read should hit",
+    );
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::AsyncCommands;
+use shared::exercise::{joined, quiet_repeated_todos};
 use shared::{DbOptions, ServerOptions, Stage, codec};
 
 use super::subject::{Settings, Stock, StockLevel};
@@ -19,12 +20,14 @@ fn settings() -> Settings {
 }
 
 async fn warehouse() -> Stage {
+    quiet_repeated_todos();
     Stage::from_env("write-through-exercise", DbOptions::default())
         .await
         .expect("a Redis and a database for the tests")
 }
 
 async fn warehouse_with_private_redis() -> Stage {
+    quiet_repeated_todos();
     let db = DbOptions::default();
     Stage::private("write-through-exercise", db, ServerOptions::default())
         .await
@@ -212,10 +215,16 @@ async fn task2_racing_writers_leave_the_cache_equal_to_the_database() {
             })
             .collect();
         for task in tasks {
-            task.await.unwrap().unwrap();
+            joined(task).await.unwrap();
         }
         let in_db = a.load("sku-6").await.unwrap();
-        assert_eq!(wh.cached(&a, "sku-6").await, in_db, "round {round}");
+        let cached = wh.cached(&a, "sku-6").await;
+        assert_eq!(
+            cached, in_db,
+            "round {round} of 8 concurrent set_quantity() calls on two instances: expected the \
+             cache to hold the database's row, got {cached:?} against {in_db:?}. An older \
+             version was stored over a newer one: is the version check atomic, in the script?"
+        );
     }
 }
 
