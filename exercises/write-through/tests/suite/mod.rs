@@ -80,12 +80,23 @@ async fn task1_reads_fill_the_cache_once() {
             Some(level("sku-1", 10, 1))
         );
     }
-    assert_eq!(wh.db().queries(), 1);
+    let queries = wh.db().queries();
     assert_eq!(
-        wh.cached(&stock, "sku-1").await,
-        Some(level("sku-1", 10, 1))
+        queries, 1,
+        "database queries after 5 reads of sku-1: expected 1 (a miss, then hits), got {queries}. \
+         Is the loaded row stored with store()?"
     );
-    assert_eq!(stock.get("sku-999").await.unwrap(), None);
+    let cached = wh.cached(&stock, "sku-1").await;
+    assert_eq!(
+        cached,
+        Some(level("sku-1", 10, 1)),
+        "the record cached under key(\"sku-1\") after a read"
+    );
+    let unknown = stock.get("sku-999").await;
+    assert!(
+        matches!(unknown, Ok(None)),
+        "get(\"sku-999\") of an unknown SKU: expected Ok(None), got {unknown:?}"
+    );
 }
 
 #[tokio::test]
@@ -94,20 +105,35 @@ async fn task1_after_a_write_the_next_read_is_a_hit_with_the_new_quantity() {
     let stock = wh.stock().await;
     stock.get("sku-2").await.unwrap();
     let committed = stock.set_quantity("sku-2", 7).await.unwrap().unwrap();
-    assert_eq!(committed, level("sku-2", 7, 2));
-    let queries = wh.db().queries();
     assert_eq!(
-        stock.get("sku-2").await.unwrap(),
-        Some(level("sku-2", 7, 2))
+        committed,
+        level("sku-2", 7, 2),
+        "set_quantity(\"sku-2\", 7): expected the committed row, version 2"
     );
-    assert_eq!(wh.db().queries(), queries, "served by the cache");
+    let queries = wh.db().queries();
+    let read = stock.get("sku-2").await.unwrap();
+    assert_eq!(
+        read,
+        Some(level("sku-2", 7, 2)),
+        "get(\"sku-2\") right after set_quantity(\"sku-2\", 7)"
+    );
+    let more = wh.db().queries() - queries;
+    assert_eq!(
+        more, 0,
+        "database queries for the read after a write: expected 0 (write-through leaves the new \
+         row in the cache), got {more}. Does set_quantity store the committed row?"
+    );
     let ttl: i64 = wh.conn().pttl(stock.key("sku-2")).await.unwrap();
     assert!(
         (55_000..=60_000).contains(&ttl),
         "PTTL of sku-2's cached record after a write: expected 55,000 to 60,000 ms \
          (settings.ttl), got {ttl} ms (-1: no TTL at all)"
     );
-    assert_eq!(stock.set_quantity("sku-404", 1).await.unwrap(), None);
+    let unknown = stock.set_quantity("sku-404", 1).await;
+    assert!(
+        matches!(unknown, Ok(None)),
+        "set_quantity(\"sku-404\", 1) of an unknown SKU: expected Ok(None), got {unknown:?}"
+    );
 }
 
 #[tokio::test]
@@ -116,10 +142,17 @@ async fn task1_a_failed_commit_leaves_the_cache_untouched() {
     let stock = wh.stock().await;
     stock.get("sku-3").await.unwrap();
     // The table refuses a negative quantity: the transaction fails, nothing changes.
-    assert!(stock.set_quantity("sku-3", -5).await.is_err());
+    let refused = stock.set_quantity("sku-3", -5).await;
+    assert!(
+        refused.is_err(),
+        "set_quantity(\"sku-3\", -5), which the table refuses: expected Err, got {refused:?}"
+    );
+    let cached = wh.cached(&stock, "sku-3").await;
     assert_eq!(
-        wh.cached(&stock, "sku-3").await,
-        Some(level("sku-3", 10, 1))
+        cached,
+        Some(level("sku-3", 10, 1)),
+        "the cached sku-3 after a commit that failed: expected it as it was (10 units, version \
+         1), got {cached:?}. Is the cache written before the commit?"
     );
     assert_eq!(
         stock.get("sku-3").await.unwrap(),
@@ -133,17 +166,39 @@ async fn task1_a_failed_commit_leaves_the_cache_untouched() {
 async fn task2_an_older_version_never_replaces_a_newer_one() {
     let wh = warehouse().await;
     let stock = wh.stock().await;
-    assert_eq!(stock.store(&level("sku-4", 3, 3)).await, Some(true));
-    // A writer that committed version 2 earlier arrives late with its row.
-    assert_eq!(stock.store(&level("sku-4", 8, 2)).await, Some(false));
+    let stores = [
+        (
+            level("sku-4", 3, 3),
+            Some(true),
+            "version 3 into an empty key",
+        ),
+        // A writer that committed version 2 earlier arrives late with its row.
+        (
+            level("sku-4", 8, 2),
+            Some(false),
+            "version 2 over version 3",
+        ),
+        (
+            level("sku-4", 8, 3),
+            Some(false),
+            "version 3 over version 3",
+        ),
+        (level("sku-4", 1, 4), Some(true), "version 4 over version 3"),
+    ];
+    for (record, expected, what) in stores {
+        let stored = stock.store(&record).await;
+        assert_eq!(
+            stored, expected,
+            "store() of {what}: expected {expected:?} (Some(true) stored, Some(false) refused as \
+             not newer), got {stored:?}"
+        );
+    }
+    let cached = wh.cached(&stock, "sku-4").await;
     assert_eq!(
-        stock.store(&level("sku-4", 8, 3)).await,
-        Some(false),
-        "same version"
+        cached,
+        Some(level("sku-4", 1, 4)),
+        "the cached sku-4 after those four stores: expected version 4"
     );
-    assert_eq!(wh.cached(&stock, "sku-4").await, Some(level("sku-4", 3, 3)));
-    assert_eq!(stock.store(&level("sku-4", 1, 4)).await, Some(true));
-    assert_eq!(wh.cached(&stock, "sku-4").await, Some(level("sku-4", 1, 4)));
 }
 
 #[tokio::test]
@@ -245,7 +300,10 @@ async fn task3_a_failed_cache_write_is_repaired_by_a_delete() {
     let committed = stock.set_quantity("sku-7", 2).await.unwrap().unwrap();
     assert!(
         !conn.exists::<_, bool>(stock.key("sku-7")).await.unwrap(),
-        "deleted"
+        "after set_quantity() whose store failed (the key held a hash, so the script could not \
+         read it), expected the key {} deleted; it is still there. A failed store after the \
+         commit must be repaired with a DEL",
+        stock.key("sku-7")
     );
     assert_eq!(stock.get("sku-7").await.unwrap(), Some(committed));
 }
@@ -260,21 +318,31 @@ async fn task3_redis_lost_during_a_write_serves_no_stale_value_once_back() {
     wh.server().stop_keeping_data().unwrap();
     let committed = stock.set_quantity("sku-8", 0).await.unwrap().unwrap();
     assert_eq!(committed, level("sku-8", 0, 2));
+    let read = stock.get("sku-8").await;
     assert_eq!(
-        stock.get("sku-8").await.unwrap(),
-        Some(committed.clone()),
-        "from the db"
+        read.as_ref().ok(),
+        Some(&Some(committed.clone())),
+        "get(\"sku-8\") with Redis stopped: expected the committed row from the database, got \
+         {read:?}"
     );
 
     // Redis is back, with version 1 still in it. No read may return it.
     wh.server().restart().unwrap();
-    for _ in 0..30 {
-        assert_eq!(stock.get("sku-8").await.unwrap(), Some(committed.clone()));
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    for read in 1..=5 {
+        let got = stock.get("sku-8").await.unwrap();
+        assert_eq!(
+            got,
+            Some(committed.clone()),
+            "get(\"sku-8\"), read {read} after Redis came back holding the old row (10 units, \
+             version 1): expected the committed row (0 units, version 2). Did the failed store \
+             leave a mark in unrepaired, and does get() delete the key before reading it?"
+        );
     }
+    let cached = wh.cached(&stock, "sku-8").await;
     assert_ne!(
-        wh.cached(&stock, "sku-8").await,
-        Some(level("sku-8", 10, 1))
+        cached,
+        Some(level("sku-8", 10, 1)),
+        "the old row is still cached after the reads; expected it deleted or replaced"
     );
 }
 
