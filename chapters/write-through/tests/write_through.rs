@@ -6,7 +6,7 @@ use std::time::Duration;
 use redis::AsyncCommands;
 use shared::{DbOptions, ServerOptions, Stage, codec};
 use write_through::table::{self, seed_article};
-use write_through::{Article, Articles, Settings, Versioned, WriteThrough};
+use write_through::{Article, Articles, Settings, Versioned, VersionedCache, WriteThrough};
 
 /// The test stage, with 50 articles.
 async fn stage_on(stage: Result<Stage, shared::SetupError>) -> Stage {
@@ -309,4 +309,57 @@ async fn redis_down_writes_succeed_and_reads_use_the_database() {
     assert_eq!(store.get(12).await.unwrap(), Some(seed_article(12)));
     let reads = store.read_stats();
     assert!(reads.errors >= 2 && reads.hits == 0, "{reads:?}");
+}
+
+#[tokio::test]
+async fn only_a_write_as_new_as_the_failed_one_settles_a_pending_repair() {
+    let fx = private_fixture().await;
+    let cache = VersionedCache::new(
+        fx.conn(),
+        Duration::from_secs(120),
+        Duration::from_millis(100),
+    );
+    let key = fx.key("article:12");
+    let read_before = Versioned {
+        version: 1,
+        value: Some(seed_article(12)),
+    };
+    let committed = Versioned {
+        version: 2,
+        value: Some(Article {
+            title: "Edited".into(),
+            ..seed_article(12)
+        }),
+    };
+    // The write of version 2 fails, and so does its repair: the key is marked.
+    fx.server().stop();
+    cache.write(&key, &committed).await;
+    let stats = cache.write_stats();
+    assert_eq!(
+        (stats.failed, stats.pending),
+        (1, 1),
+        "a write and its repair against a stopped Redis: {stats:?}"
+    );
+    // Redis comes back empty, and a reader that loaded version 1 before the write stores it.
+    fx.server().restart().unwrap();
+    for _ in 0..100 {
+        cache.write(&key, &read_before).await;
+        if cache.write_stats().stored == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        cache.write_stats().stored,
+        1,
+        "the reader's version 1 was never stored after Redis came back"
+    );
+    // The mark must survive that store: the key is deleted before it is read.
+    let read = cache.read::<Article>(&key).await;
+    assert!(
+        matches!(read, shared::Lookup::Missing),
+        "a read after a version-1 store over a pending repair of version 2: expected a miss (the \
+         key deleted first), got {read:?}"
+    );
+    assert_eq!(cache.write_stats().repaired_later, 1);
 }
