@@ -40,7 +40,8 @@ impl Lock {
     ///
     /// Take the lock `key` for `ttl` if nobody holds it, and return it; `None` if it is held.
     /// It must expire by itself after `ttl`, to the millisecond (a lock of 1.5 s lives 1.5 s, not
-    /// 1), and carry a random token that [`Lock::release`] can check.
+    /// 1), and carry a random token that [`Lock::release`] can check (at least 16 characters:
+    /// hard to guess, and never the same for two locks).
     ///
     /// Take it in **one** command. Set-if-absent followed by a separate expire leaves a lock
     /// with no TTL if the process dies in between, held forever; the tests count the commands
