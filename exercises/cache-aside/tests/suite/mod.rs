@@ -1,7 +1,8 @@
 //! The suite shared by the exercise and the solution: `super::subject` is whichever crate runs it.
 //!
-//! Each test gets its own namespace and database; Redis is `REDIS_URL` or a private server, and
-//! the task 3 tests always start a private server, because they stop it.
+//! Each test gets its own namespace and database (`DATABASE_URL`, else SQLite); Redis is
+//! `REDIS_URL`, or a private cluster with `REDIS_CLUSTER=1`, else a private server. The task 3
+//! tests that stop or pause Redis always start a private server of their own.
 
 use std::time::Duration;
 

@@ -1,6 +1,7 @@
 //! The suite shared by the exercise and the solution: `super::subject` is whichever crate runs it.
 //!
-//! Each test gets its own namespace and database; Redis is `REDIS_URL` or a private server. The
+//! Each test gets its own namespace and database (`DATABASE_URL`, else SQLite); Redis is
+//! `REDIS_URL`, or a private cluster with `REDIS_CLUSTER=1`, else a private server. The
 //! "instances" are separate `Storefront`s with connections of their own, as separate processes of
 //! one application would have.
 

@@ -1,6 +1,7 @@
 //! The suite shared by the exercise and the solution: `super::subject` is whichever crate runs it.
 //!
-//! Each test gets its own namespace and database; Redis is `REDIS_URL` or a private server, and
+//! Each test gets its own namespace and database (`DATABASE_URL`, else SQLite); Redis is
+//! `REDIS_URL`, or a private cluster with `REDIS_CLUSTER=1`, else a private server, and
 //! the tests that stop Redis always start a private one.
 
 use std::sync::Arc;
