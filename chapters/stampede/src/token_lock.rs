@@ -22,7 +22,7 @@ use shared::RedisConn;
 // ANCHOR: scripts
 /// Takes the lock, or says how long its current holder still has it.
 /// KEYS: lock. ARGV: token, TTL in ms. Returns -1 when taken, else the holder's PTTL in ms
-/// (-1 if the existing lock has no TTL at all).
+/// (-2 if the existing lock has no TTL at all, since -1 already means "taken").
 static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
