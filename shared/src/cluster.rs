@@ -25,7 +25,8 @@ use crate::server::RedisServer;
 const MASTERS: u16 = 3;
 /// The slots every cluster has, numbered `0..SLOTS`.
 pub const SLOTS: u16 = 16_384;
-/// How long the nodes get to agree that every slot is served (about half a second here).
+/// How long the nodes get to agree that every slot is served. It takes about 2 s here: a new
+/// master waits 2 s after it starts before it declares the cluster ok.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Three private masters serving every slot between them.
