@@ -1,8 +1,8 @@
 //! What the exercise suites share so that a failure reads as one clear message.
 //!
-//! A stub panics with `todo!()` in every call, and a suite that fires thirty calls at once would
-//! print thirty copies of "not yet implemented", then a follow-on failure that blames something
-//! else. [`quiet_repeated_todos`] prints each `todo!()` once per thread, and [`joined`] turns a
+//! An exercise stub panics with "not yet implemented" in every call, and a suite that fires thirty
+//! calls at once would print thirty copies of it, then a follow-on failure that blames something
+//! else. [`quiet_repeated_todos`] prints each such panic once per thread, and [`joined`] turns a
 //! spawned call's panic into the test's own failure, saying what the call said.
 
 use std::any::Any;
@@ -12,8 +12,8 @@ use std::sync::Once;
 
 use tokio::task::JoinHandle;
 
-/// Prints a `todo!()` panic only the first time each thread meets it; every other panic prints
-/// as usual. Installed once per test binary, however often it is called.
+/// Prints a "not yet implemented" panic (an exercise stub's) only the first time each thread meets
+/// it; every other panic prints as usual. Installed once per test binary, however often it is called.
 pub fn quiet_repeated_todos() {
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| {

@@ -1,8 +1,6 @@
 //! The private Redis Cluster: it comes up whole, spreads keys over its masters, refuses
 //! cross-slot commands, and the course's clean-up finds keys on every master.
 
-use std::time::Instant;
-
 use redis::AsyncCommands;
 use shared::cluster::RedisCluster;
 use shared::connection::{self, RedisConn};
@@ -10,9 +8,7 @@ use shared::{Namespace, RedisTarget, SetupError};
 
 #[tokio::test]
 async fn a_private_cluster_serves_every_slot_and_cleanup_scans_every_master() {
-    let started = Instant::now();
     let cluster = RedisCluster::start().expect("start a private cluster");
-    eprintln!("cluster whole after {:?}", started.elapsed());
     let mut conn = connection::connect(&cluster.url()).await.expect("connect");
     assert!(
         matches!(conn, RedisConn::Cluster(_)),
