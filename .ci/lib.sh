@@ -1,0 +1,18 @@
+# Helpers .ci/run, .ci/exercise-check and .ci/clean-exit share. Sourced, not run.
+
+# "test result" lines of cargo test output, summed: prints "<passed> <failed>".
+tally() { grep -E '^test result:' | awk '{p += $4; f += $6} END {print p + 0, f + 0}'; }
+
+# The redis-servers of this run, running, one pid per line, sorted. A redis-server works in its
+# --dir, and every server a run starts (private ones, cluster nodes, CI's own) has its folder
+# under the run's TMPDIR, so a server is this run's when its working folder is there. A server a
+# learner or another run started elsewhere on the machine is not counted; a zombie has no working
+# folder, so it is not counted either.
+our_redis_pids() {
+  local pid dir
+  # (One pgrep each: pgrep matches at most 15 characters of a name, so no alternation.)
+  for pid in $(pgrep -x redis-server; pgrep -x valkey-server); do
+    dir=$(readlink "/proc/$pid/cwd" 2>/dev/null) || continue
+    [[ $dir == "${TMPDIR:?}"/* ]] && echo "$pid"
+  done | sort
+}
