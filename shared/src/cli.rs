@@ -14,6 +14,7 @@ use clap::{Args, CommandFactory, FromArgMatches};
 
 use crate::connection::{RedisTarget, is_cluster, redact};
 use crate::db::DbOptions;
+use crate::report::Format;
 use crate::stage::{Cleanup, Stage};
 use crate::workload::Workload;
 
@@ -71,9 +72,10 @@ impl Backends {
 /// How a demo reports.
 #[derive(Args, Clone, Debug)]
 pub struct ReportArgs {
-    /// Print the report as JSON on stdout instead of a table (and no progress bars).
-    #[arg(long)]
-    pub json: bool,
+    /// How to print the report: a table for the terminal, Markdown as the book includes it,
+    /// or JSON for scripts (the last two without progress bars).
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 
     /// Also draw the demo's chart into this SVG file.
     #[arg(long, value_name = "FILE.svg")]
@@ -147,7 +149,7 @@ impl WorkloadArgs {
             skew: self.skew,
             write_ratio,
             seed: self.seed,
-            progress: !self.report.json,
+            progress: self.report.format.progress(),
         }
     }
 }

@@ -3,11 +3,31 @@
 //! A demo's last screen should be readable in five seconds: the settings that produced the
 //! figures, one row per strategy, and a conclusion the demo computed from those figures (never a
 //! sentence written in advance, because the numbers change with the flags and the machine).
-//! `--json` prints the same report for scripts and for the book.
+//! `--format markdown` prints the same report for the book (a real table a browser can fit or
+//! scroll, the conclusion as a paragraph) and `--format json` for scripts.
 
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{CellAlignment, Table};
 use serde::{Serialize, Serializer};
+
+/// How a demo prints its report (`--format`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// A table for the terminal, with progress bars while it runs.
+    #[default]
+    Text,
+    /// A Markdown table and paragraphs, as the book includes them.
+    Markdown,
+    /// The figures as JSON, for scripts.
+    Json,
+}
+
+impl Format {
+    /// Whether progress bars belong with this format: only on the terminal's.
+    pub fn progress(self) -> bool {
+        self == Format::Text
+    }
+}
 
 /// A row of a demo's table: a struct with its own headers and formatted cells.
 pub trait Row: Serialize {
@@ -72,17 +92,59 @@ impl<R: Row> Report<R> {
         )
     }
 
-    /// Prints JSON when `json`, else the text form.
-    pub fn print(&self, json: bool) {
-        if json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(self).expect("reports serialize")
-            );
-        } else {
-            print!("{}", self.to_text());
+    /// The report as Markdown: the title in bold, the settings in italics, a table with the
+    /// figures right-aligned, and the conclusion as a paragraph, so that a page can wrap the
+    /// sentences and fit or scroll the table.
+    pub fn to_markdown(&self) -> String {
+        let line = |cells: Vec<String>| format!("| {} |\n", cells.join(" | "));
+        let headers: Vec<String> = R::headers().into_iter().map(markdown_cell).collect();
+        let mut table = line(headers.clone());
+        let rule = (0..headers.len())
+            .map(|i| if i == 0 { ":--" } else { "--:" }.to_string())
+            .collect();
+        table.push_str(&line(rule));
+        for row in &self.rows {
+            table.push_str(&line(row.cells().into_iter().map(markdown_cell).collect()));
+        }
+        let settings: Vec<String> = self
+            .settings
+            .iter()
+            .map(|(name, value)| format!("{name}: {value}"))
+            .collect();
+        format!(
+            "**{}**\n\n*{}*\n\n{table}\n{}\n",
+            markdown_cell(self.title.clone()),
+            markdown_cell(settings.join(" · ")),
+            self.conclusion
+        )
+    }
+
+    /// The report in `format`.
+    pub fn render(&self, format: Format) -> String {
+        match format {
+            Format::Text => self.to_text(),
+            Format::Markdown => self.to_markdown(),
+            Format::Json => serde_json::to_string_pretty(self).expect("reports serialize") + "\n",
         }
     }
+
+    /// Prints the report in `format` on stdout.
+    pub fn print(&self, format: Format) {
+        print!("{}", self.render(format));
+    }
+}
+
+/// A cell's text with the characters Markdown would read as table syntax or emphasis escaped.
+fn markdown_cell(text: impl Into<String>) -> String {
+    let text = text.into();
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '|' | '*' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn as_map<S: Serializer>(pairs: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
@@ -179,6 +241,32 @@ mod tests {
         let json: serde_json::Value = serde_json::to_value(&report).unwrap();
         assert_eq!(json["settings"]["db latency"], "2 ms");
         assert_eq!(json["rows"][1]["queries"], 12);
+
+        let markdown = report.render(Format::Markdown);
+        assert!(
+            markdown.contains("| strategy | db queries |\n| :-- | --: |\n"),
+            "a header row and an alignment row: {markdown}"
+        );
+        assert!(
+            markdown.contains("| database only | 1,000 |\n| cache-aside | 12 |\n"),
+            "{markdown}"
+        );
+        assert!(
+            markdown.contains("*requests: 1000 · db latency: 2 ms*"),
+            "{markdown}"
+        );
+        assert!(
+            markdown.ends_with("\ncache-aside asked the database 83x less\n"),
+            "{markdown}"
+        );
+    }
+
+    #[test]
+    fn markdown_cells_escape_what_markdown_would_read() {
+        assert_eq!(markdown_cell("a|b"), "a\\|b");
+        assert_eq!(markdown_cell("*p99*"), "\\*p99\\*");
+        assert_eq!(markdown_cell("redis_errors"), "redis\\_errors");
+        assert_eq!(markdown_cell("2.31 ms"), "2.31 ms");
     }
 
     #[test]

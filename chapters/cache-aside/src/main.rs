@@ -184,7 +184,7 @@ async fn run(cli: Cli, cleanup: Cleanup) -> anyhow::Result<()> {
         ..Line::new("cache-aside", &cached, cached_queries)
     });
     summary.conclusion = conclude(&summary.rows[0], &summary.rows[1], args.db_latency_ms);
-    summary.print(args.report.json);
+    summary.print(args.report.format);
     if let Some(path) = &args.report.plot {
         let title = "Latency of every request: the database alone vs cache-aside";
         let series = [

@@ -37,7 +37,8 @@ fn a_serial_run_reports_one_load_per_distinct_key() {
         "1",
         "--db-latency-ms",
         "0",
-        "--json",
+        "--format",
+        "json",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -56,6 +57,43 @@ fn a_serial_run_reports_one_load_per_distinct_key() {
     assert_eq!(rows[1]["redis_errors"], 0);
     assert_eq!(report["settings"]["db latency"], "0 ms");
     assert!(!report["conclusion"].as_str().unwrap().is_empty());
+}
+
+#[test]
+fn markdown_output_is_a_table_the_book_can_include() {
+    let out = demo(&[
+        "--requests",
+        "200",
+        "--keys",
+        "20",
+        "--db-latency-ms",
+        "0",
+        "--format",
+        "markdown",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let markdown = String::from_utf8(out.stdout).unwrap();
+    let rows: Vec<&str> = markdown.lines().filter(|l| l.starts_with("| ")).collect();
+    assert_eq!(
+        rows.len(),
+        4,
+        "a header, an alignment row and two strategies: {markdown}"
+    );
+    assert!(
+        rows[0].starts_with("| strategy | requests/s |"),
+        "{markdown}"
+    );
+    assert!(rows[2].starts_with("| database only | "), "{markdown}");
+    assert!(rows[3].starts_with("| cache-aside | "), "{markdown}");
+    let conclusion = markdown.trim_end().lines().last().unwrap();
+    assert!(
+        conclusion.starts_with("Cache-aside served"),
+        "the conclusion closes the report as a paragraph: {markdown}"
+    );
+    assert!(
+        !markdown.contains('┆'),
+        "no terminal box drawing: {markdown}"
+    );
 }
 
 #[test]

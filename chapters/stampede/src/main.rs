@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use serde::Serialize;
 use shared::cli::{WorkloadArgs, number_in, whole_in};
-use shared::report::Report;
+use shared::report::{Format, Report};
 use shared::{Cleanup, DbOptions};
 
 use scenario::Demo;
@@ -80,7 +80,7 @@ enum Scenario {
     Both,
 }
 
-/// Both reports, for `--json`.
+/// Both reports, for `--format json`.
 #[derive(Serialize)]
 struct Reports {
     burst: Option<Report<BurstLine>>,
@@ -120,12 +120,13 @@ async fn run(cli: Cli, cleanup: Cleanup) -> anyhow::Result<()> {
         chart.get_or_insert(("Steady traffic across many expiries", latencies));
     }
 
-    if args.report.json {
+    if args.report.format == Format::Json {
         println!("{}", serde_json::to_string_pretty(&reports)?);
     } else {
+        let format = args.report.format;
         let texts = [
-            &reports.burst.as_ref().map(Report::to_text),
-            &reports.steady.as_ref().map(Report::to_text),
+            reports.burst.as_ref().map(|report| report.render(format)),
+            reports.steady.as_ref().map(|report| report.render(format)),
         ];
         for text in texts.into_iter().flatten() {
             println!("{text}");

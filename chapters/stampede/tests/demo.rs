@@ -41,7 +41,8 @@ fn a_small_run_shows_what_each_strategy_promises() {
         "5",
         "--ttl-ms",
         "100",
-        "--json",
+        "--format",
+        "json",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let reports: Value = serde_json::from_slice(&out.stdout).unwrap();

@@ -217,7 +217,7 @@ async fn run(cli: Cli, cleanup: Cleanup) -> anyhow::Result<()> {
         }
     }
     summary.conclusion = conclude(&summary.rows);
-    summary.print(args.report.json);
+    summary.print(args.report.format);
     if let Some(path) = &args.report.plot {
         let labels = modes.iter().map(|mode| mode.label());
         let series: Vec<(&str, &Latency)> = labels.zip(&read_latencies).collect();

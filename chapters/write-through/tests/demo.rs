@@ -26,7 +26,8 @@ fn a_small_run_reads_only_hits_and_no_stale_rows() {
         "0",
         "--write-ratio",
         "0.2",
-        "--json",
+        "--format",
+        "json",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();

@@ -126,7 +126,7 @@ where
 }
 
 /// The progress bar every demo shows on stderr while it works: `label`, a bar out of `len`, the
-/// rate and the time left. Hidden when `show` is false (e.g. `--json`) and when stderr is not a
+/// rate and the time left. Hidden when `show` is false (e.g. `--format json`) and when stderr is not a
 /// terminal.
 pub fn progress_bar(label: &str, len: u64, show: bool) -> ProgressBar {
     if !show {

@@ -71,7 +71,7 @@ impl<'a> Demo<'a> {
 
     /// Whether to draw progress bars.
     fn progress(&self) -> bool {
-        !self.cli.workload.report.json
+        self.cli.workload.report.format.progress()
     }
 
     /// A request at least this slow waited for a database load.
