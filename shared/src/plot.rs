@@ -8,6 +8,8 @@
 
 use std::path::Path;
 
+use plotters::coord::ranged1d::ValueFormatter;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::metrics::Latency;
@@ -64,12 +66,100 @@ pub fn percentiles(path: &Path, title: &str, series: &[(&str, &Latency)]) -> Res
         .y_label_formatter(&|ms| format_ms(*ms))
         .draw()
         .map_err(|e| fail(e.to_string()))?;
-    for (i, ((label, _), points)) in series.iter().zip(lines).enumerate() {
+    let labelled = series.iter().map(|(label, _)| *label).zip(lines);
+    lines_and_legend(&mut chart, labelled).map_err(fail)?;
+    root.present().map_err(|e| fail(e.to_string()))
+}
+
+/// The axes of a [`curves`] chart.
+pub struct Axes<'a> {
+    /// What x measures, with its unit.
+    pub x: &'a str,
+    /// What y measures, with its unit.
+    pub y: &'a str,
+    /// Whether x is drawn on a log scale (for ranks, counts and other quantities over decades).
+    pub log_x: bool,
+}
+
+/// Draws one line per `(label, points)` into an SVG chart at `path`: the book's pictures of a
+/// formula or a distribution (Zipf's curve, XFetch's odds), drawn from the code that uses them.
+pub fn curves(
+    path: &Path,
+    title: &str,
+    axes: Axes<'_>,
+    series: &[(&str, Vec<(f64, f64)>)],
+) -> Result<(), PlotError> {
+    let fail = |cause: String| PlotError {
+        path: path.display().to_string(),
+        cause,
+    };
+    let points = || series.iter().flat_map(|(_, line)| line.iter());
+    let (x_low, x_high) = points().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &(x, _)| {
+        (lo.min(x), hi.max(x))
+    });
+    // A fifth of headroom above the highest line keeps the legend off the lines.
+    let y_high = points().fold(0.0, |hi: f64, &(_, y)| hi.max(y)) * 1.2;
+
+    let root = SVGBackend::new(path, (860, 480)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| fail(e.to_string()))?;
+    let mut builder = ChartBuilder::on(&root);
+    builder
+        .caption(title, ("sans-serif", 20))
+        .margin(14)
+        .x_label_area_size(44)
+        .y_label_area_size(70);
+    // The two scales are two types, so each draws the same way through one generic function.
+    if axes.log_x {
+        let chart = builder
+            .build_cartesian_2d((x_low..x_high).log_scale(), 0f64..y_high)
+            .map_err(|e| fail(e.to_string()))?;
+        draw_lines(chart, &axes, series).map_err(fail)?;
+    } else {
+        let chart = builder
+            .build_cartesian_2d(x_low..x_high, 0f64..y_high)
+            .map_err(|e| fail(e.to_string()))?;
+        draw_lines(chart, &axes, series).map_err(fail)?;
+    }
+    root.present().map_err(|e| fail(e.to_string()))
+}
+
+/// The mesh, the lines and the legend of a [`curves`] chart.
+fn draw_lines<'a, X>(
+    mut chart: ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, RangedCoordf64>>,
+    axes: &Axes<'_>,
+    series: &[(&str, Vec<(f64, f64)>)],
+) -> Result<(), String>
+where
+    X: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    chart
+        .configure_mesh()
+        .x_desc(axes.x)
+        .y_desc(axes.y)
+        .draw()
+        .map_err(|e| e.to_string())?;
+    let labelled = series
+        .iter()
+        .map(|(label, points)| (*label, points.clone()));
+    lines_and_legend(&mut chart, labelled)
+}
+
+/// One line per `(label, points)`, each in a colour of its own, and their legend in the top left
+/// corner: what both kinds of chart draw once their axes are set.
+fn lines_and_legend<'a, 'l, X, Y>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>,
+    series: impl Iterator<Item = (&'l str, Vec<(f64, f64)>)>,
+) -> Result<(), String>
+where
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    for (i, (label, points)) in series.enumerate() {
         let color = Palette99::pick(i).to_rgba();
         chart
             .draw_series(LineSeries::new(points, color.stroke_width(3)))
-            .map_err(|e| fail(e.to_string()))?
-            .label(*label)
+            .map_err(|e| e.to_string())?
+            .label(label)
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 24, y)], color.stroke_width(3)));
     }
     chart
@@ -78,8 +168,7 @@ pub fn percentiles(path: &Path, title: &str, series: &[(&str, &Latency)]) -> Res
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .draw()
-        .map_err(|e| fail(e.to_string()))?;
-    root.present().map_err(|e| fail(e.to_string()))
+        .map_err(|e| e.to_string())
 }
 
 /// `p50`, `p90`, `p99.9` for a position on the nines axis.
@@ -120,5 +209,27 @@ mod tests {
         assert_eq!(percentile_label(1.0), "p90");
         assert_eq!(percentile_label(3.0), "p99.9");
         assert_eq!(percentile_label(0.0), "p0");
+    }
+
+    #[test]
+    fn draws_curves_on_either_scale() {
+        let dir = tempfile::tempdir().unwrap();
+        for log_x in [false, true] {
+            let path = dir.path().join(format!("curves-{log_x}.svg"));
+            let line: Vec<(f64, f64)> = (1..=100).map(|x| (x as f64, 1.0 / x as f64)).collect();
+            let axes = Axes {
+                x: "rank",
+                y: "share",
+                log_x,
+            };
+            curves(&path, "One over x", axes, &[("1/x", line)]).unwrap();
+            let svg = std::fs::read_to_string(&path).unwrap();
+            for text in ["One over x", "1/x", "rank", "share"] {
+                assert!(
+                    svg.contains(text),
+                    "the chart shows {text:?} (log x: {log_x})"
+                );
+            }
+        }
     }
 }

@@ -50,7 +50,6 @@ impl<L: Loader> ReadThrough<L> {
         let key = self.loader.key(id);
         self.cache.get_or_load(&key, || self.loader.load(id)).await
     }
-    // ANCHOR_END: loader
 
     /// Forgets `id`, for the code path that changed it.
     pub async fn invalidate(&self, id: &L::Id) {
@@ -62,3 +61,4 @@ impl<L: Loader> ReadThrough<L> {
         &self.cache
     }
 }
+// ANCHOR_END: loader

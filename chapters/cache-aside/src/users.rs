@@ -56,7 +56,12 @@ impl Users {
         Ok(existed)
     }
 
-    /// A multi-argument query, cached under a key hashed from its arguments.
+    /// A multi-argument query, cached under a key hashed from its arguments. [`update`] does not
+    /// invalidate it: which cached searches hold user 42 is not something this store knows, so
+    /// a search can show a changed user's old row until its TTL ends (the invalidation lesson
+    /// tracks that with tags).
+    ///
+    /// [`update`]: Self::update
     pub async fn search(&self, search: &UserSearch) -> Result<Vec<User>, sqlx::Error> {
         let key = keys::hashed("users:search", search);
         let found = self
@@ -71,13 +76,13 @@ impl Users {
             .await?;
         Ok(found.unwrap_or_default())
     }
-    // ANCHOR_END: users
 
     /// The cache, for its counters.
     pub fn cache(&self) -> &CacheAside {
         &self.cache
     }
 }
+// ANCHOR_END: users
 
 /// The same user lookup as a read-through [`Loader`].
 pub struct UserLoader(pub Arc<Database>);

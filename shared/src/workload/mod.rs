@@ -2,8 +2,9 @@
 //!
 //! Real traffic is skewed: a few users, products and articles get most of the requests. Under
 //! Zipf's law with exponent `s`, the key of rank `k` is requested in proportion to `1 / k^s`;
-//! with `s = 1` and 1,000 keys the top 10 keys take about 39% of the requests. A cache thrives on
-//! that skew, and uniform keys would hide it. The whole sequence of operations is drawn up front
+//! with `s = 1` and 1,000 keys the top 10 keys take about 39% of the requests. Skew decides how
+//! much a cache that cannot keep every key (bounded memory, short TTLs, more keys than repeats)
+//! still serves; a cache that keeps every key misses each once whatever the skew. The whole sequence of operations is drawn up front
 //! from the seed, so two runs (or two strategies in one run) replay exactly the same requests.
 //!
 //! How the requests are sent, a closed loop of tasks, a burst, or an open loop at a fixed rate,

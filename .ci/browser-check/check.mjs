@@ -1,0 +1,180 @@
+// The book as a learner reads it: every page opened in headless Chromium at a desktop and a phone
+// width. Fails when text or a picture is cut off with no way to scroll to it, when an internal
+// link, anchor or image is broken, or when the search finds nothing for one of the course's key
+// terms.
+//
+// Usage: node check.mjs BOOK_URL BOOK_DIR
+//   BOOK_URL: where the built book is served, e.g. http://127.0.0.1:3000/
+//   BOOK_DIR: the built book on disk (book/book), to list its pages
+// CHROMIUM names the browser (default /usr/bin/chromium, Debian's package).
+
+import { readdirSync } from "node:fs";
+import { chromium } from "playwright-core";
+
+const [base, dir] = process.argv.slice(2);
+if (!base || !dir) {
+  console.error("usage: node check.mjs BOOK_URL BOOK_DIR");
+  process.exit(2);
+}
+
+const widths = [
+  { name: "desktop", width: 1280, height: 900 },
+  { name: "phone", width: 420, height: 860 },
+];
+
+// Words a learner would search for; each must find at least one result.
+const searchTerms = [
+  "hit ratio",
+  "stampede",
+  "single flight",
+  "lease",
+  "tombstone",
+  "XFetch",
+  "hash tag",
+  "write-through",
+  "maxmemory",
+  "fencing",
+  "CROSSSLOT",
+  "evicted_keys",
+];
+
+// print.html repeats every page; toc.html and 404.html are mdBook's own.
+const pages = readdirSync(dir)
+  .filter((f) => f.endsWith(".html") && !["print.html", "toc.html", "404.html"].includes(f))
+  .sort();
+
+const problems = [];
+const problem = (where, what) => problems.push(`${where}: ${what}`);
+
+// Runs in the page: every piece of text, picture or code in the content whose box reaches past an
+// ancestor that clips it (overflow hidden or clip), or past the window, with no box that scrolls
+// horizontally in between. A box that scrolls stands in for its content: it must fit itself.
+function cutOff() {
+  const found = [];
+  const viewport = document.documentElement.clientWidth;
+  const describe = (node) => {
+    const el = node.nodeType === Node.TEXT_NODE ? node.parentElement : node;
+    const text = (node.textContent || el.getAttribute("alt") || el.tagName).trim();
+    return `<${el.tagName.toLowerCase()}> "${text.slice(0, 60)}"`;
+  };
+  const check = (node, rect) => {
+    let box = { left: rect.left, right: rect.right };
+    let el = node.nodeType === Node.TEXT_NODE ? node.parentElement : node.parentElement;
+    for (; el && el !== document.documentElement; el = el.parentElement) {
+      const overflow = getComputedStyle(el).overflowX;
+      if (overflow === "visible") continue;
+      const r = el.getBoundingClientRect();
+      if (overflow === "auto" || overflow === "scroll") {
+        box = { left: r.left, right: r.right };
+      } else if (box.right > r.right + 1 || box.left < r.left - 1) {
+        found.push(`${describe(node)} is cut off by a <${el.tagName.toLowerCase()}> that does not scroll`);
+        return;
+      }
+    }
+    if (box.right > viewport + 1 || box.left < -1) {
+      found.push(`${describe(node)} reaches ${Math.round(box.right)} px in a ${viewport} px window`);
+    }
+  };
+  const main = document.querySelector("main");
+  const walker = document.createTreeWalker(main, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    if (!node.textContent.trim()) continue;
+    const range = document.createRange();
+    range.selectNodeContents(node);
+    for (const rect of range.getClientRects()) {
+      if (rect.width > 0) check(node, rect);
+    }
+  }
+  for (const el of main.querySelectorAll("img, svg, table, pre")) {
+    const rect = el.getBoundingClientRect();
+    if (rect.width > 0) check(el, rect);
+  }
+  if (document.documentElement.scrollWidth > viewport + 1) {
+    found.push(`the page itself is ${document.documentElement.scrollWidth} px wide in a ${viewport} px window`);
+  }
+  return [...new Set(found)].slice(0, 8);
+}
+
+// Runs in the page: internal links (page and anchor) and the pictures of the content.
+function linksAndImages() {
+  const links = [...document.querySelectorAll("main a[href]")]
+    .map((a) => a.href)
+    .filter((href) => href.startsWith(location.origin));
+  const images = [...document.querySelectorAll("main img")].map((img) => ({
+    src: img.src,
+    loaded: img.complete && img.naturalWidth > 0,
+  }));
+  return { links, images };
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--no-sandbox"],
+});
+try {
+  const ids = new Map(); // page URL without anchor -> the ids it defines, or null if it did not load
+  const idsOf = async (page, url) => {
+    if (!ids.has(url)) {
+      const response = await page.goto(url);
+      ids.set(url, response && response.ok() ? await page.evaluate(() => [...document.querySelectorAll("[id]")].map((e) => e.id)) : null);
+    }
+    return ids.get(url);
+  };
+
+  for (const { name, width, height } of widths) {
+    const page = await browser.newPage({ viewport: { width, height } });
+    for (const file of pages) {
+      const url = new URL(file, base).href;
+      const response = await page.goto(url, { waitUntil: "load" });
+      if (!response || !response.ok()) {
+        problem(`${file} (${name})`, `did not load: ${response && response.status()}`);
+        continue;
+      }
+      for (const found of await page.evaluate(cutOff)) problem(`${file} (${name}, ${width} px)`, found);
+      if (name !== "desktop") continue;
+      const { links, images } = await page.evaluate(linksAndImages);
+      for (const image of images) {
+        if (!image.loaded) problem(file, `picture ${image.src} did not load`);
+      }
+      const checker = await browser.newPage();
+      for (const link of new Set(links)) {
+        const [target, anchor] = link.split("#");
+        const defined = await idsOf(checker, target);
+        if (defined === null) problem(file, `link to ${link}: the page does not exist`);
+        else if (anchor && !defined.includes(decodeURIComponent(anchor))) {
+          problem(file, `link to ${link}: no such anchor on that page`);
+        }
+      }
+      await checker.close();
+    }
+    await page.close();
+  }
+
+  const page = await browser.newPage({ viewport: widths[0] });
+  await page.goto(new URL("index.html", base).href);
+  for (const term of searchTerms) {
+    if (!(await page.locator("#mdbook-searchbar").isVisible())) {
+      await page.click("#mdbook-search-toggle");
+    }
+    await page.fill("#mdbook-searchbar", term);
+    await page.press("#mdbook-searchbar", "End"); // mdBook searches on keyup
+    const results = page.locator("#mdbook-searchresults li");
+    try {
+      await results.first().waitFor({ timeout: 3000 });
+      console.log(`search "${term}": ${await results.count()} results`);
+    } catch {
+      problem("search", `"${term}" finds nothing`);
+    }
+  }
+  await page.close();
+} finally {
+  await browser.close();
+}
+
+console.log(`${pages.length} pages at ${widths.map((w) => `${w.width} px`).join(" and ")}`);
+if (problems.length) {
+  console.error(`\nBROWSER CHECK FAILED: ${problems.length} problems`);
+  for (const p of problems) console.error(`  ${p}`);
+  process.exit(1);
+}
+console.log("every page fits or scrolls, every internal link and anchor resolves, every key term is found");
