@@ -104,7 +104,17 @@ impl<R: Row> Report<R> {
             .collect();
         table.push_str(&line(rule));
         for row in &self.rows {
-            table.push_str(&line(row.cells().into_iter().map(markdown_cell).collect()));
+            // A figure and its unit stay on one line (`8.29 ms`, not `8.29` above `ms`) however
+            // narrow the column gets: the space between them is a non-breaking one.
+            let cells = row.cells().into_iter().enumerate().map(|(i, cell)| {
+                let cell = markdown_cell(cell);
+                if i == 0 {
+                    cell
+                } else {
+                    cell.replace(' ', "\u{a0}")
+                }
+            });
+            table.push_str(&line(cells.collect()));
         }
         let settings: Vec<String> = self
             .settings
@@ -258,6 +268,27 @@ mod tests {
         assert!(
             markdown.ends_with("\ncache-aside asked the database 83x less\n"),
             "{markdown}"
+        );
+    }
+
+    #[test]
+    fn a_figure_keeps_its_unit_on_its_line() {
+        #[derive(Serialize)]
+        struct Timed;
+        impl Row for Timed {
+            fn headers() -> Vec<&'static str> {
+                vec!["strategy", "p50"]
+            }
+            fn cells(&self) -> Vec<String> {
+                vec!["no cache".into(), micros(8_290)]
+            }
+        }
+        let mut report = Report::new("Demo");
+        report.rows.push(Timed);
+        let markdown = report.to_markdown();
+        assert!(
+            markdown.contains("| no cache | 8.29\u{a0}ms |"),
+            "the label keeps its spaces, the figure a non-breaking one: {markdown}"
         );
     }
 

@@ -21,8 +21,9 @@ use shared::workload::RunStats;
 /// through a Redis cache-aside cache (miss: load and store with a TTL; write: update, then delete
 /// the key). It ends with a table of throughput, latency, database queries and hit ratio.
 ///
-/// Try --db-latency-ms 0 --concurrency 1 to see the cache lose to the embedded SQLite (and
-/// --db-latency-ms 0 alone to see why it still wins when 32 tasks queue for 10 database
+/// Try --db-latency-ms 0 --concurrency 1 to see how little a cache buys against the embedded
+/// SQLite (a round trip against a query, within tens of microseconds, and on a busy machine a
+/// loss; --db-latency-ms 0 alone shows why it wins more when 32 tasks queue for 10 database
 /// connections), --write-ratio 0.1 to add updates that invalidate, and --keys 50000 --requests
 /// 100000 with and without --skew 0 to see how much of the hit ratio comes from skew once keys
 /// outnumber repeats (with the default 1,000 keys every key is cached after its first miss, so
