@@ -85,10 +85,13 @@ fn markdown_output_is_a_table_the_book_can_include() {
     );
     assert!(rows[2].starts_with("| database only | "), "{markdown}");
     assert!(rows[3].starts_with("| cache-aside | "), "{markdown}");
-    let conclusion = markdown.trim_end().lines().last().unwrap();
+    // Which conclusion depends on the machine (a win, a draw or a loss at 0 ms): whichever it
+    // is, it closes the report as a paragraph of its own, after a blank line.
+    let lines: Vec<&str> = markdown.trim_end().lines().collect();
+    let (conclusion, before) = (lines[lines.len() - 1], lines[lines.len() - 2]);
     assert!(
-        conclusion.starts_with("Cache-aside served"),
-        "the conclusion closes the report as a paragraph: {markdown}"
+        before.is_empty() && !conclusion.starts_with(['|', '*']) && conclusion.contains("database"),
+        "expected the conclusion as the last paragraph, found {conclusion:?} after {before:?}: {markdown}"
     );
     assert!(
         !markdown.contains('┆'),
