@@ -130,6 +130,17 @@ try {
         problem(`${file} (${name})`, `did not load: ${response && response.status()}`);
         continue;
       }
+      // Mermaid draws its diagrams after the load event: measure the drawn page, not the source
+      // text it replaces, and count a diagram that never draws as a problem of its own.
+      try {
+        await page.waitForFunction(
+          () => [...document.querySelectorAll("pre.mermaid")].every((pre) => pre.querySelector("svg")),
+          null,
+          { timeout: 15000 },
+        );
+      } catch {
+        problem(`${file} (${name})`, "a Mermaid diagram was not drawn within 15 s");
+      }
       for (const found of await page.evaluate(cutOff)) problem(`${file} (${name}, ${width} px)`, found);
       if (name !== "desktop") continue;
       const { links, images } = await page.evaluate(linksAndImages);
