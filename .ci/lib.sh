@@ -16,3 +16,14 @@ our_redis_pids() {
     [[ $dir == "${TMPDIR:?}"/* ]] && echo "$pid"
   done | sort
 }
+
+# A free TCP port on loopback, for a server a step starts.
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# How many temporary folders of the course's are in this run's TMPDIR.
+temp_folders() { find "${TMPDIR:?}" -maxdepth 1 -name 'caching-course-*' 2>/dev/null | wc -l; }
+
+# How many course_ schemas the PostgreSQL database at URL `$1` holds.
+schemas_in() { psql "$1" -Atc "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'course\_%'"; }

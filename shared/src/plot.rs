@@ -66,7 +66,10 @@ pub fn percentiles(path: &Path, title: &str, series: &[(&str, &Latency)]) -> Res
         .y_label_formatter(&|ms| format_ms(*ms))
         .draw()
         .map_err(|e| fail(e.to_string()))?;
-    let labelled = series.iter().map(|(label, _)| *label).zip(lines);
+    let labelled = series
+        .iter()
+        .zip(&lines)
+        .map(|((label, _), points)| (*label, &points[..]));
     lines_and_legend(&mut chart, labelled).map_err(fail)?;
     root.present().map_err(|e| fail(e.to_string()))
 }
@@ -138,9 +141,7 @@ where
         .y_desc(axes.y)
         .draw()
         .map_err(|e| e.to_string())?;
-    let labelled = series
-        .iter()
-        .map(|(label, points)| (*label, points.clone()));
+    let labelled = series.iter().map(|(label, points)| (*label, &points[..]));
     lines_and_legend(&mut chart, labelled)
 }
 
@@ -148,7 +149,7 @@ where
 /// corner: what both kinds of chart draw once their axes are set.
 fn lines_and_legend<'a, 'l, X, Y>(
     chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>,
-    series: impl Iterator<Item = (&'l str, Vec<(f64, f64)>)>,
+    series: impl Iterator<Item = (&'l str, &'l [(f64, f64)])>,
 ) -> Result<(), String>
 where
     X: Ranged<ValueType = f64>,
@@ -157,7 +158,10 @@ where
     for (i, (label, points)) in series.enumerate() {
         let color = Palette99::pick(i).to_rgba();
         chart
-            .draw_series(LineSeries::new(points, color.stroke_width(3)))
+            .draw_series(LineSeries::new(
+                points.iter().copied(),
+                color.stroke_width(3),
+            ))
             .map_err(|e| e.to_string())?
             .label(label)
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 24, y)], color.stroke_width(3)));

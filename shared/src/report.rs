@@ -79,15 +79,10 @@ impl<R: Row> Report<R> {
         for column in table.column_iter_mut().skip(1) {
             column.set_cell_alignment(CellAlignment::Right);
         }
-        let settings: Vec<String> = self
-            .settings
-            .iter()
-            .map(|(name, value)| format!("{name}: {value}"))
-            .collect();
         format!(
             "{}\n{}\n\n{table}\n\n{}\n",
             self.title,
-            settings.join(" | "),
+            self.settings_line(" | "),
             self.conclusion
         )
     }
@@ -98,10 +93,10 @@ impl<R: Row> Report<R> {
     pub fn to_markdown(&self) -> String {
         let line = |cells: Vec<String>| format!("| {} |\n", cells.join(" | "));
         let headers: Vec<String> = R::headers().into_iter().map(markdown_cell).collect();
-        let mut table = line(headers.clone());
         let rule = (0..headers.len())
             .map(|i| if i == 0 { ":--" } else { "--:" }.to_string())
             .collect();
+        let mut table = line(headers);
         table.push_str(&line(rule));
         for row in &self.rows {
             // A figure and its unit stay on one line (`8.29 ms`, not `8.29` above `ms`) however
@@ -116,17 +111,22 @@ impl<R: Row> Report<R> {
             });
             table.push_str(&line(cells.collect()));
         }
-        let settings: Vec<String> = self
+        format!(
+            "**{}**\n\n*{}*\n\n{table}\n{}\n",
+            markdown_cell(self.title.clone()),
+            markdown_cell(self.settings_line(" · ")),
+            self.conclusion
+        )
+    }
+
+    /// The settings as `name: value` pairs joined by `separator`, the line under the title.
+    fn settings_line(&self, separator: &str) -> String {
+        let pairs: Vec<String> = self
             .settings
             .iter()
             .map(|(name, value)| format!("{name}: {value}"))
             .collect();
-        format!(
-            "**{}**\n\n*{}*\n\n{table}\n{}\n",
-            markdown_cell(self.title.clone()),
-            markdown_cell(settings.join(" · ")),
-            self.conclusion
-        )
+        pairs.join(separator)
     }
 
     /// The report in `format`.
