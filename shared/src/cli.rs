@@ -15,6 +15,7 @@ use clap::{Args, CommandFactory, FromArgMatches};
 use crate::connection::{RedisTarget, is_cluster, redact};
 use crate::db::DbOptions;
 use crate::report::Format;
+use crate::server::ServerOptions;
 use crate::stage::{Cleanup, Stage};
 use crate::workload::Workload;
 
@@ -57,11 +58,23 @@ impl Backends {
     pub async fn stage(
         &self,
         lesson: &str,
+        db: DbOptions,
+        cleanup: &Cleanup,
+    ) -> anyhow::Result<Stage> {
+        self.stage_with(lesson, db, ServerOptions::default(), cleanup)
+            .await
+    }
+
+    /// [`stage`](Self::stage), with a private server (when no URL is given) run as `server` says.
+    pub async fn stage_with(
+        &self,
+        lesson: &str,
         mut db: DbOptions,
+        server: ServerOptions,
         cleanup: &Cleanup,
     ) -> anyhow::Result<Stage> {
         db.url = self.database_url.clone();
-        let redis = RedisTarget::choose(self.redis_url.as_deref(), self.redis_cluster)
+        let redis = RedisTarget::choose_with(self.redis_url.as_deref(), self.redis_cluster, server)
             .context("could not get a Redis for the demo")?;
         let stage = Stage::open(lesson, redis, db).await?;
         cleanup.register(stage.leftovers());

@@ -29,7 +29,7 @@ use redis::{Cmd, Pipeline, RedisFuture, Value};
 
 use crate::cluster::RedisCluster;
 use crate::error::SetupError;
-use crate::server::RedisServer;
+use crate::server::{RedisServer, ServerOptions};
 
 /// The scheme that marks a URL as a cluster's: `redis+cluster://HOST:PORT/` names any one node.
 const CLUSTER_SCHEME: &str = "redis+cluster://";
@@ -50,6 +50,16 @@ impl RedisTarget {
     /// `url` if given (from `--redis-url` or `REDIS_URL`), read as a cluster's if `cluster`;
     /// else a freshly started private cluster (`cluster`) or server.
     pub fn choose(url: Option<&str>, cluster: bool) -> Result<Self, SetupError> {
+        Self::choose_with(url, cluster, ServerOptions::default())
+    }
+
+    /// [`choose`](Self::choose), with a private server run as `server` says: the write-behind
+    /// lesson's keeps an append-only file. (A private cluster's nodes keep nothing on disk.)
+    pub fn choose_with(
+        url: Option<&str>,
+        cluster: bool,
+        server: ServerOptions,
+    ) -> Result<Self, SetupError> {
         // Only the syntax is checked here; `connect` finds out whether the server is there.
         match url {
             Some(url) => {
@@ -62,7 +72,7 @@ impl RedisTarget {
                 Ok(RedisTarget::External(url))
             }
             None if cluster => Ok(RedisTarget::PrivateCluster(RedisCluster::start()?)),
-            None => Ok(RedisTarget::Private(RedisServer::start()?)),
+            None => Ok(RedisTarget::Private(RedisServer::start_with(server)?)),
         }
     }
 

@@ -36,6 +36,19 @@ impl Namespace {
         }
     }
 
+    /// The namespace another process of the same run made, from its [`prefix`](Self::prefix):
+    /// how a child process works on its parent's keys.
+    pub fn adopt(prefix: &str) -> Self {
+        Namespace {
+            prefix: prefix.to_string(),
+        }
+    }
+
+    /// The prefix every key of this namespace starts with.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// A namespace inside this one, e.g. one per strategy a demo compares. Its keys carry this
     /// namespace's prefix too, so removing this namespace's keys removes the child's.
     pub fn child(&self, name: &str) -> Self {

@@ -71,6 +71,12 @@ impl Stage {
         self.conn.clone()
     }
 
+    /// The URL of the stage's Redis (with its password, if it has one: never print it), for a
+    /// part that needs connections of its own, or another process.
+    pub fn redis_url(&self) -> String {
+        self.redis.url()
+    }
+
     /// The database.
     pub fn db(&self) -> &Arc<Database> {
         &self.db

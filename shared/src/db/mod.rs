@@ -67,6 +67,8 @@ pub struct Database {
     latency_us: AtomicU64,
     /// What must go when the run ends: a PostgreSQL schema, or a SQLite file the run created.
     leftover: Option<Leftover>,
+    /// How another process opens this same database (see [`Database::attach`]).
+    attachment: Attachment,
     /// Keeps the private SQLite file alive; dropping it deletes the file.
     _sqlite_dir: Option<tempfile::TempDir>,
 }
@@ -126,6 +128,38 @@ impl Leftover {
                 Ok(())
             }
         }
+    }
+}
+
+/// How a second process reaches a run's database. A demo that kills a child process mid-run
+/// (write-behind's flusher) hands it this through its environment, not its command line, which
+/// `ps` would show with the password.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attachment {
+    /// The database's URL: a SQLite file, or a PostgreSQL database (with its password).
+    pub url: String,
+    /// The run's PostgreSQL schema; `None` on SQLite.
+    pub schema: Option<String>,
+}
+
+/// The environment variables an [`Attachment`] travels in.
+const ATTACH_URL: &str = "COURSE_ATTACH_DATABASE_URL";
+const ATTACH_SCHEMA: &str = "COURSE_ATTACH_SCHEMA";
+
+impl Attachment {
+    /// The variables to set in a child's environment.
+    pub fn to_env(&self) -> Vec<(&'static str, String)> {
+        let mut env = vec![(ATTACH_URL, self.url.clone())];
+        env.extend(self.schema.clone().map(|schema| (ATTACH_SCHEMA, schema)));
+        env
+    }
+
+    /// The attachment a parent put in this process's environment, if any.
+    pub fn from_env() -> Option<Self> {
+        Some(Attachment {
+            url: std::env::var(ATTACH_URL).ok()?,
+            schema: std::env::var(ATTACH_SCHEMA).ok(),
+        })
     }
 }
 
@@ -195,32 +229,19 @@ impl Database {
             probe.execute("PRAGMA journal_mode = WAL").await?;
         }
         probe.close().await?;
-        let search_path = pg_schema.clone();
-        let pool = AnyPoolOptions::new()
-            .max_connections(options.max_connections)
-            .after_connect(move |conn, _meta| {
-                let search_path = search_path.clone();
-                Box::pin(async move {
-                    if let Some(schema) = search_path {
-                        conn.execute(format!("SET search_path TO {schema}").as_str())
-                            .await?;
-                    } else {
-                        // The usual setting with WAL: a commit is durable against a crash of the
-                        // process, and fsyncs happen at checkpoints rather than on every commit.
-                        conn.execute("PRAGMA synchronous = NORMAL").await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect(&url)
+        let attachment = Attachment {
+            url: url.clone(),
+            schema: pg_schema,
+        };
+        let pool = pool(&attachment, options.max_connections)
             .await
             .map_err(bad_url)?;
-
         let db = Database {
             pool,
             queries: AtomicU64::new(0),
             latency_us: AtomicU64::new(options.latency.as_micros() as u64),
             leftover,
+            attachment,
             _sqlite_dir: sqlite_dir,
         };
         let mut setup = db.setup().await?;
@@ -228,6 +249,35 @@ impl Database {
         products::create(&mut setup, options.products).await?;
         setup.commit().await?;
         Ok(db)
+    }
+
+    /// Opens the database another process of the same run opened, as its [`attachment`] says:
+    /// the same tables, nothing created, and nothing removed when this process ends (the owner
+    /// does that). Queries are counted in this process and slowed by `latency`.
+    ///
+    /// [`attachment`]: Self::attachment
+    pub async fn attach(attachment: Attachment, latency: Duration) -> Result<Self, SetupError> {
+        sqlx::any::install_default_drivers();
+        let pool =
+            pool(&attachment, 10)
+                .await
+                .map_err(|cause| SetupError::DatabaseUnreachable {
+                    url: redact(&attachment.url),
+                    cause,
+                })?;
+        Ok(Database {
+            pool,
+            queries: AtomicU64::new(0),
+            latency_us: AtomicU64::new(latency.as_micros() as u64),
+            leftover: None,
+            attachment,
+            _sqlite_dir: None,
+        })
+    }
+
+    /// How another process opens this database with [`Database::attach`].
+    pub fn attachment(&self) -> &Attachment {
+        &self.attachment
     }
 
     /// A transaction whose statements are not counted, for a lesson's own tables and seed rows.
@@ -254,9 +304,9 @@ impl Database {
 
     /// `sqlite` or `postgres`, for reports.
     pub fn backend(&self) -> &'static str {
-        match self.leftover {
-            Some(Leftover::PostgresSchema { .. }) => "postgres",
-            _ => "sqlite",
+        match self.attachment.schema {
+            Some(_) => "postgres",
+            None => "sqlite",
         }
     }
 }
@@ -300,4 +350,28 @@ fn sqlite_of_our_own(url: &str) -> Result<(String, Option<PathBuf>), SetupError>
     }
     let separator = if url.contains('?') { '&' } else { '?' };
     Ok((format!("{url}{separator}mode=rwc"), Some(path)))
+}
+
+/// The pool of connections to `attachment`'s database, each set up as the course needs: on
+/// PostgreSQL with the run's schema as its search path, on SQLite with the usual WAL setting.
+async fn pool(attachment: &Attachment, max_connections: u32) -> Result<AnyPool, sqlx::Error> {
+    let search_path = attachment.schema.clone();
+    AnyPoolOptions::new()
+        .max_connections(max_connections)
+        .after_connect(move |conn, _meta| {
+            let search_path = search_path.clone();
+            Box::pin(async move {
+                if let Some(schema) = search_path {
+                    conn.execute(format!("SET search_path TO {schema}").as_str())
+                        .await?;
+                } else {
+                    // The usual setting with WAL: a commit is durable against a crash of the
+                    // process, and fsyncs happen at checkpoints rather than on every commit.
+                    conn.execute("PRAGMA synchronous = NORMAL").await?;
+                }
+                Ok(())
+            })
+        })
+        .connect(&attachment.url)
+        .await
 }

@@ -1,0 +1,75 @@
+//! The demo binary: a small run shows write-behind losing nothing, the counter-examples losing
+//! or doubling, and bad input exits non-zero with advice.
+
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn demo(args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_write-behind"));
+    command.args(args);
+    shared::process::run_owned(command).expect("run the demo")
+}
+
+#[test]
+fn a_small_run_loses_nothing_with_write_behind_and_shows_the_counter_examples() {
+    let out = demo(&[
+        "--requests",
+        "3000",
+        "--keys",
+        "100",
+        "--db-latency-ms",
+        "1",
+        "--format",
+        "json",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the demo failed: {stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = report["rows"].as_array().unwrap();
+    let mode = |name: &str| {
+        rows.iter()
+            .find(|row| row["mode"] == name)
+            .unwrap_or_else(|| panic!("no row {name:?} in {rows:?}"))
+    };
+    for name in [
+        "database alone",
+        "write-through",
+        "write-behind",
+        "write-behind, flusher killed",
+    ] {
+        let row = mode(name);
+        assert_eq!(
+            (&row["lost"], &row["double_applied"], &row["failed_writes"]),
+            (&Value::from(0), &Value::from(0), &Value::from(0)),
+            "{name}: every acknowledged write reaches the database once: {row}"
+        );
+    }
+    assert_eq!(mode("database alone")["db_transactions"], 3000);
+    let behind = mode("write-behind");
+    assert!(
+        behind["db_transactions"].as_u64().unwrap() < 3000,
+        "write-behind batches its writes: {behind}"
+    );
+    assert!(
+        mode("in-process queue (source)")["lost"].as_u64().unwrap() > 0,
+        "the source's in-process queue loses what it had not flushed at its stop"
+    );
+    let killed = mode("write-behind, flusher killed");
+    assert!(
+        killed["flush"]["claimed"].as_u64().unwrap() > 0,
+        "the second flusher took over the killed one's entries: {killed}"
+    );
+    assert!(
+        !stderr.contains("never reached"),
+        "the first flusher was killed at its hold point: {stderr}"
+    );
+}
+
+#[test]
+fn a_bad_flag_exits_non_zero_with_the_accepted_range() {
+    let out = demo(&["--shards", "0"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--shards"), "{stderr}");
+}
