@@ -156,7 +156,7 @@ pub async fn run_with_crash(
         let (writer, acks, workload) = (writer.clone(), acks.clone(), workload.clone());
         tokio::spawn(async move { write_behind_workload(&writer, &acks, &workload, label).await })
     };
-    // Mid-run if the flusher holds before the workload ends; else after at most 30 s.
+    // Killed at its hold point, mid-run; one that never gets there is killed after 30 s.
     let held_in_time = tokio::time::timeout(Duration::from_secs(30), held).await;
     shared::process::signal_and_wait(&mut doomed, libc::SIGKILL);
     if !matches!(held_in_time, Ok(Ok(true))) {

@@ -68,11 +68,6 @@ impl InProcessQueue {
     }
     // ANCHOR_END: source_write
 
-    /// How many writes are waiting in memory.
-    pub fn queued(&self) -> usize {
-        self.queue.lock().expect("queue lock").len()
-    }
-
     /// Starts the flush loop: every `interval`, up to 100 writes, one statement each. Stopping
     /// it flushes one more batch and drops the rest, as the source's `stop()` does.
     pub fn start(self: Arc<Self>, interval: Duration) -> Worker {

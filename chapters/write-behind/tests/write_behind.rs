@@ -88,6 +88,17 @@ async fn heard(heard: tokio::sync::oneshot::Receiver<()>, what: &str) {
         .unwrap();
 }
 
+/// The (points, version) cached under `key`.
+async fn cached_score(conn: &mut shared::RedisConn, key: &str) -> (i64, i64) {
+    redis::cmd("HMGET")
+        .arg(key)
+        .arg("points")
+        .arg("version")
+        .query_async(conn)
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn a_write_and_its_queue_entry_land_together_or_not_at_all() {
     let fx = Fixture::shared().await;
@@ -100,13 +111,7 @@ async fn a_write_and_its_queue_entry_land_together_or_not_at_all() {
         "player 7 started at 0 points, version 0: one write of +30 should make 30 at version 1"
     );
     let score_key = fx.layout.score(7);
-    let cached: (i64, i64) = redis::cmd("HMGET")
-        .arg(&score_key)
-        .arg("points")
-        .arg("version")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let cached = cached_score(&mut conn, &score_key).await;
     assert_eq!(cached, (30, 1), "the cached score after the write");
     let ttl: i64 = conn.pttl(&score_key).await.unwrap();
     assert_eq!(
@@ -135,13 +140,7 @@ async fn a_write_and_its_queue_entry_land_together_or_not_at_all() {
         matches!(error, WriteError::QueueUnavailable { .. }),
         "a write whose queue entry cannot be added must not be acknowledged; got {error}"
     );
-    let cached: (i64, i64) = redis::cmd("HMGET")
-        .arg(&score_key)
-        .arg("points")
-        .arg("version")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let cached = cached_score(&mut conn, &score_key).await;
     assert_eq!(
         cached,
         (30, 1),
