@@ -55,5 +55,5 @@ pub use error::SetupError;
 pub use metrics::{CacheMetrics, CacheStats};
 pub use namespace::Namespace;
 pub use server::{CommandWatch, Persistence, RedisServer, ServerOptions};
-pub use stage::{Cleanup, Instance, Stage};
+pub use stage::{Cleanup, Instance, KeysRemovedOnDrop, Stage};
 pub use workload::{Op, Workload};

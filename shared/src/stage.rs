@@ -124,6 +124,11 @@ impl Stage {
         }
     }
 
+    /// A guard that removes the run's keys from a Redis the course does not own when dropped.
+    pub fn keys_removed_on_drop(&self) -> KeysRemovedOnDrop {
+        KeysRemovedOnDrop(self.leftovers())
+    }
+
     /// Ends the run: removes every key of the run's namespace from a Redis the course does not
     /// own (through a fresh connection, in case the run's own was broken), closes the database
     /// and removes its schema or file. Drop every other handle on the database first.
@@ -133,6 +138,32 @@ impl Stage {
         let db = Arc::into_inner(self.db).ok_or(SetupError::DatabaseInUse { others })?;
         db.close().await?;
         leftovers.remove_keys().await
+    }
+}
+
+/// The run's keys on a Redis the course does not own, removed when this guard is dropped, even
+/// by a test that panicked half-way: for tests whose keys have no TTL (a write-behind queue must
+/// not expire). Dropping cannot wait for a future, so the removal runs on a thread and runtime of
+/// its own, as [`Database`]'s own cleanup does; a failure is printed.
+pub struct KeysRemovedOnDrop(Leftovers);
+
+impl Drop for KeysRemovedOnDrop {
+    fn drop(&mut self) {
+        if self.0.keys.is_none() {
+            return;
+        }
+        let leftovers = self.0.clone();
+        let removed = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(SetupError::Io)?;
+            runtime.block_on(leftovers.remove_keys())
+        })
+        .join();
+        if let Ok(Err(left)) = removed {
+            eprintln!("warning: {left}");
+        }
     }
 }
 

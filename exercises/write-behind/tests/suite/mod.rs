@@ -1,0 +1,658 @@
+//! The suite shared by the exercise and the solution: `super::subject` is whichever crate runs it.
+//!
+//! Each test gets its own namespace and database (`DATABASE_URL`, else SQLite); Redis is
+//! `REDIS_URL`, or a private cluster with `REDIS_CLUSTER=1`, else a private server, and
+//! the tests that stop Redis or watch its commands always start a private one.
+
+use std::time::{Duration, Instant};
+
+use redis::AsyncCommands;
+use redis::streams::{StreamPendingCountReply, StreamRangeReply};
+use shared::exercise::quiet_repeated_todos;
+use shared::{DbOptions, KeysRemovedOnDrop, ServerOptions, Stage};
+use sqlx::Row;
+
+use super::subject::{Entry, FlushError, GROUP, Settings, ViewCount, Views, WriteError};
+
+/// The TTL a clean count gets; the tests read it back.
+const TTL: Duration = Duration::from_secs(60);
+
+fn settings() -> Settings {
+    Settings {
+        batch_size: 100,
+        block: Duration::from_millis(50),
+        claim_idle: Duration::from_millis(300),
+        ttl: TTL,
+        redis_timeout: Duration::from_millis(250),
+    }
+}
+
+/// A test's stage. The queue and the register have no TTL (they must not expire), so on a Redis
+/// the tests share, the run's keys are removed when the test ends, however it ends.
+struct Site {
+    stage: Stage,
+    _keys: KeysRemovedOnDrop,
+}
+
+impl std::ops::Deref for Site {
+    type Target = Stage;
+    fn deref(&self) -> &Stage {
+        &self.stage
+    }
+}
+
+impl From<Stage> for Site {
+    fn from(stage: Stage) -> Self {
+        let _keys = stage.keys_removed_on_drop();
+        Site { stage, _keys }
+    }
+}
+
+async fn site() -> Site {
+    quiet_repeated_todos();
+    Stage::from_env("write-behind-exercise", DbOptions::default())
+        .await
+        .expect("a Redis and a database for the tests")
+        .into()
+}
+
+async fn site_with_private_redis() -> Site {
+    quiet_repeated_todos();
+    let db = DbOptions::default();
+    Stage::private("write-behind-exercise", db, ServerOptions::default())
+        .await
+        .expect("redis-server on PATH")
+        .into()
+}
+
+/// Counters on the stage, and what the tests look at. Nothing here is counted as a query.
+trait Inspect {
+    /// One application instance with its own connection, 20 pages seeded.
+    async fn views(&self) -> Views;
+    /// The cached `(views, version)` of `page`, read on a fresh connection.
+    async fn cached(&self, views: &Views, page: &str) -> Option<(i64, i64)>;
+    /// The TTL of `page`'s cached count in ms (-1: none, -2: no key).
+    async fn pttl(&self, views: &Views, page: &str) -> i64;
+    /// Every entry in the queue, oldest first.
+    async fn queued(&self, views: &Views) -> Vec<Entry>;
+    /// Every pending entry: its id, its consumer, and how long ago it was delivered (ms).
+    async fn pending(&self, views: &Views) -> Vec<(String, String, usize)>;
+    /// `page`'s row in the database.
+    async fn row(&self, page: &str) -> Option<(i64, i64)>;
+    /// Runs one statement of setup on the database.
+    async fn sql(&self, statement: &str);
+}
+
+impl Inspect for Site {
+    async fn views(&self) -> Views {
+        let instance = self.instance().await.unwrap();
+        let (conn, namespace) = (instance.conn, instance.namespace);
+        let views = Views::open(self.db().clone(), conn, namespace, settings(), 20)
+            .await
+            .unwrap();
+        self.db().reset_queries();
+        views
+    }
+
+    async fn cached(&self, views: &Views, page: &str) -> Option<(i64, i64)> {
+        let mut conn = self.instance().await.unwrap().conn;
+        let (count, version): (Option<i64>, Option<i64>) = redis::cmd("HMGET")
+            .arg(views.key(page))
+            .arg("views")
+            .arg("version")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        count.zip(version)
+    }
+
+    async fn pttl(&self, views: &Views, page: &str) -> i64 {
+        self.conn().pttl(views.key(page)).await.unwrap()
+    }
+
+    async fn queued(&self, views: &Views) -> Vec<Entry> {
+        let range: StreamRangeReply = self.conn().xrange_all(views.queue()).await.unwrap();
+        range.ids.iter().filter_map(Entry::from_stream).collect()
+    }
+
+    async fn pending(&self, views: &Views) -> Vec<(String, String, usize)> {
+        let reply: StreamPendingCountReply = self
+            .conn()
+            .xpending_count(views.queue(), GROUP, "-", "+", 10_000)
+            .await
+            .unwrap();
+        reply
+            .ids
+            .into_iter()
+            .map(|p| (p.id, p.consumer, p.last_delivered_ms))
+            .collect()
+    }
+
+    async fn row(&self, page: &str) -> Option<(i64, i64)> {
+        let mut setup = self.db().setup().await.unwrap();
+        let row = sqlx::query("SELECT views, version FROM page_views WHERE page = $1")
+            .bind(page)
+            .fetch_optional(&mut *setup)
+            .await
+            .unwrap();
+        // Ended here: a transaction left open would hold a lock on the table until the pool
+        // gets round to rolling it back, and the test's cleanup would wait for it.
+        setup.commit().await.unwrap();
+        row.map(|row| (row.get("views"), row.get("version")))
+    }
+
+    async fn sql(&self, statement: &str) {
+        let mut setup = self.db().setup().await.unwrap();
+        sqlx::query(statement).execute(&mut *setup).await.unwrap();
+        setup.commit().await.unwrap();
+    }
+}
+
+/// Records `n` views of `page` and expects it acknowledged.
+async fn record(views: &Views, page: &str, n: i64) -> ViewCount {
+    match views.record_views(page, n).await {
+        Ok(count) => count,
+        Err(error) => panic!("record_views({page:?}, {n}): expected Ok, got Err({error:?})"),
+    }
+}
+
+fn count(page: &str, views: i64, version: i64) -> ViewCount {
+    ViewCount {
+        page: page.to_string(),
+        views,
+        version,
+    }
+}
+
+fn entry(page: &str, views: i64, version: i64) -> Entry {
+    Entry {
+        id: format!("0-{version}"),
+        page: page.to_string(),
+        views,
+        version,
+    }
+}
+
+/// Asserts that `page`'s count is clean: a TTL no longer than `settings.ttl`, and not much
+/// shorter.
+async fn assert_clean(site: &Site, views: &Views, page: &str, after: &str) {
+    let ttl = site.pttl(views, page).await;
+    assert!(
+        (55_000..=60_000).contains(&ttl),
+        "PTTL of {page}'s cached count {after}: expected 55,000 to 60,000 ms (settings.ttl, \
+         given back once the count is in the database), got {ttl} ms (-1: no TTL, -2: no key). \
+         Does acknowledge() PEXPIRE every flushed page whose cached version is the flushed one?"
+    );
+}
+
+/// Waits until every pending entry has been idle for `claim_idle`, as the server counts it.
+async fn until_claimable(site: &Site, views: &Views) {
+    let claim_idle = settings().claim_idle.as_millis() as usize;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let pending = site.pending(views).await;
+        if pending.iter().all(|(_, _, idle)| *idle >= claim_idle) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "entries still not idle after 10 s: {pending:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+// ---- task 1: the acknowledged write ------------------------------------------------------------
+
+#[tokio::test]
+async fn task1_a_write_is_cached_and_queued_together() {
+    let site = site().await;
+    let views = site.views().await;
+    let first = record(&views, "page-1", 3).await;
+    assert_eq!(
+        first,
+        count("page-1", 3, 1),
+        "record_views(\"page-1\", 3) on a page with 0 views at version 0: expected 3 views at \
+         version 1"
+    );
+    let second = record(&views, "page-1", 2).await;
+    assert_eq!(
+        second,
+        count("page-1", 5, 2),
+        "a second record_views(\"page-1\", 2): expected 5 views at version 2"
+    );
+    let cached = site.cached(&views, "page-1").await;
+    assert_eq!(
+        cached,
+        Some((5, 2)),
+        "the cached {{views, version}} of page-1 after two writes: expected (5, 2), got \
+         {cached:?}"
+    );
+    let queued = site.queued(&views).await;
+    let carried: Vec<(String, i64, i64)> = queued
+        .iter()
+        .map(|e| (e.page.clone(), e.views, e.version))
+        .collect();
+    assert_eq!(
+        carried,
+        [("page-1".to_string(), 3, 1), ("page-1".to_string(), 5, 2)],
+        "the queue's entries (page, views, version) after two writes: expected one per write, \
+         each carrying the count after it (not the views added), got {carried:?}. Does the \
+         script XADD to queue() with the fields page, views and version?"
+    );
+    let ttl = site.pttl(&views, "page-1").await;
+    assert_eq!(
+        ttl, -1,
+        "PTTL of page-1's cached count after a write: expected -1 (no TTL while the write is \
+         queued; fill() had given it one), got {ttl}. A dirty count with a TTL can expire \
+         before it is flushed; does the script PERSIST the key?"
+    );
+    let mut conn = site.conn();
+    let registered: Option<i64> = conn.hget(views.versions(), "page-1").await.unwrap();
+    assert_eq!(
+        registered,
+        Some(2),
+        "the register's (versions()) field page-1 after writing version 2: expected 2, got \
+         {registered:?}. fill() reads it to refuse a row that is behind the queue"
+    );
+    let queries = site.db().queries();
+    assert_eq!(
+        queries, 1,
+        "database queries for two writes of a cold page: expected 1 (fill()'s read of the row \
+         for the first), got {queries}. A write-behind write does not touch the database"
+    );
+    assert_eq!(
+        site.row("page-1").await,
+        Some((0, 0)),
+        "page-1's database row before any flush: expected untouched (0 views, version 0)"
+    );
+}
+
+#[tokio::test]
+async fn task1_a_write_is_one_command() {
+    let site = site_with_private_redis().await;
+    let views = site.views().await;
+    // The first write fills the page and loads the script into Redis.
+    record(&views, "page-2", 1).await;
+    let mut sent = site.server().watch_commands().await.unwrap();
+    record(&views, "page-2", 1).await;
+    let commands = sent.since_last().await;
+    assert!(
+        commands.len() == 1 && commands[0].starts_with("EVAL"),
+        "commands sent by one record_views() of a cached page: expected one script call (EVAL \
+         or EVALSHA), got {commands:?}. Between two separate commands a crash, or another \
+         writer, leaves the cache and the queue disagreeing: a count with no entry is never \
+         flushed, and is lost"
+    );
+}
+
+#[tokio::test]
+async fn task1_a_cold_page_counts_on_from_its_database_row() {
+    let site = site().await;
+    let views = site.views().await;
+    site.sql("UPDATE page_views SET views = 40, version = 7 WHERE page = 'page-3'")
+        .await;
+    let written = record(&views, "page-3", 2).await;
+    assert_eq!(
+        written,
+        count("page-3", 42, 8),
+        "record_views(\"page-3\", 2) on a page not cached, with 40 views at version 7 in the \
+         database: expected 42 views at version 8. Starting from 0 (HINCRBY on a missing key) \
+         loses the 40 views the database holds: let the script report the miss, fill(), retry"
+    );
+    let carried = site.queued(&views).await;
+    assert!(
+        carried.len() == 1 && carried[0].views == 42 && carried[0].version == 8,
+        "the queue after that write: expected one entry with 42 views at version 8, got \
+         {carried:?}"
+    );
+}
+
+#[tokio::test]
+async fn task1_an_unknown_page_is_refused_and_leaves_nothing() {
+    let site = site().await;
+    let views = site.views().await;
+    let refused = views.record_views("page-404", 1).await;
+    assert!(
+        matches!(&refused, Err(WriteError::NoSuchPage(page)) if page == "page-404"),
+        "record_views(\"page-404\", 1) of a page the database does not have: expected \
+         Err(NoSuchPage(\"page-404\")), got {refused:?}"
+    );
+    let cached = site.cached(&views, "page-404").await;
+    let queued = site.queued(&views).await;
+    assert!(
+        cached.is_none() && queued.is_empty(),
+        "after that refusal: expected no cached count and no queued entry, got {cached:?} and \
+         {queued:?}. Does the script create the count when the key is missing?"
+    );
+}
+
+#[tokio::test]
+async fn task1_with_redis_down_a_write_is_refused_and_the_database_untouched() {
+    let site = site_with_private_redis().await;
+    let views = site.views().await;
+    record(&views, "page-5", 1).await;
+    site.db().reset_queries();
+    site.server().stop();
+    let refused = views.record_views("page-5", 1).await;
+    assert!(
+        matches!(refused, Err(WriteError::QueueUnavailable(_))),
+        "record_views(\"page-5\", 1) with Redis stopped: expected Err(QueueUnavailable(..)), \
+         got {refused:?}. A write Redis did not take was not acknowledged, and must say so"
+    );
+    let queries = site.db().queries();
+    assert_eq!(
+        queries, 0,
+        "database queries by that refused write: expected 0, got {queries}. Writing the \
+         database directly while Redis is down lets a queued older count overwrite it later"
+    );
+    assert_eq!(site.row("page-5").await, Some((0, 0)));
+    assert!(
+        views.redis_errors.get() >= 1,
+        "redis_errors after a write with Redis stopped: expected at least 1 (use redis_call())"
+    );
+}
+
+// ---- task 2: the flusher -----------------------------------------------------------------------
+
+#[tokio::test]
+async fn task2_a_flush_coalesces_into_one_statement() {
+    let site = site().await;
+    let views = site.views().await;
+    site.sql("INSERT INTO page_views (page, views, version) VALUES ('o''clock', 0, 0)")
+        .await;
+    for _ in 0..4 {
+        record(&views, "page-1", 1).await;
+    }
+    for _ in 0..2 {
+        record(&views, "page-2", 5).await;
+    }
+    record(&views, "o'clock", 7).await;
+    site.db().reset_queries();
+
+    let flushed = views.flush_once("flusher-1").await;
+    assert!(
+        matches!(flushed, Ok(7)),
+        "flush_once() over 7 queued writes of 3 pages: expected Ok(7), got {flushed:?}"
+    );
+    let queries = site.db().queries();
+    assert_eq!(
+        queries, 1,
+        "database statements for one flush of 3 pages: expected 1 (one multi-row upsert in one \
+         transaction), got {queries}. One statement per entry or per page is the slow \
+         row-by-row flush write-behind exists to avoid"
+    );
+    for (page, expected) in [("page-1", (4, 4)), ("page-2", (10, 2)), ("o'clock", (7, 1))] {
+        let row = site.row(page).await;
+        assert_eq!(
+            row,
+            Some(expected),
+            "{page}'s database row (views, version) after the flush: expected {expected:?}, \
+             got {row:?}. Values formatted into the SQL break on a quote; bind them"
+        );
+        assert_clean(&site, &views, page, "after its flush").await;
+    }
+    let queued = site.queued(&views).await;
+    let pending = site.pending(&views).await;
+    assert!(
+        queued.is_empty() && pending.is_empty(),
+        "the queue after a flush of everything: expected empty (XACK and XDEL every entry), got \
+         {} entries, {} pending. Acknowledged entries left in the stream grow it without bound",
+        queued.len(),
+        pending.len()
+    );
+    let idle = views.flush_once("flusher-1").await;
+    assert!(
+        matches!(idle, Ok(0)),
+        "flush_once() on an empty queue: expected Ok(0), got {idle:?}"
+    );
+}
+
+#[tokio::test]
+async fn task2_apply_keeps_the_newest_version() {
+    let site = site().await;
+    let views = site.views().await;
+    let batch = [
+        entry("page-6", 20, 2),
+        entry("page-6", 40, 4),
+        entry("page-6", 30, 3),
+    ];
+    let applied = views.apply(&batch).await;
+    assert!(
+        matches!(&applied, Ok(rows) if rows == &[count("page-6", 40, 4)]),
+        "apply() of page-6 at versions 2, 4, 3 (in that order): expected Ok([page-6 with 40 \
+         views at version 4]), one row per page, the highest version, got {applied:?}"
+    );
+    let row = site.row("page-6").await;
+    assert_eq!(
+        row,
+        Some((40, 4)),
+        "page-6's row after that batch: expected (40, 4), got {row:?}. The latest entry is the \
+         highest version, not the last in the slice"
+    );
+    // A flusher that died before acknowledging version 3 left it to be applied again.
+    views.apply(&[entry("page-6", 30, 3)]).await.unwrap();
+    let row = site.row("page-6").await;
+    assert_eq!(
+        row,
+        Some((40, 4)),
+        "page-6's row after version 3 was applied again over version 4: expected (40, 4) \
+         unchanged, got {row:?}. The upsert must replace a row only with a newer version \
+         (WHERE page_views.version < excluded.version)"
+    );
+    site.db().reset_queries();
+    let nothing = views.apply(&[]).await;
+    let queries = site.db().queries();
+    assert!(
+        matches!(&nothing, Ok(rows) if rows.is_empty()) && queries == 0,
+        "apply() of no entries: expected Ok([]) and no query, got {nothing:?} and {queries} \
+         queries"
+    );
+}
+
+#[tokio::test]
+async fn task2_a_page_written_during_a_flush_stays_dirty() {
+    let site = site().await;
+    let views = site.views().await;
+    record(&views, "page-7", 1).await;
+    record(&views, "page-7", 1).await;
+    let batch = views.read_new("flusher-1").await.unwrap();
+    // While the batch (version 2) is being committed, a third write makes page-7 dirty again.
+    record(&views, "page-7", 1).await;
+    let flushed = views.apply(&batch).await.unwrap();
+    views.acknowledge(&batch, &flushed).await.unwrap();
+    let ttl = site.pttl(&views, "page-7").await;
+    assert_eq!(
+        ttl, -1,
+        "PTTL of page-7 after acknowledging version 2 while version 3 is cached and queued: \
+         expected -1 (still dirty), got {ttl} ms. An expiring dirty count loses the write; \
+         PEXPIRE only a page whose cached version is the flushed one, checked in the script"
+    );
+    let queued = site.queued(&views).await;
+    assert!(
+        queued.len() == 1 && queued[0].version == 3,
+        "the queue after that acknowledgement: expected only version 3's entry, got {queued:?}"
+    );
+    views.flush_once("flusher-1").await.unwrap();
+    assert_eq!(site.row("page-7").await, Some((3, 3)));
+    assert_clean(&site, &views, "page-7", "once version 3 is flushed").await;
+}
+
+#[tokio::test]
+async fn task2_an_acknowledgement_is_one_command() {
+    let site = site_with_private_redis().await;
+    let views = site.views().await;
+    record(&views, "page-8", 1).await;
+    record(&views, "page-9", 1).await;
+    let batch = views.read_new("flusher-1").await.unwrap();
+    let flushed = views.apply(&batch).await.unwrap();
+    // Once with the script loaded, then watched.
+    views.acknowledge(&batch[..1], &flushed[..1]).await.unwrap();
+    let mut sent = site.server().watch_commands().await.unwrap();
+    views.acknowledge(&batch[1..], &flushed[1..]).await.unwrap();
+    let commands = sent.since_last().await;
+    assert!(
+        commands.len() == 1 && commands[0].starts_with("EVAL"),
+        "commands sent by one acknowledge(): expected one script call (EVAL or EVALSHA), got \
+         {commands:?}. A version read in Rust and a PEXPIRE after it let a write slip in \
+         between and put a TTL on a dirty count"
+    );
+    assert!(site.queued(&views).await.is_empty());
+}
+
+#[tokio::test]
+async fn task2_a_failed_commit_acknowledges_nothing() {
+    let site = site().await;
+    let views = site.views().await;
+    for _ in 0..3 {
+        record(&views, "page-10", 1).await;
+    }
+    // The table goes away: the transaction fails.
+    site.sql("ALTER TABLE page_views RENAME TO page_views_away")
+        .await;
+    let failed = views.flush_once("flusher-1").await;
+    site.sql("ALTER TABLE page_views_away RENAME TO page_views")
+        .await;
+    assert!(
+        matches!(failed, Err(FlushError::Database(_))),
+        "flush_once() while the table is missing: expected Err(FlushError::Database(..)), got \
+         {failed:?}"
+    );
+    let queued = site.queued(&views).await.len();
+    let pending = site.pending(&views).await;
+    let mine = pending.iter().filter(|p| p.1 == "flusher-1").count();
+    assert!(
+        queued == 3 && mine == 3,
+        "the queue after a flush whose commit failed: expected all 3 entries still queued and \
+         pending with flusher-1, got {queued} queued and {mine} pending. An entry acknowledged \
+         before its commit is lost when the commit fails"
+    );
+    let ttl = site.pttl(&views, "page-10").await;
+    assert_eq!(
+        ttl, -1,
+        "PTTL of page-10 after a failed flush: expected -1 (still dirty), got {ttl}"
+    );
+    assert_eq!(site.row("page-10").await, Some((0, 0)));
+}
+
+// ---- task 3: recovery --------------------------------------------------------------------------
+
+#[tokio::test]
+async fn task3_a_dead_flushers_entries_are_claimed_after_claim_idle() {
+    let site = site().await;
+    let views = site.views().await;
+    for _ in 0..3 {
+        record(&views, "page-11", 1).await;
+    }
+    for _ in 0..2 {
+        record(&views, "page-12", 4).await;
+    }
+    // A flusher reads the five entries and dies without applying or acknowledging them.
+    assert_eq!(views.read_new("dead").await.unwrap().len(), 5);
+
+    let early = views.recover("alive").await;
+    assert!(
+        matches!(early, Ok(0)),
+        "recover() a moment after another flusher read the entries: expected Ok(0) (nothing has \
+         been pending for claim_idle yet), got {early:?}. Taking a live flusher's batch makes \
+         two flushers apply it; claim only after settings.claim_idle"
+    );
+    let held = site.pending(&views).await;
+    assert!(
+        held.len() == 5 && held.iter().all(|p| p.1 == "dead"),
+        "pending entries after that early recover(): expected 5, all still with 'dead', got \
+         {held:?}"
+    );
+
+    until_claimable(&site, &views).await;
+    let recovered = views.recover("alive").await;
+    assert!(
+        matches!(recovered, Ok(5)),
+        "recover() once the dead flusher's 5 entries had been pending for claim_idle: expected \
+         Ok(5), got {recovered:?}"
+    );
+    for (page, expected) in [("page-11", (3, 3)), ("page-12", (8, 2))] {
+        let row = site.row(page).await;
+        assert_eq!(
+            row,
+            Some(expected),
+            "{page}'s row after recover(): expected {expected:?}, got {row:?}"
+        );
+        assert_clean(&site, &views, page, "after recover()").await;
+    }
+    let pending = site.pending(&views).await;
+    let queued = site.queued(&views).await;
+    assert!(
+        pending.is_empty() && queued.is_empty(),
+        "the queue after recover(): expected empty, got {} queued and {} pending: are the \
+         claimed entries acknowledged?",
+        queued.len(),
+        pending.len()
+    );
+}
+
+#[tokio::test]
+async fn task3_a_replay_after_a_crash_changes_nothing() {
+    let site = site().await;
+    let views = site.views().await;
+    record(&views, "page-13", 5).await;
+    // A flusher commits version 1 and dies before acknowledging it.
+    let batch = views.read_new("dead").await.unwrap();
+    views.apply(&batch).await.unwrap();
+    // Version 2 is written and flushed by a live flusher.
+    record(&views, "page-13", 2).await;
+    views.flush_once("alive").await.unwrap();
+    assert_eq!(site.row("page-13").await, Some((7, 2)));
+
+    until_claimable(&site, &views).await;
+    let replayed = views.recover("alive").await;
+    assert!(
+        matches!(replayed, Ok(1)),
+        "recover() of the dead flusher's one entry: expected Ok(1), got {replayed:?}"
+    );
+    let row = site.row("page-13").await;
+    assert_eq!(
+        row,
+        Some((7, 2)),
+        "page-13's row after version 1 (5 views) was replayed over version 2 (7 views): \
+         expected (7, 2), got {row:?}. (5, 1): an older entry replaced a newer row; (12, ..): \
+         the replay was added. Delivery is at least once; apply must make it exactly once"
+    );
+}
+
+#[tokio::test]
+async fn task3_recover_follows_the_cursor_past_one_batch() {
+    let site = site().await;
+    let views = site.views().await;
+    for i in 0..250 {
+        record(&views, &format!("page-{}", i % 20 + 1), 1).await;
+    }
+    // A flusher reads all of them (100 at a time) and dies.
+    let mut read = 0;
+    while read < 250 {
+        let batch = views.read_new("dead").await.unwrap();
+        assert!(!batch.is_empty(), "read_new() stopped after {read} of 250");
+        read += batch.len();
+    }
+    until_claimable(&site, &views).await;
+    let recovered = views.recover("alive").await;
+    assert!(
+        matches!(recovered, Ok(250)),
+        "recover() of 250 pending entries with batch_size 100: expected Ok(250), got \
+         {recovered:?}. One XAUTOCLAIM claims one batch: follow the cursor it returns until \
+         it is 0-0"
+    );
+    let pending = site.pending(&views).await.len();
+    assert_eq!(
+        pending, 0,
+        "entries still pending after recover(): expected 0, got {pending}"
+    );
+    for page in 1..=20 {
+        let page = format!("page-{page}");
+        let (expected, row) = (site.cached(&views, &page).await, site.row(&page).await);
+        assert_eq!(
+            row, expected,
+            "{page}'s row after recover(): expected the cached (views, version), got {row:?}"
+        );
+    }
+}
