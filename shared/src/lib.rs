@@ -9,7 +9,7 @@
 //!   three-master cluster, private or named by `REDIS_URL`, and the reconnecting connection every
 //!   lesson uses on either;
 //! - [`budget`]: every Redis call within a time budget, its failure counted and turned into a
-//!   fallback;
+//!   fallback; [`lease`]: a reader's right to store what it loaded, which a write takes away;
 //! - [`pubsub`] and [`worker`]: a subscription that survives reconnections, and background
 //!   tasks that stop, report their panics and never outlive their owner;
 //! - [`namespace`] and [`keys`]: per-run key prefixes, readable entity keys and collision-free
@@ -36,6 +36,7 @@ pub mod db;
 pub mod error;
 pub mod exercise;
 pub mod keys;
+pub mod lease;
 pub mod metrics;
 pub mod namespace;
 pub mod plot;

@@ -85,12 +85,7 @@ impl Namespace {
                         RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress { host, port });
                     let mut cursor = 0u64;
                     loop {
-                        let mut scan = redis::cmd("SCAN");
-                        scan.arg(cursor)
-                            .arg("MATCH")
-                            .arg(&pattern)
-                            .arg("COUNT")
-                            .arg(500);
+                        let scan = scan_page(cursor, &pattern, 500);
                         let reply = conn.route_command(scan, node.clone()).await?;
                         let (next, keys): (u64, Vec<String>) = redis::from_redis_value(reply)?;
                         found.extend(keys);
@@ -107,22 +102,95 @@ impl Namespace {
 
     /// Removes every key of this namespace and returns how many there were.
     pub async fn remove_all(&self, conn: &mut RedisConn) -> redis::RedisResult<usize> {
-        let keys = self.keys(conn).await?;
-        match conn {
-            RedisConn::Server(_) => {
-                for batch in keys.chunks(500) {
-                    let _: () = conn.unlink(batch).await?;
+        Ok(unlink_matching(conn, &self.pattern(), 500).await?.keys)
+    }
+}
+
+/// What a streamed pattern delete did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Unlinked {
+    /// Keys deleted.
+    pub keys: usize,
+    /// `SCAN` calls made, over every master.
+    pub scans: usize,
+    /// `UNLINK` calls made.
+    pub unlinks: usize,
+    /// The most keys held at once: one page.
+    pub largest_page: usize,
+}
+
+// ANCHOR: unlink_matching
+/// Deletes every key matching `pattern`, one `SCAN` page at a time (`COUNT count`), on every
+/// master of a cluster. Each page is unlinked before the next is asked for, so the memory held
+/// is one page however many keys match, and other clients' commands run between pages.
+pub async fn unlink_matching(
+    conn: &mut RedisConn,
+    pattern: &str,
+    count: usize,
+) -> redis::RedisResult<Unlinked> {
+    let mut done = Unlinked::default();
+    match conn {
+        RedisConn::Server(server) => {
+            let mut cursor = 0u64;
+            loop {
+                let (next, keys): (u64, Vec<String>) = scan_page(cursor, pattern, count)
+                    .query_async(server)
+                    .await?;
+                done.scans += 1;
+                if !keys.is_empty() {
+                    let _: () = server.unlink(&keys).await?;
+                    done.unlinks += 1;
                 }
-            }
-            // One key per command: a run's keys are spread over many slots.
-            RedisConn::Cluster(_) => {
-                for key in &keys {
-                    let _: () = conn.unlink(key).await?;
+                done.record_page(keys.len());
+                cursor = next;
+                if cursor == 0 {
+                    break;
                 }
             }
         }
-        Ok(keys.len())
+        // One key per UNLINK: the keys of a page live in many slots.
+        RedisConn::Cluster(cluster) => {
+            for (host, port) in masters(cluster).await? {
+                let node = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress { host, port });
+                let mut cursor = 0u64;
+                loop {
+                    let page = scan_page(cursor, pattern, count);
+                    let reply = cluster.route_command(page, node.clone()).await?;
+                    let (next, keys): (u64, Vec<String>) = redis::from_redis_value(reply)?;
+                    done.scans += 1;
+                    for key in &keys {
+                        let _: () = cluster.unlink(key).await?;
+                        done.unlinks += 1;
+                    }
+                    done.record_page(keys.len());
+                    cursor = next;
+                    if cursor == 0 {
+                        break;
+                    }
+                }
+            }
+        }
     }
+    Ok(done)
+}
+// ANCHOR_END: unlink_matching
+
+impl Unlinked {
+    fn record_page(&mut self, keys: usize) {
+        self.keys += keys;
+        self.largest_page = self.largest_page.max(keys);
+    }
+}
+
+/// `SCAN cursor MATCH pattern COUNT count`.
+fn scan_page(cursor: u64, pattern: &str, count: usize) -> redis::Cmd {
+    let mut scan = redis::cmd("SCAN");
+    scan.arg(cursor)
+        .arg("MATCH")
+        .arg(pattern)
+        .arg("COUNT")
+        .arg(count);
+    scan
 }
 
 /// The address of every master of the cluster, from `CLUSTER NODES`: one line per node,

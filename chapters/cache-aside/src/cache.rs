@@ -23,35 +23,26 @@
 //! ```
 //!
 //! So before loading, a reader takes a lease, `SET key:lease token NX`, and it may store only while
-//! its token is still there, checked and written in one Lua script. Invalidation deletes the key
-//! *and* the lease, so a reader that loaded before the write can no longer store what it read. The
-//! lease and the key share a hash tag, so the script touches one slot and runs on Redis Cluster.
+//! its token is still there, checked and written in one Lua script ([`shared::lease`], which the
+//! invalidation lesson uses too). Invalidation deletes the key *and* the lease, so a reader that
+//! loaded before the write can no longer store what it read. The lease and the key share a hash
+//! tag, so the script touches one slot and runs on Redis Cluster.
 //! Readers that miss while another holds the lease load for themselves and do not store; keeping
 //! them off the database too is the stampede lesson's subject.
 
 use std::future::Future;
 
-use redis::{AsyncCommands, RedisResult, Script};
+use redis::{AsyncCommands, RedisResult};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use shared::RedisConn;
 use shared::budget::{self, Lookup, Trouble};
+use shared::lease::{Leases, with_leases};
 use shared::metrics::{CacheMetrics, CacheStats};
 use shared::{Namespace, codec};
 
 use crate::entry::Entry;
 use crate::settings::Settings;
-
-/// Stores the value only if the caller's lease is still in place, then gives the lease up.
-/// KEYS: value key, lease key. ARGV: lease token, value bytes, TTL in milliseconds.
-const STORE_IF_LEASED: &str = r"
-if redis.call('GET', KEYS[2]) == ARGV[1] then
-    redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-    redis.call('DEL', KEYS[2])
-    return 1
-end
-return 0
-";
 
 /// A cache-aside cache over one Redis connection and namespace: reads through
 /// [`get_or_load`](Self::get_or_load), invalidation after writes, and its own counters.
@@ -59,18 +50,19 @@ pub struct CacheAside {
     redis: RedisConn,
     namespace: Namespace,
     settings: Settings,
-    store_if_leased: Script,
+    leases: Leases,
     metrics: CacheMetrics,
 }
 
 impl CacheAside {
     /// A cache writing under `namespace` through `redis`, as `settings` say.
     pub fn new(redis: RedisConn, namespace: Namespace, settings: Settings) -> Self {
+        let leases = Leases::new(redis.clone(), settings.lease_ttl, settings.redis_timeout);
         CacheAside {
             redis,
             namespace,
             settings,
-            store_if_leased: Script::new(STORE_IF_LEASED),
+            leases,
             metrics: CacheMetrics::default(),
         }
     }
@@ -111,9 +103,8 @@ impl CacheAside {
     /// bounds how long the old value can be served.
     pub async fn invalidate(&self, key: &str) {
         let key = self.namespace.key(key);
-        let lease = lease_key(&key);
         let mut conn = self.redis.clone();
-        self.bounded(conn.del::<_, ()>(&[key, lease])).await;
+        self.bounded(conn.del::<_, ()>(with_leases(&[key]))).await;
     }
     // ANCHOR_END: invalidate
 
@@ -148,20 +139,7 @@ impl CacheAside {
     // ANCHOR: lease
     /// Takes the key's lease if nobody holds it; returns the token that proves it.
     async fn take_lease(&self, key: &str) -> Option<String> {
-        let token = format!("{:016x}", rand::random::<u64>());
-        let taken: Option<Option<String>> = self
-            .bounded(
-                redis::cmd("SET")
-                    .arg(lease_key(key))
-                    .arg(&token)
-                    .arg("NX")
-                    .arg("PX")
-                    .arg(self.settings.lease_ttl.as_millis() as u64)
-                    .query_async(&mut self.redis.clone()),
-            )
-            .await;
-        // SET NX answers OK when it set the key and nil when the key existed.
-        taken.flatten().map(|_| token)
+        self.leases.take(key, &self.metrics.errors).await
     }
 
     /// Stores `entry` if our lease survived; a write since we took it means we hold an old row.
@@ -171,18 +149,8 @@ impl CacheAside {
             Entry::Absent => self.settings.negative_ttl,
         };
         let bytes = codec::encode(entry).expect("cache values serialize to JSON");
-        let mut conn = self.redis.clone();
-        let _stored: Option<i64> = self
-            .bounded(
-                self.store_if_leased
-                    .key(key)
-                    .key(lease_key(key))
-                    .arg(token)
-                    .arg(bytes)
-                    .arg(ttl.as_millis() as u64)
-                    .invoke_async(&mut conn),
-            )
-            .await;
+        let errors = &self.metrics.errors;
+        self.leases.store(key, token, &bytes, ttl, errors).await;
     }
     // ANCHOR_END: lease
 
@@ -194,9 +162,4 @@ impl CacheAside {
         budget::within(self.settings.redis_timeout, &self.metrics.errors, call).await
     }
     // ANCHOR_END: bounded
-}
-
-/// The lease of `key`. It starts with `key`, hash tag included, so both live in one slot.
-fn lease_key(key: &str) -> String {
-    format!("{key}:lease")
 }

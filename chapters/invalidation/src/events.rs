@@ -1,0 +1,186 @@
+//! Broadcast events: every instance keeps its own copies, and a write tells them all to drop them.
+//!
+//! An instance that keeps values in its own memory answers in well under a microsecond, and
+//! nothing in Redis can reach into that memory: a delete there leaves every instance's copy as it
+//! was. So after its commit the writer deletes the keys in Redis *and* publishes the item's id on
+//! a channel every instance subscribes to; each drops its copies of the item and its listing.
+//!
+//! Pub/sub is **at most once**. A subscriber whose connection dropped misses every message sent
+//! until it has resubscribed, and nobody tells it which. What bounds the damage here:
+//!
+//! - the subscription reports that it reconnected ([`shared::pubsub::Event::Missed`]), and the
+//!   instance then drops *every* copy: it may have missed anything;
+//! - until it notices, every copy expires `local_ttl` after it was made.
+//!
+//! One race remains inside an instance: a load that started before an event and finishes after
+//! it would put the old value back. Each event raises an *epoch*, and a load stores its copy only
+//! if the epoch is the one it started under.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use moka::sync::Cache as LocalCache;
+use redis::AsyncCommands;
+use shared::metrics::Counter;
+use shared::pubsub::{Event, Subscription};
+use shared::worker::Worker;
+use shared::{Database, Instance, budget};
+
+use crate::cache::Cache;
+use crate::catalog::{Catalog, Item, category_of};
+use crate::keys::Keys;
+use crate::strategy::Strategy;
+
+/// What one instance holds in its own memory, and how it learns to drop it.
+struct Local {
+    items: LocalCache<i64, Option<Item>>,
+    listings: LocalCache<String, Vec<Item>>,
+    /// Raised by every event: a load that saw another epoch when it started must not store.
+    epoch: AtomicU64,
+    /// Events heard.
+    events: Counter,
+    /// Times every copy was dropped because events may have been missed.
+    flushes: Counter,
+}
+
+impl Local {
+    fn drop_item(&self, id: i64) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.items.invalidate(&id);
+        self.listings.invalidate(category_of(id));
+    }
+
+    fn drop_all(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.items.invalidate_all();
+        self.listings.invalidate_all();
+        self.flushes.inc();
+    }
+}
+
+/// Own copies in front of the Redis cache, dropped by events on a channel.
+pub struct Broadcast {
+    cache: Cache,
+    db: Arc<Database>,
+    keys: Keys,
+    channel: String,
+    local: Arc<Local>,
+    _listener: Worker,
+    _subscription: Subscription,
+}
+
+impl Broadcast {
+    /// One instance's strategy: its own copies, and its subscription to the run's channel.
+    pub async fn new(cache: Cache, db: Arc<Database>, keys: Keys, instance: &Instance) -> Self {
+        let ttl = cache.settings().local_ttl;
+        let local = Arc::new(Local {
+            items: LocalCache::builder().time_to_live(ttl).build(),
+            listings: LocalCache::builder().time_to_live(ttl).build(),
+            epoch: AtomicU64::new(0),
+            events: Counter::default(),
+            flushes: Counter::default(),
+        });
+        let channel = keys.namespace().key("invalidations");
+        let subscription = instance.subscribe(&channel).await;
+        let listener = {
+            let (local, mut receiver) = (local.clone(), subscription.receiver());
+            Worker::spawn("invalidation listener", move |mut stop| async move {
+                loop {
+                    let event = tokio::select! {
+                        event = receiver.recv() => event,
+                        () = stop.requested() => return,
+                    };
+                    match event {
+                        Some(Event::Message(payload)) => {
+                            local.events.inc();
+                            match std::str::from_utf8(&payload)
+                                .ok()
+                                .and_then(|s| s.parse().ok())
+                            {
+                                Some(id) => local.drop_item(id),
+                                None => local.drop_all(),
+                            }
+                        }
+                        Some(Event::Missed) => local.drop_all(),
+                        None => return,
+                    }
+                }
+            })
+        };
+        Broadcast {
+            cache,
+            db,
+            keys,
+            channel,
+            local,
+            _listener: listener,
+            _subscription: subscription,
+        }
+    }
+
+    /// Events this instance heard, and the times it dropped every copy.
+    pub fn heard(&self) -> (u64, u64) {
+        (self.local.events.get(), self.local.flushes.get())
+    }
+
+    /// The epoch now, for a load to compare with when it is done.
+    fn epoch(&self) -> u64 {
+        self.local.epoch.load(Ordering::SeqCst)
+    }
+}
+
+impl Strategy for Broadcast {
+    // ANCHOR: item
+    async fn item(&self, id: i64) -> Result<Option<Item>, sqlx::Error> {
+        if let Some(copy) = self.local.items.get(&id) {
+            return Ok(copy);
+        }
+        let started = self.epoch();
+        let item = self
+            .cache
+            .get_or_load(&self.keys.item(id), || self.db.item(id))
+            .await?;
+        if self.epoch() == started {
+            self.local.items.insert(id, item.clone());
+        }
+        Ok(item)
+    }
+    // ANCHOR_END: item
+
+    async fn listing(&self, category: &str) -> Result<Vec<Item>, sqlx::Error> {
+        if let Some(copy) = self.local.listings.get(category) {
+            return Ok(copy);
+        }
+        let started = self.epoch();
+        let listing = self
+            .cache
+            .get_or_load(&self.keys.listing(category), || self.db.listing(category))
+            .await?;
+        if self.epoch() == started {
+            self.local
+                .listings
+                .insert(category.to_string(), listing.clone());
+        }
+        Ok(listing)
+    }
+
+    // ANCHOR: set_price
+    async fn set_price(&self, id: i64, price_cents: i64) -> Result<Option<Item>, sqlx::Error> {
+        let committed = self.db.commit_price(id, price_cents, None).await?;
+        if committed.is_some() {
+            self.local.drop_item(id);
+            self.cache.delete(&self.keys.affected_by(id)).await;
+            self.cache.invalidation_commands.inc();
+            let mut conn = self.cache.conn();
+            let publish = conn.publish::<_, _, i64>(&self.channel, id.to_string());
+            let budget = self.cache.settings().redis_timeout;
+            budget::within(budget, self.cache.errors(), publish).await;
+        }
+        Ok(committed)
+    }
+    // ANCHOR_END: set_price
+
+    fn cache(&self) -> &Cache {
+        &self.cache
+    }
+}

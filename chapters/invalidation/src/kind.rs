@@ -1,0 +1,165 @@
+//! Every strategy behind one type, for everything that runs them side by side.
+//!
+//! The demo runs each through the same workload and the same Redis outage, and the tests hold
+//! each to its bound. [`Kind`] names a strategy and [`AnyStrategy`] is any one of them, built for
+//! one application [`Instance`].
+
+use std::sync::Arc;
+
+use shared::{Database, Instance};
+
+use crate::cache::Cache;
+use crate::catalog::Item;
+use crate::delete::DeleteOnWrite;
+use crate::events::Broadcast;
+use crate::generations::Generations;
+use crate::keys::Keys;
+use crate::outbox::Outbox;
+use crate::pattern::PatternDelete;
+use crate::settings::Settings;
+use crate::source::LocalDependencies;
+use crate::strategy::Strategy;
+use crate::tags::Tags;
+use crate::ttl_only::TtlOnly;
+
+/// Which strategy, in the order of the chapter.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Kind {
+    /// Nothing after a write: the TTL alone.
+    TtlOnly,
+    /// Delete the keys after the commit.
+    Delete,
+    /// Own copies per instance, dropped by a broadcast.
+    Events,
+    /// Keys carry the category's generation; a write bumps it.
+    Generations,
+    /// Dependency sets in Redis; a write deletes every dependent.
+    Tags,
+    /// `SCAN` + `UNLINK` every key of the category.
+    Pattern,
+    /// The invalidation committed with the write, paid by a relay.
+    Outbox,
+    /// The source material's dependency map in process memory (the counter-example).
+    LocalDependencies,
+}
+
+impl Kind {
+    /// Every strategy, in the order of the chapter, the counter-example last.
+    pub const ALL: [Kind; 8] = [
+        Kind::TtlOnly,
+        Kind::Delete,
+        Kind::Events,
+        Kind::Generations,
+        Kind::Tags,
+        Kind::Pattern,
+        Kind::Outbox,
+        Kind::LocalDependencies,
+    ];
+
+    /// The name reports and tables use.
+    pub fn label(self) -> &'static str {
+        match self {
+            Kind::TtlOnly => "TTL only",
+            Kind::Delete => "delete on write",
+            Kind::Events => "broadcast events",
+            Kind::Generations => "generations",
+            Kind::Tags => "tags in Redis",
+            Kind::Pattern => "pattern delete",
+            Kind::Outbox => "outbox + relay",
+            Kind::LocalDependencies => "local dependency map (source)",
+        }
+    }
+
+    /// The namespace name of the strategy's keys in a run that compares several.
+    pub fn slug(self) -> &'static str {
+        match self {
+            Kind::TtlOnly => "ttl",
+            Kind::Delete => "delete",
+            Kind::Events => "events",
+            Kind::Generations => "generations",
+            Kind::Tags => "tags",
+            Kind::Pattern => "pattern",
+            Kind::Outbox => "outbox",
+            Kind::LocalDependencies => "local-deps",
+        }
+    }
+}
+
+/// One application instance running one of the strategies.
+pub enum AnyStrategy {
+    /// See [`TtlOnly`].
+    TtlOnly(TtlOnly),
+    /// See [`DeleteOnWrite`].
+    Delete(DeleteOnWrite),
+    /// See [`Broadcast`].
+    Events(Broadcast),
+    /// See [`Generations`].
+    Generations(Generations),
+    /// See [`Tags`].
+    Tags(Tags),
+    /// See [`PatternDelete`].
+    Pattern(PatternDelete),
+    /// See [`Outbox`].
+    Outbox(Outbox),
+    /// See [`LocalDependencies`].
+    LocalDependencies(LocalDependencies),
+}
+
+impl AnyStrategy {
+    /// Strategy `kind` on `instance`'s connection, keeping its keys as `keys` says.
+    pub async fn build(
+        kind: Kind,
+        instance: &Instance,
+        db: Arc<Database>,
+        keys: Keys,
+        settings: Settings,
+    ) -> Self {
+        let cache = Cache::new(instance.conn.clone(), settings);
+        match kind {
+            Kind::TtlOnly => AnyStrategy::TtlOnly(TtlOnly::new(cache, db, keys)),
+            Kind::Delete => AnyStrategy::Delete(DeleteOnWrite::new(cache, db, keys)),
+            Kind::Events => AnyStrategy::Events(Broadcast::new(cache, db, keys, instance).await),
+            Kind::Generations => AnyStrategy::Generations(Generations::new(cache, db, keys)),
+            Kind::Tags => AnyStrategy::Tags(Tags::new(cache, db, keys)),
+            Kind::Pattern => AnyStrategy::Pattern(PatternDelete::new(cache, db, keys)),
+            Kind::Outbox => AnyStrategy::Outbox(Outbox::new(cache, db, keys)),
+            Kind::LocalDependencies => {
+                AnyStrategy::LocalDependencies(LocalDependencies::new(cache, db, keys))
+            }
+        }
+    }
+}
+
+/// Calls the same method on whichever strategy it is.
+macro_rules! each {
+    ($self:ident, $s:ident => $call:expr) => {
+        match $self {
+            AnyStrategy::TtlOnly($s) => $call,
+            AnyStrategy::Delete($s) => $call,
+            AnyStrategy::Events($s) => $call,
+            AnyStrategy::Generations($s) => $call,
+            AnyStrategy::Tags($s) => $call,
+            AnyStrategy::Pattern($s) => $call,
+            AnyStrategy::Outbox($s) => $call,
+            AnyStrategy::LocalDependencies($s) => $call,
+        }
+    };
+}
+
+impl Strategy for AnyStrategy {
+    async fn item(&self, id: i64) -> Result<Option<Item>, sqlx::Error> {
+        each!(self, s => s.item(id).await)
+    }
+
+    async fn listing(&self, category: &str) -> Result<Vec<Item>, sqlx::Error> {
+        each!(self, s => s.listing(category).await)
+    }
+
+    async fn set_price(&self, id: i64, price_cents: i64) -> Result<Option<Item>, sqlx::Error> {
+        each!(self, s => s.set_price(id, price_cents).await)
+    }
+
+    fn cache(&self) -> &Cache {
+        each!(self, s => s.cache())
+    }
+}

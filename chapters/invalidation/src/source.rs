@@ -1,0 +1,102 @@
+//! The source material's dependency tracking, kept as the counter-example (DESIGN.md flaw 9).
+//!
+//! It remembers which cached keys depend on which item in a map in the process's own memory, and
+//! also adds them to a Redis set with no TTL. A write of an item deletes the keys *this process*
+//! remembers. Two things go wrong:
+//!
+//! - each instance knows only the listings it cached itself: when instance B writes an item whose
+//!   listing instance A cached, B's map has no entry, and A's listing stays stale until its TTL;
+//! - the Redis sets never expire: every key ever cached is named in some set for ever, long after
+//!   the key itself expired, and the sets grow without bound.
+//!
+//! [`crate::tags`] is the fix: the sets live in Redis, are read by the writer whoever cached the
+//! listing, and expire with what they track.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use redis::AsyncCommands;
+use shared::{Database, budget};
+
+use crate::cache::Cache;
+use crate::catalog::{Catalog, Item};
+use crate::keys::Keys;
+use crate::strategy::Strategy;
+
+/// Listings tracked in this process's memory, and in Redis sets that never expire.
+pub struct LocalDependencies {
+    cache: Cache,
+    db: Arc<Database>,
+    keys: Keys,
+    /// Item id to the keys this process cached that depend on it.
+    dependents: Mutex<HashMap<i64, HashSet<String>>>,
+}
+
+impl LocalDependencies {
+    /// One instance's strategy, with an empty map of its own.
+    pub fn new(cache: Cache, db: Arc<Database>, keys: Keys) -> Self {
+        LocalDependencies {
+            cache,
+            db,
+            keys,
+            dependents: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl LocalDependencies {
+    /// Notes, in this process's map, that `key` depends on item `id`.
+    fn remember(&self, id: i64, key: &str) {
+        let mut map = self.dependents.lock().expect("dependency map lock");
+        map.entry(id).or_default().insert(key.to_string());
+    }
+}
+
+impl Strategy for LocalDependencies {
+    async fn item(&self, id: i64) -> Result<Option<Item>, sqlx::Error> {
+        self.cache
+            .get_or_load(&self.keys.item(id), || self.db.item(id))
+            .await
+    }
+
+    // ANCHOR: listing
+    async fn listing(&self, category: &str) -> Result<Vec<Item>, sqlx::Error> {
+        let key = self.keys.listing(category);
+        let listing = self
+            .cache
+            .get_or_load(&key, || self.db.listing(category))
+            .await?;
+        let mut conn = self.cache.conn();
+        for item in &listing {
+            self.remember(item.id, &key);
+            // "Also store in Redis for distributed invalidation", with no TTL.
+            let added = conn.sadd::<_, _, i64>(self.keys.dependents(item.id), &key);
+            let budget = self.cache.settings().redis_timeout;
+            budget::within(budget, self.cache.errors(), added).await;
+        }
+        Ok(listing)
+    }
+    // ANCHOR_END: listing
+
+    // ANCHOR: set_price
+    async fn set_price(&self, id: i64, price_cents: i64) -> Result<Option<Item>, sqlx::Error> {
+        let committed = self.db.commit_price(id, price_cents, None).await?;
+        if committed.is_some() {
+            let remembered = self
+                .dependents
+                .lock()
+                .expect("dependency map lock")
+                .remove(&id)
+                .unwrap_or_default();
+            let mut stale = vec![self.keys.item(id)];
+            stale.extend(remembered);
+            self.cache.delete(&stale).await;
+        }
+        Ok(committed)
+    }
+    // ANCHOR_END: set_price
+
+    fn cache(&self) -> &Cache {
+        &self.cache
+    }
+}
