@@ -62,19 +62,19 @@ impl Strategy for LocalDependencies {
     // ANCHOR: listing
     async fn listing(&self, category: &str) -> Result<Vec<Item>, sqlx::Error> {
         let key = self.keys.listing(category);
-        let listing = self
-            .cache
-            .get_or_load(&key, || self.db.listing(category))
-            .await?;
-        let mut conn = self.cache.conn();
-        for item in &listing {
-            self.remember(item.id, &key);
-            // "Also store in Redis for distributed invalidation", with no TTL.
-            let added = conn.sadd::<_, _, i64>(self.keys.dependents(item.id), &key);
+        let load = || async {
+            let listing = self.db.listing(category).await?;
+            // Caching it: note what it depends on, here and in Redis (with no TTL).
+            let mut conn = self.cache.conn();
             let budget = self.cache.settings().redis_timeout;
-            budget::within(budget, self.cache.errors(), added).await;
-        }
-        Ok(listing)
+            for item in &listing {
+                self.remember(item.id, &key);
+                let added = conn.sadd::<_, _, i64>(self.keys.dependents(item.id), &key);
+                budget::within(budget, self.cache.errors(), added).await;
+            }
+            Ok(listing)
+        };
+        self.cache.get_or_load(&key, load).await
     }
     // ANCHOR_END: listing
 
