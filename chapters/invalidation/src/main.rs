@@ -148,6 +148,7 @@ async fn run(cli: Cli, cleanup: Cleanup) -> anyhow::Result<()> {
     if cli.outage_ms == 0 {
         return Ok(());
     }
+    println!();
     // Stopping Redis needs a server of our own, whatever --redis-url says.
     let outage_stage = Stage::private("invalidation", db_options, ServerOptions::default())
         .await
@@ -661,7 +662,11 @@ impl Row for OutageLine {
             report::count(self.written_while_down),
             report::count(self.left),
             self.cleared.map_or(
-                format!("> {:.1} s (the TTL)", CLEAR_WITHIN.as_secs_f64()),
+                format!(
+                    "> {:.1} s (left to the {} s TTL)",
+                    CLEAR_WITHIN.as_secs_f64(),
+                    outage_settings().ttl.as_secs()
+                ),
                 |d| report::micros(d.as_micros() as u64),
             ),
             format!(
