@@ -13,6 +13,7 @@ use clap::Parser;
 use invalidation::catalog::{self, category_of, seed_price};
 use invalidation::keys::Keys;
 use invalidation::outbox::Relay;
+use invalidation::pattern::{Walk, pause_under};
 use invalidation::probe::{Committed, fresh_after};
 use invalidation::{AnyStrategy, Item, Kind, Settings, Strategy};
 use rand::rngs::StdRng;
@@ -66,6 +67,11 @@ struct Cli {
     /// How long Redis is stopped in the second run; 0 skips the second run.
     #[arg(long, default_value_t = 400, value_name = "MS", value_parser = whole_in(0, 60_000))]
     outage_ms: u64,
+
+    /// How many keys the KEYS-against-SCAN measurement fills Redis with (1% of them match the
+    /// pattern deleted); 0 skips it.
+    #[arg(long, default_value_t = 100_000, value_parser = whole_in(0, 10_000_000))]
+    pause_keys: u64,
 
     /// Seed of the random draws.
     #[arg(long, default_value_t = 42, value_parser = whole_in(0, u64::MAX))]
@@ -144,6 +150,11 @@ async fn run(cli: Cli, cleanup: Cleanup) -> anyhow::Result<()> {
     }
     steady.conclusion = conclude_steady(&steady.rows);
     steady.print(cli.report.format);
+
+    if cli.pause_keys > 0 {
+        println!();
+        pauses(&cli, &stage).await?.print(cli.report.format);
+    }
 
     if cli.outage_ms == 0 {
         return Ok(());
@@ -480,6 +491,97 @@ async fn read_until_stopped(
             counters.stale.fetch_add(1, Ordering::Relaxed);
         }
         tokio::task::yield_now().await;
+    }
+}
+
+// ANCHOR: pauses
+/// Fills Redis with `--pause-keys` keys, 1% of them matching a pattern, and deletes the matching
+/// ones twice (refilled in between): once with `KEYS`, once with `SCAN` + `UNLINK`, while another
+/// connection's `PING`s record what every other client lived through.
+async fn pauses(cli: &Cli, stage: &Stage) -> anyhow::Result<Report<PauseLine>> {
+    let namespace = stage.namespace().child("pause");
+    // One hash tag: on a cluster, the whole walk is on one master, as it would be on one server.
+    let slot = namespace.key("pause");
+    let mut report = Report::new(format!(
+        "Deleting 1% of {} keys by pattern: how long every other client waited",
+        report::count(cli.pause_keys)
+    ));
+    report.setting("scan count", invalidation::pattern::SCAN_COUNT);
+    let watcher = stage.instance().await?.conn;
+    for walk in [Walk::Keys, Walk::Scan] {
+        fill(stage, &slot, cli.pause_keys).await?;
+        let pattern = format!("{slot}:m:*");
+        let pause = pause_under(walk, &stage.conn(), &watcher, &pattern).await?;
+        report.rows.push(PauseLine {
+            walk: match walk {
+                Walk::Keys => "KEYS, then UNLINK",
+                Walk::Scan => "SCAN + UNLINK, page by page",
+            },
+            matched: pause.matched as u64,
+            took_us: pause.took.as_micros() as u64,
+            pings: pause.pings,
+        });
+    }
+    let (keys, scan) = (&report.rows[0], &report.rows[1]);
+    report.conclusion = format!(
+        "KEYS held every other client for up to {} (a PING's longest wait), SCAN for up to {}; \
+         both deleted the same {} keys, SCAN taking {} in all against {}.",
+        report::micros(keys.pings.max_us),
+        report::micros(scan.pings.max_us),
+        report::count(scan.matched),
+        report::micros(scan.took_us),
+        report::micros(keys.took_us),
+    );
+    let mut conn = stage.conn();
+    shared::namespace::unlink_matching(&mut conn, &namespace.pattern(), 1_000).await?;
+    Ok(report)
+}
+// ANCHOR_END: pauses
+
+/// `count` keys under `slot`, one in a hundred named to match `...:m:*`, each with a TTL.
+async fn fill(stage: &Stage, slot: &str, count: u64) -> anyhow::Result<()> {
+    let mut conn = stage.conn();
+    for start in (0..count).step_by(1_000) {
+        let mut pipe = redis::pipe();
+        for n in start..(start + 1_000).min(count) {
+            let kind = if n % 100 == 0 { "m" } else { "x" };
+            pipe.set_ex(format!("{slot}:{kind}:{n}"), n, 300).ignore();
+        }
+        pipe.query_async::<()>(&mut conn).await?;
+    }
+    Ok(())
+}
+
+/// One row of the `KEYS` against `SCAN` table.
+#[derive(Serialize)]
+struct PauseLine {
+    walk: &'static str,
+    matched: u64,
+    took_us: u64,
+    pings: LatencySummary,
+}
+
+impl Row for PauseLine {
+    fn headers() -> Vec<&'static str> {
+        vec![
+            "walk",
+            "keys deleted",
+            "took",
+            "PING p50",
+            "PING max",
+            "PINGs",
+        ]
+    }
+
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.walk.to_string(),
+            report::count(self.matched),
+            report::micros(self.took_us),
+            report::micros(self.pings.p50_us),
+            report::micros(self.pings.max_us),
+            report::count(self.pings.count),
+        ]
     }
 }
 
