@@ -31,6 +31,8 @@ fn a_small_run_measures_every_strategy_and_the_outbox_survives_the_outage() {
         "1",
         "--outage-ms",
         "150",
+        "--pause-keys",
+        "5000",
         "--format",
         "json",
     ]);
@@ -40,8 +42,14 @@ fn a_small_run_measures_every_strategy_and_the_outbox_survives_the_outage() {
         .into_iter()
         .collect::<Result<_, _>>()
         .expect("two JSON reports");
-    assert_eq!(reports.len(), 2, "a steady report and an outage report");
-    let (steady, outage) = (&reports[0], &reports[1]);
+    assert_eq!(reports.len(), 3, "the steady, KEYS-against-SCAN and outage reports");
+    let (steady, pauses, outage) = (&reports[0], &reports[1], &reports[2]);
+    for walk in pauses["rows"].as_array().unwrap() {
+        assert_eq!(
+            walk["matched"], 50,
+            "each walk deletes the 1% of 5,000 keys that match: {walk}"
+        );
+    }
 
     // Those that invalidate before the write returns: every instance is fresh within a few ms
     // of it (the probes' first tries), far inside the 1 s TTL.
