@@ -42,7 +42,11 @@ fn a_small_run_measures_every_strategy_and_the_outbox_survives_the_outage() {
         .into_iter()
         .collect::<Result<_, _>>()
         .expect("two JSON reports");
-    assert_eq!(reports.len(), 3, "the steady, KEYS-against-SCAN and outage reports");
+    assert_eq!(
+        reports.len(),
+        3,
+        "the steady, KEYS-against-SCAN and outage reports"
+    );
     let (steady, pauses, outage) = (&reports[0], &reports[1], &reports[2]);
     for walk in pauses["rows"].as_array().unwrap() {
         assert_eq!(

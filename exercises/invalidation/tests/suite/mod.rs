@@ -1,0 +1,434 @@
+//! The suite shared by the exercise and the solution: `super::subject` is whichever crate runs it.
+//!
+//! Each test gets its own namespace and database (`DATABASE_URL`, else SQLite); Redis is
+//! `REDIS_URL`, or a private cluster with `REDIS_CLUSTER=1`, else a private server, and
+//! the tests that stop Redis or watch its commands always start a private one. Instance `a`
+//! caches; instance `b`, a back office, writes.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use redis::AsyncCommands;
+use shared::exercise::{joined, quiet_repeated_todos};
+use shared::{DbOptions, KeysRemovedOnDrop, ServerOptions, Stage, codec};
+
+use super::subject::{Blog, Post, RelayError, Settings};
+
+const TTL: Duration = Duration::from_secs(60);
+
+fn settings() -> Settings {
+    Settings {
+        ttl: TTL,
+        redis_timeout: Duration::from_millis(150),
+    }
+}
+
+/// A test's stage, its keys removed however the test ends.
+struct Site {
+    stage: Stage,
+    _keys: KeysRemovedOnDrop,
+}
+
+impl std::ops::Deref for Site {
+    type Target = Stage;
+    fn deref(&self) -> &Stage {
+        &self.stage
+    }
+}
+
+impl From<Stage> for Site {
+    fn from(stage: Stage) -> Self {
+        let _keys = stage.keys_removed_on_drop();
+        Site { stage, _keys }
+    }
+}
+
+async fn site() -> Site {
+    quiet_repeated_todos();
+    Stage::from_env("invalidation-exercise", DbOptions::default())
+        .await
+        .expect("a Redis and a database for the tests")
+        .into()
+}
+
+async fn site_with_private_redis() -> Site {
+    quiet_repeated_todos();
+    let db = DbOptions::default();
+    Stage::private("invalidation-exercise", db, ServerOptions::default())
+        .await
+        .expect("redis-server on PATH")
+        .into()
+}
+
+impl Site {
+    /// One application instance with its own connection, 20 posts seeded. Setup is not counted.
+    async fn blog(&self) -> Blog {
+        let instance = self.instance().await.unwrap();
+        let (conn, namespace) = (instance.conn, instance.namespace);
+        let blog = Blog::open(self.db().clone(), conn, namespace, settings(), 20)
+            .await
+            .unwrap();
+        self.db().reset_queries();
+        blog
+    }
+
+    /// The posts cached under `key`, read on a fresh connection: one post's page holds one.
+    async fn cached(&self, key: &str) -> Option<Vec<Post>> {
+        let mut conn = self.instance().await.unwrap().conn;
+        let bytes: Option<Vec<u8>> = conn.get(key).await.unwrap();
+        let bytes = bytes?;
+        Some(
+            codec::decode::<Vec<Post>>(&bytes)
+                .or_else(|_| codec::decode::<Option<Post>>(&bytes).map(|p| p.into_iter().collect()))
+                .expect("a cached page"),
+        )
+    }
+
+    async fn exists(&self, key: &str) -> bool {
+        self.conn().exists(key).await.unwrap()
+    }
+}
+
+/// The version of post `id` on `page`, if it is there.
+fn version_on(page: &[Post], id: i64) -> Option<i64> {
+    page.iter().find(|p| p.id == id).map(|p| p.version)
+}
+
+// Post 1 is by bob, tagged redis and sql; post 2 by cy, tagged sql and ops; post 3 by ada,
+// tagged ops and rust.
+
+// ---- task 1: delete on write -------------------------------------------------------------------
+
+#[tokio::test]
+async fn task1_a_title_change_reaches_the_post_and_the_author_page() {
+    let site = site().await;
+    let (a, b) = (site.blog().await, site.blog().await);
+    a.post(1).await.unwrap();
+    a.author_page("bob").await.unwrap();
+    let changed = b.update_title(1, "Hello again").await.unwrap();
+    let changed = changed.expect("post 1 exists");
+    assert_eq!(
+        (changed.title.as_str(), changed.version),
+        ("Hello again", 2),
+        "update_title(1, \"Hello again\"): expected the committed post, version 2"
+    );
+    let post = a.post(1).await.unwrap().unwrap();
+    assert_eq!(
+        post.version, 2,
+        "instance a's post(1) after instance b's change: expected version 2, got {}. Is the \
+         post's key deleted after the commit?",
+        post.version
+    );
+    let page = a.author_page("bob").await.unwrap();
+    assert_eq!(
+        version_on(&page, 1),
+        Some(2),
+        "post 1 on bob's author page after the change: expected version 2. Is the author's \
+         page deleted too (author_key(&post.author))?"
+    );
+    let missing = b.update_title(404, "Nobody").await;
+    assert!(
+        matches!(missing, Ok(None)),
+        "update_title(404, ..) of a post that does not exist: expected Ok(None), got \
+         {missing:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn task1_a_reader_during_the_change_cannot_leave_the_old_title_cached() {
+    let site = site().await;
+    let (a, b) = (Arc::new(site.blog().await), site.blog().await);
+    a.post(2).await.unwrap();
+    // Every query now takes 40 ms, so the change's transaction (two statements) is open for
+    // 80 ms, while a reader reads post 2 again and again.
+    site.db().set_latency(Duration::from_millis(40));
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (a, stop) = (a.clone(), stop.clone());
+        tokio::spawn(async move {
+            while !stop.load(Ordering::SeqCst) {
+                a.post(2).await.unwrap();
+            }
+        })
+    };
+    b.update_title(2, "Changed under a reader").await.unwrap();
+    stop.store(true, Ordering::SeqCst);
+    joined(reader).await;
+    site.db().set_latency(Duration::ZERO);
+    let cached = site.cached(&a.post_key(2)).await;
+    let version = cached.as_deref().and_then(|page| version_on(page, 2));
+    assert_ne!(
+        version,
+        Some(1),
+        "post 2's cached page once the change returned: expected it gone or at version 2, \
+         found version 1. A key deleted *before* the commit is reloaded by a reader from the \
+         row not yet changed, and that old row stays cached for the whole TTL: delete after \
+         the commit"
+    );
+}
+
+#[tokio::test]
+async fn task1_a_refused_change_is_an_error_and_changes_nothing() {
+    let site = site().await;
+    let (a, b) = (site.blog().await, site.blog().await);
+    a.post(3).await.unwrap();
+    let refused = b.update_title(3, "").await;
+    assert!(
+        refused.is_err(),
+        "update_title(3, \"\"), which the table refuses: expected Err, got {refused:?}"
+    );
+    let post = a.post(3).await.unwrap().unwrap();
+    assert_eq!(post.version, 1, "post 3 after a refused change");
+}
+
+#[tokio::test]
+async fn task1_an_invalidation_is_one_command_and_takes_the_leases() {
+    let site = site_with_private_redis().await;
+    let (a, b) = (site.blog().await, site.blog().await);
+    a.post(4).await.unwrap();
+    // Load the script once (if it is one), outside the watch.
+    b.update_title(5, "Warm-up").await.unwrap();
+    // A slow reader of post 4 holds its lease: it loaded the row before the change.
+    let lease = format!("{}:lease", a.post_key(4));
+    let _: () = site.conn().set_ex(&lease, "reader", 60).await.unwrap();
+    let mut sent = site.server().watch_commands().await.unwrap();
+    let post = b.load_post(4).await.unwrap().unwrap();
+    assert!(
+        b.invalidate(&post).await,
+        "invalidate() with Redis up: expected true"
+    );
+    let commands = sent.since_last().await;
+    assert!(
+        commands.len() == 1,
+        "commands sent by one invalidate(): expected 1 (one DEL of every key, or one script), \
+         got {commands:?}"
+    );
+    assert!(
+        !site.exists(&lease).await,
+        "the lease of post 4's page after invalidate(): expected deleted, it is still there. A \
+         reader that loaded the old post before the change would store it after: delete each \
+         key with its lease (shared::lease::with_leases)"
+    );
+}
+
+#[tokio::test]
+async fn task1_with_redis_down_a_change_still_commits() {
+    let site = site_with_private_redis().await;
+    let b = site.blog().await;
+    site.server().stop();
+    let changed = b.update_title(6, "Written while Redis is down").await;
+    assert!(
+        matches!(&changed, Ok(Some(post)) if post.version == 2),
+        "update_title() with Redis stopped: expected the committed post (version 2), got \
+         {changed:?}. Redis failing is not the change failing"
+    );
+    assert!(
+        b.redis_errors.get() >= 1,
+        "redis_errors after a change with Redis stopped: expected at least 1 (use \
+         within_budget)"
+    );
+}
+
+// ---- task 2: tags in Redis ---------------------------------------------------------------------
+
+#[tokio::test]
+async fn task2_a_change_reaches_every_tag_page_whoever_cached_it() {
+    let site = site().await;
+    let (a, b) = (site.blog().await, site.blog().await);
+    for tag in ["redis", "sql", "rust"] {
+        a.tag_page(tag).await.unwrap();
+    }
+    site.db().reset_queries();
+    for tag in ["redis", "sql", "rust"] {
+        a.tag_page(tag).await.unwrap();
+    }
+    let queries = site.db().queries();
+    assert_eq!(
+        queries, 0,
+        "queries for three tag pages already read once: expected 0 (cached), got {queries}"
+    );
+    // Instance b, which never read a tag page, changes post 1 (tagged redis and sql).
+    b.update_title(1, "Retitled").await.unwrap();
+    for tag in ["redis", "sql"] {
+        let page = a.tag_page(tag).await.unwrap();
+        assert_eq!(
+            version_on(&page, 1),
+            Some(2),
+            "post 1 on the {tag:?} tag page after instance b's change: expected version 2. \
+             Instance b never cached this page, so only a dependents set kept in Redis can \
+             tell it the page exists"
+        );
+    }
+    assert!(
+        site.exists(&a.tag_key("rust")).await,
+        "the rust tag page, which does not show post 1, was deleted too: expected it kept"
+    );
+}
+
+#[tokio::test]
+async fn task2_dependents_sets_expire_with_what_they_track() {
+    let site = site().await;
+    let a = site.blog().await;
+    a.tag_page("ops").await.unwrap(); // posts 2, 3, 6, 7, ...
+    let set = a.dependents_key(2);
+    let members: Vec<String> = site.conn().smembers(&set).await.unwrap();
+    assert_eq!(
+        members,
+        [a.tag_key("ops")],
+        "post 2's dependents set after the ops page was cached: expected just the ops page's key"
+    );
+    let ttl: i64 = site.conn().pttl(&set).await.unwrap();
+    assert!(
+        (55_000..=60_000).contains(&ttl),
+        "PTTL of post 2's dependents set: expected 55,000 to 60,000 ms (at least the page's \
+         TTL), got {ttl} ms (-1: no TTL, so it lives for ever)"
+    );
+}
+
+#[tokio::test]
+async fn task2_a_tag_page_is_stored_with_its_dependents_in_one_command() {
+    let site = site_with_private_redis().await;
+    let a = site.blog().await;
+    a.tag_page("rust").await.unwrap(); // loads the script
+    let _: () = site.conn().del(a.tag_key("rust")).await.unwrap();
+    let mut sent = site.server().watch_commands().await.unwrap();
+    a.tag_page("rust").await.unwrap();
+    let commands = sent.since_last().await;
+    let scripts = commands.iter().filter(|c| c.starts_with("EVAL")).count();
+    let loose: Vec<&String> = commands
+        .iter()
+        .filter(|c| ["SADD", "PEXPIRE", "EXPIRE", "PSETEX", "SETEX"].contains(&c.as_str()))
+        .collect();
+    assert!(
+        scripts == 1 && loose.is_empty(),
+        "commands sent by a tag page's miss: expected the GET, the lease's SET NX and one \
+         script (EVAL or EVALSHA) that stores the page and its dependents, got {commands:?}"
+    );
+}
+
+#[tokio::test]
+async fn task2_an_invalidation_with_dependents_is_one_command() {
+    let site = site_with_private_redis().await;
+    let (a, b) = (site.blog().await, site.blog().await);
+    a.tag_page("sql").await.unwrap();
+    b.update_title(8, "Warm-up").await.unwrap(); // loads the script
+    let post = b.load_post(1).await.unwrap().unwrap();
+    let mut sent = site.server().watch_commands().await.unwrap();
+    b.invalidate(&post).await;
+    let commands = sent.since_last().await;
+    assert!(
+        commands.len() == 1 && commands[0].starts_with("EVAL"),
+        "commands sent by invalidate() of a post with dependents: expected one script, got \
+         {commands:?}. Reading the set (SMEMBERS) and deleting in Rust misses a page stored \
+         in between"
+    );
+    assert!(
+        !site.exists(&a.tag_key("sql")).await && !site.exists(&a.dependents_key(1)).await,
+        "after invalidate(post 1): expected the sql page and post 1's dependents set deleted"
+    );
+}
+
+// ---- task 3: the outbox ------------------------------------------------------------------------
+
+#[tokio::test]
+async fn task3_a_logged_change_sends_nothing_to_redis_and_the_relay_invalidates() {
+    let site = site_with_private_redis().await;
+    let (a, b) = (site.blog().await, site.blog().await);
+    a.post(3).await.unwrap();
+    a.author_page("ada").await.unwrap();
+    a.tag_page("rust").await.unwrap();
+    let mut sent = site.server().watch_commands().await.unwrap();
+    let changed = b.update_title_logged(3, "Logged").await.unwrap().unwrap();
+    let commands = sent.since_last().await;
+    assert!(
+        commands.is_empty(),
+        "commands sent to Redis by update_title_logged(): expected none (the outbox owes the \
+         invalidation), got {commands:?}"
+    );
+    let relayed = b.relay_once().await;
+    assert!(
+        matches!(relayed, Ok(1)),
+        "relay_once() with one change waiting: expected Ok(1), got {relayed:?}"
+    );
+    let post = a.post(3).await.unwrap().unwrap();
+    let author = a.author_page("ada").await.unwrap();
+    let tag = a.tag_page("rust").await.unwrap();
+    assert_eq!(
+        (post.version, version_on(&author, 3), version_on(&tag, 3)),
+        (changed.version, Some(2), Some(2)),
+        "post 3 on its page, ada's page and the rust page after the relay: expected version 2 \
+         on all three. Does the outbox entry name the post's, its author's and each tag's key?"
+    );
+    let again = b.relay_once().await;
+    assert!(
+        matches!(again, Ok(0)),
+        "a second relay_once(): expected Ok(0), nothing left, got {again:?}"
+    );
+}
+
+#[tokio::test]
+async fn task3_with_redis_down_the_relay_keeps_the_entry_until_it_is_back() {
+    let site = site_with_private_redis().await;
+    let (a, b) = (site.blog().await, site.blog().await);
+    a.post(7).await.unwrap();
+    // Redis goes away keeping its data; the change commits without it.
+    site.server().stop_keeping_data().unwrap();
+    let changed = b
+        .update_title_logged(7, "While Redis was down")
+        .await
+        .unwrap();
+    assert_eq!(changed.map(|p| p.version), Some(2));
+    let failed = b.relay_once().await;
+    assert!(
+        matches!(failed, Err(RelayError::Redis { relayed: 0 })),
+        "relay_once() with Redis stopped: expected Err(Redis {{ relayed: 0 }}), got {failed:?}"
+    );
+    let waiting = b.waiting_in_outbox(10).await.unwrap().len();
+    assert_eq!(
+        waiting, 1,
+        "outbox entries waiting after a pass whose delete failed: expected 1, got {waiting}. \
+         An entry marked relayed although Redis never took its delete is an invalidation lost: \
+         the old page comes back with Redis"
+    );
+    site.server().restart().unwrap();
+    // The first command after a restart may still meet the old connection and fail; a relay
+    // simply tries again on its next pass.
+    let mut passes = Vec::new();
+    for _ in 0..20 {
+        let pass = b.relay_once().await;
+        let done = pass.is_ok();
+        passes.push(pass);
+        if done {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        matches!(passes.last(), Some(Ok(1))),
+        "relay_once() passes once Redis is back, until one succeeds: expected the first \
+         successful one to relay 1 entry, got {passes:?}"
+    );
+    let post = a.post(7).await.unwrap().unwrap();
+    assert_eq!(
+        post.version, 2,
+        "post 7 read through instance a after the relay: expected version 2 (Redis came back \
+         holding version 1)"
+    );
+}
+
+#[tokio::test]
+async fn task3_a_refused_logged_change_owes_nothing() {
+    let site = site().await;
+    let b = site.blog().await;
+    let refused = b.update_title_logged(9, "").await;
+    assert!(
+        refused.is_err(),
+        "update_title_logged(9, \"\"): expected Err"
+    );
+    let waiting = b.waiting_in_outbox(10).await.unwrap();
+    assert!(
+        waiting.is_empty(),
+        "outbox after a refused change: expected empty, got {waiting:?}"
+    );
+}

@@ -1,0 +1,158 @@
+//! # Solution: invalidating a blog's pages
+//!
+//! The worked answer to `exercises/invalidation`. Read the exercise first: the task descriptions
+//! are the same here, the given parts are the exercise's own `given.rs`, included as it is, and
+//! only the task bodies are filled in.
+//!
+//! The classic mistakes live beside this answer, not in it: each file in `mistakes/` is a patch
+//! that plants one, with a note on what it breaks. CI applies each and checks that the exercise's
+//! suite fails. To watch one fail: `git apply solutions/invalidation/mistakes/<name>.patch`, run
+//! `cargo test -p invalidation-solution`, then `git apply -R` the same file.
+
+#![warn(missing_docs)]
+
+#[path = "../../../exercises/invalidation/src/given.rs"]
+mod given;
+
+use std::sync::LazyLock;
+
+use redis::{AsyncCommands, Script};
+use shared::budget::{self, Lookup, Trouble};
+use shared::codec;
+use shared::lease::{lease_key, with_leases};
+use shared::metrics::Counter;
+
+pub use given::{AUTHORS, Blog, OutboxEntry, Post, RelayError, Settings, TAGS};
+
+/// Deletes keys, their leases, every key a dependents set names (with its lease) and the set.
+/// KEYS: the set, then the keys to delete. Returns how many keys it deleted.
+static INVALIDATE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local deleted = 0
+for _, key in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  deleted = deleted + redis.call('DEL', key, key .. ':lease')
+end
+for i = 2, #KEYS do
+  deleted = deleted + redis.call('DEL', KEYS[i], KEYS[i] .. ':lease')
+end
+return deleted + redis.call('DEL', KEYS[1])
+",
+    )
+});
+
+/// Stores a page if the lease survived, and records it in each post's dependents set, each
+/// set kept alive at least as long as the page. KEYS: the page, its lease, then one dependents
+/// set per post. ARGV: token, page bytes, TTL in ms. Returns 1 if stored.
+static STORE_WITH_DEPENDENTS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+redis.call('DEL', KEYS[2])
+for i = 3, #KEYS do
+  redis.call('SADD', KEYS[i], KEYS[1])
+  if redis.call('PTTL', KEYS[i]) < tonumber(ARGV[3]) then
+    redis.call('PEXPIRE', KEYS[i], ARGV[3])
+  end
+end
+return 1
+",
+    )
+});
+
+impl Blog {
+    /// ## Task 1: delete on write
+    ///
+    /// Commits, then invalidates the committed post's pages.
+    pub async fn update_title(&self, id: i64, title: &str) -> Result<Option<Post>, sqlx::Error> {
+        let committed = self.commit_title(id, title, None).await?;
+        if let Some(post) = &committed {
+            self.invalidate(post).await;
+        }
+        Ok(committed)
+    }
+
+    /// ## Tasks 1 and 2: invalidate a post's pages
+    ///
+    /// One script: the post's page, its author's page, every dependent and the set.
+    pub async fn invalidate(&self, post: &Post) -> bool {
+        let mut call = INVALIDATE.prepare_invoke();
+        call.key(self.dependents_key(post.id))
+            .key(self.post_key(post.id))
+            .key(self.author_key(&post.author));
+        let mut conn = self.redis.clone();
+        self.within_budget(call.invoke_async::<i64>(&mut conn))
+            .await
+            .is_some()
+    }
+
+    /// ## Task 2: a tag page that records what it depends on
+    pub async fn tag_page(&self, tag: &str) -> Result<Vec<Post>, sqlx::Error> {
+        let key = self.tag_key(tag);
+        let corrupt = Counter::default();
+        let trouble = Trouble {
+            errors: &self.redis_errors,
+            corrupt: &corrupt,
+        };
+        let budget = self.settings.redis_timeout;
+        let lease = match budget::get::<Vec<Post>>(&self.redis, &key, budget, trouble).await {
+            Lookup::Found(page) => return Ok(page),
+            Lookup::Missing => self.leases.take(&key, &self.redis_errors).await,
+            Lookup::Unavailable => None,
+        };
+        let page = self.load_tag_page(tag).await?;
+        if let Some(token) = lease {
+            let mut store = STORE_WITH_DEPENDENTS.prepare_invoke();
+            store.key(&key).key(lease_key(&key));
+            for post in &page {
+                store.key(self.dependents_key(post.id));
+            }
+            store
+                .arg(token)
+                .arg(codec::encode(&page).expect("posts serialize to JSON"))
+                .arg(self.settings.ttl.as_millis() as u64);
+            let mut conn = self.redis.clone();
+            self.within_budget(store.invoke_async::<i64>(&mut conn))
+                .await;
+        }
+        Ok(page)
+    }
+
+    /// ## Task 3a: a change that owes its invalidation
+    pub async fn update_title_logged(
+        &self,
+        id: i64,
+        title: &str,
+    ) -> Result<Option<Post>, sqlx::Error> {
+        let Some(before) = self.load_post(id).await? else {
+            return Ok(None);
+        };
+        let mut keys = vec![self.post_key(id), self.author_key(&before.author)];
+        keys.extend(before.tags.iter().map(|tag| self.tag_key(tag)));
+        self.commit_title(id, title, Some(&keys)).await
+    }
+
+    /// ## Task 3b: the relay
+    pub async fn relay_once(&self) -> Result<usize, RelayError> {
+        let waiting = self.waiting_in_outbox(100).await?;
+        let mut relayed = Vec::with_capacity(waiting.len());
+        let mut failed = false;
+        for entry in waiting {
+            let mut conn = self.redis.clone();
+            let deleted = conn.del::<_, ()>(with_leases(&entry.keys));
+            if self.within_budget(deleted).await.is_none() {
+                failed = true;
+                break;
+            }
+            relayed.push(entry);
+        }
+        self.mark_relayed(&relayed).await?;
+        match failed {
+            true => Err(RelayError::Redis {
+                relayed: relayed.len(),
+            }),
+            false => Ok(relayed.len()),
+        }
+    }
+}
