@@ -247,6 +247,9 @@ impl Blog {
         .fetch_optional(tx.conn().await)
         .await?;
         let Some(row) = row else {
+            // Ended here, not left to the drop: an open transaction would hold its locks until
+            // the pool next touched the connection.
+            tx.commit().await?;
             return Ok(None);
         };
         let version: i64 = row.try_get("version")?;
