@@ -27,7 +27,13 @@ fn paths(c: &mut Criterion) {
     let instance = rt.block_on(stage.instance()).unwrap();
     let build = |kind: Kind| {
         let keys = Keys::new(stage.namespace().child(kind.slug()));
-        rt.block_on(AnyStrategy::build(kind, &instance, db.clone(), keys, settings.clone()))
+        rt.block_on(AnyStrategy::build(
+            kind,
+            &instance,
+            db.clone(),
+            keys,
+            settings.clone(),
+        ))
     };
     let strategies: Vec<(Kind, AnyStrategy)> = [
         Kind::Delete,
@@ -76,7 +82,12 @@ fn paths(c: &mut Criterion) {
     writes.finish();
 
     for (kind, strategy) in &strategies {
-        assert_eq!(strategy.stats().errors, 0, "{}: no Redis errors", kind.label());
+        assert_eq!(
+            strategy.stats().errors,
+            0,
+            "{}: no Redis errors",
+            kind.label()
+        );
     }
     drop((strategies, instance, db));
     rt.block_on(stage.close()).unwrap();
