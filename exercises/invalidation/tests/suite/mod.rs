@@ -346,10 +346,19 @@ async fn task3_a_logged_change_sends_nothing_to_redis_and_the_relay_invalidates(
         "commands sent to Redis by update_title_logged(): expected none (the outbox owes the \
          invalidation), got {commands:?}"
     );
+    // A slow reader of post 3 loaded the old post and holds the page's lease.
+    let lease = format!("{}:lease", a.post_key(3));
+    let _: () = site.conn().set_ex(&lease, "reader", 60).await.unwrap();
     let relayed = b.relay_once().await;
     assert!(
         matches!(relayed, Ok(1)),
         "relay_once() with one change waiting: expected Ok(1), got {relayed:?}"
+    );
+    assert!(
+        !site.exists(&lease).await,
+        "the lease of post 3's page after the relay: expected deleted, it is still there. A \
+         reader that loaded the old post before the change would store it after the relay: \
+         delete each key with its lease (shared::lease::with_leases)"
     );
     let post = a.post(3).await.unwrap().unwrap();
     let author = a.author_page("ada").await.unwrap();
