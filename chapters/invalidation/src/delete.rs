@@ -9,53 +9,36 @@
 //! What breaks it: the delete failing (Redis down or slow at that moment). Then the old value
 //! stays until its TTL, and nothing retries; the [outbox](crate::outbox) is the fix.
 
-use std::sync::Arc;
-
-use shared::Database;
-
-use crate::cache::Cache;
 use crate::catalog::{Catalog, Item};
-use crate::keys::Keys;
-use crate::strategy::Strategy;
+use crate::strategy::{Parts, Strategy};
 
 /// Reads through the cache; a write commits, then deletes the item's key and its listing's.
 pub struct DeleteOnWrite {
-    cache: Cache,
-    db: Arc<Database>,
-    keys: Keys,
+    parts: Parts,
 }
 
 impl DeleteOnWrite {
     /// One instance's strategy.
-    pub fn new(cache: Cache, db: Arc<Database>, keys: Keys) -> Self {
-        DeleteOnWrite { cache, db, keys }
+    pub fn new(parts: Parts) -> Self {
+        DeleteOnWrite { parts }
     }
 }
 
 impl Strategy for DeleteOnWrite {
-    async fn item(&self, id: i64) -> Result<Option<Item>, sqlx::Error> {
-        self.cache
-            .get_or_load(&self.keys.item(id), || self.db.item(id))
-            .await
-    }
-
-    async fn listing(&self, category: &str) -> Result<Vec<Item>, sqlx::Error> {
-        self.cache
-            .get_or_load(&self.keys.listing(category), || self.db.listing(category))
-            .await
-    }
-
     // ANCHOR: set_price
     async fn set_price(&self, id: i64, price_cents: i64) -> Result<Option<Item>, sqlx::Error> {
-        let committed = self.db.commit_price(id, price_cents, None).await?;
+        let committed = self.parts.db.commit_price(id, price_cents, None).await?;
         if committed.is_some() {
-            self.cache.delete(&self.keys.affected_by(id)).await;
+            self.parts
+                .cache
+                .delete(&self.parts.keys.affected_by(id))
+                .await;
         }
         Ok(committed)
     }
     // ANCHOR_END: set_price
 
-    fn cache(&self) -> &Cache {
-        &self.cache
+    fn parts(&self) -> &Parts {
+        &self.parts
     }
 }

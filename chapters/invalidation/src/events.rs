@@ -24,12 +24,10 @@ use redis::AsyncCommands;
 use shared::metrics::Counter;
 use shared::pubsub::{Event, Subscription};
 use shared::worker::Worker;
-use shared::{Database, Instance, budget};
+use shared::{Instance, budget};
 
-use crate::cache::Cache;
 use crate::catalog::{Catalog, Item, category_of};
-use crate::keys::Keys;
-use crate::strategy::Strategy;
+use crate::strategy::{Parts, Strategy};
 
 /// What one instance holds in its own memory, and how it learns to drop it.
 struct Local {
@@ -60,9 +58,7 @@ impl Local {
 
 /// Own copies in front of the Redis cache, dropped by events on a channel.
 pub struct Broadcast {
-    cache: Cache,
-    db: Arc<Database>,
-    keys: Keys,
+    parts: Parts,
     channel: String,
     local: Arc<Local>,
     _listener: Worker,
@@ -71,8 +67,8 @@ pub struct Broadcast {
 
 impl Broadcast {
     /// One instance's strategy: its own copies, and its subscription to the run's channel.
-    pub async fn new(cache: Cache, db: Arc<Database>, keys: Keys, instance: &Instance) -> Self {
-        let ttl = cache.settings().local_ttl;
+    pub async fn new(parts: Parts, instance: &Instance) -> Self {
+        let ttl = parts.cache.settings().local_ttl;
         let local = Arc::new(Local {
             items: LocalCache::builder().time_to_live(ttl).build(),
             listings: LocalCache::builder().time_to_live(ttl).build(),
@@ -80,7 +76,7 @@ impl Broadcast {
             events: Counter::default(),
             flushes: Counter::default(),
         });
-        let channel = keys.namespace().key("invalidations");
+        let channel = parts.keys.namespace().key("invalidations");
         let subscription = instance.subscribe(&channel).await;
         let listener = {
             let (local, mut receiver) = (local.clone(), subscription.receiver());
@@ -108,9 +104,7 @@ impl Broadcast {
             })
         };
         Broadcast {
-            cache,
-            db,
-            keys,
+            parts,
             channel,
             local,
             _listener: listener,
@@ -137,8 +131,9 @@ impl Strategy for Broadcast {
         }
         let started = self.epoch();
         let item = self
+            .parts
             .cache
-            .get_or_load(&self.keys.item(id), || self.db.item(id))
+            .get_or_load(&self.parts.keys.item(id), || self.parts.db.item(id))
             .await?;
         if self.epoch() == started {
             self.local.items.insert(id, item.clone());
@@ -153,8 +148,11 @@ impl Strategy for Broadcast {
         }
         let started = self.epoch();
         let listing = self
+            .parts
             .cache
-            .get_or_load(&self.keys.listing(category), || self.db.listing(category))
+            .get_or_load(&self.parts.keys.listing(category), || {
+                self.parts.db.listing(category)
+            })
             .await?;
         if self.epoch() == started {
             self.local
@@ -166,21 +164,24 @@ impl Strategy for Broadcast {
 
     // ANCHOR: set_price
     async fn set_price(&self, id: i64, price_cents: i64) -> Result<Option<Item>, sqlx::Error> {
-        let committed = self.db.commit_price(id, price_cents, None).await?;
+        let committed = self.parts.db.commit_price(id, price_cents, None).await?;
         if committed.is_some() {
             self.local.drop_item(id);
-            self.cache.delete(&self.keys.affected_by(id)).await;
-            self.cache.invalidation_commands.inc();
-            let mut conn = self.cache.conn();
+            self.parts
+                .cache
+                .delete(&self.parts.keys.affected_by(id))
+                .await;
+            self.parts.cache.invalidation_commands.inc();
+            let mut conn = self.parts.cache.conn();
             let publish = conn.publish::<_, _, i64>(&self.channel, id.to_string());
-            let budget = self.cache.settings().redis_timeout;
-            budget::within(budget, self.cache.errors(), publish).await;
+            let budget = self.parts.cache.settings().redis_timeout;
+            budget::within(budget, self.parts.cache.errors(), publish).await;
         }
         Ok(committed)
     }
     // ANCHOR_END: set_price
 
-    fn cache(&self) -> &Cache {
-        &self.cache
+    fn parts(&self) -> &Parts {
+        &self.parts
     }
 }

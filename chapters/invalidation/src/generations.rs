@@ -15,17 +15,13 @@
 //! What breaks it: the `INCR` failing. Then the category stays at the old generation until its
 //! keys expire, as with a failed delete.
 
-use std::sync::Arc;
-
 use std::sync::LazyLock;
 
 use redis::{AsyncCommands, Script};
-use shared::{Database, budget};
+use shared::budget;
 
-use crate::cache::Cache;
 use crate::catalog::{Catalog, Item, category_of};
-use crate::keys::Keys;
-use crate::strategy::Strategy;
+use crate::strategy::{Parts, Strategy};
 
 /// Moves a category to its next generation and keeps the generation alive for `ARGV[1]` ms.
 /// KEYS: the generation. Returns the new generation.
@@ -41,25 +37,23 @@ return generation
 
 /// Reads the category's generation, then its key in that generation; a write bumps it.
 pub struct Generations {
-    cache: Cache,
-    db: Arc<Database>,
-    keys: Keys,
+    parts: Parts,
 }
 
 impl Generations {
     /// One instance's strategy.
-    pub fn new(cache: Cache, db: Arc<Database>, keys: Keys) -> Self {
-        Generations { cache, db, keys }
+    pub fn new(parts: Parts) -> Self {
+        Generations { parts }
     }
 
     // ANCHOR: generation
     /// The category's generation now (0 before the first write), or `None` if Redis cannot say:
     /// then the read goes to the database, as any read does when Redis fails.
     async fn generation(&self, category: &str) -> Option<i64> {
-        let mut conn = self.cache.conn();
-        let read = conn.get::<_, Option<i64>>(self.keys.generation(category));
-        let budget = self.cache.settings().redis_timeout;
-        let generation = budget::within(budget, self.cache.errors(), read).await?;
+        let mut conn = self.parts.cache.conn();
+        let read = conn.get::<_, Option<i64>>(self.parts.keys.generation(category));
+        let budget = self.parts.cache.settings().redis_timeout;
+        let generation = budget::within(budget, self.parts.cache.errors(), read).await?;
         Some(generation.unwrap_or(0))
     }
     // ANCHOR_END: generation
@@ -69,43 +63,47 @@ impl Strategy for Generations {
     async fn item(&self, id: i64) -> Result<Option<Item>, sqlx::Error> {
         match self.generation(category_of(id)).await {
             Some(generation) => {
-                let key = self.keys.item_in(generation, id);
-                self.cache.get_or_load(&key, || self.db.item(id)).await
+                let key = self.parts.keys.item_in(generation, id);
+                self.parts
+                    .cache
+                    .get_or_load(&key, || self.parts.db.item(id))
+                    .await
             }
-            None => self.db.item(id).await,
+            None => self.parts.db.item(id).await,
         }
     }
 
     async fn listing(&self, category: &str) -> Result<Vec<Item>, sqlx::Error> {
         match self.generation(category).await {
             Some(generation) => {
-                let key = self.keys.listing_in(generation, category);
-                self.cache
-                    .get_or_load(&key, || self.db.listing(category))
+                let key = self.parts.keys.listing_in(generation, category);
+                self.parts
+                    .cache
+                    .get_or_load(&key, || self.parts.db.listing(category))
                     .await
             }
-            None => self.db.listing(category).await,
+            None => self.parts.db.listing(category).await,
         }
     }
 
     // ANCHOR: set_price
     async fn set_price(&self, id: i64, price_cents: i64) -> Result<Option<Item>, sqlx::Error> {
-        let committed = self.db.commit_price(id, price_cents, None).await?;
+        let committed = self.parts.db.commit_price(id, price_cents, None).await?;
         if committed.is_some() {
-            self.cache.invalidation_commands.inc();
-            let settings = self.cache.settings();
+            self.parts.cache.invalidation_commands.inc();
+            let settings = self.parts.cache.settings();
             let mut bump = BUMP.prepare_invoke();
-            bump.key(self.keys.generation(category_of(id)))
+            bump.key(self.parts.keys.generation(category_of(id)))
                 .arg(2 * settings.ttl.as_millis() as u64);
-            let mut conn = self.cache.conn();
+            let mut conn = self.parts.cache.conn();
             let bumped = bump.invoke_async::<i64>(&mut conn);
-            budget::within(settings.redis_timeout, self.cache.errors(), bumped).await;
+            budget::within(settings.redis_timeout, self.parts.cache.errors(), bumped).await;
         }
         Ok(committed)
     }
     // ANCHOR_END: set_price
 
-    fn cache(&self) -> &Cache {
-        &self.cache
+    fn parts(&self) -> &Parts {
+        &self.parts
     }
 }

@@ -18,7 +18,7 @@ use crate::outbox::Outbox;
 use crate::pattern::PatternDelete;
 use crate::settings::Settings;
 use crate::source::LocalDependencies;
-use crate::strategy::Strategy;
+use crate::strategy::{Parts, Strategy};
 use crate::tags::Tags;
 use crate::ttl_only::TtlOnly;
 
@@ -115,16 +115,17 @@ impl AnyStrategy {
         settings: Settings,
     ) -> Self {
         let cache = Cache::new(instance.conn.clone(), settings);
+        let parts = Parts { cache, db, keys };
         match kind {
-            Kind::TtlOnly => AnyStrategy::TtlOnly(TtlOnly::new(cache, db, keys)),
-            Kind::Delete => AnyStrategy::Delete(DeleteOnWrite::new(cache, db, keys)),
-            Kind::Events => AnyStrategy::Events(Broadcast::new(cache, db, keys, instance).await),
-            Kind::Generations => AnyStrategy::Generations(Generations::new(cache, db, keys)),
-            Kind::Tags => AnyStrategy::Tags(Tags::new(cache, db, keys)),
-            Kind::Pattern => AnyStrategy::Pattern(PatternDelete::new(cache, db, keys)),
-            Kind::Outbox => AnyStrategy::Outbox(Outbox::new(cache, db, keys)),
+            Kind::TtlOnly => AnyStrategy::TtlOnly(TtlOnly::new(parts)),
+            Kind::Delete => AnyStrategy::Delete(DeleteOnWrite::new(parts)),
+            Kind::Events => AnyStrategy::Events(Broadcast::new(parts, instance).await),
+            Kind::Generations => AnyStrategy::Generations(Generations::new(parts)),
+            Kind::Tags => AnyStrategy::Tags(Tags::new(parts)),
+            Kind::Pattern => AnyStrategy::Pattern(PatternDelete::new(parts)),
+            Kind::Outbox => AnyStrategy::Outbox(Outbox::new(parts)),
             Kind::LocalDependencies => {
-                AnyStrategy::LocalDependencies(LocalDependencies::new(cache, db, keys))
+                AnyStrategy::LocalDependencies(LocalDependencies::new(parts))
             }
         }
     }
@@ -159,7 +160,7 @@ impl Strategy for AnyStrategy {
         each!(self, s => s.set_price(id, price_cents).await)
     }
 
-    fn cache(&self) -> &Cache {
-        each!(self, s => s.cache())
+    fn parts(&self) -> &Parts {
+        each!(self, s => s.parts())
     }
 }

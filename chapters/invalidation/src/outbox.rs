@@ -30,48 +30,35 @@ use shared::worker::{Stop, Worker};
 use shared::{Database, RedisConn, budget};
 use sqlx::postgres::PgListener;
 
-use crate::cache::Cache;
 use crate::catalog::{Catalog, Item, OUTBOX_CHANNEL, OutboxEntry, now_ms};
-use crate::keys::Keys;
 use crate::settings::Settings;
-use crate::strategy::Strategy;
+use crate::strategy::{Parts, Strategy};
 
 /// Reads through the cache; a write commits its change and its outbox row together.
 pub struct Outbox {
-    cache: Cache,
-    db: Arc<Database>,
-    keys: Keys,
+    parts: Parts,
 }
 
 impl Outbox {
     /// One instance's strategy. Its writes are relayed by a [`Relay`] running somewhere.
-    pub fn new(cache: Cache, db: Arc<Database>, keys: Keys) -> Self {
-        Outbox { cache, db, keys }
+    pub fn new(parts: Parts) -> Self {
+        Outbox { parts }
     }
 }
 
 impl Strategy for Outbox {
-    async fn item(&self, id: i64) -> Result<Option<Item>, sqlx::Error> {
-        self.cache
-            .get_or_load(&self.keys.item(id), || self.db.item(id))
-            .await
-    }
-
-    async fn listing(&self, category: &str) -> Result<Vec<Item>, sqlx::Error> {
-        self.cache
-            .get_or_load(&self.keys.listing(category), || self.db.listing(category))
-            .await
-    }
-
     // ANCHOR: set_price
     async fn set_price(&self, id: i64, price_cents: i64) -> Result<Option<Item>, sqlx::Error> {
-        let owed = self.keys.affected_by(id);
-        self.db.commit_price(id, price_cents, Some(&owed)).await
+        let owed = self.parts.keys.affected_by(id);
+        self.parts
+            .db
+            .commit_price(id, price_cents, Some(&owed))
+            .await
     }
     // ANCHOR_END: set_price
 
-    fn cache(&self) -> &Cache {
-        &self.cache
+    fn parts(&self) -> &Parts {
+        &self.parts
     }
 }
 

@@ -13,68 +13,52 @@
 //! it found, the next page, so memory stays bounded by a page however many keys match, on every
 //! master of a cluster.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use shared::RedisConn;
 use shared::metrics::Latency;
 use shared::namespace::unlink_matching;
-use shared::{Database, RedisConn};
 
-use crate::cache::Cache;
 use crate::catalog::{Catalog, Item, category_of};
-use crate::keys::Keys;
-use crate::strategy::Strategy;
+use crate::strategy::{Parts, Strategy};
 
 /// How many keys one `SCAN` page asks for.
 pub const SCAN_COUNT: usize = 500;
 
 /// Reads through the cache; a write deletes every key of its category by pattern.
 pub struct PatternDelete {
-    cache: Cache,
-    db: Arc<Database>,
-    keys: Keys,
+    parts: Parts,
 }
 
 impl PatternDelete {
     /// One instance's strategy.
-    pub fn new(cache: Cache, db: Arc<Database>, keys: Keys) -> Self {
-        PatternDelete { cache, db, keys }
+    pub fn new(parts: Parts) -> Self {
+        PatternDelete { parts }
     }
 }
 
 impl Strategy for PatternDelete {
-    async fn item(&self, id: i64) -> Result<Option<Item>, sqlx::Error> {
-        self.cache
-            .get_or_load(&self.keys.item(id), || self.db.item(id))
-            .await
-    }
-
-    async fn listing(&self, category: &str) -> Result<Vec<Item>, sqlx::Error> {
-        self.cache
-            .get_or_load(&self.keys.listing(category), || self.db.listing(category))
-            .await
-    }
-
     // ANCHOR: set_price
     async fn set_price(&self, id: i64, price_cents: i64) -> Result<Option<Item>, sqlx::Error> {
-        let committed = self.db.commit_price(id, price_cents, None).await?;
+        let committed = self.parts.db.commit_price(id, price_cents, None).await?;
         if committed.is_some() {
-            let pattern = format!("{}*", self.keys.slot(category_of(id)));
-            let mut conn = self.cache.conn();
+            let pattern = format!("{}*", self.parts.keys.slot(category_of(id)));
+            let mut conn = self.parts.cache.conn();
             match unlink_matching(&mut conn, &pattern, SCAN_COUNT).await {
                 Ok(done) => self
+                    .parts
                     .cache
                     .invalidation_commands
                     .add((done.scans + done.unlinks) as u64),
-                Err(_) => self.cache.errors().inc(),
+                Err(_) => self.parts.cache.errors().inc(),
             }
         }
         Ok(committed)
     }
     // ANCHOR_END: set_price
 
-    fn cache(&self) -> &Cache {
-        &self.cache
+    fn parts(&self) -> &Parts {
+        &self.parts
     }
 }
 

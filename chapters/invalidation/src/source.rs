@@ -13,32 +13,26 @@
 //! listing, and expire with what they track.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use redis::AsyncCommands;
-use shared::{Database, budget};
+use shared::budget;
 
-use crate::cache::Cache;
 use crate::catalog::{Catalog, Item};
-use crate::keys::Keys;
-use crate::strategy::Strategy;
+use crate::strategy::{Parts, Strategy};
 
 /// Listings tracked in this process's memory, and in Redis sets that never expire.
 pub struct LocalDependencies {
-    cache: Cache,
-    db: Arc<Database>,
-    keys: Keys,
+    parts: Parts,
     /// Item id to the keys this process cached that depend on it.
     dependents: Mutex<HashMap<i64, HashSet<String>>>,
 }
 
 impl LocalDependencies {
     /// One instance's strategy, with an empty map of its own.
-    pub fn new(cache: Cache, db: Arc<Database>, keys: Keys) -> Self {
+    pub fn new(parts: Parts) -> Self {
         LocalDependencies {
-            cache,
-            db,
-            keys,
+            parts,
             dependents: Mutex::new(HashMap::new()),
         }
     }
@@ -53,34 +47,28 @@ impl LocalDependencies {
 }
 
 impl Strategy for LocalDependencies {
-    async fn item(&self, id: i64) -> Result<Option<Item>, sqlx::Error> {
-        self.cache
-            .get_or_load(&self.keys.item(id), || self.db.item(id))
-            .await
-    }
-
     // ANCHOR: listing
     async fn listing(&self, category: &str) -> Result<Vec<Item>, sqlx::Error> {
-        let key = self.keys.listing(category);
+        let key = self.parts.keys.listing(category);
         let load = || async {
-            let listing = self.db.listing(category).await?;
+            let listing = self.parts.db.listing(category).await?;
             // Caching it: note what it depends on, here and in Redis (with no TTL).
-            let mut conn = self.cache.conn();
-            let budget = self.cache.settings().redis_timeout;
+            let mut conn = self.parts.cache.conn();
+            let budget = self.parts.cache.settings().redis_timeout;
             for item in &listing {
                 self.remember(item.id, &key);
-                let added = conn.sadd::<_, _, i64>(self.keys.dependents(item.id), &key);
-                budget::within(budget, self.cache.errors(), added).await;
+                let added = conn.sadd::<_, _, i64>(self.parts.keys.dependents(item.id), &key);
+                budget::within(budget, self.parts.cache.errors(), added).await;
             }
             Ok(listing)
         };
-        self.cache.get_or_load(&key, load).await
+        self.parts.cache.get_or_load(&key, load).await
     }
     // ANCHOR_END: listing
 
     // ANCHOR: set_price
     async fn set_price(&self, id: i64, price_cents: i64) -> Result<Option<Item>, sqlx::Error> {
-        let committed = self.db.commit_price(id, price_cents, None).await?;
+        let committed = self.parts.db.commit_price(id, price_cents, None).await?;
         if committed.is_some() {
             let remembered = self
                 .dependents
@@ -88,15 +76,15 @@ impl Strategy for LocalDependencies {
                 .expect("dependency map lock")
                 .remove(&id)
                 .unwrap_or_default();
-            let mut stale = vec![self.keys.item(id)];
+            let mut stale = vec![self.parts.keys.item(id)];
             stale.extend(remembered);
-            self.cache.delete(&stale).await;
+            self.parts.cache.delete(&stale).await;
         }
         Ok(committed)
     }
     // ANCHOR_END: set_price
 
-    fn cache(&self) -> &Cache {
-        &self.cache
+    fn parts(&self) -> &Parts {
+        &self.parts
     }
 }

@@ -19,17 +19,15 @@
 //! A listing that gathered items of several categories would need one script per slot, and the
 //! invalidation would no longer be one atomic step.
 
-use std::sync::{Arc, LazyLock};
+use std::sync::LazyLock;
 
 use redis::Script;
 use shared::budget::{self, Lookup, Trouble};
+use shared::codec;
 use shared::lease::{Leases, lease_key};
-use shared::{Database, codec};
 
-use crate::cache::Cache;
 use crate::catalog::{Catalog, Item};
-use crate::keys::Keys;
-use crate::strategy::Strategy;
+use crate::strategy::{Parts, Strategy};
 
 // ANCHOR: store_script
 /// Stores a listing if the reader's lease survived, and records it in the dependency set of each
@@ -72,72 +70,60 @@ return deleted
 
 /// Listings that know what they depend on, and writes that find them through Redis.
 pub struct Tags {
-    cache: Cache,
-    db: Arc<Database>,
-    keys: Keys,
+    parts: Parts,
     leases: Leases,
 }
 
 impl Tags {
     /// One instance's strategy.
-    pub fn new(cache: Cache, db: Arc<Database>, keys: Keys) -> Self {
-        let settings = cache.settings();
-        let leases = Leases::new(cache.conn(), settings.lease_ttl, settings.redis_timeout);
-        Tags {
-            cache,
-            db,
-            keys,
-            leases,
-        }
+    pub fn new(parts: Parts) -> Self {
+        let settings = parts.cache.settings();
+        let conn = parts.cache.conn();
+        let leases = Leases::new(conn, settings.lease_ttl, settings.redis_timeout);
+        Tags { parts, leases }
     }
 
     /// Stores `listing` under its key with its dependencies, if the lease `token` survived.
     async fn store_listing(&self, key: &str, token: &str, listing: &[Item]) {
-        let settings = self.cache.settings();
+        let settings = self.parts.cache.settings();
         let bytes = codec::encode(&listing).expect("listings serialize to JSON");
         let mut store = STORE_WITH_DEPENDENCIES.prepare_invoke();
         store.key(key).key(lease_key(key));
         for item in listing {
-            store.key(self.keys.dependents(item.id));
+            store.key(self.parts.keys.dependents(item.id));
         }
         store
             .arg(token)
             .arg(bytes)
             .arg(settings.ttl.as_millis() as u64);
-        let mut conn = self.cache.conn();
+        let mut conn = self.parts.cache.conn();
         let stored = store.invoke_async::<i64>(&mut conn);
-        budget::within(settings.redis_timeout, self.cache.errors(), stored).await;
+        budget::within(settings.redis_timeout, self.parts.cache.errors(), stored).await;
     }
 }
 
 impl Strategy for Tags {
-    async fn item(&self, id: i64) -> Result<Option<Item>, sqlx::Error> {
-        self.cache
-            .get_or_load(&self.keys.item(id), || self.db.item(id))
-            .await
-    }
-
     // ANCHOR: listing
     async fn listing(&self, category: &str) -> Result<Vec<Item>, sqlx::Error> {
-        let key = self.keys.listing(category);
-        let stats = self.cache.counters();
+        let key = self.parts.keys.listing(category);
+        let stats = self.parts.cache.counters();
         let trouble = Trouble {
-            errors: self.cache.errors(),
+            errors: self.parts.cache.errors(),
             corrupt: &stats.corrupt,
         };
-        let budget = self.cache.settings().redis_timeout;
-        let lease = match budget::get::<Vec<Item>>(&self.cache.conn(), &key, budget, trouble).await
-        {
-            Lookup::Found(listing) => {
-                stats.hits.inc();
-                return Ok(listing);
-            }
-            Lookup::Missing => self.leases.take(&key, self.cache.errors()).await,
-            Lookup::Unavailable => None,
-        };
+        let budget = self.parts.cache.settings().redis_timeout;
+        let lease =
+            match budget::get::<Vec<Item>>(&self.parts.cache.conn(), &key, budget, trouble).await {
+                Lookup::Found(listing) => {
+                    stats.hits.inc();
+                    return Ok(listing);
+                }
+                Lookup::Missing => self.leases.take(&key, self.parts.cache.errors()).await,
+                Lookup::Unavailable => None,
+            };
         stats.misses.inc();
         stats.loads.inc();
-        let listing = self.db.listing(category).await?;
+        let listing = self.parts.db.listing(category).await?;
         if let Some(token) = lease {
             self.store_listing(&key, &token, &listing).await;
         }
@@ -147,23 +133,23 @@ impl Strategy for Tags {
 
     // ANCHOR: set_price
     async fn set_price(&self, id: i64, price_cents: i64) -> Result<Option<Item>, sqlx::Error> {
-        let committed = self.db.commit_price(id, price_cents, None).await?;
+        let committed = self.parts.db.commit_price(id, price_cents, None).await?;
         if committed.is_some() {
-            self.cache.invalidation_commands.inc();
+            self.parts.cache.invalidation_commands.inc();
             let mut invalidate = INVALIDATE_DEPENDENTS.prepare_invoke();
             invalidate
-                .key(self.keys.item(id))
-                .key(self.keys.dependents(id));
-            let mut conn = self.cache.conn();
+                .key(self.parts.keys.item(id))
+                .key(self.parts.keys.dependents(id));
+            let mut conn = self.parts.cache.conn();
             let deleted = invalidate.invoke_async::<i64>(&mut conn);
-            let budget = self.cache.settings().redis_timeout;
-            budget::within(budget, self.cache.errors(), deleted).await;
+            let budget = self.parts.cache.settings().redis_timeout;
+            budget::within(budget, self.parts.cache.errors(), deleted).await;
         }
         Ok(committed)
     }
     // ANCHOR_END: set_price
 
-    fn cache(&self) -> &Cache {
-        &self.cache
+    fn parts(&self) -> &Parts {
+        &self.parts
     }
 }
