@@ -195,7 +195,7 @@ fn scan_page(cursor: u64, pattern: &str, count: usize) -> redis::Cmd {
 
 /// The address of every master of the cluster, from `CLUSTER NODES`: one line per node,
 /// `<id> <host:port@bus> <flags> ...`, where the flags of a master include `master`.
-async fn masters(
+pub(crate) async fn masters(
     conn: &mut redis::cluster_async::ClusterConnection,
 ) -> redis::RedisResult<Vec<(String, u16)>> {
     let nodes: String = redis::cmd("CLUSTER").arg("NODES").query_async(conn).await?;

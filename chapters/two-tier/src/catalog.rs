@@ -1,0 +1,95 @@
+//! The `items` table: the rows every variant caches, and the SQL that reads and writes them.
+//!
+//! An item is what a shop's page shows on every request: hot, small, and read far more often than
+//! it is written. Every write raises the row's `version` in the same statement, so a read can tell
+//! whether it returned what was committed last; that is how the demo counts stale reads.
+
+use serde::{Deserialize, Serialize};
+use shared::Database;
+use sqlx::any::AnyRow;
+use sqlx::{Executor, Row};
+
+/// An item of the shop.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Item {
+    /// The primary key.
+    pub id: i64,
+    /// The price in cents.
+    pub price_cents: i64,
+    /// Starts at 1 and rises by one with every committed write.
+    pub version: i64,
+}
+
+/// Creates the table and seeds items `1..=count` at version 1 (not counted).
+pub async fn create(db: &Database, count: i64) -> Result<(), sqlx::Error> {
+    let mut setup = db.setup().await?;
+    setup
+        .execute(
+            "CREATE TABLE items (
+                id BIGINT PRIMARY KEY,
+                price_cents BIGINT NOT NULL CHECK (price_cents >= 0),
+                version BIGINT NOT NULL
+            )",
+        )
+        .await?;
+    for id in 1..=count {
+        sqlx::query("INSERT INTO items (id, price_cents, version) VALUES ($1, $2, 1)")
+            .bind(id)
+            .bind(seed_price(id))
+            .execute(&mut *setup)
+            .await?;
+    }
+    setup.commit().await
+}
+
+/// The seed price of item `id`.
+pub fn seed_price(id: i64) -> i64 {
+    199 + (id * 137) % 5_000
+}
+
+/// One item, or `None` (one counted query).
+pub async fn item(db: &Database, id: i64) -> Result<Option<Item>, sqlx::Error> {
+    let mut conn = db.connection().await?;
+    let row = sqlx::query("SELECT id, price_cents, version FROM items WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.map(|row| item_from_row(&row)).transpose()
+}
+
+/// Sets an item's price and raises its version in one statement; the committed row, or `None` if
+/// there is no such item.
+pub async fn commit_price(
+    db: &Database,
+    id: i64,
+    price_cents: i64,
+) -> Result<Option<Item>, sqlx::Error> {
+    let mut conn = db.connection().await?;
+    let row = sqlx::query(
+        "UPDATE items SET price_cents = $1, version = version + 1 WHERE id = $2 \
+         RETURNING id, price_cents, version",
+    )
+    .bind(price_cents)
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(|row| item_from_row(&row)).transpose()
+}
+
+fn item_from_row(row: &AnyRow) -> Result<Item, sqlx::Error> {
+    Ok(Item {
+        id: row.try_get("id")?,
+        price_cents: row.try_get("price_cents")?,
+        version: row.try_get("version")?,
+    })
+}
+
+/// Every item back to its seed price at version 1, in one statement (not counted): each of the
+/// demo's runs starts from the same rows.
+pub async fn reset(db: &Database) -> Result<(), sqlx::Error> {
+    let mut setup = db.setup().await?;
+    setup
+        .execute("UPDATE items SET price_cents = 199 + (id * 137) % 5000, version = 1")
+        .await?;
+    setup.commit().await
+}
