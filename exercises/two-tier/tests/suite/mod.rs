@@ -1,0 +1,404 @@
+//! The suite shared by the exercise and the solution: `super::subject` is whichever crate runs it.
+//!
+//! Each test gets its own namespace and database (`DATABASE_URL`, else SQLite); Redis is
+//! `REDIS_URL`, or a private cluster with `REDIS_CLUSTER=1`, else a private server, and the
+//! tests that pause Redis always start a private one. Every fetch below L1 is counted by the
+//! given [`Source`], which is how the tests tell an L1 hit from a fetch.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use redis::AsyncCommands;
+use shared::exercise::{joined, quiet_repeated_todos};
+use shared::pubsub::{Event, Subscription};
+use shared::worker::Worker;
+use shared::{DbOptions, Instance, ServerOptions, Stage};
+
+use super::subject::{Heard, Rates, Settings, Source, create_rates, listen};
+
+/// How long a test waits for a message or a resubscription before failing.
+const EVENT_WITHIN: Duration = Duration::from_secs(5);
+
+async fn stage() -> Stage {
+    quiet_repeated_todos();
+    let stage = Stage::from_env("two-tier-exercise", DbOptions::default())
+        .await
+        .expect("a Redis and a database for the tests");
+    create_rates(stage.db()).await.unwrap();
+    stage
+}
+
+async fn stage_with_private_redis() -> Stage {
+    quiet_repeated_todos();
+    let db = DbOptions::default();
+    let stage = Stage::private("two-tier-exercise", db, ServerOptions::default())
+        .await
+        .expect("redis-server on PATH");
+    create_rates(stage.db()).await.unwrap();
+    stage
+}
+
+/// One application instance: its rates, and (if it listens) what its backplane listener heard.
+struct App {
+    rates: Arc<Rates>,
+    instance: Instance,
+    listening: Option<(Arc<Heard>, Subscription, Worker)>,
+}
+
+impl App {
+    /// An instance that does not listen to the backplane.
+    async fn new(stage: &Stage, settings: Settings) -> App {
+        let instance = stage.instance().await.unwrap();
+        let source = Source::new(stage.db().clone(), &instance, settings);
+        App {
+            rates: Arc::new(Rates::new(source)),
+            instance,
+            listening: None,
+        }
+    }
+
+    /// An instance whose listener hands every backplane event to `handle`.
+    async fn listening(stage: &Stage, settings: Settings) -> App {
+        let mut app = App::new(stage, settings).await;
+        app.listening = Some(listen(app.rates.clone(), &app.instance).await);
+        app
+    }
+
+    fn heard(&self) -> &Heard {
+        &self.listening.as_ref().expect("a listening instance").0
+    }
+
+    fn fetches(&self) -> u64 {
+        self.rates.source().fetches()
+    }
+
+    /// `currency`'s rate, which must be answered.
+    async fn rate(&self, currency: &str) -> super::subject::Rate {
+        self.rates
+            .rate(currency)
+            .await
+            .unwrap_or_else(|e| panic!("rate({currency:?}) failed: {e}"))
+    }
+}
+
+/// Waits until `condition` holds, or fails saying `what` never happened.
+async fn until(what: &str, mut condition: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !condition() {
+        assert!(
+            started.elapsed() < EVENT_WITHIN,
+            "waited {EVENT_WITHIN:?} for {what}; it never happened"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+// ---- task 1: an L1 with a lifetime and a size ------------------------------------------------
+
+#[tokio::test]
+async fn task1_a_second_read_is_served_from_l1() {
+    let stage = stage().await;
+    let app = App::new(&stage, Settings::default()).await;
+    let first = app.rate("GBP").await;
+    assert_eq!(
+        (first.micros_per_euro, first.version),
+        (1_100_000, 1),
+        "rate(\"GBP\") should be the seeded rate, 1,100,000 at version 1; got {first:?}"
+    );
+    let second = app.rate("GBP").await;
+    assert_eq!(second, first, "the second read should return the same rate");
+    assert_eq!(
+        app.fetches(),
+        1,
+        "two reads of GBP: expected 1 fetch below L1, counted {}. Is the fetched rate kept in L1?",
+        app.fetches()
+    );
+}
+
+#[tokio::test]
+async fn task1_an_l1_copy_lives_for_l1_ttl_and_no_longer() {
+    let stage = stage().await;
+    let settings = Settings {
+        l1_ttl: Duration::from_millis(400),
+        ..Settings::default()
+    };
+    let app = App::new(&stage, settings).await;
+    app.rate("USD").await;
+    let stored = Instant::now();
+    app.rate("USD").await;
+    if stored.elapsed() < Duration::from_millis(300) {
+        assert_eq!(
+            app.fetches(),
+            1,
+            "a read well within l1_ttl (400 ms) should be an L1 hit; counted {} fetches",
+            app.fetches()
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(700).saturating_sub(stored.elapsed())).await;
+    app.rate("USD").await;
+    assert_eq!(
+        app.fetches(),
+        2,
+        "700 ms after the copy was stored, past l1_ttl (400 ms), a read should fetch again: \
+         expected 2 fetches, counted {}. Does the L1 have a time_to_live of settings.l1_ttl (not \
+         l2_ttl, 600 s)?",
+        app.fetches()
+    );
+}
+
+#[tokio::test]
+async fn task1_l1_holds_at_most_l1_capacity_rates() {
+    let stage = stage().await;
+    let settings = Settings {
+        l1_capacity: 3,
+        ..Settings::default()
+    };
+    let app = App::new(&stage, settings).await;
+    for currency in super::subject::CURRENCIES {
+        app.rate(currency).await;
+    }
+    let held = app.rates.held().await;
+    assert!(
+        (1..=3).contains(&held),
+        "after reading all 8 currencies with l1_capacity 3, L1 should hold 1 to 3 rates; it holds \
+         {held}. Is the L1 built with max_capacity(settings.l1_capacity)?"
+    );
+}
+
+#[tokio::test]
+async fn task1_concurrent_misses_share_one_fetch() {
+    let stage = stage().await;
+    let app = App::new(&stage, Settings::default()).await;
+    let reads: Vec<_> = (0..10)
+        .map(|_| {
+            let rates = app.rates.clone();
+            tokio::spawn(async move { rates.rate("JPY").await.map(|r| r.version) })
+        })
+        .collect();
+    for read in reads {
+        assert_eq!(
+            joined(read).await.ok(),
+            Some(1),
+            "every read should get JPY's rate"
+        );
+    }
+    assert_eq!(
+        app.fetches(),
+        1,
+        "10 concurrent first reads of JPY in one instance: expected 1 shared fetch, counted {}. \
+         Checking L1, then fetching, then inserting lets every request fetch; moka's \
+         try_get_with makes the others wait for the first.",
+        app.fetches()
+    );
+}
+
+#[tokio::test]
+async fn task1_a_failed_fetch_is_an_error_and_nothing_is_kept() {
+    let stage = stage().await;
+    let app = App::new(&stage, Settings::default()).await;
+    let unknown = app.rates.rate("XXX").await;
+    assert!(
+        unknown.is_err(),
+        "rate(\"XXX\") of an unknown currency should fail; got {unknown:?}"
+    );
+    assert!(app.rates.rate("XXX").await.is_err());
+    assert_eq!(
+        app.fetches(),
+        2,
+        "a failed fetch must not be kept: the second read of XXX should fetch again; counted {} \
+         fetches",
+        app.fetches()
+    );
+}
+
+// ---- task 2: the backplane -------------------------------------------------------------------
+
+#[tokio::test]
+async fn task2_a_change_reaches_the_other_instances_l1() {
+    let stage = stage().await;
+    let a = App::listening(&stage, Settings::default()).await;
+    let b = App::listening(&stage, Settings::default()).await;
+    a.rate("USD").await;
+    let committed = b.rates.set_rate("USD", 1_234_567).await.unwrap();
+    let committed = committed.expect("USD exists");
+    assert_eq!(
+        (committed.micros_per_euro, committed.version),
+        (1_234_567, 2),
+        "set_rate(\"USD\", 1234567) should return the committed rate, version 2"
+    );
+    until("instance a to hear of b's change", || {
+        a.heard().messages.get() >= 1
+    })
+    .await;
+    let seen = a.rate("USD").await;
+    assert_eq!(
+        seen.version, 2,
+        "after hearing of b's change, instance a should show version 2; it showed {seen:?}. Does \
+         set_rate publish the currency, and handle drop the copy a message names?"
+    );
+}
+
+#[tokio::test]
+async fn task2_the_writer_drops_its_own_copy() {
+    let stage = stage().await;
+    // No listener: the writer must not rely on hearing its own message.
+    let b = App::new(&stage, Settings::default()).await;
+    b.rate("CHF").await;
+    b.rates.set_rate("CHF", 950_000).await.unwrap();
+    let seen = b.rate("CHF").await;
+    assert_eq!(
+        (seen.micros_per_euro, seen.version),
+        (950_000, 2),
+        "right after its own set_rate, the writer should show the new rate; it showed {seen:?}. \
+         Does set_rate drop this instance's own copy?"
+    );
+}
+
+#[tokio::test]
+async fn task2_the_write_deletes_the_redis_copy() {
+    let stage = stage().await;
+    let a = App::new(&stage, Settings::default()).await;
+    a.rate("SEK").await;
+    let key = a.rates.source().key("SEK");
+    assert!(
+        stage.conn().exists::<_, bool>(&key).await.unwrap(),
+        "the fetch stores SEK in Redis"
+    );
+    let b = App::new(&stage, Settings::default()).await;
+    b.rates.set_rate("SEK", 11_000_000).await.unwrap();
+    assert!(
+        !stage.conn().exists::<_, bool>(&key).await.unwrap(),
+        "after set_rate, Redis should no longer hold SEK's old rate at {key}. Does set_rate call \
+         forget?"
+    );
+    let c = App::new(&stage, Settings::default()).await;
+    assert_eq!(
+        c.rate("SEK").await.version,
+        2,
+        "a new instance reads the new rate"
+    );
+}
+
+#[tokio::test]
+async fn task2_others_hear_of_a_change_only_after_its_commit() {
+    let stage = stage().await;
+    let a = App::listening(&stage, Settings::default()).await;
+    a.rate("NOK").await;
+    // The change's UPDATE now waits 300 ms before it runs: a message sent before the commit
+    // arrives while the old rate is still the committed one.
+    stage.db().set_latency(Duration::from_millis(300));
+    let b = App::new(&stage, Settings::default()).await;
+    let change = {
+        let rates = b.rates.clone();
+        tokio::spawn(async move { rates.set_rate("NOK", 12_000_000).await.unwrap() })
+    };
+    until("instance a to hear of b's change", || {
+        a.heard().messages.get() >= 1
+    })
+    .await;
+    a.rate("NOK").await; // the page a request renders as soon as the message arrives
+    joined(change).await.expect("NOK exists");
+    stage.db().set_latency(Duration::ZERO);
+    let seen = a.rate("NOK").await;
+    assert_eq!(
+        seen.version, 2,
+        "once set_rate returned, instance a should show version 2; it showed {seen:?}, which it \
+         fetched when the message came. Was the message published before the commit, while \
+         Redis and the database still held version 1?"
+    );
+}
+
+#[tokio::test]
+async fn task2_a_lost_subscription_empties_l1() {
+    let stage = stage().await;
+    let a = App::listening(&stage, Settings::default()).await;
+    for currency in ["USD", "GBP", "JPY"] {
+        a.rate(currency).await;
+    }
+    assert_eq!(a.rates.held().await, 3, "L1 holds the three rates read");
+    let mut node = a
+        .instance
+        .client
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query_async(&mut node)
+        .await
+        .unwrap();
+    assert!(
+        killed >= 1,
+        "CLIENT KILL TYPE pubsub found no subscriber to cut"
+    );
+    until("instance a's subscription to be made again", || {
+        a.heard().missed.get() >= 1
+    })
+    .await;
+    let held = a.rates.held().await;
+    assert_eq!(
+        held, 0,
+        "after handle(Event::Missed) L1 should be empty (any message may have been missed); it \
+         holds {held} rates"
+    );
+}
+
+// ---- task 3: the in-flight race --------------------------------------------------------------
+
+/// Starts a fetch of USD on instance `a` that returns version 1 although version 2 is committed
+/// (Redis still holds version 1, and is paused so the fetch stays in flight), hands `event` to
+/// `a.handle` while it runs, and returns `a` with what the fetch returned (and the stage, which
+/// must outlive `a`).
+async fn fetch_overtaken_by(event: Event) -> (Stage, App, super::subject::Rate) {
+    let stage = stage_with_private_redis().await;
+    let settings = Settings {
+        redis_timeout: Duration::from_secs(2),
+        ..Settings::default()
+    };
+    let other = App::new(&stage, settings.clone()).await;
+    other.rate("USD").await; // Redis now holds version 1
+    let changed = other
+        .rates
+        .source()
+        .commit_rate("USD", 1_200_000)
+        .await
+        .unwrap();
+    assert_eq!(changed.map(|r| r.version), Some(2));
+
+    let a = App::new(&stage, settings).await;
+    stage.server().pause(Duration::from_millis(300)).unwrap();
+    let fetch = {
+        let rates = a.rates.clone();
+        tokio::spawn(async move { rates.rate("USD").await })
+    };
+    until("a's fetch of USD to start", || a.fetches() >= 1).await;
+    a.rates.handle(event).await; // the change is heard while the fetch waits for Redis
+    let fetched = joined(fetch).await.expect("the fetch is answered");
+    (stage, a, fetched)
+}
+
+#[tokio::test]
+async fn task3_a_change_heard_during_a_fetch_does_not_stay_in_l1() {
+    let (_stage, a, fetched) = fetch_overtaken_by(Event::Message(b"USD".as_slice().into())).await;
+    assert!(
+        !a.rates.holds("USD"),
+        "a message for USD arrived while rate(\"USD\") was fetching; the fetch returned version \
+         {}, which must not stay in L1. Is something raised when handle drops a copy, and \
+         compared by rate after the fetch stored its value?",
+        fetched.version
+    );
+}
+
+#[tokio::test]
+async fn task3_a_flush_during_a_fetch_also_wins() {
+    let (_stage, a, fetched) = fetch_overtaken_by(Event::Missed).await;
+    assert!(
+        !a.rates.holds("USD"),
+        "Event::Missed arrived while rate(\"USD\") was fetching; the fetch returned version {}, \
+         which must not stay in L1. Does dropping every copy raise the same thing dropping one \
+         does?",
+        fetched.version
+    );
+}
