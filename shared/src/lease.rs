@@ -21,8 +21,11 @@ use std::future::Future;
 use std::time::Duration;
 
 use redis::{RedisResult, Script};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
-use crate::budget;
+use crate::budget::{self, Lookup, Trouble};
+use crate::codec;
 use crate::connection::RedisConn;
 use crate::metrics::Counter;
 
@@ -50,6 +53,15 @@ pub fn with_leases<S: AsRef<str>>(keys: &[S]) -> Vec<String> {
     keys.iter()
         .flat_map(|key| [key.as_ref().to_string(), lease_key(key.as_ref())])
         .collect()
+}
+
+/// Who answered a [`Leases::get_or_load`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answered {
+    /// Redis had the value.
+    Cache,
+    /// The loader did (Redis missed, failed, or held bytes that did not decode).
+    Loader,
 }
 
 /// Takes and honours leases on one connection, every call within a time budget.
@@ -114,6 +126,39 @@ impl Leases {
         stored.map(|stored| stored == 1)
     }
     // ANCHOR_END: store
+
+    // ANCHOR: get_or_load
+    /// The value under `key`: from Redis, else from `load`, then stored for `ttl` if the lease
+    /// taken before loading survived; and which of the two answered. Redis trouble is a miss
+    /// answered by `load` (counted in `trouble.errors`, nothing stored); an unreadable entry is a
+    /// miss whose value is stored over it (counted in `trouble.corrupt`). The read cache-aside
+    /// lessons share once the lease is taught.
+    pub async fn get_or_load<T, E, F, Fut>(
+        &self,
+        key: &str,
+        ttl: Duration,
+        trouble: Trouble<'_>,
+        load: F,
+    ) -> Result<(T, Answered), E>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let errors = trouble.errors;
+        let lease = match budget::get::<T>(&self.conn, key, self.budget, trouble).await {
+            Lookup::Found(value) => return Ok((value, Answered::Cache)),
+            Lookup::Missing => self.take(key, errors).await,
+            Lookup::Unavailable => None,
+        };
+        let value = load().await?;
+        if let Some(token) = lease {
+            let bytes = codec::encode(&value).expect("cached values serialize to JSON");
+            self.store(key, &token, &bytes, ttl, errors).await;
+        }
+        Ok((value, Answered::Loader))
+    }
+    // ANCHOR_END: get_or_load
 
     async fn within<T>(
         &self,

@@ -11,6 +11,7 @@
 //! subscription resubscribes on its own after any disconnection, counting each time in
 //! [`Subscription::reconnects`].
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -83,6 +84,31 @@ impl Subscription {
     pub fn reconnects(&self) -> u64 {
         self.reconnects.load(Ordering::Relaxed)
     }
+
+    // ANCHOR: handle_each
+    /// Hands every event from now on to `handle`, one at a time and in order, on a background
+    /// task named `name`, until the returned worker is stopped or dropped or the subscription is
+    /// gone: how an instance applies what a channel tells it (an L1 dropping what changed).
+    pub fn handle_each<F, Fut>(&self, name: &str, mut handle: F) -> Worker
+    where
+        F: FnMut(Event) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send,
+    {
+        let mut events = self.receiver();
+        Worker::spawn(name, move |mut stop| async move {
+            loop {
+                let event = tokio::select! {
+                    event = events.recv() => event,
+                    () = stop.requested() => return,
+                };
+                match event {
+                    Some(event) => handle(event).await,
+                    None => return,
+                }
+            }
+        })
+    }
+    // ANCHOR_END: handle_each
 }
 
 /// One receiver of a [`Subscription`]'s events.

@@ -255,4 +255,17 @@ impl Instance {
     pub async fn subscribe(&self, channel: &str) -> Subscription {
         Subscription::open(self.client.clone(), channel).await
     }
+
+    /// Closes every subscriber's connection on the server (on a cluster, the node) this process
+    /// subscribes through, with `CLIENT KILL TYPE pubsub`: how a test makes subscriptions lose
+    /// their connection, miss what is published meanwhile, and reconnect. How many it closed.
+    pub async fn kill_subscribers(&self) -> redis::RedisResult<i64> {
+        let mut node = self.client.get_multiplexed_async_connection().await?;
+        redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("TYPE")
+            .arg("pubsub")
+            .query_async(&mut node)
+            .await
+    }
 }

@@ -11,10 +11,10 @@ use std::future::Future;
 use redis::AsyncCommands;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use shared::budget::{self, Lookup, Trouble};
-use shared::lease::{Leases, with_leases};
+use shared::RedisConn;
+use shared::budget::{self, Trouble};
+use shared::lease::{Answered, Leases, with_leases};
 use shared::metrics::{CacheMetrics, CacheStats, Counter};
-use shared::{RedisConn, codec};
 
 use crate::settings::Settings;
 
@@ -78,24 +78,14 @@ impl Cache {
             errors: &self.metrics.errors,
             corrupt: &self.metrics.corrupt,
         };
-        let budget = self.settings.redis_timeout;
-        let lookup = budget::get::<T>(&self.conn, key, budget, trouble).await;
-        let lease = match lookup {
-            Lookup::Found(value) => {
-                self.metrics.hits.inc();
-                return Ok(value);
+        let ttl = self.settings.ttl;
+        let (value, answered) = self.leases.get_or_load(key, ttl, trouble, load).await?;
+        match answered {
+            Answered::Cache => self.metrics.hits.inc(),
+            Answered::Loader => {
+                self.metrics.misses.inc();
+                self.metrics.loads.inc();
             }
-            Lookup::Missing => self.leases.take(key, &self.metrics.errors).await,
-            Lookup::Unavailable => None,
-        };
-        self.metrics.misses.inc();
-        self.metrics.loads.inc();
-        let value = load().await?;
-        if let Some(token) = lease {
-            let bytes = codec::encode(&value).expect("cached values serialize to JSON");
-            let errors = &self.metrics.errors;
-            let ttl = self.settings.ttl;
-            self.leases.store(key, &token, &bytes, ttl, errors).await;
         }
         Ok(value)
     }

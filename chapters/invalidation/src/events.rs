@@ -79,15 +79,12 @@ impl Broadcast {
         let channel = parts.keys.namespace().key("invalidations");
         let subscription = instance.subscribe(&channel).await;
         let listener = {
-            let (local, mut receiver) = (local.clone(), subscription.receiver());
-            Worker::spawn("invalidation listener", move |mut stop| async move {
-                loop {
-                    let event = tokio::select! {
-                        event = receiver.recv() => event,
-                        () = stop.requested() => return,
-                    };
+            let local = local.clone();
+            subscription.handle_each("invalidation listener", move |event| {
+                let local = local.clone();
+                async move {
                     match event {
-                        Some(Event::Message(payload)) => {
+                        Event::Message(payload) => {
                             local.events.inc();
                             match std::str::from_utf8(&payload)
                                 .ok()
@@ -97,8 +94,7 @@ impl Broadcast {
                                 None => local.drop_all(),
                             }
                         }
-                        Some(Event::Missed) => local.drop_all(),
-                        None => return,
+                        Event::Missed => local.drop_all(),
                     }
                 }
             })

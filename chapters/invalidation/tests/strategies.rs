@@ -179,11 +179,11 @@ async fn a_subscriber_that_missed_the_event_drops_everything_when_it_reconnects(
     let flushes_before = events_a.heard().1;
     // Every subscription loses its connection; the write's event is published before any of
     // them is back (they wait before resubscribing), so A never hears it.
-    let _: () = redis::cmd("CLIENT")
-        .arg("KILL")
-        .arg("TYPE")
-        .arg("pubsub")
-        .query_async(&mut fx.stage.conn())
+    fx.stage
+        .instance()
+        .await
+        .unwrap()
+        .kill_subscribers()
         .await
         .unwrap();
     b.set_price(ITEM, 999).await.unwrap();

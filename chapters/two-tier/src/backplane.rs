@@ -39,15 +39,11 @@ impl Backplane {
     ) -> Self {
         let channel = namespace.key("invalidations");
         let subscription = instance.subscribe(&channel).await;
-        let mut events = subscription.receiver();
-        let listener = Worker::spawn("backplane listener", move |mut stop| async move {
-            loop {
-                let event = tokio::select! {
-                    event = events.recv() => event,
-                    () = stop.requested() => return,
-                };
+        let listener = subscription.handle_each("backplane listener", move |event| {
+            let (l1, metrics) = (l1.clone(), metrics.clone());
+            async move {
                 match event {
-                    Some(Event::Message(payload)) => {
+                    Event::Message(payload) => {
                         metrics.invalidations.inc();
                         let id = std::str::from_utf8(&payload)
                             .ok()
@@ -61,11 +57,10 @@ impl Backplane {
                             }
                         }
                     }
-                    Some(Event::Missed) => {
+                    Event::Missed => {
                         l1.flush();
                         metrics.flushes.inc();
                     }
-                    None => return,
                 }
             }
         });

@@ -13,9 +13,9 @@ use std::time::Duration;
 use redis::AsyncCommands;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use shared::budget::{self, Lookup, Trouble};
-use shared::lease::{Leases, with_leases};
-use shared::{Namespace, RedisConn, codec};
+use shared::budget::{self, Trouble};
+use shared::lease::{Answered, Leases, with_leases};
+use shared::{Namespace, RedisConn};
 
 use crate::metrics::{Layer, Metrics};
 use crate::settings::Settings;
@@ -73,25 +73,20 @@ impl L2 {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, sqlx::Error>>,
     {
-        let key = self.key(id);
         let trouble = Trouble {
             errors: &self.metrics.redis_errors,
             corrupt: &self.metrics.corrupt,
         };
-        let lease = match budget::get::<T>(&self.conn, &key, self.budget, trouble).await {
-            Lookup::Found(value) => return Ok((value, Layer::L2)),
-            Lookup::Missing => self.leases.take(&key, &self.metrics.redis_errors).await,
-            Lookup::Unavailable => None,
+        let key = self.key(id);
+        let (value, answered) = self
+            .leases
+            .get_or_load(&key, self.ttl, trouble, load)
+            .await?;
+        let layer = match answered {
+            Answered::Cache => Layer::L2,
+            Answered::Loader => Layer::Database,
         };
-        let value = load().await?;
-        if let Some(token) = lease {
-            let bytes = codec::encode(&value).expect("cached values serialize to JSON");
-            let errors = &self.metrics.redis_errors;
-            self.leases
-                .store(&key, &token, &bytes, self.ttl, errors)
-                .await;
-        }
-        Ok((value, Layer::Database))
+        Ok((value, layer))
     }
     // ANCHOR_END: get_or_load
 

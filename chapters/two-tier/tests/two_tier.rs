@@ -164,18 +164,7 @@ async fn a_lost_backplane_connection_flushes_l1() {
 
     // Cut every subscriber's connection on the node the subscriptions use.
     let instance = f.stage.instance().await.unwrap();
-    let mut node = instance
-        .client
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    let killed: i64 = redis::cmd("CLIENT")
-        .arg("KILL")
-        .arg("TYPE")
-        .arg("pubsub")
-        .query_async(&mut node)
-        .await
-        .unwrap();
+    let killed = instance.kill_subscribers().await.unwrap();
     assert!(
         killed >= 1,
         "CLIENT KILL TYPE pubsub found no subscriber to cut"

@@ -213,15 +213,10 @@ pub struct Heard {
 pub async fn listen(rates: Arc<Rates>, instance: &Instance) -> (Arc<Heard>, Subscription, Worker) {
     let subscription = instance.subscribe(&rates.source().channel()).await;
     let heard = Arc::new(Heard::default());
-    let mut events = subscription.receiver();
     let counts = heard.clone();
-    let worker = Worker::spawn("rates listener", move |mut stop| async move {
-        loop {
-            let event = tokio::select! {
-                event = events.recv() => event,
-                () = stop.requested() => return,
-            };
-            let Some(event) = event else { return };
+    let worker = subscription.handle_each("rates listener", move |event| {
+        let (rates, counts) = (rates.clone(), counts.clone());
+        async move {
             let missed = matches!(event, Event::Missed);
             rates.handle(event).await;
             if missed {

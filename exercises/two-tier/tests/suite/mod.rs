@@ -316,19 +316,7 @@ async fn task2_a_lost_subscription_empties_l1() {
         a.rate(currency).await;
     }
     assert_eq!(a.rates.held().await, 3, "L1 holds the three rates read");
-    let mut node = a
-        .instance
-        .client
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    let killed: i64 = redis::cmd("CLIENT")
-        .arg("KILL")
-        .arg("TYPE")
-        .arg("pubsub")
-        .query_async(&mut node)
-        .await
-        .unwrap();
+    let killed = a.instance.kill_subscribers().await.unwrap();
     assert!(
         killed >= 1,
         "CLIENT KILL TYPE pubsub found no subscriber to cut"
