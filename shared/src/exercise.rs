@@ -9,6 +9,7 @@ use std::any::Any;
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::sync::Once;
+use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
 
@@ -43,6 +44,20 @@ pub async fn joined<T>(task: JoinHandle<T>) -> T {
             panic!("a call the test spawned panicked: {message}")
         }
         Err(error) => panic!("a call the test spawned was cancelled: {error}"),
+    }
+}
+
+/// Waits until `condition` holds, checking every 5 ms, or fails the test saying that `what` did
+/// not happen within `within`: how a test synchronises on an event it can only observe (a message
+/// heard, a resubscription), with a bound instead of a sleep.
+pub async fn until(what: &str, within: Duration, mut condition: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !condition() {
+        assert!(
+            started.elapsed() < within,
+            "waited {within:?} for {what}; it never happened"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
+use shared::exercise::until;
 use shared::{DbOptions, ServerOptions, Stage};
 use sqlx::Executor;
 use two_tier::l1::{Fetch, L1};
@@ -80,18 +81,6 @@ async fn read(cache: &AnyCache, id: i64) -> (Item, Layer) {
     (read.value.expect("the item exists"), read.layer)
 }
 
-/// Waits until `condition` holds, or fails saying `what` never happened.
-async fn until(what: &str, mut condition: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !condition() {
-        assert!(
-            started.elapsed() < EVENT_WITHIN,
-            "waited {EVENT_WITHIN:?} for {what}; it never happened"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
 #[tokio::test]
 async fn a_write_reaches_every_l1_through_the_backplane() {
     let f = Fixture::shared().await;
@@ -105,9 +94,11 @@ async fn a_write_reaches_every_l1_through_the_backplane() {
     );
 
     let written = writer.set_price(ITEM, 4_242).await.unwrap().unwrap();
-    until("the reader to hear the write's invalidation", || {
-        reader.stats().invalidations >= 1
-    })
+    until(
+        "the reader to hear the write's invalidation",
+        EVENT_WITHIN,
+        || reader.stats().invalidations >= 1,
+    )
     .await;
     let (after, layer) = read(&reader, ITEM).await;
     assert_eq!(
@@ -169,9 +160,11 @@ async fn a_lost_backplane_connection_flushes_l1() {
         killed >= 1,
         "CLIENT KILL TYPE pubsub found no subscriber to cut"
     );
-    until("the reader to resubscribe and flush its L1", || {
-        reader.stats().flushes >= 1
-    })
+    until(
+        "the reader to resubscribe and flush its L1",
+        EVENT_WITHIN,
+        || reader.stats().flushes >= 1,
+    )
     .await;
     assert!(
         two_tier.l1().is_empty().await,
@@ -318,9 +311,11 @@ async fn redis_down_degrades_to_the_database_and_l1_is_flushed_when_it_returns()
     );
 
     f.stage.server().restart().unwrap();
-    until("the reader to resubscribe and flush its L1", || {
-        reader.stats().flushes >= 1
-    })
+    until(
+        "the reader to resubscribe and flush its L1",
+        EVENT_WITHIN,
+        || reader.stats().flushes >= 1,
+    )
     .await;
     let (_, layer) = read(&reader, ITEM).await;
     assert_ne!(

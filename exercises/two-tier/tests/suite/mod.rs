@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
-use shared::exercise::{joined, quiet_repeated_todos};
+use shared::exercise::{joined, quiet_repeated_todos, until};
 use shared::pubsub::{Event, Subscription};
 use shared::worker::Worker;
 use shared::{DbOptions, Instance, ServerOptions, Stage};
@@ -78,18 +78,6 @@ impl App {
             .rate(currency)
             .await
             .unwrap_or_else(|e| panic!("rate({currency:?}) failed: {e}"))
-    }
-}
-
-/// Waits until `condition` holds, or fails saying `what` never happened.
-async fn until(what: &str, mut condition: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !condition() {
-        assert!(
-            started.elapsed() < EVENT_WITHIN,
-            "waited {EVENT_WITHIN:?} for {what}; it never happened"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 
@@ -226,7 +214,7 @@ async fn task2_a_change_reaches_the_other_instances_l1() {
         (1_234_567, 2),
         "set_rate(\"USD\", 1234567) should return the committed rate, version 2"
     );
-    until("instance a to hear of b's change", || {
+    until("instance a to hear of b's change", EVENT_WITHIN, || {
         a.heard().messages.get() >= 1
     })
     .await;
@@ -292,7 +280,7 @@ async fn task2_others_hear_of_a_change_only_after_its_commit() {
         let rates = b.rates.clone();
         tokio::spawn(async move { rates.set_rate("NOK", 12_000_000).await.unwrap() })
     };
-    until("instance a to hear of b's change", || {
+    until("instance a to hear of b's change", EVENT_WITHIN, || {
         a.heard().messages.get() >= 1
     })
     .await;
@@ -321,9 +309,11 @@ async fn task2_a_lost_subscription_empties_l1() {
         killed >= 1,
         "CLIENT KILL TYPE pubsub found no subscriber to cut"
     );
-    until("instance a's subscription to be made again", || {
-        a.heard().missed.get() >= 1
-    })
+    until(
+        "instance a's subscription to be made again",
+        EVENT_WITHIN,
+        || a.heard().missed.get() >= 1,
+    )
     .await;
     let held = a.rates.held().await;
     assert_eq!(
@@ -361,7 +351,10 @@ async fn fetch_overtaken_by(event: Event) -> (Stage, App, super::subject::Rate) 
         let rates = a.rates.clone();
         tokio::spawn(async move { rates.rate("USD").await })
     };
-    until("a's fetch of USD to start", || a.fetches() >= 1).await;
+    until("a's fetch of USD to start", EVENT_WITHIN, || {
+        a.fetches() >= 1
+    })
+    .await;
     a.rates.handle(event).await; // the change is heard while the fetch waits for Redis
     let fetched = joined(fetch).await.expect("the fetch is answered");
     (stage, a, fetched)
