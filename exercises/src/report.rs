@@ -1,0 +1,145 @@
+//! What the runner prints: the board, and the result of one task's tests.
+
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::{Cell, Table};
+
+use crate::course::{Course, TaskRef};
+use crate::outcome::{TestResult, TestRun};
+use crate::progress::Progress;
+
+/// How many failures are shown in full; the rest by name and first line.
+const SHOWN_IN_FULL: usize = 3;
+
+/// The board: a row per exercise, a cell per task, and what to do next.
+pub fn board(course: &Course, progress: &Progress) -> String {
+    let widest = course
+        .exercises
+        .iter()
+        .map(|e| e.tasks.len())
+        .max()
+        .unwrap_or(0);
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED);
+    let mut header = vec![Cell::new("exercise")];
+    header.extend((1..=widest).map(|n| Cell::new(format!("task {n}"))));
+    header.push(Cell::new("done"));
+    table.set_header(header);
+    for exercise in &course.exercises {
+        let mut row = vec![Cell::new(&exercise.name)];
+        let mut done = 0;
+        for task in exercise.task_refs() {
+            if progress.is_done(task) {
+                done += 1;
+                row.push(Cell::new("✓ done"));
+            } else {
+                row.push(Cell::new("· not yet"));
+            }
+        }
+        row.extend((exercise.tasks.len()..widest).map(|_| Cell::new("")));
+        row.push(Cell::new(format!("{done} of {}", exercise.tasks.len())));
+        table.add_row(row);
+    }
+    let mut text = format!("{table}\n");
+    let done = progress.done_count(course);
+    text.push_str(&format!(
+        "{done} of {} tasks done (recorded in {}).\n",
+        course.task_count(),
+        crate::progress::FILE
+    ));
+    match progress.first_unfinished(course) {
+        Some(next) => text.push_str(&format!(
+            "Next: {}.\n  cargo exercises next     runs its tests once\n  \
+             cargo exercises watch    runs them again each time you save\n  \
+             cargo exercises hint     a hint, one at a time\n",
+            next.label()
+        )),
+        None => text.push_str("Every task is done. Well cached.\n"),
+    }
+    text
+}
+
+/// The heading of a task's run.
+pub fn heading(task: TaskRef) -> String {
+    format!(
+        "── {} task {} of {}: {} ──",
+        task.exercise.name,
+        task.task.number,
+        task.exercise.tasks.len(),
+        task.task.title
+    )
+}
+
+/// The result of running `task`'s tests: each test, the failures in their own words, and what to
+/// do next.
+pub fn task_result(task: TaskRef, run: &TestRun) -> String {
+    let results: Vec<&TestResult> = run.of_task(&task.task.name).collect();
+    let mut text = String::new();
+    if results.is_empty() {
+        text.push_str(&format!(
+            "No test of {} ran. What cargo said:\n{}\n",
+            task.task.name,
+            run.stderr.trim()
+        ));
+        return text;
+    }
+    let mut failures_shown = 0;
+    for result in &results {
+        if result.passed {
+            text.push_str(&format!("  ✓ {}\n", result.name));
+            continue;
+        }
+        text.push_str(&format!("  ✗ {}\n", result.name));
+        let Some(failure) = &result.failure else {
+            continue;
+        };
+        let lines: Vec<&str> = if failures_shown < SHOWN_IN_FULL {
+            failure.message.lines().collect()
+        } else {
+            failure.message.lines().take(1).collect()
+        };
+        failures_shown += 1;
+        if failure.is_todo() {
+            text.push_str(&format!(
+                "      not started: the stub's todo!() at {} ({})\n",
+                failure.location,
+                failure.message.trim_start_matches("not yet implemented: ")
+            ));
+            continue;
+        }
+        for line in lines {
+            text.push_str(&format!("      {line}\n"));
+        }
+        if !failure.location.is_empty() {
+            text.push_str(&format!("      (at {})\n", failure.location));
+        }
+    }
+    let passed = results.iter().filter(|result| result.passed).count();
+    if passed == results.len() {
+        text.push_str(&format!(
+            "All {} tests pass: {} task {} is done.\n",
+            results.len(),
+            task.exercise.name,
+            task.task.number
+        ));
+    } else {
+        text.push_str(&format!(
+            "{passed} of {} tests pass: not yet.\n  Run them yourself: {}\n  Stuck? cargo exercises hint\n",
+            results.len(),
+            task.command()
+        ));
+    }
+    text
+}
+
+/// What a task taught, and for an exercise's last task where the worked answer is.
+pub fn taught(task: TaskRef, exercise_complete: bool) -> String {
+    let mut text = format!("What it taught: {}\n", task.task.taught);
+    if exercise_complete {
+        text.push_str(&format!(
+            "{} is complete. Compare with the worked answer: {}\n",
+            task.exercise.name,
+            task.exercise.solution().display()
+        ));
+    }
+    text
+}
