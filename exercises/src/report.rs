@@ -72,7 +72,9 @@ pub fn heading(task: TaskRef) -> String {
 /// The result of running `task`'s tests: each test, the failures in their own words, and what to
 /// do next.
 pub fn task_result(task: TaskRef, run: &TestRun) -> String {
-    let results: Vec<&TestResult> = run.of_task(&task.task.name).collect();
+    let mut results: Vec<&TestResult> = run.of_task(&task.task.name).collect();
+    // In the order the suite states them, which is the order the task's argument goes.
+    results.sort_by_key(|result| task.task.tests.iter().position(|test| *test == result.name));
     let mut text = String::new();
     if results.is_empty() {
         text.push_str(&format!(
@@ -133,7 +135,7 @@ pub fn task_result(task: TaskRef, run: &TestRun) -> String {
 
 /// What a task taught, and for an exercise's last task where the worked answer is.
 pub fn taught(task: TaskRef, exercise_complete: bool) -> String {
-    let mut text = format!("What it taught: {}\n", task.task.taught);
+    let mut text = wrapped(&format!("What it taught: {}", task.task.taught), "  ");
     if exercise_complete {
         text.push_str(&format!(
             "{} is complete. Compare with the worked answer: {}\n",
@@ -142,4 +144,21 @@ pub fn taught(task: TaskRef, exercise_complete: bool) -> String {
         ));
     }
     text
+}
+
+/// `text` in lines of at most 100 characters, the later ones indented by `indent`.
+fn wrapped(text: &str, indent: &str) -> String {
+    let mut lines = vec![String::new()];
+    for word in text.split_whitespace() {
+        let line = lines.last_mut().expect("one line at least");
+        if !line.trim().is_empty() && line.chars().count() + 1 + word.chars().count() > 100 {
+            lines.push(format!("{indent}{word}"));
+        } else {
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(word);
+        }
+    }
+    lines.join("\n") + "\n"
 }
