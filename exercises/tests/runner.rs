@@ -350,6 +350,26 @@ fn hints_come_one_at_a_time_and_the_answer_only_after_a_pass() {
             second.never_says("solutions/", "the answer's path only after the task passes");
         }
     }
+    let unknown = workspace.run(&["hint", "no-such-lesson"]);
+    unknown.exited(2, "an exercise that does not exist");
+    assert!(
+        unknown.stderr.contains("the exercises are: cache-aside"),
+        "an unknown exercise should get the list of the real ones; stderr:\n{}",
+        unknown.stderr
+    );
+    let outside = tempfile::tempdir().expect("a folder outside the course");
+    let output = Command::new(env!("CARGO_BIN_EXE_exercises"))
+        .current_dir(outside.path())
+        .output()
+        .expect("starting the runner");
+    let ran = Ran::from(output, &[]);
+    ran.exited(2, "run outside the course's folder");
+    assert!(
+        ran.stderr.contains("not inside the caching course"),
+        "outside the course, the runner should say so; stderr:\n{}",
+        ran.stderr
+    );
+
     // A passed task (as the runner records one) shows where the answer is.
     workspace.write("exercises/progress.txt", "done stampede task2\n");
     workspace
@@ -438,6 +458,14 @@ fn a_session_from_stub_to_solution_is_recorded_and_reset() {
             "the command to run it by hand",
         )
         .never_says("task2_", "next runs the first unfinished task's tests only");
+    let check = workspace.run(&["check", "cache-aside"]);
+    check.exited(1, "no task of the stub passes");
+    for task in 1..=task_count("cache-aside") {
+        check.says(&format!("task {task} ("), "check reports every task");
+    }
+    check
+        .never_says("✓ done", "no task of the stub passes")
+        .says("0 of 3", "the board after the check");
     assert!(
         !workspace
             .progress()
@@ -446,6 +474,26 @@ fn a_session_from_stub_to_solution_is_recorded_and_reset() {
         "a failing task was recorded as done:\n{}",
         workspace.progress()
     );
+
+    // Code that does not compile: the compiler's own words, and no test run.
+    let stub = workspace.read("exercises/cache-aside/src/lib.rs");
+    workspace.write(
+        "exercises/cache-aside/src/lib.rs",
+        &format!("{stub}\nfn half_written( {{\n"),
+    );
+    workspace
+        .run(&["next"])
+        .exited(1, "code that does not build does not pass")
+        .says("error", "the compiler's diagnostics are shown")
+        .says(
+            "exercises/cache-aside/src/lib.rs",
+            "the diagnostics point at the learner's file",
+        )
+        .says(
+            "cache-aside does not build yet",
+            "the runner says why no test ran",
+        )
+        .never_says("task1_", "no test runs when the build fails");
 
     // A classic mistake: the failure is the assertion's own message.
     let patch = "solutions/cache-aside/mistakes/no-negative-cache.patch";
