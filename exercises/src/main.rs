@@ -28,9 +28,8 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-use crate::cargo::{Cargo, Stopped};
+use crate::cargo::Stopped;
 use crate::course::{Course, TaskRef};
-use crate::interrupt::Interrupts;
 use crate::progress::Progress;
 use crate::session::Session;
 
@@ -49,7 +48,7 @@ use crate::session::Session;
 /// build), 2 when the tests could not run (no Redis, no database, not in the course's folder),
 /// 130 after Ctrl-C.
 #[derive(Parser)]
-#[command(name = "cargo exercises", version)]
+#[command(name = "cargo exercises", bin_name = "cargo exercises", version)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -112,6 +111,7 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<ExitCode> {
     let course = Course::find()?;
+    let time_limit = Duration::from_secs(cli.time_limit);
     let command = cli.command.unwrap_or(Command::Board);
     match command {
         Command::Board => {
@@ -132,28 +132,14 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             reset::reset(&course, exercise, yes)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Next | Command::Watch | Command::Check { .. } => {
-            println!("{}", preflight::check().await?);
-            let interrupts = Interrupts::listen();
-            let cargo = Cargo::new(
-                course.root.clone(),
-                interrupts.clone(),
-                Duration::from_secs(cli.time_limit),
-            );
-            let session = Session {
-                course,
-                cargo,
-                interrupts,
-            };
-            match command {
-                Command::Next => next(&session).await,
-                Command::Watch => match watch::watch(&session).await? {
-                    watch::Ended::Finished => Ok(ExitCode::SUCCESS),
-                    watch::Ended::Interrupted => Ok(ExitCode::from(130)),
-                },
-                Command::Check { exercise } => check(&session, exercise.as_deref()).await,
-                _ => unreachable!("the commands above return before"),
-            }
+        Command::Next => next(&Session::open(course, time_limit).await?).await,
+        Command::Watch => match watch::watch(&Session::open(course, time_limit).await?).await? {
+            watch::Ended::Finished => Ok(ExitCode::SUCCESS),
+            watch::Ended::Interrupted => Ok(ExitCode::from(130)),
+        },
+        Command::Check { exercise } => {
+            let session = Session::open(course, time_limit).await?;
+            check(&session, exercise.as_deref()).await
         }
     }
 }

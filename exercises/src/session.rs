@@ -1,12 +1,15 @@
 //! One run of the runner against the course: build an exercise, run a task's tests, say what
 //! happened, and record it.
 
+use std::time::Duration;
+
 use anyhow::Result;
 
 use crate::cargo::{Build, Cargo};
 use crate::course::{Course, Exercise, TaskRef};
 use crate::interrupt::Interrupts;
 use crate::outcome::TestRun;
+use crate::preflight;
 use crate::progress::Progress;
 use crate::report;
 
@@ -18,6 +21,19 @@ pub struct Session {
 }
 
 impl Session {
+    /// Checks that the tests will have a Redis and a database (saying which), takes over Ctrl-C,
+    /// and readies cargo with `time_limit` per test run.
+    pub async fn open(course: Course, time_limit: Duration) -> Result<Session> {
+        println!("{}", preflight::check().await?);
+        let interrupts = Interrupts::listen();
+        let cargo = Cargo::new(course.root.clone(), interrupts.clone(), time_limit);
+        Ok(Session {
+            course,
+            cargo,
+            interrupts,
+        })
+    }
+
     /// Builds `task`'s exercise and runs the task's tests; prints the result and records it.
     /// Returns whether the task passed.
     pub async fn attempt(&self, task: TaskRef<'_>) -> Result<bool> {

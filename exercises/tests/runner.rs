@@ -676,6 +676,60 @@ fn watch_reruns_on_a_change_and_moves_on_when_the_task_passes() {
     );
 }
 
+#[test]
+fn a_hung_task_is_stopped_at_the_time_limit_with_nothing_left_running() {
+    let _builds = lock_builds();
+    let workspace = Workspace::new();
+    let stub = workspace.read("exercises/cache-aside/src/lib.rs");
+    let todo = "todo!(\"task 1: cache-aside read of one product, with negative caching\")";
+    assert!(
+        stub.contains(todo),
+        "the cache-aside stub no longer has task 1's todo!()"
+    );
+    // Blocks the test's runtime thread, so no timeout inside the test can fire: a true hang.
+    let hung = stub.replace(
+        todo,
+        "std::thread::sleep(std::time::Duration::from_secs(3600)); todo!()",
+    );
+    workspace.write("exercises/cache-aside/src/lib.rs", &hung);
+    // The killed tests cannot remove their private SQLite folders; they go in a folder of this
+    // test's own, removed with it.
+    let scratch = tempfile::tempdir().expect("a scratch TMPDIR");
+    let started = Instant::now();
+    let output = workspace
+        .runner(&["next", "--time-limit", "20"])
+        .env("TMPDIR", scratch.path())
+        .output()
+        .expect("starting the runner");
+    let ran = Ran::from(output, &["next", "--time-limit", "20"]);
+    ran.exited(1, "a task whose tests hang does not pass");
+    assert!(
+        ran.stderr.contains("did not finish within 20 s") && ran.stderr.contains("never ends"),
+        "the runner should say the tests outlived the limit and what usually causes that; \
+         stderr:\n{}",
+        ran.stderr
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(300),
+        "the run took {:?} with a 20 s limit on the tests (and a build)",
+        started.elapsed()
+    );
+    let copy = workspace.path("");
+    let left: Vec<String> = fs::read_dir("/proc")
+        .expect("reading /proc")
+        .flatten()
+        .filter(|entry| {
+            fs::read_link(entry.path().join("cwd")).is_ok_and(|cwd| cwd.starts_with(&copy))
+        })
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        left.is_empty(),
+        "processes still running in the copy after the time limit (pids {left:?}): the runner \
+         should kill cargo and the test binary together"
+    );
+}
+
 /// `child`'s stdout, line by line, as it prints.
 fn lines_of(child: &mut Child) -> Receiver<String> {
     let stdout = child.stdout.take().expect("a piped stdout");
