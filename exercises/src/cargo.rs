@@ -64,7 +64,8 @@ pub enum Stopped {
     #[error(
         "{what} did not finish within {} s, and was stopped.\n\
          A likely cause: a loop that never ends, or a wait for something that never comes (a lock \
-         never released, a channel never sent to). `{command}` shows where it hangs.",
+         never released, a channel never sent to). `{command}` shows where it hangs. Tests stopped \
+         this way could not remove their private database schema or folder.",
         limit.as_secs()
     )]
     TimedOut {

@@ -692,13 +692,17 @@ fn a_hung_task_is_stopped_at_the_time_limit_with_nothing_left_running() {
         "std::thread::sleep(std::time::Duration::from_secs(3600)); todo!()",
     );
     workspace.write("exercises/cache-aside/src/lib.rs", &hung);
-    // The killed tests cannot remove their private SQLite folders; they go in a folder of this
-    // test's own, removed with it.
+    // Tests killed at the limit cannot clean up after themselves, so this run keeps everything
+    // private: a SQLite file and a redis-server per test (not DATABASE_URL's schemas or
+    // REDIS_URL's keys), their folders in a TMPDIR of this test's own, removed with it.
     let scratch = tempfile::tempdir().expect("a scratch TMPDIR");
     let started = Instant::now();
     let output = workspace
         .runner(&["next", "--time-limit", "20"])
         .env("TMPDIR", scratch.path())
+        .env_remove("DATABASE_URL")
+        .env_remove("REDIS_URL")
+        .env_remove("REDIS_CLUSTER")
         .output()
         .expect("starting the runner");
     let ran = Ran::from(output, &["next", "--time-limit", "20"]);
