@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use anyhow::{Result, anyhow};
-use shared::connection::redact;
+use shared::connection::{is_cluster, redact};
 use shared::{DbOptions, Stage};
 
 /// How long Redis and the database get to answer.
@@ -20,12 +20,13 @@ pub async fn check() -> Result<String> {
     let opened = tokio::time::timeout(LIMIT, async {
         let stage = Stage::from_env("runner", DbOptions::default()).await?;
         let backend = stage.db().backend();
+        let cluster = is_cluster(&stage.redis_url());
         stage.close().await?;
-        Ok::<_, shared::SetupError>(backend)
+        Ok::<_, shared::SetupError>((backend, cluster))
     })
     .await;
-    let backend = match opened {
-        Ok(Ok(backend)) => backend,
+    let (backend, cluster) = match opened {
+        Ok(Ok(opened)) => opened,
         Ok(Err(error)) => {
             return Err(anyhow!(
                 "the tests need a Redis and a database, and the check before running them \
@@ -45,9 +46,8 @@ pub async fn check() -> Result<String> {
         .filter(|url| !url.is_empty())
     {
         Some(url) => format!("the Redis at {}", redact(&url)),
-        None if std::env::var("REDIS_CLUSTER").is_ok_and(|v| !v.is_empty() && v != "0") => {
-            "a private Redis Cluster per test".to_string()
-        }
+        // Read from the stage itself, so REDIS_CLUSTER is parsed once, by the course's rules.
+        None if cluster => "a private Redis Cluster per test".to_string(),
         None => "a private redis-server per test".to_string(),
     };
     let database = match backend {
