@@ -1,7 +1,13 @@
 # Helpers .ci/run, .ci/exercise-check and .ci/clean-exit share. Sourced, not run.
 
-# "test result" lines of cargo test output, summed: prints "<passed> <failed>".
-tally() { grep -E '^test result:' | awk '{p += $4; f += $6} END {print p + 0, f + 0}'; }
+# The passed and failed tests of cargo test's "test result" lines and cargo-nextest's "Summary"
+# lines, summed: prints "<passed> <failed>".
+tally() {
+  awk '/^test result:/ {p += $4; f += $6}
+       /^ *Summary \[/ {for (i = 1; i <= NF; i++) {
+         if ($i ~ /^passed/) p += $(i - 1); if ($i ~ /^failed/) f += $(i - 1) }}
+       END {print p + 0, f + 0}'
+}
 
 # The redis-servers of this run, running, one pid per line, sorted. A redis-server works in its
 # --dir, and every server a run starts (private ones, cluster nodes, CI's own) has its folder

@@ -2,11 +2,15 @@
 //!
 //! Each test works in a fresh copy (so that writing a solution over a stub, or a progress file,
 //! never touches the course itself) whose stubs are restored from git as they were handed out.
-//! The copies build into one target folder of their own: cargo names a workspace member's build
-//! by its path *inside* the workspace, so a copy sharing the course's target folder could hand
-//! the course a build of the copy's solution. Tests that build hold [`BUILDS`] for their whole
-//! length, so that each copy is created after the previous one's builds and cargo, which compares
-//! file times, rebuilds it rather than reusing another copy's.
+//! The copies build into the course's own target folder, so that they reuse every dependency the
+//! course has built instead of building a second copy of them all. Cargo names a workspace
+//! member's build by its path *inside* the workspace, so a copy could otherwise hand the course a
+//! build of the copy's solution: the copies build their own crates without debug information
+//! ([`COPY_PROFILE`]), which cargo names differently, while the dependencies' settings, and so
+//! their builds, stay the course's. Tests that build hold [`BUILDS`] for their whole length (and
+//! under cargo-nextest, which runs each test in a process of its own, they are one test group in
+//! `.config/nextest.toml`), so that each copy is created after the previous one's builds and
+//! cargo, which compares file times, rebuilds it rather than reusing another copy's.
 
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
@@ -21,6 +25,18 @@ static BUILDS: Mutex<()> = Mutex::new(());
 
 /// A first build of an exercise's dependencies on a 2-core machine takes a few minutes.
 const FIRST_BUILD: Duration = Duration::from_secs(900);
+
+/// How the copies' own crates are built (see the module docs): `debug = false`, where the course's
+/// crates have line tables (the root `Cargo.toml`); dependencies set their own and are shared.
+const COPY_PROFILE: (&str, &str) = ("CARGO_PROFILE_DEV_DEBUG", "false");
+
+/// The course's target folder (`CARGO_TARGET_TMPDIR` is its `tmp/`), which the copies share.
+fn course_target() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("CARGO_TARGET_TMPDIR is inside the target folder")
+        .to_path_buf()
+}
 
 /// The course being tested: the folder above this package.
 fn course_root() -> PathBuf {
@@ -136,16 +152,15 @@ impl Workspace {
         }
     }
 
-    /// The runner with `args`, in this copy, building into the copies' own target folder.
+    /// The runner with `args`, in this copy, building into the course's target folder with the
+    /// copies' own profile.
     fn runner(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_exercises"));
         command
             .args(args)
             .current_dir(self.dir.path())
-            .env(
-                "CARGO_TARGET_DIR",
-                Path::new(env!("CARGO_TARGET_TMPDIR")).join("runner-target"),
-            )
+            .env("CARGO_TARGET_DIR", course_target())
+            .env(COPY_PROFILE.0, COPY_PROFILE.1)
             .env("GIT_DIR", course_root().join(".git"))
             .stdin(Stdio::null());
         command
