@@ -55,6 +55,17 @@ impl Stage {
         Self::open(lesson, RedisTarget::from_env()?, db).await
     }
 
+    /// A Redis that this run alone uses: the environment's private server or private cluster
+    /// (as [`from_env`](Self::from_env)), but a private server when `REDIS_URL` names one that
+    /// others share. For the tests that cut connections with [`Instance::kill_subscribers`],
+    /// which on a shared server would cut every other client's subscriptions too.
+    pub async fn of_its_own(lesson: &str, db: DbOptions) -> Result<Self, SetupError> {
+        match RedisTarget::from_env()? {
+            RedisTarget::External(_) => Self::private(lesson, db, ServerOptions::default()).await,
+            private => Self::open(lesson, private, db).await,
+        }
+    }
+
     /// Always a private server run as `server` says, whatever `REDIS_URL` is: for the tests that
     /// stop, crash or pause it, which must never disturb a server somebody else runs.
     pub async fn private(
@@ -259,6 +270,8 @@ impl Instance {
     /// Closes every subscriber's connection on the server (on a cluster, the node) this process
     /// subscribes through, with `CLIENT KILL TYPE pubsub`: how a test makes subscriptions lose
     /// their connection, miss what is published meanwhile, and reconnect. How many it closed.
+    /// Every subscriber's, not only this run's: only on a stage of its own
+    /// ([`Stage::of_its_own`]), never on a Redis others share.
     pub async fn kill_subscribers(&self) -> redis::RedisResult<i64> {
         let mut node = self.client.get_multiplexed_async_connection().await?;
         redis::cmd("CLIENT")

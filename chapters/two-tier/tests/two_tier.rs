@@ -47,6 +47,11 @@ impl Fixture {
         Self::on(Stage::private("two-tier-test", db, ServerOptions::default()).await).await
     }
 
+    /// For a test that cuts every subscriber's connection: never on a Redis others share.
+    async fn of_its_own() -> Self {
+        Self::on(Stage::of_its_own("two-tier-test", DbOptions::default()).await).await
+    }
+
     async fn instance(&self, kind: Kind, settings: Settings) -> AnyCache {
         let instance = self.stage.instance().await.unwrap();
         let (url, db) = (self.stage.redis_url(), self.stage.db().clone());
@@ -140,7 +145,7 @@ async fn the_source_l1_keeps_a_stale_value_for_ever() {
 
 #[tokio::test]
 async fn a_lost_backplane_connection_flushes_l1() {
-    let f = Fixture::shared().await;
+    let f = Fixture::of_its_own().await;
     let reader = f.two_tier(settings()).await;
     read(&reader, ITEM).await;
     read(&reader, ITEM + 1).await;

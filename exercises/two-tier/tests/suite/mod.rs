@@ -28,6 +28,17 @@ async fn stage() -> Stage {
     stage
 }
 
+/// For a test that cuts every subscriber's connection on its Redis: the environment's Redis unless
+/// others share it (`REDIS_URL`), then a private server.
+async fn stage_of_its_own() -> Stage {
+    quiet_repeated_todos();
+    let stage = Stage::of_its_own("two-tier-exercise", DbOptions::default())
+        .await
+        .expect("a Redis and a database for the tests");
+    create_rates(stage.db()).await.unwrap();
+    stage
+}
+
 async fn stage_with_private_redis() -> Stage {
     quiet_repeated_todos();
     let db = DbOptions::default();
@@ -298,7 +309,7 @@ async fn task2_others_hear_of_a_change_only_after_its_commit() {
 
 #[tokio::test]
 async fn task2_a_lost_subscription_empties_l1() {
-    let stage = stage().await;
+    let stage = stage_of_its_own().await;
     let a = App::listening(&stage, Settings::default()).await;
     for currency in ["USD", "GBP", "JPY"] {
         a.rate(currency).await;
