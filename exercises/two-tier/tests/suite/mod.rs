@@ -12,41 +12,37 @@ use redis::AsyncCommands;
 use shared::exercise::{joined, quiet_repeated_todos, until};
 use shared::pubsub::{Event, Subscription};
 use shared::worker::Worker;
-use shared::{DbOptions, Instance, ServerOptions, Stage};
+use shared::{DbOptions, Instance, ServerOptions, SetupError, Stage};
 
 use super::subject::{Heard, Rates, Settings, Source, create_rates, listen};
 
 /// How long a test waits for a message or a resubscription before failing.
 const EVENT_WITHIN: Duration = Duration::from_secs(5);
 
-async fn stage() -> Stage {
+/// The stage `opened` names, with the rates table: what every test starts from.
+async fn seeded(opened: Result<Stage, SetupError>, needs: &str) -> Stage {
     quiet_repeated_todos();
-    let stage = Stage::from_env("two-tier-exercise", DbOptions::default())
-        .await
-        .expect("a Redis and a database for the tests");
+    let stage = opened.expect(needs);
     create_rates(stage.db()).await.unwrap();
     stage
+}
+
+async fn stage() -> Stage {
+    let opened = Stage::from_env("two-tier-exercise", DbOptions::default()).await;
+    seeded(opened, "a Redis and a database for the tests").await
 }
 
 /// For a test that cuts every subscriber's connection on its Redis: the environment's Redis unless
 /// others share it (`REDIS_URL`), then a private server.
 async fn stage_of_its_own() -> Stage {
-    quiet_repeated_todos();
-    let stage = Stage::of_its_own("two-tier-exercise", DbOptions::default())
-        .await
-        .expect("a Redis and a database for the tests");
-    create_rates(stage.db()).await.unwrap();
-    stage
+    let opened = Stage::of_its_own("two-tier-exercise", DbOptions::default()).await;
+    seeded(opened, "a Redis and a database for the tests").await
 }
 
 async fn stage_with_private_redis() -> Stage {
-    quiet_repeated_todos();
     let db = DbOptions::default();
-    let stage = Stage::private("two-tier-exercise", db, ServerOptions::default())
-        .await
-        .expect("redis-server on PATH");
-    create_rates(stage.db()).await.unwrap();
-    stage
+    let opened = Stage::private("two-tier-exercise", db, ServerOptions::default()).await;
+    seeded(opened, "redis-server on PATH").await
 }
 
 /// One application instance: its rates, and (if it listens) what its backplane listener heard.
