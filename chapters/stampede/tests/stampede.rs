@@ -438,15 +438,38 @@ async fn a_failed_load_wakes_the_waiters_instead_of_leaving_them_to_the_lock_ttl
     let pages = fx.pages();
     let patient = patient();
     let instances = fx.locked_instances(2, &pages, &patient).await;
-    // There is no product 9999: every load fails.
-    let answers = tokio::time::timeout(Duration::from_secs(10), burst(&instances, "9999", 20))
+    // There is no product 9999: every load fails. The gate holds the first load until all 20
+    // requests have missed and joined their instance's flight; without it, a request that arrives
+    // after its instance's failed flight landed starts a flight of its own, and a third load.
+    pages.close();
+    let requests = tokio::spawn({
+        let instances = instances.clone();
+        async move { burst(&instances, "9999", 20).await }
+    });
+    pages.until_started(1).await;
+    until(
+        "all 20 requests missed and one instance waits on the lock",
+        || {
+            let stats = total(&instances);
+            stats.misses == 20 && stats.waits >= 1
+        },
+    )
+    .await;
+    pages.open();
+    let answers = tokio::time::timeout(Duration::from_secs(10), requests)
         .await
-        .expect("the waiters heard about the failure, not the 60 s lock TTL");
+        .expect("the waiters heard about the failure, not the 60 s lock TTL")
+        .unwrap();
     for answer in &answers {
         assert!(matches!(answer, Err(Error::Load { .. })), "{answer:?}");
     }
     // Each instance's requests share one outcome, so at most one load per instance.
-    assert!((1..=2).contains(&pages.started()), "{}", pages.started());
+    assert!(
+        (1..=2).contains(&pages.started()),
+        "loads started: expected 1 or 2 (one per instance), found {}: the failure did not reach \
+         the requests sharing a flight, or a waiter loaded on its own",
+        pages.started()
+    );
     assert!(!fx.exists("9999:lock").await);
 }
 
