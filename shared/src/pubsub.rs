@@ -85,7 +85,6 @@ impl Subscription {
         self.reconnects.load(Ordering::Relaxed)
     }
 
-    // ANCHOR: handle_each
     /// Hands every event from now on to `handle`, one at a time and in order, on a background
     /// task named `name`, until the returned worker is stopped or dropped or the subscription is
     /// gone: how an instance applies what a channel tells it (an L1 dropping what changed).
@@ -108,7 +107,6 @@ impl Subscription {
             }
         })
     }
-    // ANCHOR_END: handle_each
 }
 
 /// One receiver of a [`Subscription`]'s events.

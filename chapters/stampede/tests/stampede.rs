@@ -55,7 +55,6 @@ async fn without_protection_every_concurrent_miss_loads() {
     assert_eq!(total(&instances).loads, 40);
 }
 
-// ANCHOR: single_flight
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn single_flight_loads_once_per_process() {
     let fx = fixture().await;
@@ -77,7 +76,6 @@ async fn single_flight_loads_once_per_process() {
         assert_eq!(instance.stats().loads, 1);
     }
 }
-// ANCHOR_END: single_flight
 
 // ANCHOR: one_load
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -69,7 +69,6 @@ impl Database {
     }
 }
 
-// ANCHOR: transaction
 /// Counted statements that commit or roll back together: a row and its outbox entry, a batch of
 /// upserts. Dropped without [`commit`](Self::commit), it rolls back.
 pub struct Transaction<'db> {
@@ -91,7 +90,6 @@ impl Transaction<'_> {
         self.tx.commit().await
     }
 }
-// ANCHOR_END: transaction
 
 /// Waits `latency` without blocking the async workers. tokio's timer ticks in whole
 /// milliseconds, so `tokio::time::sleep(2 ms)` lasts about 3 ms (measured: 3.13 ms on average);

@@ -27,7 +27,24 @@ mod given;
 pub use given::{Catalogue, Settings};
 
 impl Catalogue {
-    /// Task 1. The cached value is an `Option<Product>`: `null` in Redis is a cached "absent",
+    /// ## Task 1: the product page
+    ///
+    /// Return product `id` from Redis if it is cached there; otherwise load it from the database,
+    /// cache it under [`product_key`](Self::product_key) for `settings.ttl`, and return it.
+    ///
+    /// Two details make the difference between a cache and a cache that works:
+    /// - A product that does not exist must be cached too, as "absent", for
+    ///   `settings.negative_ttl`, so that requests for unknown ids do not reach the database
+    ///   every time. (And it must come back as `None`, not as an error.)
+    /// - A product with `stock: 0` is a value like any other: the second read is a hit.
+    ///
+    /// Redis is a help here, never a requirement: from the first task on, a Redis call that
+    /// fails must not reach the caller as an error (task 3 says exactly what to do instead), so
+    /// route every call through one small helper of your own from the start.
+    ///
+    /// ### This answer
+    ///
+    /// The cached value is an `Option<Product>`: `null` in Redis is a cached "absent",
     /// distinct from a missing key, and lives for the shorter negative TTL.
     pub async fn product(&self, id: i64) -> Result<Option<Product>, sqlx::Error> {
         let key = self.product_key(id);
@@ -43,7 +60,16 @@ impl Catalogue {
         Ok(product)
     }
 
-    /// Task 2a. An empty list is stored as `[]` and read back as a hit.
+    /// ## Task 2a: the category listing
+    ///
+    /// Return the products of `category`, cheapest first, as
+    /// [`Database::products_in_category`](shared::Database::products_in_category) does (with no price limit), cached under
+    /// [`listing_key`](Self::listing_key) for `settings.ttl`. A category with no products is an
+    /// empty list, and an empty list is a value: the second read must not query the database.
+    ///
+    /// ### This answer
+    ///
+    /// An empty list is stored as `[]` and read back as a hit.
     pub async fn listing(&self, category: &str) -> Result<Vec<Product>, sqlx::Error> {
         let key = self.listing_key(category);
         let cached = self.read::<Vec<Product>>(&key).await;
@@ -55,7 +81,25 @@ impl Catalogue {
         Ok(listing)
     }
 
-    /// Task 2b. The category comes from the database, the source of truth, before the update;
+    /// ## Task 2b: a price change
+    ///
+    /// Set the price in the database, then make sure no reader can see the old price: the
+    /// product's cached page *and* the cached listing of its category must go. Delete them, do not
+    /// overwrite them; the next read loads fresh rows. Returns whether the product existed.
+    ///
+    /// - Delete *after* the database write, never before: a read between a delete and the write
+    ///   would load the old row and cache it again.
+    /// - To know which listing to delete you need the product's category: read the product from
+    ///   the database (one more query) before you change it, not from the cache, which may be
+    ///   stale or empty.
+    ///
+    /// Delete each key with a command of its own. The two keys hash to different slots, and on
+    /// a Redis Cluster (the suite runs there too, with `REDIS_CLUSTER=1`) a pipeline,
+    /// transaction or script that names keys of two slots is refused with `CROSSSLOT`.
+    ///
+    /// ### This answer
+    ///
+    /// The category comes from the database, the source of truth, before the update;
     /// after the update both cached copies that show the price are deleted.
     pub async fn set_price(&self, id: i64, price_cents: i64) -> Result<bool, sqlx::Error> {
         let Some(product) = self.db.product(id).await? else {

@@ -64,6 +64,13 @@ return 1
 impl Blog {
     /// ## Task 1: delete on write
     ///
+    /// Changes post `id`'s title ([`Blog::commit_title`], no outbox) and returns the committed
+    /// post, or `None` if there is no such post. **After** the commit, and never before, calls
+    /// [`Blog::invalidate`] with the committed post. A refused change (an empty title) is an
+    /// error and invalidates nothing. Redis failing is not an error: the change is committed.
+    ///
+    /// ### This answer
+    ///
     /// Commits, then invalidates the committed post's pages.
     pub async fn update_title(&self, id: i64, title: &str) -> Result<Option<Post>, sqlx::Error> {
         let committed = self.commit_title(id, title, None).await?;
@@ -74,6 +81,19 @@ impl Blog {
     }
 
     /// ## Tasks 1 and 2: invalidate a post's pages
+    ///
+    /// Deletes every cached page that shows `post`, **with its lease**, so that a reader that
+    /// loaded the old post before the change cannot store it afterwards, **in one command**
+    /// (the tests count them), within the time budget ([`Blog::within_budget`]). Returns
+    /// whether Redis did it.
+    ///
+    /// - Task 1: the post's page and its author's page.
+    /// - Task 2: also every key named in the post's dependents set ([`Blog::dependents_key`]),
+    ///   and the set itself. The set is in Redis, shared by every instance: an instance that
+    ///   never cached a tag page must still remove it. Reading the set and deleting its keys is
+    ///   one Lua script, so that a page stored in between is not missed.
+    ///
+    /// ### This answer
     ///
     /// One script: the post's page, its author's page, every dependent and the set.
     pub async fn invalidate(&self, post: &Post) -> bool {
@@ -88,6 +108,15 @@ impl Blog {
     }
 
     /// ## Task 2: a tag page that records what it depends on
+    ///
+    /// The page of every post tagged `tag`: cached under [`Blog::tag_key`], read like
+    /// [`Blog::cached`] does (Redis trouble is a miss, unreadable bytes are a miss). On a miss,
+    /// take the key's lease, load ([`Blog::load_tag_page`]) and then, **in one Lua script, sent
+    /// as one command**: if the lease is still yours, store the page with `settings.ttl`, delete
+    /// the lease, and add the page's key to the dependents set of every post on it, each set
+    /// given a TTL of at least `settings.ttl` (so it expires with what it tracks, and never
+    /// lives for ever). No dependency map in the process's memory: another instance must find
+    /// the page through Redis.
     pub async fn tag_page(&self, tag: &str) -> Result<Vec<Post>, sqlx::Error> {
         let key = self.tag_key(tag);
         let corrupt = Counter::default();
@@ -120,6 +149,11 @@ impl Blog {
     }
 
     /// ## Task 3a: a change that owes its invalidation
+    ///
+    /// Changes post `id`'s title like [`Blog::update_title`], but sends nothing to Redis: the
+    /// keys to delete (the post's page, its author's page and the page of each of its tags) go
+    /// into the outbox, in the same transaction as the change ([`Blog::commit_title`] with
+    /// `Some(keys)`). A change that is refused records nothing.
     pub async fn update_title_logged(
         &self,
         id: i64,
@@ -134,6 +168,13 @@ impl Blog {
     }
 
     /// ## Task 3b: the relay
+    ///
+    /// One pass over the outbox: up to 100 waiting entries ([`Blog::waiting_in_outbox`]), in
+    /// order; for each, delete its keys and their leases (one command within the time budget);
+    /// then mark relayed ([`Blog::mark_relayed`]) exactly the entries whose delete Redis took.
+    /// If a delete fails, stop there: that entry and every one after it stay waiting, for the
+    /// next pass, and the pass returns [`RelayError::Redis`] with how many it relayed. Otherwise
+    /// returns how many it relayed. Relaying an entry twice must be harmless.
     pub async fn relay_once(&self) -> Result<usize, RelayError> {
         let waiting = self.waiting_in_outbox(100).await?;
         let mut relayed = Vec::with_capacity(waiting.len());

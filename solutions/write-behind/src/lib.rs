@@ -69,6 +69,25 @@ impl Views {
     ///
     /// Adds `n` views to `page` and returns its count after the write. Returns once the new
     /// count is cached *and* queued, and not before.
+    ///
+    /// - **One Lua script, sent as one command**, so that the cache and the queue change
+    ///   together or not at all (once the page is cached, the tests see exactly one `EVAL` or
+    ///   `EVALSHA` per write, and nothing else). With KEYS [`Views::key`], [`Views::versions`],
+    ///   [`Views::queue`], it reads the cached `views` and `version`, adds `n` and 1, writes them
+    ///   back, removes the key's TTL (`PERSIST`: the count is dirty now), sets the page's field
+    ///   in the register to the new version, and appends an entry with the fields `page`,
+    ///   `views` and `version` (the new count and version, not `n`) with `XADD queue *`.
+    /// - **A page not cached** (no key, or no readable count under it): the script changes
+    ///   nothing and says so (for example `return false`, which arrives as `None`); then call
+    ///   [`Views::fill`] and run the script again, at most three times in all, then give up with
+    ///   [`WriteError::Behind`]. So a cold page counts on from its database row: 40 views at
+    ///   version 7, plus 2, is 42 views at version 8.
+    /// - An unknown page is [`WriteError::NoSuchPage`] (from `fill`), and leaves no key and no
+    ///   entry behind.
+    /// - **The database is not written**: a write reads it only through `fill`, for a cold page.
+    ///   Redis failing (through [`Views::redis_call`]) is [`WriteError::QueueUnavailable`], never a
+    ///   write to the database behind the queue's back (a queued older count would overwrite
+    ///   it when flushed).
     pub async fn record_views(&self, page: &str, n: i64) -> Result<ViewCount, WriteError> {
         for _ in 0..3 {
             let mut call = RECORD.prepare_invoke();
@@ -99,6 +118,20 @@ impl Views {
     ///
     /// Writes `entries` to the database in one transaction of one statement, and returns the
     /// rows it wrote, one per page.
+    ///
+    /// - **Coalesce**: entries may come in any order and name a page several times; keep, per
+    ///   page, the entry with the highest version. (A page twice in one upsert is an error on
+    ///   PostgreSQL: "ON CONFLICT DO UPDATE command cannot affect row a second time".)
+    /// - **One statement** in one transaction (`self.db.begin()`, one `tx.conn()`,
+    ///   `tx.commit()`): a multi-row `INSERT INTO page_views (page, views, version) VALUES
+    ///   (...), (...) ON CONFLICT (page) DO UPDATE ...`, with **bound parameters only**
+    ///   (`$1, $2, ...`; a page may be called `o'clock`). `settings.batch_size` keeps a batch
+    ///   within both databases' parameter limits.
+    /// - **Only a newer version replaces a row**: an entry applied a second time, or an older
+    ///   one after a newer one, changes nothing (`... WHERE page_views.version <
+    ///   excluded.version`).
+    /// - No entries: no query, and an empty result. A failure is an error, and the transaction
+    ///   leaves the table as it was.
     pub async fn apply(&self, entries: &[Entry]) -> Result<Vec<ViewCount>, sqlx::Error> {
         let mut latest: BTreeMap<&str, &Entry> = BTreeMap::new();
         for entry in entries {
@@ -139,6 +172,17 @@ impl Views {
 
     /// ## Task 2b: acknowledge a flushed batch
     ///
+    /// Called after the commit of `flushed` (what [`Views::apply`] returned for `entries`).
+    /// **One Lua script, sent as one command**:
+    /// - `XACK` (group [`GROUP`]) and `XDEL` every entry, so that the queue holds only what is
+    ///   not yet in the database: its length is the backlog, and it cannot grow without bound;
+    /// - give each flushed page's key its TTL back (`PEXPIRE`, `settings.ttl`), **only if its
+    ///   cached version is still the flushed one**: a page written again since the batch was read
+    ///   is dirty and must keep no TTL. Checking in Rust and expiring after would let that
+    ///   write slip in between.
+    ///
+    /// ### This answer
+    ///
     /// After the commit: acknowledges and deletes `entries`, and gives each page of `flushed`
     /// its TTL back, unless it was written again meanwhile. One script, one command.
     pub async fn acknowledge(
@@ -167,6 +211,13 @@ impl Views {
 
     /// ## Task 2c: one flush
     ///
+    /// Reads the entries no consumer has received yet, as `consumer` ([`Views::read_new`]),
+    /// applies them, and **only after the commit** acknowledges them. Returns how many entries
+    /// it flushed (0 if there were none). If the database fails, nothing is acknowledged: the
+    /// entries stay pending with `consumer`, to be applied later (task 3).
+    ///
+    /// ### This answer
+    ///
     /// Reads the entries no consumer has received yet, as `consumer`, applies them and
     /// acknowledges them. Returns how many entries it flushed.
     pub async fn flush_once(&self, consumer: &str) -> Result<usize, FlushError> {
@@ -180,6 +231,20 @@ impl Views {
     }
 
     /// ## Task 3: recover a dead flusher's entries
+    ///
+    /// A flusher that died between reading and acknowledging left its entries pending. Claim
+    /// them as `consumer` with `XAUTOCLAIM`, apply and acknowledge them batch by batch, and
+    /// return how many entries were recovered.
+    ///
+    /// - Claim only entries pending for at least `settings.claim_idle`: a live flusher's batch,
+    ///   read a moment ago, is not yours to take.
+    /// - Start at `0-0`, claim at most `settings.batch_size` at a time, and follow the cursor
+    ///   `XAUTOCLAIM` returns until it comes back as `0-0`: one call claims one batch, not all.
+    /// - Some of what you claim may have been applied already (its flusher died after the
+    ///   commit, before the acknowledgement). Applying it again must change nothing: that is
+    ///   why an entry carries the count and its version, and why `apply` refuses older versions.
+    ///
+    /// ### This answer
     ///
     /// Claims, as `consumer`, every entry that has been pending with any consumer for at least
     /// `settings.claim_idle`, applies and acknowledges them batch by batch. Returns how many
