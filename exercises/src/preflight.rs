@@ -9,7 +9,8 @@
 use std::time::Duration;
 
 use anyhow::{Result, anyhow};
-use shared::connection::{is_cluster, redact};
+use shared::connection::is_cluster;
+use shared::redact::redact;
 use shared::{DbOptions, Stage};
 
 /// How long Redis and the database get to answer.

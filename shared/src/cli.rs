@@ -12,8 +12,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, CommandFactory, FromArgMatches};
 
-use crate::connection::{RedisTarget, is_cluster, redact};
+use crate::connection::{RedisTarget, is_cluster};
 use crate::db::DbOptions;
+use crate::redact::redact;
 use crate::report::Format;
 use crate::server::ServerOptions;
 use crate::stage::{Cleanup, Stage};
@@ -25,7 +26,8 @@ pub struct Backends {
     /// Redis to use, e.g. redis://127.0.0.1:6379/0. Unset: a private redis-server is started
     /// from PATH for this run and stopped at its end. The demo only touches keys under its own
     /// prefix and removes them when done.
-    #[arg(long, env = "REDIS_URL", value_name = "URL")]
+    // `--help` names the variable but never shows its value: URLs carry passwords.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true, value_name = "URL")]
     pub redis_url: Option<String>,
 
     /// Run on a Redis Cluster: the one --redis-url names (any of its nodes), else a private
@@ -36,7 +38,8 @@ pub struct Backends {
 
     /// Database to use: sqlite://PATH or postgres://USER:PASS@HOST/DB. Unset: a private SQLite
     /// file, deleted at the end. Against PostgreSQL the demo works in a schema of its own.
-    #[arg(long, env = "DATABASE_URL", value_name = "URL")]
+    // Its value stays out of `--help` too.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_name = "URL")]
     pub database_url: Option<String>,
 }
 

@@ -18,7 +18,7 @@
 //! A connection can open and still refuse every command: a server that wants a password lets a
 //! client connect without one and answers `NOAUTH` to everything after. So connecting ends with a
 //! PING, and its refusal becomes advice that matches the cause, before any work starts. A URL is
-//! never printed with its password: [`redact`] replaces it.
+//! never printed with its password: [`redact`](crate::redact::redact) replaces it.
 
 use std::time::Duration;
 
@@ -31,6 +31,7 @@ use redis::{Cmd, Pipeline, ProtocolVersion, RedisFuture, Value};
 
 use crate::cluster::RedisCluster;
 use crate::error::SetupError;
+use crate::redact::redact;
 use crate::server::{RedisServer, ServerOptions};
 
 /// The scheme that marks a URL as a cluster's: `redis+cluster://HOST:PORT/` names any one node.
@@ -174,7 +175,7 @@ impl RedisConn {
             RedisConn::Server(conn) => vec![info.query_async(conn).await?],
             RedisConn::Cluster(conn) => {
                 let mut replies = Vec::new();
-                for (host, port) in crate::namespace::masters(conn).await? {
+                for (host, port) in masters(conn).await? {
                     let node =
                         RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress { host, port });
                     let reply = conn.route_command(info.clone(), node).await?;
@@ -339,47 +340,21 @@ fn refusal(url: &str, cause: redis::RedisError) -> SetupError {
     }
 }
 
-/// `url` with its password, if it has one, replaced by `***`: `redis://:***@host:6379/`,
-/// `postgres://user:***@host/db`. Everything the course prints shows URLs this way.
-pub fn redact(url: &str) -> String {
-    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
-        return url.to_string();
-    };
-    let authority_end = url[scheme_end..]
-        .find('/')
-        .map_or(url.len(), |i| scheme_end + i);
-    let Some(at) = url[scheme_end..authority_end]
-        .rfind('@')
-        .map(|i| scheme_end + i)
-    else {
-        return url.to_string();
-    };
-    match url[scheme_end..at].find(':').map(|i| scheme_end + i) {
-        Some(colon) => format!("{}:***{}", &url[..colon], &url[at..]),
-        None => url.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact;
-
-    #[test]
-    fn passwords_never_show() {
-        assert_eq!(
-            redact("redis://:s3cret@10.0.0.1:6379/0"),
-            "redis://:***@10.0.0.1:6379/0"
-        );
-        assert_eq!(
-            redact("postgres://ann:p@ss:w0rd@db/course"),
-            "postgres://ann:***@db/course"
-        );
-        assert_eq!(redact("redis://127.0.0.1:6379/"), "redis://127.0.0.1:6379/");
-        assert_eq!(
-            redact("redis://user@host/"),
-            "redis://user@host/",
-            "no password to hide"
-        );
-        assert_eq!(redact("sqlite:///tmp/a@b.db"), "sqlite:///tmp/a@b.db");
-    }
+/// The address of every master of the cluster, from `CLUSTER NODES`: one line per node,
+/// `<id> <host:port@bus> <flags> ...`, where the flags of a master include `master`.
+pub(crate) async fn masters(
+    conn: &mut redis::cluster_async::ClusterConnection,
+) -> redis::RedisResult<Vec<(String, u16)>> {
+    let nodes: String = redis::cmd("CLUSTER").arg("NODES").query_async(conn).await?;
+    Ok(nodes
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let address = fields.nth(1)?;
+            let flags = fields.next()?;
+            let master = flags.split(',').any(|flag| flag == "master");
+            let (host, port) = address.split('@').next()?.rsplit_once(':')?;
+            master.then(|| Some((host.to_string(), port.parse().ok()?)))?
+        })
+        .collect())
 }

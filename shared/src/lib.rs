@@ -42,6 +42,7 @@ pub mod namespace;
 pub mod plot;
 pub mod process;
 pub mod pubsub;
+pub mod redact;
 pub mod report;
 pub mod run;
 pub mod server;

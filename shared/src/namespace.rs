@@ -19,7 +19,7 @@
 use redis::AsyncCommands;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 
-use crate::connection::RedisConn;
+use crate::connection::{RedisConn, masters};
 
 /// The prefix every key of one run (or one part of a run) carries.
 #[derive(Clone, Debug)]
@@ -191,23 +191,4 @@ fn scan_page(cursor: u64, pattern: &str, count: usize) -> redis::Cmd {
         .arg("COUNT")
         .arg(count);
     scan
-}
-
-/// The address of every master of the cluster, from `CLUSTER NODES`: one line per node,
-/// `<id> <host:port@bus> <flags> ...`, where the flags of a master include `master`.
-pub(crate) async fn masters(
-    conn: &mut redis::cluster_async::ClusterConnection,
-) -> redis::RedisResult<Vec<(String, u16)>> {
-    let nodes: String = redis::cmd("CLUSTER").arg("NODES").query_async(conn).await?;
-    Ok(nodes
-        .lines()
-        .filter_map(|line| {
-            let mut fields = line.split_whitespace();
-            let address = fields.nth(1)?;
-            let flags = fields.next()?;
-            let master = flags.split(',').any(|flag| flag == "master");
-            let (host, port) = address.split('@').next()?.rsplit_once(':')?;
-            master.then(|| Some((host.to_string(), port.parse().ok()?)))?
-        })
-        .collect())
 }

@@ -209,7 +209,7 @@ impl RedisServer {
     /// they are the script's, not the client's.
     pub async fn watch_commands(&self) -> Result<CommandWatch, SetupError> {
         let unreachable = |cause| SetupError::RedisUnreachable {
-            url: crate::connection::redact(&self.url()),
+            url: crate::redact::redact(&self.url()),
             cause,
         };
         let client = redis::Client::open(self.url()).map_err(unreachable)?;

@@ -221,6 +221,44 @@ fn a_redis_password_is_asked_for_checked_and_never_printed() {
 }
 
 #[test]
+fn help_never_shows_the_urls_it_reads_from_the_environment() {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cache-aside"));
+    command
+        .arg("--help")
+        .env("REDIS_URL", "redis://:s3cret-pw@127.0.0.1:1/")
+        .env(
+            "DATABASE_URL",
+            "postgres://ann:db-s3cret@127.0.0.1:1/course",
+        );
+    let out = shared::process::run_owned(command).expect("run the demo");
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "--help failed: {}", stderr(&out));
+    assert!(
+        help.contains("REDIS_URL") && help.contains("DATABASE_URL"),
+        "--help should name the variables it reads; it printed: {help}"
+    );
+    assert!(
+        !help.contains("s3cret"),
+        "--help printed a password taken from the environment (clap shows env values unless \
+         told not to): {help}"
+    );
+}
+
+#[test]
+fn a_password_with_a_slash_is_hidden_too() {
+    // Nothing listens on port 1: the error names the URL, which must come out redacted.
+    let err = refused(&["--redis-url", "redis://:s3cret/pw@127.0.0.1:1/"]);
+    assert!(
+        !err.contains("s3cret"),
+        "a password holding `/` was printed in the error: {err}"
+    );
+    assert!(
+        err.contains("redis://:***@127.0.0.1:1/"),
+        "the error should name the Redis with its password hidden: {err}"
+    );
+}
+
+#[test]
 fn a_named_sqlite_file_is_created_for_the_run_and_removed_after_it() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("course.db");

@@ -22,8 +22,8 @@ use std::time::Duration;
 use sqlx::any::AnyPoolOptions;
 use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor};
 
-use crate::connection::redact;
 use crate::error::SetupError;
+use crate::redact::redact;
 
 pub use counted::Transaction;
 pub use products::{CATEGORIES, Product, seed_product};
