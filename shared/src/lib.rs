@@ -29,6 +29,7 @@
 pub mod bench;
 pub mod budget;
 pub mod cli;
+pub mod clock;
 pub mod cluster;
 pub mod codec;
 pub mod connection;

@@ -16,11 +16,11 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use shared::Namespace;
 use shared::RedisConn;
+use shared::clock::now_ms;
 use shared::worker::{Panicked, Tasks};
 
 use crate::cache::{Lookup, RedisCache};
@@ -173,11 +173,4 @@ impl Drop for Attempting {
 /// The key of the lock that lets one request refresh `key`.
 pub fn refresh_key(key: &str) -> String {
     format!("{key}:refresh")
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .as_millis() as u64
 }

@@ -23,7 +23,7 @@
 //! the load itself; stale-while-revalidate moves that to the background.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use shared::Namespace;
@@ -122,15 +122,11 @@ impl<S: Source> Strategy for XFetch<S> {
     }
 }
 
-/// Wall-clock milliseconds since the Unix epoch: expiries are compared across instances, so they
-/// are wall-clock times, not `Instant`s. Clock skew between instances shifts when they refresh
-/// early, nothing more; the Redis TTL still ends the value on time.
+/// Wall-clock milliseconds since the Unix epoch ([`shared::clock`]): expiries are compared across
+/// instances, so they are wall-clock times, not `Instant`s. Clock skew between instances shifts
+/// when they refresh early, nothing more; the Redis TTL still ends the value on time.
 fn now_ms() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .as_secs_f64()
-        * 1e3
+    shared::clock::now_ms() as f64
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! includes this very file, so the two can never drift apart.)
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use redis::{AsyncCommands, RedisResult};
 use serde::{Deserialize, Serialize};
@@ -73,13 +73,8 @@ pub struct PageRecord {
     pub fresh_until_ms: u64,
 }
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .as_millis() as u64
-}
+/// Milliseconds since the Unix epoch, the clock every instance shares.
+pub use shared::clock::now_ms;
 
 /// One application instance's storefront: the database, the Redis connection and settings.
 #[derive(Clone)]
