@@ -3,7 +3,8 @@
 //! An exercise stub panics with "not yet implemented" in every call, and a suite that fires thirty
 //! calls at once would print thirty copies of it, then a follow-on failure that blames something
 //! else. [`quiet_repeated_todos`] prints each such panic once per thread, and [`joined`] turns a
-//! spawned call's panic into the test's own failure, saying what the call said.
+//! spawned call's panic into the test's own failure, saying what the call said. [`Site`] is the
+//! stage a suite's test runs on, with its keys removed however the test ends.
 
 use std::any::Any;
 use std::cell::RefCell;
@@ -12,6 +13,47 @@ use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
+
+use crate::{DbOptions, KeysRemovedOnDrop, ServerOptions, Stage};
+
+/// A test's stage: a Redis and a database of the test's own namespace and schema. The keys the
+/// test wrote are removed when it ends, however it ends (a failed assertion included): keys
+/// without a TTL (a queue, a register) must not pile up on a Redis the tests share.
+pub struct Site {
+    stage: Stage,
+    _keys: KeysRemovedOnDrop,
+}
+
+impl Site {
+    /// The Redis and database the environment names (`REDIS_URL`, `REDIS_CLUSTER`,
+    /// `DATABASE_URL`), else a private redis-server and SQLite, for the suite of `package`.
+    pub async fn from_env(package: &str) -> Site {
+        quiet_repeated_todos();
+        let stage = Stage::from_env(package, DbOptions::default()).await;
+        Site::new(stage.expect("a Redis and a database for the tests"))
+    }
+
+    /// A private redis-server whatever the environment says, for the tests that stop Redis or
+    /// count its commands (nobody else's commands must move the count).
+    pub async fn private(package: &str) -> Site {
+        quiet_repeated_todos();
+        let stage = Stage::private(package, DbOptions::default(), ServerOptions::default()).await;
+        Site::new(stage.expect("redis-server on PATH"))
+    }
+
+    fn new(stage: Stage) -> Site {
+        let _keys = stage.keys_removed_on_drop();
+        Site { stage, _keys }
+    }
+}
+
+impl std::ops::Deref for Site {
+    type Target = Stage;
+
+    fn deref(&self) -> &Stage {
+        &self.stage
+    }
+}
 
 /// Prints a "not yet implemented" panic (an exercise stub's) only the first time each thread meets
 /// it; every other panic prints as usual. Installed once per test binary, however often it is called.

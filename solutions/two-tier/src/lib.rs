@@ -119,21 +119,4 @@ impl Rates {
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.l1.invalidate_all();
     }
-
-    /// The source below the L1 (given).
-    pub fn source(&self) -> &Source {
-        &self.source
-    }
-
-    /// Whether L1 holds a copy of `currency` now (given; for the tests).
-    pub fn holds(&self, currency: &str) -> bool {
-        self.l1.contains_key(currency)
-    }
-
-    /// How many copies L1 holds, once moka has applied its pending evictions (given; for the
-    /// tests).
-    pub async fn held(&self) -> u64 {
-        self.l1.run_pending_tasks().await;
-        self.l1.entry_count()
-    }
 }

@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use redis::AsyncCommands;
-use shared::exercise::{joined, quiet_repeated_todos};
-use shared::{DbOptions, KeysRemovedOnDrop, ServerOptions, Stage, codec};
+use shared::codec;
+use shared::exercise::{Site, joined};
 
 use super::subject::{Blog, Post, RelayError, Settings};
 
@@ -24,45 +24,25 @@ fn settings() -> Settings {
     }
 }
 
-/// A test's stage, its keys removed however the test ends.
-struct Site {
-    stage: Stage,
-    _keys: KeysRemovedOnDrop,
-}
-
-impl std::ops::Deref for Site {
-    type Target = Stage;
-    fn deref(&self) -> &Stage {
-        &self.stage
-    }
-}
-
-impl From<Stage> for Site {
-    fn from(stage: Stage) -> Self {
-        let _keys = stage.keys_removed_on_drop();
-        Site { stage, _keys }
-    }
-}
-
 async fn site() -> Site {
-    quiet_repeated_todos();
-    Stage::from_env("invalidation-exercise", DbOptions::default())
-        .await
-        .expect("a Redis and a database for the tests")
-        .into()
+    Site::from_env("invalidation-exercise").await
 }
 
 async fn site_with_private_redis() -> Site {
-    quiet_repeated_todos();
-    let db = DbOptions::default();
-    Stage::private("invalidation-exercise", db, ServerOptions::default())
-        .await
-        .expect("redis-server on PATH")
-        .into()
+    Site::private("invalidation-exercise").await
 }
 
-impl Site {
+/// What the tests build on a site and look at. Nothing here is counted as a query.
+trait Inspect {
     /// One application instance with its own connection, 20 posts seeded. Setup is not counted.
+    async fn blog(&self) -> Blog;
+    /// The posts cached under `key`, read on a fresh connection: one post's page holds one.
+    async fn cached(&self, key: &str) -> Option<Vec<Post>>;
+    /// Whether `key` exists, asked on a fresh connection.
+    async fn exists(&self, key: &str) -> bool;
+}
+
+impl Inspect for Site {
     async fn blog(&self) -> Blog {
         let instance = self.instance().await.unwrap();
         let (conn, namespace) = (instance.conn, instance.namespace);
@@ -73,7 +53,6 @@ impl Site {
         blog
     }
 
-    /// The posts cached under `key`, read on a fresh connection: one post's page holds one.
     async fn cached(&self, key: &str) -> Option<Vec<Post>> {
         let mut conn = self.instance().await.unwrap().conn;
         let bytes: Option<Vec<u8>> = conn.get(key).await.unwrap();

@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
 use redis::streams::{StreamPendingCountReply, StreamRangeReply};
-use shared::exercise::quiet_repeated_todos;
-use shared::{DbOptions, KeysRemovedOnDrop, ServerOptions, Stage};
+use shared::exercise::Site;
 use sqlx::Row;
 
 use super::subject::{Entry, FlushError, GROUP, Settings, ViewCount, Views, WriteError};
@@ -27,42 +26,14 @@ fn settings() -> Settings {
     }
 }
 
-/// A test's stage. The queue and the register have no TTL (they must not expire), so on a Redis
-/// the tests share, the run's keys are removed when the test ends, however it ends.
-struct Site {
-    stage: Stage,
-    _keys: KeysRemovedOnDrop,
-}
-
-impl std::ops::Deref for Site {
-    type Target = Stage;
-    fn deref(&self) -> &Stage {
-        &self.stage
-    }
-}
-
-impl From<Stage> for Site {
-    fn from(stage: Stage) -> Self {
-        let _keys = stage.keys_removed_on_drop();
-        Site { stage, _keys }
-    }
-}
-
+/// A test's stage ([`Site`]): the queue and the register have no TTL (they must not expire), so
+/// on a Redis the tests share, the run's keys are removed when the test ends, however it ends.
 async fn site() -> Site {
-    quiet_repeated_todos();
-    Stage::from_env("write-behind-exercise", DbOptions::default())
-        .await
-        .expect("a Redis and a database for the tests")
-        .into()
+    Site::from_env("write-behind-exercise").await
 }
 
 async fn site_with_private_redis() -> Site {
-    quiet_repeated_todos();
-    let db = DbOptions::default();
-    Stage::private("write-behind-exercise", db, ServerOptions::default())
-        .await
-        .expect("redis-server on PATH")
-        .into()
+    Site::private("write-behind-exercise").await
 }
 
 /// Counters on the stage, and what the tests look at. Nothing here is counted as a query.
