@@ -11,9 +11,9 @@
 
 mod cargo;
 mod course;
-mod hint;
 mod hints;
 mod interrupt;
+mod next_hint;
 mod outcome;
 mod preflight;
 mod progress;
@@ -122,7 +122,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let progress = Progress::load(&course)?;
             let task = chosen_task(&course, &progress, exercise.as_deref(), task)?;
             match task {
-                Some(task) => hint::show_next(&course, task)?,
+                Some(task) => next_hint::show_next(&course, task)?,
                 None => println!("Every task is done: no hints left to give."),
             }
             Ok(ExitCode::SUCCESS)

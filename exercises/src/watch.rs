@@ -16,7 +16,7 @@ use notify_debouncer_mini::notify::RecursiveMode;
 use notify_debouncer_mini::{DebounceEventResult, new_debouncer};
 use tokio::sync::mpsc;
 
-use crate::hint;
+use crate::next_hint;
 use crate::progress::Progress;
 use crate::session::Session;
 
@@ -90,7 +90,7 @@ pub async fn watch(session: &Session) -> Result<Ended> {
                 }
                 Some(command) = commands.recv() => match command.trim() {
                     "q" => return Ok(Ended::Finished),
-                    "h" => hint::show_next(course, task)?,
+                    "h" => next_hint::show_next(course, task)?,
                     _ => println!("h and Enter: a hint. q and Enter: quit."),
                 },
                 _ = session.interrupts.pressed() => return Ok(Ended::Interrupted),

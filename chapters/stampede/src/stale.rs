@@ -30,10 +30,10 @@ use crate::strategy::{self, Error, Stats, Strategy};
 use crate::token_lock::{self, Attempt};
 
 // ANCHOR: record
-/// What stale-while-revalidate stores: the value and the end of its freshness. The Redis TTL of
-/// the key is the hard TTL.
+/// What stale-while-revalidate stores: the value and the end of its freshness, a soft expiry that
+/// comes before the hard one (the key's Redis TTL).
 #[derive(Serialize, Deserialize)]
-pub struct Record<T> {
+pub struct SoftExpiring<T> {
     /// The cached value.
     pub value: T,
     /// Milliseconds since the Unix epoch after which `value` is stale.
@@ -83,7 +83,7 @@ impl<S: Source> StaleWhileRevalidate<S> {
     async fn get(&self, local: &str) -> Result<S::Value, Error> {
         let inner = &self.inner;
         let key = inner.cache.key(local);
-        let lookup = inner.cache.read::<Record<S::Value>>(&key).await;
+        let lookup = inner.cache.read::<SoftExpiring<S::Value>>(&key).await;
         let can_store = !matches!(lookup, Lookup::Unavailable);
         if let Lookup::Found(record) = lookup {
             if now_ms() < record.fresh_until_ms {
@@ -140,7 +140,7 @@ impl<S: Source> StaleWhileRevalidate<S> {
 impl<S: Source> Inner<S> {
     /// Stores `value` as fresh for `ttl`, kept in Redis for `ttl + serve_stale_for`.
     async fn store(&self, key: &str, value: &S::Value) {
-        let record = Record {
+        let record = SoftExpiring {
             value,
             fresh_until_ms: now_ms() + self.settings.ttl.as_millis() as u64,
         };

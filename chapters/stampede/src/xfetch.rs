@@ -37,7 +37,7 @@ use crate::strategy::{self, Error, Stats, Strategy};
 // ANCHOR: record
 /// What XFetch stores under a key: the value with what the formula needs, read in one GET.
 #[derive(Serialize, Deserialize)]
-pub struct Record<T> {
+pub struct Recomputable<T> {
     /// The cached value.
     pub value: T,
     /// How long the recomputation that produced `value` took, in milliseconds.
@@ -79,7 +79,7 @@ impl<S: Source> Strategy for XFetch<S> {
     // ANCHOR: get
     async fn get(&self, local: &str) -> Result<S::Value, Error> {
         let key = self.cache.key(local);
-        let lookup = self.cache.read::<Record<S::Value>>(&key).await;
+        let lookup = self.cache.read::<Recomputable<S::Value>>(&key).await;
         let can_store = !matches!(lookup, Lookup::Unavailable);
         match lookup {
             Lookup::Found(record) => {
@@ -105,7 +105,7 @@ impl<S: Source> Strategy for XFetch<S> {
         let value = strategy::load(&*self.source, &self.cache.metrics, local).await?;
         let delta = started.elapsed();
         if can_store {
-            let record = Record {
+            let record = Recomputable {
                 value,
                 delta_ms: delta.as_secs_f64() * 1e3,
                 expiry_ms: now_ms() + self.settings.ttl.as_secs_f64() * 1e3,
