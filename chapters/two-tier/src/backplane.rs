@@ -72,7 +72,6 @@ impl Backplane {
     }
     // ANCHOR_END: join
 
-    // ANCHOR: announce
     /// Tells every instance that item `id` changed. Whether Redis took the message; if not,
     /// (counted in `metrics`) the other instances' copies live out their L1 lifetime.
     pub async fn announce(
@@ -88,7 +87,6 @@ impl Backplane {
             .await
             .is_some()
     }
-    // ANCHOR_END: announce
 
     /// How many times the subscription was lost and made again.
     pub fn reconnects(&self) -> u64 {

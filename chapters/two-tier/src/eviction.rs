@@ -53,6 +53,37 @@ impl Policy {
     }
 }
 
+/// An eviction policy of Redis's, set with `maxmemory-policy`: Redis samples a few keys and
+/// evicts the best candidate among them, so both are approximations of their names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum RedisPolicy {
+    /// `allkeys-lru`: the key read longest ago among the sampled.
+    AllKeysLru,
+    /// `allkeys-lfu`: the key read least often among the sampled (a decaying counter per key).
+    AllKeysLfu,
+}
+
+impl RedisPolicy {
+    /// Both policies, in the order the demo shows them.
+    pub const ALL: [RedisPolicy; 2] = [RedisPolicy::AllKeysLru, RedisPolicy::AllKeysLfu];
+
+    /// The name the demo prints.
+    pub fn label(self) -> &'static str {
+        match self {
+            RedisPolicy::AllKeysLru => "Redis allkeys-lru",
+            RedisPolicy::AllKeysLfu => "Redis allkeys-lfu",
+        }
+    }
+
+    /// The value of `maxmemory-policy` that selects it.
+    pub fn config_value(self) -> &'static str {
+        match self {
+            RedisPolicy::AllKeysLru => "allkeys-lru",
+            RedisPolicy::AllKeysLfu => "allkeys-lfu",
+        }
+    }
+}
+
 /// A trace of requests, and the part of it that is counted.
 pub struct Trace {
     /// The keys asked for, in order.
@@ -167,12 +198,11 @@ pub struct RedisReplay {
     pub keys_held: u64,
 }
 
-// ANCHOR: redis_replay
 /// Replays `trace` against a private Redis whose `maxmemory` holds about `capacity` values,
-/// evicting with `policy` (`allkeys-lru` or `allkeys-lfu`). Requests go in pipelined batches:
-/// the `GET`s of a batch, then a `SET` for each miss.
+/// evicting with `policy`. Requests go in pipelined batches: the `GET`s of a batch, then a `SET`
+/// for each miss.
 pub async fn redis_hit_ratio(
-    policy: &str,
+    policy: RedisPolicy,
     capacity: u64,
     trace: &Trace,
 ) -> anyhow::Result<RedisReplay> {
@@ -182,7 +212,7 @@ pub async fn redis_hit_ratio(
     redis::cmd("CONFIG")
         .arg("SET")
         .arg("maxmemory-policy")
-        .arg(policy)
+        .arg(policy.config_value())
         .arg("maxmemory")
         .arg(limit)
         .query_async::<()>(&mut conn)
@@ -214,7 +244,6 @@ pub async fn redis_hit_ratio(
         keys_held,
     })
 }
-// ANCHOR_END: redis_replay
 
 /// The `maxmemory` that holds about `capacity` of the replay's values on this server: its memory
 /// in use now, plus `capacity` times what one value was measured to take (keys of the same

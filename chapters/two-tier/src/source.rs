@@ -17,7 +17,6 @@ use crate::l2::L2;
 use crate::metrics::{Layer, Metrics, Stats};
 use crate::two_tier::{Read, ReadError};
 
-// ANCHOR: fifo
 /// A map that, when full, evicts the key inserted longest ago, however often it is read.
 pub struct Fifo<V> {
     capacity: usize,
@@ -78,7 +77,6 @@ impl<V: Clone> Fifo<V> {
         self.entries.is_empty()
     }
 }
-// ANCHOR_END: fifo
 
 /// The source material's `TwoTierCache`, over the lesson's L2 and database.
 pub struct SourceTwoTier {

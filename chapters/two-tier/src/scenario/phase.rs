@@ -1,0 +1,185 @@
+//! One reader kind's turn: its instances read while a back-office instance changes prices, and a
+//! probe after each write times how long some instance still showed the old price.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, Zipf};
+use shared::Stage;
+use shared::metrics::Latency;
+use two_tier::{AnyCache, Kind, Settings, Stats, catalog};
+
+use super::probe::{Committed, fresh_after};
+use super::reading::{ReadCounts, ReadingTask};
+use crate::Cli;
+
+/// Reading tasks per instance.
+const READERS: usize = 4;
+/// How long the readers run before the measurement starts, so the caches are warm.
+const WARM_UP: Duration = Duration::from_millis(300);
+
+/// One reader kind's turn: its instances, the back office, and what they count.
+pub struct Phase<'a> {
+    stage: &'a Stage,
+    kind: Kind,
+    settings: Settings,
+    instances: Vec<Arc<AnyCache>>,
+    writer: AnyCache,
+    committed: Arc<Committed>,
+}
+
+/// What one turn measured, for its row and its breakdown by layer.
+pub struct Measured {
+    pub kind: Kind,
+    /// How long the measured reads ran.
+    pub elapsed: Duration,
+    /// What every reading task counted, together.
+    pub counts: ReadCounts,
+    /// The reading instances' counters when the measurement began, and after the last probe.
+    pub before: Stats,
+    pub after: Stats,
+    /// Database queries from the start of the measurement to the last probe.
+    pub db_queries: u64,
+    /// Commands Redis processed while the readers were measured.
+    pub commands: u64,
+    /// Per write that some instance showed in time: how long until the last one did.
+    pub staleness: Latency,
+    /// Writes whose old value was still served when the probe gave up.
+    pub never: u64,
+}
+
+impl<'a> Phase<'a> {
+    /// Items back at their seed prices, and `--instances` readers of `kind` plus the back office,
+    /// each an instance of its own, in a namespace of the kind's own.
+    pub async fn open(
+        cli: &Cli,
+        stage: &'a Stage,
+        kind: Kind,
+        settings: Settings,
+    ) -> anyhow::Result<Phase<'a>> {
+        catalog::reset(stage.db()).await?;
+        let namespace = stage.namespace().child(kind.slug());
+        let url = stage.redis_url();
+        let mut instances = Vec::new();
+        for _ in 0..=cli.instances {
+            let instance = stage.instance().await?;
+            let db = stage.db().clone();
+            let cache =
+                AnyCache::build(kind, &instance, &url, db, &namespace, settings.clone()).await?;
+            instances.push(Arc::new(cache));
+        }
+        let writer = Arc::into_inner(instances.pop().expect("one more than --instances"))
+            .expect("not shared yet");
+        Ok(Phase {
+            stage,
+            kind,
+            settings,
+            instances,
+            writer,
+            committed: Arc::new(Committed::new(cli.items)),
+        })
+    }
+
+    /// Readers on every instance for `--run-ms`, the writes from the back office meanwhile, a
+    /// probe of every instance after each write.
+    pub async fn run(self, cli: &Cli) -> anyhow::Result<Measured> {
+        let (measuring, stop) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let mut tasks = Vec::new();
+        for (n, instance) in self.instances.iter().enumerate() {
+            for r in 0..READERS {
+                let seed = cli.seed.wrapping_add((n * READERS + r + 1) as u64);
+                let reader = ReadingTask {
+                    cache: instance.clone(),
+                    committed: self.committed.clone(),
+                    bound: self.settings.l1_ttl,
+                    measuring: measuring.clone(),
+                    stop: stop.clone(),
+                };
+                tasks.push(tokio::spawn(
+                    reader.run(Zipf::new(cli.items as f64, cli.skew)?, seed),
+                ));
+            }
+        }
+        tokio::time::sleep(WARM_UP).await;
+        let mut conn = self.stage.conn();
+        let commands_before = conn.commands_processed().await?;
+        let before = self.stats();
+        let queries_before = self.stage.db().queries();
+        measuring.store(true, Ordering::SeqCst);
+        let started = Instant::now();
+        let bar = shared::workload::progress_bar(
+            self.kind.label(),
+            cli.run_ms / cli.write_every_ms,
+            cli.report.format.progress(),
+        );
+        let zipf = Zipf::new(cli.items as f64, cli.skew)?;
+        let mut rng = StdRng::seed_from_u64(cli.seed);
+        let mut probes = Vec::new();
+        let write_every = Duration::from_millis(cli.write_every_ms);
+        while started.elapsed() < Duration::from_millis(cli.run_ms) {
+            let id = zipf.sample(&mut rng) as i64;
+            if let Some(row) = self
+                .writer
+                .set_price(id, rng.random_range(100..10_000))
+                .await?
+            {
+                self.committed.raise(id, row.version);
+                let written = Instant::now();
+                let instances = self.instances.clone();
+                probes.push(tokio::spawn(async move {
+                    let each = instances
+                        .iter()
+                        .map(|i| fresh_after(i, row.id, row.version, written));
+                    let fresh = futures_util::future::join_all(each).await;
+                    // The slowest instance decides; one that never showed it makes it "never".
+                    fresh
+                        .into_iter()
+                        .try_fold(Duration::ZERO, |a, b| Some(a.max(b?)))
+                }));
+            }
+            bar.inc(1);
+            tokio::time::sleep(write_every).await;
+        }
+        let elapsed = started.elapsed();
+        measuring.store(false, Ordering::SeqCst);
+        stop.store(true, Ordering::SeqCst);
+        let mut counts = ReadCounts::default();
+        for task in tasks {
+            counts.merge(task.await?);
+        }
+        let commands = conn.commands_processed().await? - commands_before;
+        let mut staleness = Latency::default();
+        let mut never = 0;
+        for probe in probes {
+            match probe.await? {
+                Some(took) => staleness.record(took),
+                None => never += 1,
+            }
+        }
+        bar.finish_and_clear();
+        Ok(Measured {
+            kind: self.kind,
+            elapsed,
+            counts,
+            before,
+            after: self.stats(),
+            db_queries: self.stage.db().queries() - queries_before,
+            commands,
+            staleness,
+            never,
+        })
+    }
+
+    /// Every reading instance's counters, added up.
+    fn stats(&self) -> Stats {
+        self.instances
+            .iter()
+            .fold(Stats::default(), |sum, i| sum.plus(i.stats()))
+    }
+}
