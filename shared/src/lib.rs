@@ -48,6 +48,7 @@ pub mod report;
 pub mod run;
 pub mod server;
 pub mod stage;
+pub mod variants;
 pub mod worker;
 pub mod workload;
 

@@ -14,40 +14,19 @@ use crate::source::Source;
 use crate::strategy::{Error, Stats, Strategy};
 use crate::{LockedLoader, SingleFlight, StaleWhileRevalidate, Unprotected, XFetch};
 
-/// Which strategy, in the order of the chapter.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Kind {
-    /// Plain cache-aside: the baseline that stampedes.
-    Unprotected,
-    /// In-process single flight.
-    SingleFlight,
-    /// The distributed lock with woken waiters.
-    Lock,
-    /// Probabilistic early recomputation.
-    XFetch,
-    /// Stale-while-revalidate.
-    Stale,
-}
-
-impl Kind {
-    /// Every strategy, in the order of the chapter.
-    pub const ALL: [Kind; 5] = [
-        Kind::Unprotected,
-        Kind::SingleFlight,
-        Kind::Lock,
-        Kind::XFetch,
-        Kind::Stale,
-    ];
-
-    /// The name reports and tables use.
-    pub fn label(self) -> &'static str {
-        match self {
-            Kind::Unprotected => "no protection",
-            Kind::SingleFlight => "single flight",
-            Kind::Lock => "distributed lock",
-            Kind::XFetch => "XFetch",
-            Kind::Stale => "stale-while-revalidate",
-        }
+shared::variants! {
+    /// Which strategy, in the order of the chapter.
+    pub enum Kind {
+        /// Plain cache-aside: the baseline that stampedes.
+        Unprotected = ("unprotected", "no protection"),
+        /// In-process single flight.
+        SingleFlight = ("single-flight", "single flight"),
+        /// The distributed lock with woken waiters.
+        Lock = ("lock", "distributed lock"),
+        /// Probabilistic early recomputation.
+        XFetch = ("xfetch", "XFetch"),
+        /// Stale-while-revalidate.
+        Stale = ("stale", "stale-while-revalidate"),
     }
 }
 

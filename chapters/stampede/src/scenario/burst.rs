@@ -52,7 +52,7 @@ pub async fn run(demo: &Demo<'_>) -> anyhow::Result<(Report<BurstLine>, Vec<(Kin
             .await?;
         let stats = fleet.stats();
         summary.rows.push(BurstLine {
-            strategy: fleet.kind.label(),
+            strategy: fleet.kind,
             db_loads: db.queries() - loads_before,
             p50_us: run.latency.p50_us,
             p99_us: run.latency.p99_us,
@@ -70,7 +70,7 @@ pub async fn run(demo: &Demo<'_>) -> anyhow::Result<(Report<BurstLine>, Vec<(Kin
 #[derive(Clone, Serialize)]
 /// One strategy's row of the burst table.
 pub struct BurstLine {
-    strategy: &'static str,
+    strategy: Kind,
     db_loads: u64,
     p50_us: u64,
     p99_us: u64,
@@ -96,7 +96,7 @@ impl Row for BurstLine {
 
     fn cells(&self) -> Vec<String> {
         vec![
-            self.strategy.to_string(),
+            self.strategy.label().to_string(),
             report::count(self.db_loads),
             report::micros(self.p50_us),
             report::micros(self.p99_us),

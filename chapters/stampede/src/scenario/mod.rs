@@ -128,9 +128,9 @@ fn counted(n: u64, noun: &str) -> String {
     )
 }
 
-/// The row of `kind` in a table whose rows name their strategy with `strategy_of`.
-fn row<L>(rows: &[L], kind: Kind, strategy_of: impl Fn(&L) -> &str) -> &L {
+/// The row of `kind` in a table whose rows carry their strategy's kind, read with `kind_of`.
+fn row<L>(rows: &[L], kind: Kind, kind_of: impl Fn(&L) -> Kind) -> &L {
     rows.iter()
-        .find(|r| strategy_of(r) == kind.label())
+        .find(|r| kind_of(r) == kind)
         .expect("every strategy has a row")
 }

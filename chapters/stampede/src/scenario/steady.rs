@@ -72,7 +72,7 @@ pub async fn run(demo: &Demo<'_>) -> anyhow::Result<(Report<SteadyLine>, Vec<(Ki
         let loads = db.queries() - loads_before;
         let episodes = fleet.source.episodes() - episodes_before;
         summary.rows.push(SteadyLine {
-            strategy: kind.label(),
+            strategy: kind,
             db_loads: loads,
             loads_per_refresh: if episodes == 0 {
                 0.0
@@ -118,7 +118,7 @@ async fn warm_spread(fleet: &Fleet, keys: u64, ttl: Duration) -> anyhow::Result<
 #[derive(Clone, Serialize)]
 /// One strategy's row of the steady table.
 pub struct SteadyLine {
-    strategy: &'static str,
+    strategy: Kind,
     db_loads: u64,
     /// Loads per refresh episode: 1.0 means every expiry cost exactly one load.
     loads_per_refresh: f64,
@@ -155,7 +155,7 @@ impl Row for SteadyLine {
 
     fn cells(&self) -> Vec<String> {
         vec![
-            self.strategy.to_string(),
+            self.strategy.label().to_string(),
             report::count(self.db_loads),
             format!("{:.2}", self.loads_per_refresh),
             report::micros(self.p50_us),
