@@ -43,7 +43,9 @@ pub enum SetupError {
     /// `url` is not a Redis URL; `cause` says why.
     #[error(
         "'{url}' is not a Redis URL ({cause}).\n\
-         Use the form redis://HOST:PORT/DB, e.g. redis://127.0.0.1:6379/0"
+         Use the form redis://HOST:PORT/DB, e.g. redis://127.0.0.1:6379/0, or \
+         redis://:PASSWORD@HOST:PORT/DB; in a password, write / as %2F, ? as %3F, # as %23 \
+         and @ as %40"
     )]
     BadRedisUrl {
         url: String,

@@ -7,7 +7,7 @@
 
 use std::hint::black_box;
 
-use cache_aside::{CacheAside, Entry, Settings, Users};
+use cache_aside::{CacheAside, Cached, Settings, Users};
 use criterion::{Criterion, criterion_group, criterion_main};
 use redis::AsyncCommands;
 use shared::{User, codec};
@@ -26,7 +26,7 @@ fn cache_aside(c: &mut Criterion) {
     group.bench_function("raw GET + decode", |b| {
         b.to_async(&rt).iter(|| async {
             let bytes: Vec<u8> = conn.clone().get(&key).await.unwrap();
-            black_box(codec::decode::<Entry<User>>(&bytes).unwrap())
+            black_box(codec::decode::<Cached<User>>(&bytes).unwrap())
         })
     });
     group.bench_function("hit", |b| {

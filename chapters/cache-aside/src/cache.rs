@@ -41,7 +41,7 @@ use shared::lease::{Leases, with_leases};
 use shared::metrics::{CacheMetrics, CacheStats};
 use shared::{Namespace, codec};
 
-use crate::entry::Entry;
+use crate::cached::Cached;
 use crate::settings::Settings;
 
 /// A cache-aside cache over one Redis connection and namespace: reads through
@@ -91,7 +91,8 @@ impl CacheAside {
         let value = load().await?;
 
         if let Some(token) = lease {
-            self.store(&key, &token, &Entry::from(value.as_ref())).await;
+            self.store(&key, &token, &Cached::from(value.as_ref()))
+                .await;
         }
         Ok(value)
     }
@@ -116,17 +117,17 @@ impl CacheAside {
     // ANCHOR: lookup
     /// One budgeted GET, counted as a hit (a negative one for a cached "absent") or a miss.
     /// Unreadable bytes are counted as corrupt and come back as a miss, to be overwritten.
-    async fn lookup<T: DeserializeOwned>(&self, key: &str) -> Lookup<Entry<T>> {
+    async fn lookup<T: DeserializeOwned>(&self, key: &str) -> Lookup<Cached<T>> {
         let trouble = Trouble {
             errors: &self.metrics.errors,
             corrupt: &self.metrics.corrupt,
         };
         let budget = self.settings.redis_timeout;
-        let lookup = budget::get::<Entry<T>>(&self.redis, key, budget, trouble).await;
+        let lookup = budget::get::<Cached<T>>(&self.redis, key, budget, trouble).await;
         match &lookup {
             Lookup::Found(entry) => {
                 self.metrics.hits.inc();
-                if matches!(entry, Entry::Absent) {
+                if matches!(entry, Cached::Absent) {
                     self.metrics.negative_hits.inc();
                 }
             }
@@ -143,10 +144,10 @@ impl CacheAside {
     }
 
     /// Stores `entry` if our lease survived; a write since we took it means we hold an old row.
-    async fn store<T: Serialize>(&self, key: &str, token: &str, entry: &Entry<&T>) {
+    async fn store<T: Serialize>(&self, key: &str, token: &str, entry: &Cached<&T>) {
         let ttl = match entry {
-            Entry::Present(_) => self.settings.value_ttl(),
-            Entry::Absent => self.settings.negative_ttl,
+            Cached::Present(_) => self.settings.value_ttl(),
+            Cached::Absent => self.settings.negative_ttl,
         };
         let bytes = codec::encode(entry).expect("cache values serialize to JSON");
         let errors = &self.metrics.errors;

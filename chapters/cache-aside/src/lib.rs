@@ -9,7 +9,7 @@
 //! That is the whole pattern, and most tutorials stop there. This crate goes on, one module per
 //! way the short version fails in production, in the order the chapter tells them:
 //!
-//! - [`entry`]: a cached answer must be able to say "there is no such row" (or the database is
+//! - [`cached`]: a cached answer must be able to say "there is no such row" (or the database is
 //!   asked again every time an absent id is requested), and an empty or zero value must still be a
 //!   hit;
 //! - [`settings`]: keys written together must not expire together (cache avalanche), "absent"
@@ -24,7 +24,7 @@
 
 #![warn(missing_docs)]
 
-pub mod entry;
+pub mod cached;
 pub mod settings;
 
 pub mod cache;
@@ -33,7 +33,7 @@ pub mod read_through;
 pub mod users;
 
 pub use cache::CacheAside;
-pub use entry::Entry;
+pub use cached::Cached;
 pub use read_through::{Loader, ReadThrough};
 pub use settings::Settings;
 pub use users::{UserSearch, Users};

@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cache_aside::{Entry, ReadThrough, Settings, UserSearch, users::UserLoader};
+use cache_aside::{Cached, ReadThrough, Settings, UserSearch, users::UserLoader};
 use common::{LessonStage, fixture};
 use redis::AsyncCommands;
 use shared::db::seed_user;
@@ -38,8 +38,8 @@ async fn timestamps_round_trip_as_timestamps() {
     assert_eq!(cached.created_at, seed_user(9).created_at);
     let raw = fx.raw("user:9").await.unwrap();
     assert!(raw.contains(r#""created_at":"2023-11-15T"#), "{raw}");
-    let entry: Entry<User> = codec::decode(raw.as_bytes()).unwrap();
-    assert_eq!(entry, Entry::Present(seed_user(9)));
+    let entry: Cached<User> = codec::decode(raw.as_bytes()).unwrap();
+    assert_eq!(entry, Cached::Present(seed_user(9)));
 }
 // ANCHOR_END: typed
 
@@ -236,7 +236,7 @@ async fn the_textbook_version_keeps_the_old_row_after_the_race() {
         let cached: Option<Vec<u8>> = conn.get(&key).await.unwrap();
         assert!(cached.is_none());
         let row = load().await;
-        let bytes = codec::encode(&Entry::from(row)).unwrap();
+        let bytes = codec::encode(&Cached::from(row)).unwrap();
         let _: () = conn.set_ex(&key, bytes, 300).await.unwrap();
     })
     .await;
@@ -262,8 +262,8 @@ async fn a_corrupt_entry_is_a_counted_miss_and_is_overwritten() {
         assert_eq!(users.get(3).await.unwrap(), Some(seed_user(3)));
         let raw = fx.raw("user:3").await.unwrap();
         assert_eq!(
-            codec::decode::<Entry<User>>(raw.as_bytes()).unwrap(),
-            Entry::Present(seed_user(3))
+            codec::decode::<Cached<User>>(raw.as_bytes()).unwrap(),
+            Cached::Present(seed_user(3))
         );
     }
     assert_eq!(users.get(3).await.unwrap(), Some(seed_user(3)));

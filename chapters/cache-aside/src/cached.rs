@@ -12,31 +12,31 @@
 
 use serde::{Deserialize, Serialize};
 
-// ANCHOR: entry
+// ANCHOR: cached
 /// A cached answer. In Redis it is JSON: `{"present": ...}` or `"absent"`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Entry<T> {
+pub enum Cached<T> {
     /// The database had this value (which may be empty, zero or false).
     Present(T),
     /// The database had no row for this key when it was asked.
     Absent,
 }
-// ANCHOR_END: entry
+// ANCHOR_END: cached
 
-impl<T> Entry<T> {
+impl<T> Cached<T> {
     /// The value, or `None` for a cached "absent".
     pub fn into_option(self) -> Option<T> {
         match self {
-            Entry::Present(value) => Some(value),
-            Entry::Absent => None,
+            Cached::Present(value) => Some(value),
+            Cached::Absent => None,
         }
     }
 }
 
-impl<T> From<Option<T>> for Entry<T> {
+impl<T> From<Option<T>> for Cached<T> {
     fn from(value: Option<T>) -> Self {
-        value.map_or(Entry::Absent, Entry::Present)
+        value.map_or(Cached::Absent, Cached::Present)
     }
 }
 
@@ -46,15 +46,15 @@ mod tests {
 
     #[test]
     fn empty_values_and_absence_encode_differently() {
-        let empty: Entry<Vec<u8>> = Entry::Present(vec![]);
-        let zero = Entry::Present(0);
+        let empty: Cached<Vec<u8>> = Cached::Present(vec![]);
+        let zero = Cached::Present(0);
         assert_eq!(serde_json::to_string(&empty).unwrap(), r#"{"present":[]}"#);
         assert_eq!(serde_json::to_string(&zero).unwrap(), r#"{"present":0}"#);
         assert_eq!(
-            serde_json::to_string(&Entry::<i32>::Absent).unwrap(),
+            serde_json::to_string(&Cached::<i32>::Absent).unwrap(),
             r#""absent""#
         );
-        let back: Entry<i32> = serde_json::from_str(r#"{"present":0}"#).unwrap();
+        let back: Cached<i32> = serde_json::from_str(r#"{"present":0}"#).unwrap();
         assert_eq!(back.into_option(), Some(0));
     }
 }
