@@ -19,6 +19,8 @@
 //! - [`codec`]: typed values in and out of the cache;
 //! - [`metrics`]: hit, miss, error counters and latency histograms;
 //! - [`workload`]: Zipf-skewed traffic, sent in a closed loop, a burst or at a fixed rate;
+//! - [`staleness`]: after a write returns, how long until every instance serves what it
+//!   committed;
 //! - [`cli`], [`report`] and [`plot`]: the flags every demo shares, the table every demo ends
 //!   with, and its chart; [`run`]: how a demo's run ends, cleaned up whatever the ending;
 //! - [`bench`]: what every lesson's criterion benches start from; [`exercise`]: what the exercise
@@ -48,6 +50,7 @@ pub mod report;
 pub mod run;
 pub mod server;
 pub mod stage;
+pub mod staleness;
 pub mod variants;
 pub mod worker;
 pub mod workload;
