@@ -12,6 +12,7 @@
 //! [`Database::setup`]. Setup is not counted; everything after it is.
 
 pub mod counted;
+pub mod items;
 pub mod products;
 pub mod users;
 
