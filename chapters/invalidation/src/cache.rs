@@ -91,7 +91,6 @@ impl Cache {
     }
     // ANCHOR_END: get_or_load
 
-    // ANCHOR: delete
     /// Deletes `keys` and their leases, in one command (the keys must share a hash slot).
     /// Returns whether Redis did it; a failure is counted, and then only the TTL bounds how long
     /// the old values can be read.
@@ -103,5 +102,4 @@ impl Cache {
             .await
             .is_some()
     }
-    // ANCHOR_END: delete
 }

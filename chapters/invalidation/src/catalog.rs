@@ -1,6 +1,8 @@
-//! The `items` table and its `outbox`: this lesson's rows, and the SQL that writes them.
+//! The items and their `outbox`: this lesson's rows, and the SQL that reads and writes them.
 //!
-//! An item belongs to a category for ever, and a category's *listing* (every item of it, with
+//! The `items` table, its seed rows and its categories are the course's
+//! ([`shared::db::items`]); the queries are this lesson's. An item belongs to a category for
+//! ever, and a category's *listing* (every item of it, with
 //! its price) is the cached value that depends on many rows: the reason invalidation is harder
 //! than deleting one key. Every write raises the row's `version` in the same statement, so a read
 //! can always tell whether it returned what was committed last, which is how the demo counts
@@ -12,11 +14,11 @@
 
 use serde::{Deserialize, Serialize};
 use shared::Database;
+use shared::db::items;
 use sqlx::any::AnyRow;
 use sqlx::{Executor, Row};
 
-/// The categories items are spread over, by id.
-pub const CATEGORIES: [&str; 4] = ["tea", "coffee", "books", "kitchen"];
+pub use shared::db::items::{CATEGORIES, category_of};
 
 /// An item of the shop.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,12 +31,6 @@ pub struct Item {
     pub price_cents: i64,
     /// Starts at 1 and rises by one with every committed write.
     pub version: i64,
-}
-
-/// The category item `id` belongs to, for ever: how a read finds an item's keys without asking
-/// the database.
-pub fn category_of(id: i64) -> &'static str {
-    CATEGORIES[id.rem_euclid(CATEGORIES.len() as i64) as usize]
 }
 
 /// One outbox row: a committed write whose cache keys are still to be invalidated.
@@ -54,22 +50,11 @@ pub struct OutboxEntry {
 /// The PostgreSQL channel a write with an outbox row notifies, so the relay wakes at once.
 pub const OUTBOX_CHANNEL: &str = "course_invalidation_outbox";
 
-/// Creates both tables and seeds items `1..=count` at version 1 (not counted).
+/// Creates the shared [`items`](shared::db::items) table, seeded with items `1..=count` at
+/// version 1, and the outbox (not counted).
 pub async fn create(db: &Database, count: i64) -> Result<(), sqlx::Error> {
+    items::create(db, count).await?;
     let mut setup = db.setup().await?;
-    setup
-        .execute(
-            "CREATE TABLE items (
-                id BIGINT PRIMARY KEY,
-                category TEXT NOT NULL,
-                price_cents BIGINT NOT NULL CHECK (price_cents >= 0),
-                version BIGINT NOT NULL
-            )",
-        )
-        .await?;
-    setup
-        .execute("CREATE INDEX items_by_category ON items (category, id)")
-        .await?;
     setup
         .execute(
             "CREATE TABLE outbox (
@@ -85,22 +70,16 @@ pub async fn create(db: &Database, count: i64) -> Result<(), sqlx::Error> {
     setup
         .execute("CREATE INDEX outbox_waiting ON outbox (relayed, written_ms)")
         .await?;
-    for id in 1..=count {
-        sqlx::query(
-            "INSERT INTO items (id, category, price_cents, version) VALUES ($1, $2, $3, 1)",
-        )
-        .bind(id)
-        .bind(category_of(id))
-        .bind(seed_price(id))
-        .execute(&mut *setup)
-        .await?;
-    }
     setup.commit().await
 }
 
-/// The seed price of item `id`.
-pub fn seed_price(id: i64) -> i64 {
-    199 + (id * 137) % 5_000
+/// Every item back to its seed price at version 1, and the outbox empty (not counted): each of
+/// the demo's runs starts from the same rows.
+pub async fn reset(db: &Database) -> Result<(), sqlx::Error> {
+    items::reset(db).await?;
+    let mut setup = db.setup().await?;
+    setup.execute("DELETE FROM outbox").await?;
+    setup.commit().await
 }
 
 /// The item queries, on the course database. Each statement is counted.

@@ -46,7 +46,6 @@ impl Generations {
         Generations { parts }
     }
 
-    // ANCHOR: generation
     /// The category's generation now (0 before the first write), or `None` if Redis cannot say:
     /// then the read goes to the database, as any read does when Redis fails.
     async fn generation(&self, category: &str) -> Option<i64> {
@@ -56,7 +55,6 @@ impl Generations {
         let generation = budget::within(budget, self.parts.cache.errors(), read).await?;
         Some(generation.unwrap_or(0))
     }
-    // ANCHOR_END: generation
 }
 
 impl Strategy for Generations {

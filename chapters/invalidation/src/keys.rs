@@ -15,7 +15,7 @@
 
 use shared::Namespace;
 
-use crate::catalog::category_of;
+use crate::catalog::{CATEGORIES, category_of};
 
 /// The keys of one run, under one strategy's namespace.
 #[derive(Clone, Debug)]
@@ -69,8 +69,23 @@ impl Keys {
         format!("{}:g{generation}:listing", self.slot(category))
     }
 
+    /// The category of a key this run built: the one whose [`slot`](Self::slot) it starts with.
+    pub fn category_in(&self, key: &str) -> Option<&'static str> {
+        CATEGORIES
+            .iter()
+            .find(|c| key.starts_with(&self.slot(c)))
+            .copied()
+    }
+
     /// Everything a write of item `id` makes stale: its row and its category's listing.
     pub fn affected_by(&self, id: i64) -> Vec<String> {
         vec![self.item(id), self.listing(category_of(id))]
     }
+}
+
+/// The generation in a key that [`Keys::item_in`] or [`Keys::listing_in`] built, like
+/// `...{inv-tea}:g7:item:12`; `None` for a key without one.
+pub fn generation_in(key: &str) -> Option<i64> {
+    let rest = key.split("}:g").nth(1)?;
+    rest.split(':').next()?.parse().ok()
 }

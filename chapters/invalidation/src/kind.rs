@@ -2,14 +2,16 @@
 //!
 //! The demo runs each through the same workload and the same Redis outage, and the tests hold
 //! each to its bound. [`Kind`] names a strategy and [`AnyStrategy`] is any one of them, built for
-//! one application [`Instance`].
+//! one application [`Instance`], which the demo's staleness probe asks for the item and its
+//! listing after each write ([`Probed`]).
 
 use std::sync::Arc;
 
+use shared::staleness::Probed;
 use shared::{Database, Instance};
 
 use crate::cache::Cache;
-use crate::catalog::Item;
+use crate::catalog::{Item, category_of};
 use crate::delete::DeleteOnWrite;
 use crate::events::Broadcast;
 use crate::generations::Generations;
@@ -164,3 +166,17 @@ impl Strategy for AnyStrategy {
         each!(self, s => s.parts())
     }
 }
+
+// ANCHOR: serves
+/// A write is seen by an instance once both places that show the item do: its own page and its
+/// category's listing.
+impl Probed for AnyStrategy {
+    async fn serves(&self, id: i64, version: i64) -> bool {
+        let item = self.item(id).await.ok().flatten();
+        let listing = self.listing(category_of(id)).await.unwrap_or_default();
+        let listed = listing.iter().find(|i| i.id == id);
+        let fresh = |v: Option<i64>| v.is_some_and(|v| v >= version);
+        fresh(item.map(|i| i.version)) && fresh(listed.map(|i| i.version))
+    }
+}
+// ANCHOR_END: serves

@@ -18,8 +18,8 @@
 //! - [`pattern`]: `SCAN` + `UNLINK` by name, and why never `KEYS`;
 //! - [`outbox`]: the invalidation committed with the write and relayed until Redis takes it;
 //! - [`source`]: the source material's process-local dependency map, the counter-example;
-//! - [`kind`]: all of them behind one type, for the demo and the tests; [`probe`]: how the
-//!   demo measures, from each commit, how long the old value can still be read.
+//! - [`kind`]: all of them behind one type, for the demo and the tests, and what the demo's
+//!   staleness probe ([`shared::staleness`]) asks each instance after a write.
 
 #![warn(missing_docs)]
 
@@ -40,7 +40,6 @@ pub mod tags;
 pub mod ttl_only;
 
 pub mod kind;
-pub mod probe;
 
 pub use catalog::{Catalog, Item};
 pub use kind::{AnyStrategy, Kind};

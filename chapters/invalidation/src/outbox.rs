@@ -153,7 +153,6 @@ impl Relay {
     }
     // ANCHOR_END: relay_once
 
-    // ANCHOR: run
     /// Relays until stopped: a pass, then another at once if it was full, else a wait for a
     /// notification (PostgreSQL) or `relay_poll`; after a failure, a doubling backoff.
     pub fn start(self: Arc<Self>) -> Worker {
@@ -178,7 +177,6 @@ impl Relay {
             }
         })
     }
-    // ANCHOR_END: run
 
     /// A listener for the outbox's notifications on PostgreSQL; `None` elsewhere, or if it
     /// cannot be had (then polling does the work).

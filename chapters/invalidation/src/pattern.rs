@@ -38,7 +38,6 @@ impl PatternDelete {
 }
 
 impl Strategy for PatternDelete {
-    // ANCHOR: set_price
     async fn set_price(&self, id: i64, price_cents: i64) -> Result<Option<Item>, sqlx::Error> {
         let committed = self.parts.db.commit_price(id, price_cents, None).await?;
         if committed.is_some() {
@@ -55,7 +54,6 @@ impl Strategy for PatternDelete {
         }
         Ok(committed)
     }
-    // ANCHOR_END: set_price
 
     fn parts(&self) -> &Parts {
         &self.parts
@@ -82,7 +80,16 @@ pub enum Walk {
     Scan,
 }
 
-// ANCHOR: pause_under
+impl Walk {
+    /// The name reports and tables use.
+    pub fn label(self) -> &'static str {
+        match self {
+            Walk::Keys => "KEYS, then UNLINK",
+            Walk::Scan => "SCAN + UNLINK, page by page",
+        }
+    }
+}
+
 /// Runs one pattern delete of `pattern` the `walk` way on `conn`, while another connection,
 /// `watcher`, sends `PING` in a loop: the `PING` latencies are what every other client of the
 /// server lived through meanwhile.
@@ -137,4 +144,3 @@ pub async fn pause_under(
         pings: pings.summary(),
     })
 }
-// ANCHOR_END: pause_under

@@ -6,7 +6,6 @@
 
 use std::time::Duration;
 
-// ANCHOR: settings
 /// The TTLs, budgets and relay timings every strategy uses.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -44,4 +43,3 @@ impl Default for Settings {
         }
     }
 }
-// ANCHOR_END: settings

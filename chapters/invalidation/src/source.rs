@@ -47,7 +47,6 @@ impl LocalDependencies {
 }
 
 impl Strategy for LocalDependencies {
-    // ANCHOR: listing
     async fn listing(&self, category: &str) -> Result<Vec<Item>, sqlx::Error> {
         let key = self.parts.keys.listing(category);
         let load = || async {
@@ -64,9 +63,7 @@ impl Strategy for LocalDependencies {
         };
         self.parts.cache.get_or_load(&key, load).await
     }
-    // ANCHOR_END: listing
 
-    // ANCHOR: set_price
     async fn set_price(&self, id: i64, price_cents: i64) -> Result<Option<Item>, sqlx::Error> {
         let committed = self.parts.db.commit_price(id, price_cents, None).await?;
         if committed.is_some() {
@@ -82,7 +79,6 @@ impl Strategy for LocalDependencies {
         }
         Ok(committed)
     }
-    // ANCHOR_END: set_price
 
     fn parts(&self) -> &Parts {
         &self.parts

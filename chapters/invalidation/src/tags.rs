@@ -103,7 +103,6 @@ impl Tags {
 }
 
 impl Strategy for Tags {
-    // ANCHOR: listing
     async fn listing(&self, category: &str) -> Result<Vec<Item>, sqlx::Error> {
         let key = self.parts.keys.listing(category);
         let stats = self.parts.cache.counters();
@@ -129,9 +128,7 @@ impl Strategy for Tags {
         }
         Ok(listing)
     }
-    // ANCHOR_END: listing
 
-    // ANCHOR: set_price
     async fn set_price(&self, id: i64, price_cents: i64) -> Result<Option<Item>, sqlx::Error> {
         let committed = self.parts.db.commit_price(id, price_cents, None).await?;
         if committed.is_some() {
@@ -147,7 +144,6 @@ impl Strategy for Tags {
         }
         Ok(committed)
     }
-    // ANCHOR_END: set_price
 
     fn parts(&self) -> &Parts {
         &self.parts
