@@ -1,13 +1,19 @@
-//! The `items` table: the rows every variant caches, and the SQL that reads and writes them.
+//! The items every variant caches, and the SQL that reads and writes them.
 //!
 //! An item is what a shop's page shows on every request: hot, small, and read far more often than
-//! it is written. Every write raises the row's `version` in the same statement, so a read can tell
-//! whether it returned what was committed last; that is how the demo counts stale reads.
+//! it is written. The `items` table and its seed rows are the course's ([`shared::db::items`]);
+//! the queries are this lesson's. Every write raises the row's `version` in the same statement, so
+//! a read can tell whether it returned what was committed last; that is how the demo counts stale
+//! reads.
 
 use serde::{Deserialize, Serialize};
 use shared::Database;
+use sqlx::Row;
 use sqlx::any::AnyRow;
-use sqlx::{Executor, Row};
+
+/// The course's `items` table: `create` seeds items `1..=count` at version 1, `reset` puts every
+/// item back at its seed price and version 1 (neither counted).
+pub use shared::db::items::{create, reset};
 
 /// An item of the shop.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -18,33 +24,6 @@ pub struct Item {
     pub price_cents: i64,
     /// Starts at 1 and rises by one with every committed write.
     pub version: i64,
-}
-
-/// Creates the table and seeds items `1..=count` at version 1 (not counted).
-pub async fn create(db: &Database, count: i64) -> Result<(), sqlx::Error> {
-    let mut setup = db.setup().await?;
-    setup
-        .execute(
-            "CREATE TABLE items (
-                id BIGINT PRIMARY KEY,
-                price_cents BIGINT NOT NULL CHECK (price_cents >= 0),
-                version BIGINT NOT NULL
-            )",
-        )
-        .await?;
-    for id in 1..=count {
-        sqlx::query("INSERT INTO items (id, price_cents, version) VALUES ($1, $2, 1)")
-            .bind(id)
-            .bind(seed_price(id))
-            .execute(&mut *setup)
-            .await?;
-    }
-    setup.commit().await
-}
-
-/// The seed price of item `id`.
-pub fn seed_price(id: i64) -> i64 {
-    199 + (id * 137) % 5_000
 }
 
 /// One item, or `None` (one counted query).
@@ -82,14 +61,4 @@ fn item_from_row(row: &AnyRow) -> Result<Item, sqlx::Error> {
         price_cents: row.try_get("price_cents")?,
         version: row.try_get("version")?,
     })
-}
-
-/// Every item back to its seed price at version 1, in one statement (not counted): each of the
-/// demo's runs starts from the same rows.
-pub async fn reset(db: &Database) -> Result<(), sqlx::Error> {
-    let mut setup = db.setup().await?;
-    setup
-        .execute("UPDATE items SET price_cents = 199 + (id * 137) % 5000, version = 1")
-        .await?;
-    setup.commit().await
 }

@@ -4,6 +4,7 @@ use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use redis::caching::CacheConfig;
+use shared::staleness::Probed;
 use shared::{Database, Instance, Namespace, SetupError};
 
 use crate::aside::Aside;
@@ -133,5 +134,13 @@ impl AnyCache {
             AnyCache::Source(c) => c.stats(),
             AnyCache::TwoTier(c) => c.stats(),
         }
+    }
+}
+
+/// A write is seen by an instance once a read of the item returns its version or a newer one.
+impl Probed for AnyCache {
+    async fn serves(&self, id: i64, version: i64) -> bool {
+        let read = self.item(id).await.ok().and_then(|r| r.value);
+        read.is_some_and(|item| item.version >= version)
     }
 }

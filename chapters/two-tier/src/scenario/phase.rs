@@ -1,5 +1,6 @@
 //! One reader kind's turn: its instances read while a back-office instance changes prices, and a
-//! probe after each write times how long some instance still showed the old price.
+//! probe after each write ([`shared::staleness`]) times how long some instance still showed the
+//! old price.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,10 +10,9 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Zipf};
 use shared::Stage;
-use shared::metrics::Latency;
+use shared::staleness::{Committed, Probes, Staleness};
 use two_tier::{AnyCache, Kind, Settings, Stats, catalog};
 
-use super::probe::{Committed, fresh_after};
 use super::reading::{ReadCounts, ReadingTask};
 use crate::Cli;
 
@@ -20,6 +20,8 @@ use crate::Cli;
 const READERS: usize = 4;
 /// How long the readers run before the measurement starts, so the caches are warm.
 const WARM_UP: Duration = Duration::from_millis(300);
+/// How long a probe keeps asking before it records "not within the run".
+pub const GIVE_UP: Duration = Duration::from_secs(3);
 
 /// One reader kind's turn: its instances, the back office, and what they count.
 pub struct Phase<'a> {
@@ -45,10 +47,8 @@ pub struct Measured {
     pub db_queries: u64,
     /// Commands Redis processed while the readers were measured.
     pub commands: u64,
-    /// Per write that some instance showed in time: how long until the last one did.
-    pub staleness: Latency,
-    /// Writes whose old value was still served when the probe gave up.
-    pub never: u64,
+    /// Per write, how long until every instance showed it, or that some never did.
+    pub staleness: Staleness,
 }
 
 impl<'a> Phase<'a> {
@@ -79,7 +79,7 @@ impl<'a> Phase<'a> {
             settings,
             instances,
             writer,
-            committed: Arc::new(Committed::new(cli.items)),
+            committed: Arc::new(Committed::new(cli.items as i64)),
         })
     }
 
@@ -120,7 +120,7 @@ impl<'a> Phase<'a> {
         );
         let zipf = Zipf::new(cli.items as f64, cli.skew)?;
         let mut rng = StdRng::seed_from_u64(cli.seed);
-        let mut probes = Vec::new();
+        let mut probes = Probes::new(self.instances.clone(), GIVE_UP);
         let write_every = Duration::from_millis(cli.write_every_ms);
         while started.elapsed() < Duration::from_millis(cli.run_ms) {
             let id = zipf.sample(&mut rng) as i64;
@@ -130,18 +130,7 @@ impl<'a> Phase<'a> {
                 .await?
             {
                 self.committed.raise(id, row.version);
-                let written = Instant::now();
-                let instances = self.instances.clone();
-                probes.push(tokio::spawn(async move {
-                    let each = instances
-                        .iter()
-                        .map(|i| fresh_after(i, row.id, row.version, written));
-                    let fresh = futures_util::future::join_all(each).await;
-                    // The slowest instance decides; one that never showed it makes it "never".
-                    fresh
-                        .into_iter()
-                        .try_fold(Duration::ZERO, |a, b| Some(a.max(b?)))
-                }));
+                probes.start(row.id, row.version);
             }
             bar.inc(1);
             tokio::time::sleep(write_every).await;
@@ -154,14 +143,7 @@ impl<'a> Phase<'a> {
             counts.merge(task.await?);
         }
         let commands = conn.commands_processed().await? - commands_before;
-        let mut staleness = Latency::default();
-        let mut never = 0;
-        for probe in probes {
-            match probe.await? {
-                Some(took) => staleness.record(took),
-                None => never += 1,
-            }
-        }
+        let staleness = probes.finish().await?;
         bar.finish_and_clear();
         Ok(Measured {
             kind: self.kind,
@@ -172,7 +154,6 @@ impl<'a> Phase<'a> {
             db_queries: self.stage.db().queries() - queries_before,
             commands,
             staleness,
-            never,
         })
     }
 

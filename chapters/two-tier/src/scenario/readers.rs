@@ -11,8 +11,7 @@ use two_tier::{Kind, Settings, Stats};
 
 use super::by_label;
 use super::layers::{self, LayerLine};
-use super::phase::{Measured, Phase};
-use super::probe::GIVE_UP;
+use super::phase::{GIVE_UP, Measured, Phase};
 use crate::Cli;
 
 /// Runs every reader kind in turn: the readers' table, and the two-tier cache's breakdown by the
@@ -99,8 +98,8 @@ impl ReaderLine {
             reads: counts.reads,
             stale_reads: counts.stale,
             beyond_bound: counts.beyond_bound,
-            staleness: measured.staleness.summary(),
-            never: measured.never,
+            staleness: measured.staleness.took.summary(),
+            never: measured.staleness.never,
             redis_errors: after.redis_errors - before.redis_errors,
         }
     }

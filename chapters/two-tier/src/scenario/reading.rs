@@ -9,9 +9,8 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand_distr::{Distribution, Zipf};
 use shared::metrics::Latency;
+use shared::staleness::Committed;
 use two_tier::{AnyCache, Layer};
-
-use super::probe::Committed;
 
 /// One reading task.
 pub struct ReadingTask {
