@@ -14,6 +14,7 @@
 
 use serde::{Deserialize, Serialize};
 use shared::Database;
+use shared::clock::now_ms;
 use shared::db::items;
 use sqlx::any::AnyRow;
 use sqlx::{Executor, Row};
@@ -162,7 +163,7 @@ impl Catalog for Database {
             .bind(item.id)
             .bind(item.version)
             .bind(keys.join("\n"))
-            .bind(now_ms())
+            .bind(now_ms() as i64)
             .execute(tx.conn().await)
             .await?;
             if self.backend() == "postgres" {
@@ -221,12 +222,4 @@ fn item_from_row(row: &AnyRow) -> Result<Item, sqlx::Error> {
         price_cents: row.try_get("price_cents")?,
         version: row.try_get("version")?,
     })
-}
-
-/// Milliseconds since the Unix epoch, on this machine's clock.
-pub fn now_ms() -> i64 {
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    since.as_millis() as i64
 }

@@ -24,66 +24,26 @@ use crate::strategy::{Parts, Strategy};
 use crate::tags::Tags;
 use crate::ttl_only::TtlOnly;
 
-/// Which strategy, in the order of the chapter.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Kind {
-    /// Nothing after a write: the TTL alone.
-    TtlOnly,
-    /// Delete the keys after the commit.
-    Delete,
-    /// Own copies per instance, dropped by a broadcast.
-    Events,
-    /// Keys carry the category's generation; a write bumps it.
-    Generations,
-    /// Dependency sets in Redis; a write deletes every dependent.
-    Tags,
-    /// `SCAN` + `UNLINK` every key of the category.
-    Pattern,
-    /// The invalidation committed with the write, paid by a relay.
-    Outbox,
-    /// The source material's dependency map in process memory (the counter-example).
-    LocalDependencies,
-}
-
-impl Kind {
-    /// Every strategy, in the order of the chapter, the counter-example last.
-    pub const ALL: [Kind; 8] = [
-        Kind::TtlOnly,
-        Kind::Delete,
-        Kind::Events,
-        Kind::Generations,
-        Kind::Tags,
-        Kind::Pattern,
-        Kind::Outbox,
-        Kind::LocalDependencies,
-    ];
-
-    /// The name reports and tables use.
-    pub fn label(self) -> &'static str {
-        match self {
-            Kind::TtlOnly => "TTL only",
-            Kind::Delete => "delete on write",
-            Kind::Events => "broadcast events",
-            Kind::Generations => "generations",
-            Kind::Tags => "tags in Redis",
-            Kind::Pattern => "pattern delete",
-            Kind::Outbox => "outbox + relay",
-            Kind::LocalDependencies => "local dependency map (source)",
-        }
-    }
-
-    /// The namespace name of the strategy's keys in a run that compares several.
-    pub fn slug(self) -> &'static str {
-        match self {
-            Kind::TtlOnly => "ttl",
-            Kind::Delete => "delete",
-            Kind::Events => "events",
-            Kind::Generations => "generations",
-            Kind::Tags => "tags",
-            Kind::Pattern => "pattern",
-            Kind::Outbox => "outbox",
-            Kind::LocalDependencies => "local-deps",
-        }
+shared::variants! {
+    /// Which strategy, in the order of the chapter, the counter-example last. The slug names the
+    /// strategy's keys in a run that compares several.
+    pub enum Kind {
+        /// Nothing after a write: the TTL alone.
+        TtlOnly = ("ttl", "TTL only"),
+        /// Delete the keys after the commit.
+        Delete = ("delete", "delete on write"),
+        /// Own copies per instance, dropped by a broadcast.
+        Events = ("events", "broadcast events"),
+        /// Keys carry the category's generation; a write bumps it.
+        Generations = ("generations", "generations"),
+        /// Dependency sets in Redis; a write deletes every dependent.
+        Tags = ("tags", "tags in Redis"),
+        /// `SCAN` + `UNLINK` every key of the category.
+        Pattern = ("pattern", "pattern delete"),
+        /// The invalidation committed with the write, paid by a relay.
+        Outbox = ("outbox", "outbox + relay"),
+        /// The source material's dependency map in process memory (the counter-example).
+        LocalDependencies = ("local-deps", "local dependency map (source)"),
     }
 }
 

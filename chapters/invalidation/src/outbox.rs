@@ -30,9 +30,10 @@ use shared::worker::{Stop, Worker};
 use shared::{Database, RedisConn, budget};
 use sqlx::postgres::PgListener;
 
-use crate::catalog::{Catalog, Item, OUTBOX_CHANNEL, OutboxEntry, now_ms};
+use crate::catalog::{Catalog, Item, OUTBOX_CHANNEL, OutboxEntry};
 use crate::settings::Settings;
 use crate::strategy::{Parts, Strategy};
+use shared::clock::now_ms;
 
 /// Reads through the cache; a write commits its change and its outbox row together.
 pub struct Outbox {
@@ -139,7 +140,7 @@ impl Relay {
             }
         }
         self.db.mark_relayed(&done).await?;
-        let now = now_ms();
+        let now = now_ms() as i64;
         let mut lag = self.metrics.lag.lock().expect("lag lock");
         for entry in &done {
             let ms = now.saturating_sub(entry.written_ms).max(0) as u64;

@@ -128,8 +128,3 @@ impl<'a> Phase<'a> {
         Ok(())
     }
 }
-
-/// A row's strategy in the JSON report: its label, as in the tables.
-fn label<S: serde::Serializer>(kind: &Kind, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(kind.label())
-}

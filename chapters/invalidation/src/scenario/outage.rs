@@ -12,7 +12,7 @@ use serde::Serialize;
 use shared::Stage;
 use shared::report::{self, Report, Row};
 
-use super::{Phase, WRITE_EVERY, label, settings};
+use super::{Phase, WRITE_EVERY, settings};
 use crate::Cli;
 
 /// How long after Redis returns the old values are counted: time for a relay's retry and a
@@ -155,7 +155,7 @@ async fn restart_redis(stage: &Stage) -> anyhow::Result<()> {
 /// One strategy's row in the outage run.
 #[derive(Serialize)]
 pub struct OutageLine {
-    #[serde(rename = "strategy", serialize_with = "label")]
+    #[serde(rename = "strategy")]
     kind: Kind,
     written_while_down: u64,
     /// (instance, item) pairs still showing an old version `SETTLE` after Redis returned.

@@ -14,7 +14,7 @@ use shared::metrics::LatencySummary;
 use shared::report::{self, Report, Row};
 use shared::staleness::Probes;
 
-use super::{Phase, WRITE_EVERY, label, settings};
+use super::{Phase, WRITE_EVERY, settings};
 use crate::Cli;
 
 /// How long a probe keeps asking before it records "not within the run".
@@ -109,7 +109,7 @@ async fn old_generation_bytes(stage: &Stage, keys: &Keys) -> anyhow::Result<u64>
 /// One strategy's row.
 #[derive(Serialize)]
 pub struct SteadyLine {
-    #[serde(rename = "strategy", serialize_with = "label")]
+    #[serde(rename = "strategy")]
     kind: Kind,
     staleness: LatencySummary,
     /// Writes whose old value was still served when the probe gave up.
