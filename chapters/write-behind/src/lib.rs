@@ -16,7 +16,10 @@
 //!   over what dead consumers left, retry with backoff and bury what the database keeps
 //!   refusing in a dead-letter stream;
 //! - [`source`]: the counter-example, the in-process queue of the source material, kept to be
-//!   measured.
+//!   measured;
+//! - [`write_through`]: the baseline, write-through of the same scores (commit, then a
+//!   versioned cache write);
+//! - [`audit`]: how a run proves the database holds every acknowledged write exactly once.
 
 #![warn(missing_docs)]
 
@@ -31,9 +34,15 @@ pub mod flusher;
 
 pub mod source;
 
-pub use flusher::{Apply, Entry, FlushStats, Flusher, HoldPoint, Row, Running, coalesce};
+pub mod write_through;
+
+pub mod audit;
+
+pub use audit::{Acknowledged, Audit};
+pub use flusher::{Apply, Entry, FlushStats, Flusher, HoldPoint, Running, ScoreUpdate, coalesce};
 pub use layout::Layout;
 pub use settings::Settings;
 pub use source::InProcessQueue;
 pub use table::{Score, Scores};
 pub use write::{Ack, WriteBehind, WriteError};
+pub use write_through::{WriteThroughError, WriteThroughScores};

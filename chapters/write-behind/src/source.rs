@@ -52,7 +52,6 @@ impl InProcessQueue {
         }
     }
 
-    // ANCHOR: source_write
     /// Adds points in the cache (no TTL), then queues the new total in memory, and returns.
     pub async fn add_points(&self, player: i64, delta: i64) -> redis::RedisResult<i64> {
         let mut conn = self.conn.clone();
@@ -66,7 +65,6 @@ impl InProcessQueue {
             .push_back((player, points));
         Ok(points)
     }
-    // ANCHOR_END: source_write
 
     /// Starts the flush loop: every `interval`, up to 100 writes, one statement each. Stopping
     /// it flushes one more batch and drops the rest, as the source's `stop()` does.
@@ -89,7 +87,6 @@ impl InProcessQueue {
         worker.stop().await
     }
 
-    // ANCHOR: source_flush
     /// Up to 100 queued writes, each in its own statement; a failure is dropped.
     async fn flush_batch(&self) {
         let batch: Vec<(i64, i64)> = {
@@ -111,5 +108,4 @@ impl InProcessQueue {
             }
         }
     }
-    // ANCHOR_END: source_flush
 }

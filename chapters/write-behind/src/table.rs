@@ -40,6 +40,16 @@ pub async fn create(db: &Database, players: i64) -> Result<(), sqlx::Error> {
     setup.commit().await
 }
 
+/// Every player back to 0 points at version 0 (not counted), so that runs compared side by side
+/// start alike.
+pub async fn reset(db: &Database) -> Result<(), sqlx::Error> {
+    let mut setup = db.setup().await?;
+    sqlx::query("UPDATE scores SET points = 0, version = 0")
+        .execute(&mut *setup)
+        .await?;
+    setup.commit().await
+}
+
 /// The score queries, on the course database. Each is counted.
 pub trait Scores {
     /// One player's row, or `None`.

@@ -159,6 +159,8 @@ impl<'a> Phase<'a> {
 
     /// Every reading instance's counters, added up.
     fn stats(&self) -> Stats {
-        self.instances.iter().map(|i| i.stats()).sum()
+        self.instances
+            .iter()
+            .fold(Stats::default(), |sum, i| sum.plus(i.stats()))
     }
 }

@@ -14,9 +14,12 @@ use anyhow::Context;
 use shared::db::Attachment;
 use shared::{Database, Namespace, Stage};
 use write_behind::write::create_queues;
-use write_behind::{Apply, FlushStats, Flusher, HoldPoint, Layout, Settings, WriteBehind};
+use write_behind::{
+    Acknowledged, Apply, FlushStats, Flusher, HoldPoint, Layout, Settings, WriteBehind,
+};
 
-use crate::{Acknowledged, Line, write_behind_workload};
+use super::summary::Line;
+use super::{Demo, write_behind_workload};
 
 const ROLE: &str = "COURSE_WRITE_BEHIND_FLUSHER";
 /// The commit after which the first child flusher stops dead: late enough for full batches.
@@ -113,11 +116,10 @@ fn spawn(stage: &Stage, layout_prefix: &str, spec: String) -> anyhow::Result<Chi
 /// acknowledging it, while the workload runs; a second child takes over and drains.
 pub async fn run_with_crash(
     apply: Apply,
-    stage: &Stage,
+    demo: &Demo<'_>,
     layout: &Layout,
-    settings: &Settings,
-    workload: &shared::Workload,
 ) -> anyhow::Result<Line> {
+    let (stage, settings, workload) = (demo.stage, &demo.settings, &demo.workload);
     let label = match apply {
         Apply::Versioned => "write-behind, flusher killed",
         Apply::Increments => "increments replayed, flusher killed",
@@ -174,9 +176,6 @@ pub async fn run_with_crash(
     );
     let stats: FlushStats =
         serde_json::from_slice(&output.stdout).context("the second flusher's report")?;
-    let mut line = Line::new(label, &run, stats.transactions + HOLD_AFTER, Some(stats));
-    let (lost, doubled) = acks.audit(&db).await?;
-    line.lost = lost;
-    line.double_applied = doubled;
-    Ok(line)
+    let line = Line::new(label, &run, stats.transactions + HOLD_AFTER, Some(stats));
+    Ok(line.audited(acks.audit(&db).await?))
 }
