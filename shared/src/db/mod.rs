@@ -11,8 +11,10 @@
 //! deterministic seed rows; a lesson with tables of its own creates them through
 //! [`Database::setup`]. Setup is not counted; everything after it is.
 
+pub mod attachment;
 pub mod counted;
 pub mod items;
+pub mod leftover;
 pub mod products;
 pub mod users;
 
@@ -26,7 +28,9 @@ use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor};
 use crate::error::SetupError;
 use crate::redact::redact;
 
+pub use attachment::Attachment;
 pub use counted::Transaction;
+pub use leftover::Leftover;
 pub use products::{CATEGORIES, Product, seed_product};
 pub use users::{User, seed_user};
 
@@ -72,96 +76,6 @@ pub struct Database {
     attachment: Attachment,
     /// Keeps the private SQLite file alive; dropping it deletes the file.
     _sqlite_dir: Option<tempfile::TempDir>,
-}
-
-/// What a run leaves in a database it does not own, until it is removed.
-#[derive(Clone, Debug)]
-pub enum Leftover {
-    /// The run's schema in a PostgreSQL database.
-    PostgresSchema {
-        /// Where the database is (with its password: never print it, print `redacted`).
-        url: String,
-        /// The schema's name.
-        schema: String,
-    },
-    /// A SQLite file the run created at a path the learner named.
-    SqliteFile {
-        /// The file.
-        path: PathBuf,
-    },
-}
-
-impl Leftover {
-    /// Removes it, through a connection of its own; the error says what is left and how to
-    /// remove it by hand.
-    pub async fn remove(&self) -> Result<(), String> {
-        match self {
-            Leftover::PostgresSchema { url, schema } => {
-                let dropped = async {
-                    let mut conn = AnyConnection::connect(url).await?;
-                    conn.execute(format!("DROP SCHEMA IF EXISTS {schema} CASCADE").as_str())
-                        .await?;
-                    conn.close().await
-                };
-                dropped.await.map_err(|cause| {
-                    format!(
-                        "could not drop the PostgreSQL schema {schema} at {} ({cause}); \
-                         remove it with: psql '{}' -c 'DROP SCHEMA {schema} CASCADE'",
-                        redact(url),
-                        redact(url)
-                    )
-                })
-            }
-            Leftover::SqliteFile { path } => {
-                for suffix in ["", "-wal", "-shm"] {
-                    let file = PathBuf::from(format!("{}{suffix}", path.display()));
-                    match std::fs::remove_file(&file) {
-                        Ok(()) => {}
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                        Err(e) => {
-                            return Err(format!(
-                                "could not delete the SQLite file {} ({e}); delete it by hand",
-                                file.display()
-                            ));
-                        }
-                    }
-                }
-                Ok(())
-            }
-        }
-    }
-}
-
-/// How a second process reaches a run's database. A demo that kills a child process mid-run
-/// (write-behind's flusher) hands it this through its environment, not its command line, which
-/// `ps` would show with the password.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Attachment {
-    /// The database's URL: a SQLite file, or a PostgreSQL database (with its password).
-    pub url: String,
-    /// The run's PostgreSQL schema; `None` on SQLite.
-    pub schema: Option<String>,
-}
-
-/// The environment variables an [`Attachment`] travels in.
-const ATTACH_URL: &str = "COURSE_ATTACH_DATABASE_URL";
-const ATTACH_SCHEMA: &str = "COURSE_ATTACH_SCHEMA";
-
-impl Attachment {
-    /// The variables to set in a child's environment.
-    pub fn to_env(&self) -> Vec<(&'static str, String)> {
-        let mut env = vec![(ATTACH_URL, self.url.clone())];
-        env.extend(self.schema.clone().map(|schema| (ATTACH_SCHEMA, schema)));
-        env
-    }
-
-    /// The attachment a parent put in this process's environment, if any.
-    pub fn from_env() -> Option<Self> {
-        Some(Attachment {
-            url: std::env::var(ATTACH_URL).ok()?,
-            schema: std::env::var(ATTACH_SCHEMA).ok(),
-        })
-    }
 }
 
 impl Database {
