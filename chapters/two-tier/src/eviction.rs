@@ -28,59 +28,26 @@ use shared::{RedisConn, RedisServer};
 
 use crate::source::Fifo;
 
-/// An eviction policy in the process.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub enum Policy {
-    /// First in, first out: the source material's.
-    Fifo,
-    /// Least recently used (moka with its LRU policy).
-    Lru,
-    /// Frequency-based admission with LRU eviction (moka's default).
-    TinyLfu,
-}
-
-impl Policy {
-    /// Every in-process policy, in the order the demo shows them.
-    pub const ALL: [Policy; 3] = [Policy::Fifo, Policy::Lru, Policy::TinyLfu];
-
-    /// The name the demo prints.
-    pub fn label(self) -> &'static str {
-        match self {
-            Policy::Fifo => "FIFO (source)",
-            Policy::Lru => "LRU",
-            Policy::TinyLfu => "TinyLFU (moka)",
-        }
+shared::variants! {
+    /// An eviction policy in the process, in the order the demo shows them.
+    pub enum Policy {
+        /// First in, first out: the source material's.
+        Fifo = ("fifo", "FIFO (source)"),
+        /// Least recently used (moka with its LRU policy).
+        Lru = ("lru", "LRU"),
+        /// Frequency-based admission with LRU eviction (moka's default).
+        TinyLfu = ("tinylfu", "TinyLFU (moka)"),
     }
 }
 
-/// An eviction policy of Redis's, set with `maxmemory-policy`: Redis samples a few keys and
-/// evicts the best candidate among them, so both are approximations of their names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub enum RedisPolicy {
-    /// `allkeys-lru`: the key read longest ago among the sampled.
-    AllKeysLru,
-    /// `allkeys-lfu`: the key read least often among the sampled (a decaying counter per key).
-    AllKeysLfu,
-}
-
-impl RedisPolicy {
-    /// Both policies, in the order the demo shows them.
-    pub const ALL: [RedisPolicy; 2] = [RedisPolicy::AllKeysLru, RedisPolicy::AllKeysLfu];
-
-    /// The name the demo prints.
-    pub fn label(self) -> &'static str {
-        match self {
-            RedisPolicy::AllKeysLru => "Redis allkeys-lru",
-            RedisPolicy::AllKeysLfu => "Redis allkeys-lfu",
-        }
-    }
-
-    /// The value of `maxmemory-policy` that selects it.
-    pub fn config_value(self) -> &'static str {
-        match self {
-            RedisPolicy::AllKeysLru => "allkeys-lru",
-            RedisPolicy::AllKeysLfu => "allkeys-lfu",
-        }
+shared::variants! {
+    /// An eviction policy of Redis's, set with `maxmemory-policy` (its slug): Redis samples a few
+    /// keys and evicts the best candidate among them, so both are approximations of their names.
+    pub enum RedisPolicy {
+        /// `allkeys-lru`: the key read longest ago among the sampled.
+        AllKeysLru = ("allkeys-lru", "Redis allkeys-lru"),
+        /// `allkeys-lfu`: the key read least often among the sampled (a decaying counter per key).
+        AllKeysLfu = ("allkeys-lfu", "Redis allkeys-lfu"),
     }
 }
 
@@ -212,7 +179,7 @@ pub async fn redis_hit_ratio(
     redis::cmd("CONFIG")
         .arg("SET")
         .arg("maxmemory-policy")
-        .arg(policy.config_value())
+        .arg(policy.slug())
         .arg("maxmemory")
         .arg(limit)
         .query_async::<()>(&mut conn)

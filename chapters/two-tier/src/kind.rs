@@ -15,41 +15,17 @@ use crate::settings::Settings;
 use crate::source::SourceTwoTier;
 use crate::two_tier::{Read, ReadError, TwoTier};
 
-/// Which reader.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    /// Cache-aside over Redis, nothing in the process.
-    RedisOnly,
-    /// The source material's dictionary in front of Redis.
-    Source,
-    /// moka in front of Redis, kept in step by a backplane.
-    TwoTier,
-    /// Redis's own client-side caching: tracking and invalidation pushes, through redis-rs.
-    Tracking,
-}
-
-impl Kind {
-    /// Every reader, in the order the demo shows them.
-    pub const ALL: [Kind; 4] = [Kind::RedisOnly, Kind::Source, Kind::TwoTier, Kind::Tracking];
-
-    /// The name the demo prints.
-    pub fn label(self) -> &'static str {
-        match self {
-            Kind::RedisOnly => "Redis only",
-            Kind::Source => "dict L1 (source)",
-            Kind::TwoTier => "two-tier + backplane",
-            Kind::Tracking => "client tracking",
-        }
-    }
-
-    /// A short name for keys and namespaces.
-    pub fn slug(self) -> &'static str {
-        match self {
-            Kind::RedisOnly => "redis-only",
-            Kind::Source => "source",
-            Kind::TwoTier => "two-tier",
-            Kind::Tracking => "tracking",
-        }
+shared::variants! {
+    /// Which reader, in the order the demo shows them. The slug names its keys and namespaces.
+    pub enum Kind {
+        /// Cache-aside over Redis, nothing in the process.
+        RedisOnly = ("redis-only", "Redis only"),
+        /// The source material's dictionary in front of Redis.
+        Source = ("source", "dict L1 (source)"),
+        /// moka in front of Redis, kept in step by a backplane.
+        TwoTier = ("two-tier", "two-tier + backplane"),
+        /// Redis's own client-side caching: tracking and invalidation pushes, through redis-rs.
+        Tracking = ("tracking", "client tracking"),
     }
 }
 

@@ -9,31 +9,17 @@
 use serde::Serialize;
 use shared::metrics::Counter;
 
-/// Which layer answered a read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-pub enum Layer {
-    /// The instance's own memory.
-    L1,
-    /// Redis.
-    L2,
-    /// The database, after both caches missed.
-    Database,
-    /// The last value known, served because Redis and the database both failed.
-    FailSafe,
-}
-
-impl Layer {
-    /// Every layer, in the order a read tries them (the fail-safe last).
-    pub const ALL: [Layer; 4] = [Layer::L1, Layer::L2, Layer::Database, Layer::FailSafe];
-
-    /// The name the demo prints.
-    pub fn label(self) -> &'static str {
-        match self {
-            Layer::L1 => "L1",
-            Layer::L2 => "L2",
-            Layer::Database => "database",
-            Layer::FailSafe => "fail-safe",
-        }
+shared::variants! {
+    /// Which layer answered a read, in the order a read tries them (the fail-safe last).
+    pub enum Layer {
+        /// The instance's own memory.
+        L1 = ("l1", "L1"),
+        /// Redis.
+        L2 = ("l2", "L2"),
+        /// The database, after both caches missed.
+        Database = ("database", "database"),
+        /// The last value known, served because Redis and the database both failed.
+        FailSafe = ("fail-safe", "fail-safe"),
     }
 }
 
@@ -113,9 +99,13 @@ impl Stats {
     pub fn reads(&self) -> u64 {
         self.l1_hits + self.l2_hits + self.loads + self.coalesced + self.fail_safe
     }
+}
 
-    /// This and `other` together.
-    pub fn plus(self, other: Stats) -> Stats {
+/// Two instances' counters together.
+impl std::ops::Add for Stats {
+    type Output = Stats;
+
+    fn add(self, other: Stats) -> Stats {
         Stats {
             l1_hits: self.l1_hits + other.l1_hits,
             l2_hits: self.l2_hits + other.l2_hits,
@@ -128,5 +118,12 @@ impl Stats {
             redis_errors: self.redis_errors + other.redis_errors,
             corrupt: self.corrupt + other.corrupt,
         }
+    }
+}
+
+/// Every instance's counters together.
+impl std::iter::Sum for Stats {
+    fn sum<I: Iterator<Item = Stats>>(stats: I) -> Stats {
+        stats.fold(Stats::default(), |sum, one| sum + one)
     }
 }

@@ -15,7 +15,6 @@ use shared::plot::{self, Axes};
 use shared::report::{self, Report, Row};
 use two_tier::eviction::{self, Policy, RedisPolicy, Trace};
 
-use super::{Labelled, by_label};
 use crate::Cli;
 
 /// Which policy a row measured: one in the process, or one of Redis's.
@@ -25,7 +24,8 @@ pub enum AnyPolicy {
     Redis(RedisPolicy),
 }
 
-impl Labelled for AnyPolicy {
+impl AnyPolicy {
+    /// The name the table prints.
     fn label(self) -> &'static str {
         match self {
             AnyPolicy::InProcess(policy) => policy.label(),
@@ -34,21 +34,20 @@ impl Labelled for AnyPolicy {
     }
 }
 
-/// Which trace a row replayed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TraceKind {
-    /// The Zipf trace as drawn.
-    Zipf,
-    /// The same with the scan of cold keys halfway through.
-    WithScan,
+/// The JSON report names a policy as the table does.
+impl Serialize for AnyPolicy {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.label())
+    }
 }
 
-impl Labelled for TraceKind {
-    fn label(self) -> &'static str {
-        match self {
-            TraceKind::Zipf => "Zipf",
-            TraceKind::WithScan => "Zipf + scan",
-        }
+shared::variants! {
+    /// Which trace a row replayed.
+    pub enum TraceKind {
+        /// The Zipf trace as drawn.
+        Zipf = ("zipf", "Zipf"),
+        /// The same with the scan of cold keys halfway through.
+        WithScan = ("zipf-scan", "Zipf + scan"),
     }
 }
 
@@ -135,9 +134,7 @@ pub async fn run(cli: &Cli) -> anyhow::Result<Report<EvictionLine>> {
 /// One policy on one trace.
 #[derive(Serialize)]
 pub struct EvictionLine {
-    #[serde(serialize_with = "by_label")]
     policy: AnyPolicy,
-    #[serde(serialize_with = "by_label")]
     trace: TraceKind,
     /// At each of the three sizes; `None` where it was not measured.
     hit_ratios: Vec<Option<f64>>,

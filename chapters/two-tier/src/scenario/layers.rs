@@ -6,7 +6,6 @@ use shared::metrics::LatencySummary;
 use shared::report::{self, Report, Row};
 use two_tier::Layer;
 
-use super::by_label;
 use super::phase::Measured;
 
 /// The breakdown of one turn's reads by layer, with the counters that explain it.
@@ -37,7 +36,6 @@ pub fn breakdown(measured: &Measured) -> Report<LayerLine> {
 /// One layer's row of the two-tier cache's breakdown.
 #[derive(Serialize)]
 pub struct LayerLine {
-    #[serde(serialize_with = "by_label")]
     layer: Layer,
     latency: LatencySummary,
     share: f64,

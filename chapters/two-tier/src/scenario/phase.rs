@@ -159,8 +159,6 @@ impl<'a> Phase<'a> {
 
     /// Every reading instance's counters, added up.
     fn stats(&self) -> Stats {
-        self.instances
-            .iter()
-            .fold(Stats::default(), |sum, i| sum.plus(i.stats()))
+        self.instances.iter().map(|i| i.stats()).sum()
     }
 }

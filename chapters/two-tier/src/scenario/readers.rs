@@ -9,7 +9,6 @@ use shared::metrics::LatencySummary;
 use shared::report::{self, Report, Row};
 use two_tier::{Kind, Settings, Stats};
 
-use super::by_label;
 use super::layers::{self, LayerLine};
 use super::phase::{GIVE_UP, Measured, Phase};
 use crate::Cli;
@@ -61,7 +60,7 @@ pub async fn run(
 /// One reader kind's row.
 #[derive(Serialize)]
 pub struct ReaderLine {
-    #[serde(rename = "reader", serialize_with = "by_label")]
+    #[serde(rename = "reader")]
     kind: Kind,
     requests_per_s: f64,
     latency: LatencySummary,
