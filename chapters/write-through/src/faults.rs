@@ -4,7 +4,7 @@
 //! commit and the cache write that follows it. A test cannot hit that gap by timing, so the
 //! repository awaits [`Faults::after_commit`] there. Normally it returns at once. A test that
 //! armed it with [`Faults::pause_after_commit`] gets the writer parked in the gap: it can stop
-//! Redis, or let a second writer run to completion, and then [`Pause::resume`] the first.
+//! Redis, or let a second writer run to completion, and then [`ParkedWrite::resume`] the first.
 
 use std::sync::{Arc, Mutex};
 
@@ -13,20 +13,20 @@ use tokio::sync::Notify;
 /// The pause points of the write path.
 #[derive(Default)]
 pub struct Faults {
-    after_commit: Mutex<Option<Arc<Pause>>>,
+    after_commit: Mutex<Option<Arc<ParkedWrite>>>,
 }
 
 /// A writer parked between its commit and its cache write.
 #[derive(Default)]
-pub struct Pause {
+pub struct ParkedWrite {
     reached: Notify,
     resume: Notify,
 }
 
 impl Faults {
-    /// Parks the next write that commits, until [`Pause::resume`].
-    pub fn pause_after_commit(&self) -> Arc<Pause> {
-        let pause = Arc::new(Pause::default());
+    /// Parks the next write that commits, until [`ParkedWrite::resume`].
+    pub fn pause_after_commit(&self) -> Arc<ParkedWrite> {
+        let pause = Arc::new(ParkedWrite::default());
         *self.after_commit.lock().expect("faults lock") = Some(pause.clone());
         pause
     }
@@ -43,7 +43,7 @@ impl Faults {
     // ANCHOR_END: after_commit
 }
 
-impl Pause {
+impl ParkedWrite {
     /// Returns once the writer has committed and is parked.
     pub async fn reached(&self) {
         self.reached.notified().await;

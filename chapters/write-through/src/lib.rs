@@ -33,7 +33,7 @@ pub mod cache;
 pub mod repository;
 
 pub use cache::{VersionedCache, WriteStats};
-pub use faults::{Faults, Pause};
+pub use faults::{Faults, ParkedWrite};
 pub use repository::WriteThrough;
 pub use settings::Settings;
 pub use table::{Article, Articles};

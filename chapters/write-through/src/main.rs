@@ -8,15 +8,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use cache_aside::CacheAside;
 use clap::Parser;
 use shared::Cleanup;
 use shared::cli::{ClosedLoopArgs, WorkloadArgs, number_in};
 use shared::metrics::Latency;
 use shared::report::{self, Report};
-use write_through::{Settings, WriteThrough};
 
-use scenario::mode::Mode;
+use scenario::mode::{Kind, Mode};
 
 /// Write-through: reads that always hit, and writes that never leave a stale value behind.
 ///
@@ -59,23 +57,7 @@ async fn run(cli: Cli, cleanup: Cleanup) -> anyhow::Result<()> {
     let (conn, db) = (stage.conn(), stage.db().clone());
     let workload = args.workload(&cli.closed, cli.write_ratio);
     // Each cached mode in a namespace of its own, both under the run's.
-    let namespace = stage.namespace().child("through");
-    let aside_namespace = stage.namespace().child("aside");
-
-    let modes = [
-        Mode::NoCache,
-        Mode::CacheAside(CacheAside::new(
-            conn.clone(),
-            aside_namespace,
-            cache_aside::Settings::default(),
-        )),
-        Mode::WriteThrough(WriteThrough::new(
-            db.clone(),
-            conn,
-            namespace,
-            Settings::default(),
-        )),
-    ];
+    let modes = Kind::ALL.map(|kind| Mode::build(kind, &db, &conn, stage.namespace()));
     let mut summary = Report::new(format!(
         "Write-through vs cache-aside vs no cache: {} requests ({} writes) over {} tasks",
         report::count(args.requests),

@@ -16,32 +16,17 @@ use write_behind::{
 use super::summary::Line;
 use super::{Demo, write_behind_workload};
 
-/// The ways of serving the workload that run in this process.
-#[derive(Clone, Copy)]
-pub enum Mode {
-    DatabaseAlone,
-    WriteThrough,
-    WriteBehind,
-    InProcessQueue,
-}
-
-impl Mode {
-    /// Every mode, in the order the table shows them.
-    pub const ALL: [Mode; 4] = [
-        Mode::DatabaseAlone,
-        Mode::WriteThrough,
-        Mode::WriteBehind,
-        Mode::InProcessQueue,
-    ];
-
-    /// The mode's name in the table and on its progress bar.
-    pub fn label(self) -> &'static str {
-        match self {
-            Mode::DatabaseAlone => "database alone",
-            Mode::WriteThrough => "write-through",
-            Mode::WriteBehind => "write-behind",
-            Mode::InProcessQueue => "in-process queue (source)",
-        }
+shared::variants! {
+    /// The four ways the demo takes the writes, in the order the table shows them.
+    pub enum Mode {
+        /// Every write a transaction of its own, nothing cached.
+        DatabaseAlone = ("database", "database alone"),
+        /// Commit, then a versioned cache write.
+        WriteThrough = ("write-through", "write-through"),
+        /// The cache and its queue entry in one script; the flusher commits later.
+        WriteBehind = ("write-behind", "write-behind"),
+        /// The source material's queue in process memory.
+        InProcessQueue = ("in-process-queue", "in-process queue (source)"),
     }
 }
 

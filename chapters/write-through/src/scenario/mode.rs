@@ -1,10 +1,24 @@
 //! The three ways of serving the workload: the database alone, cache-aside, and write-through.
 
-use cache_aside::CacheAside;
-use shared::{CacheStats, Database};
-use write_through::{Article, Articles, WriteThrough};
+use std::sync::Arc;
 
-/// The three ways of serving the workload.
+use cache_aside::CacheAside;
+use shared::{CacheStats, Database, Namespace, RedisConn};
+use write_through::{Article, Articles, Settings, WriteThrough};
+
+shared::variants! {
+    /// The ways of serving the workload, in the order the demo runs them.
+    pub enum Kind {
+        /// Every read and write goes to the database.
+        NoCache = ("no-cache", "no cache"),
+        /// Reads fill the cache on a miss; a write deletes the key after its commit.
+        CacheAside = ("cache-aside", "cache-aside"),
+        /// A write commits, then stores the new row in the cache.
+        WriteThrough = ("write-through", "write-through"),
+    }
+}
+
+/// One way of serving the workload, with its cache.
 pub enum Mode {
     NoCache,
     CacheAside(CacheAside),
@@ -12,13 +26,37 @@ pub enum Mode {
 }
 
 impl Mode {
+    /// The mode `kind` over `db`, its cache (if it has one) in a namespace of its own under
+    /// `namespace`.
+    pub fn build(kind: Kind, db: &Arc<Database>, conn: &RedisConn, namespace: &Namespace) -> Mode {
+        match kind {
+            Kind::NoCache => Mode::NoCache,
+            Kind::CacheAside => Mode::CacheAside(CacheAside::new(
+                conn.clone(),
+                namespace.child("aside"),
+                cache_aside::Settings::default(),
+            )),
+            Kind::WriteThrough => Mode::WriteThrough(WriteThrough::new(
+                db.clone(),
+                conn.clone(),
+                namespace.child("through"),
+                Settings::default(),
+            )),
+        }
+    }
+
+    /// Which mode this is.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Mode::NoCache => Kind::NoCache,
+            Mode::CacheAside(_) => Kind::CacheAside,
+            Mode::WriteThrough(_) => Kind::WriteThrough,
+        }
+    }
+
     /// The mode's name in the table, the chart and on its progress bar.
     pub fn label(&self) -> &'static str {
-        match self {
-            Mode::NoCache => "no cache",
-            Mode::CacheAside(_) => "cache-aside",
-            Mode::WriteThrough(_) => "write-through",
-        }
+        self.kind().label()
     }
 
     /// Reads article `id` this mode's way.

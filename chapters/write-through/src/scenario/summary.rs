@@ -7,12 +7,12 @@ use shared::report::{self, Row};
 use shared::workload::RunStats;
 
 use super::measured::Measured;
-use super::mode::Mode;
+use super::mode::{Kind, Mode};
 
 /// One mode's line of the table.
 #[derive(Serialize)]
 pub struct Line {
-    mode: &'static str,
+    mode: Kind,
     read_hit_ratio: Option<f64>,
     read: LatencySummary,
     write: LatencySummary,
@@ -41,7 +41,7 @@ impl Line {
             ..now
         });
         Line {
-            mode: mode.label(),
+            mode: mode.kind(),
             read_hit_ratio: cache.map(|c| c.hit_ratio()),
             read: measured.reads.lock().expect("latency lock").summary(),
             write: measured.writes.lock().expect("latency lock").summary(),
@@ -85,9 +85,14 @@ impl Row for Line {
     }
 }
 
-/// Sentences drawn from the figures, for the three lines in the order the demo runs them.
+/// Sentences drawn from the figures of the three modes' lines.
 pub fn conclude(rows: &[Line]) -> String {
-    let [none, aside, through] = rows else {
+    let line = |kind: Kind| rows.iter().find(|line| line.mode == kind);
+    let (Some(none), Some(aside), Some(through)) = (
+        line(Kind::NoCache),
+        line(Kind::CacheAside),
+        line(Kind::WriteThrough),
+    ) else {
         return String::new();
     };
     let hits = |line: &Line| report::percent(line.read_hit_ratio.unwrap_or(0.0));
