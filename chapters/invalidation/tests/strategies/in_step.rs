@@ -1,0 +1,216 @@
+//! The strategies that are done when the write returns, and the ones bounded by an event or the
+//! TTL: delete, generations, tags, broadcast events, TTL only, and the source material's map.
+
+use super::*;
+
+/// The strategies whose invalidation is done when the write returns.
+const AT_ONCE: [Kind; 4] = [Kind::Delete, Kind::Generations, Kind::Tags, Kind::Pattern];
+
+#[tokio::test]
+async fn a_write_is_seen_by_every_instance_as_soon_as_it_returns() {
+    for kind in AT_ONCE {
+        let fx = Fixture::shared().await;
+        let (a, b) = (fx.instance(kind).await, fx.instance(kind).await);
+        assert_shows(&a, "instance A", ITEM, 1, "before any write").await;
+        assert_shows(&b, "instance B", ITEM, 1, "before any write").await;
+        let written = b.set_price(ITEM, 999).await.unwrap().unwrap();
+        assert_eq!(written.version, 2);
+        let label = kind.label();
+        assert_shows(
+            &a,
+            label,
+            ITEM,
+            2,
+            "right after instance B's write returned",
+        )
+        .await;
+        assert_shows(&b, label, ITEM, 2, "right after its own write returned").await;
+    }
+}
+
+#[tokio::test]
+async fn ttl_only_serves_the_old_value_no_longer_than_the_ttl() {
+    let fx = Fixture::shared().await;
+    let (a, b) = (
+        fx.instance(Kind::TtlOnly).await,
+        fx.instance(Kind::TtlOnly).await,
+    );
+    assert_shows(&a, "instance A", ITEM, 1, "before the write").await;
+    b.set_price(ITEM, 999).await.unwrap();
+    assert_shows(
+        &a,
+        "TTL only",
+        ITEM,
+        1,
+        "after the write (nothing invalidates)",
+    )
+    .await;
+    // The bound: the stale entry is gone when its TTL ends, and that is at most `ttl` away.
+    let ttl = settings().ttl.as_millis() as i64;
+    for key in fx.keys().affected_by(ITEM) {
+        let left = fx.pttl(&key).await;
+        assert!(
+            left > 0 && left <= ttl,
+            "PTTL of the stale {key}: expected 1 to {ttl} ms (the TTL bounds how long it is \
+             served), got {left}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn broadcast_events_drop_every_instances_copy() {
+    let fx = Fixture::shared().await;
+    let (a, b) = (
+        fx.instance(Kind::Events).await,
+        fx.instance(Kind::Events).await,
+    );
+    assert_shows(&a, "instance A", ITEM, 1, "before the write").await;
+    let AnyStrategy::Events(events_a) = &a else {
+        unreachable!()
+    };
+    let heard_before = events_a.heard().0;
+    b.set_price(ITEM, 999).await.unwrap();
+    until(
+        || async { events_a.heard().0 > heard_before },
+        "instance A hears the event",
+    )
+    .await;
+    assert_shows(&a, "broadcast events", ITEM, 2, "once it heard the event").await;
+}
+
+#[tokio::test]
+async fn a_subscriber_that_missed_the_event_drops_everything_when_it_reconnects() {
+    let fx = Fixture::private().await;
+    let (a, b) = (
+        fx.instance(Kind::Events).await,
+        fx.instance(Kind::Events).await,
+    );
+    assert_shows(&a, "instance A", ITEM, 1, "before the write").await;
+    let AnyStrategy::Events(events_a) = &a else {
+        unreachable!()
+    };
+    let flushes_before = events_a.heard().1;
+    // Every subscription loses its connection; the write's event is published before any of
+    // them is back (they wait before resubscribing), so A never hears it.
+    fx.stage
+        .instance()
+        .await
+        .unwrap()
+        .kill_subscribers()
+        .await
+        .unwrap();
+    b.set_price(ITEM, 999).await.unwrap();
+    until(
+        || async { events_a.heard().1 > flushes_before },
+        "instance A resubscribes and drops every copy",
+    )
+    .await;
+    assert_shows(&a, "broadcast events", ITEM, 2, "after it resubscribed").await;
+}
+
+#[tokio::test]
+async fn one_generation_bump_retires_every_key_of_the_category() {
+    let fx = Fixture::shared().await;
+    let (a, b) = (
+        fx.instance(Kind::Generations).await,
+        fx.instance(Kind::Generations).await,
+    );
+    let teas = [4, 8, 12];
+    for id in teas {
+        a.item(id).await.unwrap();
+    }
+    a.listing("tea").await.unwrap();
+    let db = fx.stage.db();
+    db.reset_queries();
+    for id in teas {
+        a.item(id).await.unwrap();
+    }
+    assert_eq!(db.queries(), 0, "the teas are cached before the write");
+
+    b.set_price(4, 999).await.unwrap();
+    db.reset_queries();
+    for id in teas {
+        a.item(id).await.unwrap();
+    }
+    a.listing("tea").await.unwrap();
+    let queries = db.queries();
+    assert_eq!(
+        queries, 4,
+        "database queries for items 4, 8, 12 and the tea listing after one write of item 4: \
+         expected 4 (the bump retires every key of the category), got {queries}"
+    );
+    let keys = fx.keys();
+    let ttl = settings().ttl.as_millis() as i64;
+    for id in teas {
+        let old = keys.item_in(0, id);
+        let left = fx.pttl(&old).await;
+        assert!(
+            left > 0 && left <= ttl,
+            "PTTL of generation 0's {old} after the bump: expected 1 to {ttl} ms (old \
+             generations expire on their own), got {left}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn tags_remove_exactly_the_dependents_of_the_written_item() {
+    let fx = Fixture::shared().await;
+    let (a, b) = (fx.instance(Kind::Tags).await, fx.instance(Kind::Tags).await);
+    // A caches item 5 (coffee), the coffee listing, item 4 and the tea listing.
+    page(&a, ITEM).await;
+    page(&a, 4).await;
+    let keys = fx.keys();
+    let ttl = settings().ttl.as_millis() as i64;
+    let set = keys.dependents(ITEM);
+    let left = fx.pttl(&set).await;
+    assert!(
+        left > 0 && left <= ttl,
+        "PTTL of item 5's dependency set: expected 1 to {ttl} ms (it expires with what it \
+         tracks), got {left}"
+    );
+
+    // B, which cached nothing, writes item 5.
+    b.set_price(ITEM, 999).await.unwrap();
+    for (key, expected) in [
+        (keys.item(ITEM), false),
+        (keys.listing("coffee"), false),
+        (set.clone(), false),
+        (keys.item(4), true),
+        (keys.listing("tea"), true),
+    ] {
+        assert_eq!(
+            fx.exists(&key).await,
+            expected,
+            "{key} after instance B wrote item 5: expected {}",
+            if expected {
+                "kept (not a dependent)"
+            } else {
+                "deleted"
+            }
+        );
+    }
+    assert_shows(&a, "tags in Redis", ITEM, 2, "after instance B's write").await;
+}
+
+#[tokio::test]
+async fn the_source_materials_local_map_leaves_another_instances_listing_stale() {
+    let fx = Fixture::shared().await;
+    let (a, b) = (
+        fx.instance(Kind::LocalDependencies).await,
+        fx.instance(Kind::LocalDependencies).await,
+    );
+    page(&a, ITEM).await;
+    b.set_price(ITEM, 999).await.unwrap();
+    let listing = a.listing("coffee").await.unwrap();
+    let listed = listing.iter().find(|i| i.id == ITEM).unwrap();
+    assert_eq!(
+        listed.version, 1,
+        "the counter-example: instance B's map does not know instance A's listing, so the \
+         listing keeps version 1"
+    );
+    let left = fx.pttl(&fx.keys().dependents(ITEM)).await;
+    assert_eq!(
+        left, -1,
+        "the counter-example's dependency sets never expire"
+    );
+}
