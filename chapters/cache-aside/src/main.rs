@@ -7,13 +7,12 @@ use std::time::Duration;
 
 use cache_aside::{CacheAside, Settings, Users};
 use clap::Parser;
-use serde::Serialize;
+use scenario::{Line, conclude};
 use shared::Cleanup;
 use shared::Op;
 use shared::cli::{ClosedLoopArgs, WorkloadArgs, number_in, whole_in};
 use shared::db::seed_user;
-use shared::report::{self, Report, Row};
-use shared::workload::RunStats;
+use shared::report::{self, Report};
 
 /// Cache-aside: watch a cache beat a slow database, and see what it costs when it does not.
 ///
@@ -46,63 +45,7 @@ struct Cli {
     write_ratio: f64,
 }
 
-/// One row of the table.
-#[derive(Serialize)]
-struct Line {
-    strategy: &'static str,
-    requests_per_sec: f64,
-    p50_us: u64,
-    p99_us: u64,
-    db_queries: u64,
-    /// `None` for the run without a cache.
-    hit_ratio: Option<f64>,
-    redis_errors: Option<u64>,
-    failed_requests: u64,
-    /// How many requests were sent.
-    requests: u64,
-}
-
-impl Row for Line {
-    fn headers() -> Vec<&'static str> {
-        vec![
-            "strategy",
-            "requests/s",
-            "p50",
-            "p99",
-            "db queries",
-            "hit ratio",
-            "redis errors",
-        ]
-    }
-
-    fn cells(&self) -> Vec<String> {
-        vec![
-            self.strategy.to_string(),
-            report::count(self.requests_per_sec.round() as u64),
-            report::micros(self.p50_us),
-            report::micros(self.p99_us),
-            report::count(self.db_queries),
-            self.hit_ratio.map_or("-".into(), report::percent),
-            self.redis_errors.map_or("-".into(), report::count),
-        ]
-    }
-}
-
-impl Line {
-    fn new(strategy: &'static str, run: &RunStats, db_queries: u64) -> Self {
-        Line {
-            strategy,
-            requests_per_sec: run.requests_per_sec,
-            p50_us: run.latency.p50_us,
-            p99_us: run.latency.p99_us,
-            db_queries,
-            hit_ratio: None,
-            redis_errors: None,
-            failed_requests: run.failures,
-            requests: run.requests,
-        }
-    }
-}
+mod scenario;
 
 fn main() -> ExitCode {
     let cli: Cli = shared::cli::parse();
@@ -211,50 +154,4 @@ fn updated(id: i64) -> shared::User {
     let mut user = seed_user(id);
     user.karma += 1;
     user
-}
-
-/// One or two sentences drawn from the figures, whichever way they came out.
-fn conclude(base: &Line, cached: &Line, db_latency_ms: f64) -> String {
-    let speedup = cached.requests_per_sec / base.requests_per_sec;
-    let hits = report::percent(cached.hit_ratio.unwrap_or(0.0));
-    let queries = format!(
-        "asked the database {} times instead of {}",
-        report::count(cached.db_queries),
-        report::count(base.db_queries)
-    );
-    if let Some(disturbed) = cached
-        .redis_errors
-        .and_then(|errors| report::disturbed(errors, cached.requests))
-    {
-        return format!("{disturbed} Cache-aside {queries}.");
-    }
-    let mut text = if speedup >= 1.1 {
-        format!(
-            "Cache-aside served {speedup:.1}x the requests per second of the database alone \
-             with {hits} hits, at a p50 of {} instead of {}, and {queries}.",
-            report::micros(cached.p50_us),
-            report::micros(base.p50_us),
-        )
-    } else if speedup > 0.9 {
-        format!(
-            "A draw: cache-aside ran at {speedup:.2}x the database's throughput with {hits} hits \
-             and {queries}. At {db_latency_ms} ms a miss costs about what a Redis round trip does, \
-             so the cache mainly spares the database, not the caller."
-        )
-    } else {
-        format!(
-            "The cache lost: it ran at {speedup:.2}x the database's throughput (p50 {} vs {}) \
-             even with {hits} hits. At {db_latency_ms} ms the database answers faster than a \
-             Redis round trip; a cache pays when a miss costs more than the trip to Redis.",
-            report::micros(cached.p50_us),
-            report::micros(base.p50_us),
-        )
-    };
-    if let Some(errors) = cached.redis_errors.filter(|e| *e > 0) {
-        text.push_str(&format!(
-            " Redis failed {} times; those requests were answered by the database.",
-            report::count(errors)
-        ));
-    }
-    text
 }
