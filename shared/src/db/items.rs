@@ -93,6 +93,9 @@ mod tests {
             .fetch_all(&mut *setup)
             .await
             .unwrap();
+        // Ended here, not on drop: a transaction dropped open is rolled back later by the
+        // runtime, and until then its connection holds a lock on the table.
+        setup.commit().await.unwrap();
         rows.iter()
             .map(|r| {
                 let get = |c| r.try_get::<i64, _>(c).unwrap();
@@ -132,5 +135,6 @@ mod tests {
             "reset's SQL computes the same seed prices as seed_price, at version 1"
         );
         assert_eq!(db.queries(), 0, "neither create nor reset is counted");
+        db.close().await.unwrap();
     }
 }

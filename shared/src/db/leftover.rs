@@ -36,6 +36,10 @@ impl Leftover {
             Leftover::PostgresSchema { url, schema } => {
                 let dropped = async {
                     let mut conn = AnyConnection::connect(url).await?;
+                    // A connection still open in the schema (a transaction never ended) holds
+                    // locks the drop must wait for: wait a while, then say what is left, rather
+                    // than wait for ever.
+                    conn.execute("SET lock_timeout = '5s'").await?;
                     conn.execute(format!("DROP SCHEMA IF EXISTS {schema} CASCADE").as_str())
                         .await?;
                     conn.close().await
