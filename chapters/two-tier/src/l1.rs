@@ -31,10 +31,10 @@ use moka::ops::compute::{CompResult, Op};
 use crate::metrics::Layer;
 use crate::settings::Settings;
 
-// ANCHOR: entry
+// ANCHOR: local_copy
 /// What L1 holds for a key.
 #[derive(Clone, Debug)]
-pub struct Entry<V> {
+pub struct LocalCopy<V> {
     /// The value.
     pub value: V,
     /// Where it was found when it was loaded; [`Layer::FailSafe`] once it is served because
@@ -46,13 +46,13 @@ pub struct Entry<V> {
     expires_at: Instant,
 }
 
-impl<V> Entry<V> {
+impl<V> LocalCopy<V> {
     /// Whether a read may take it now.
     pub fn is_fresh(&self) -> bool {
         Instant::now() < self.fresh_until
     }
 }
-// ANCHOR_END: entry
+// ANCHOR_END: local_copy
 
 /// What [`L1::get_or_fetch`] did for one caller.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,15 +71,15 @@ pub enum Fetch {
 /// Drops each entry when its maximum age has passed.
 struct MaximumAge;
 
-impl<V> Expiry<i64, Entry<V>> for MaximumAge {
-    fn expire_after_create(&self, _: &i64, entry: &Entry<V>, now: Instant) -> Option<Duration> {
+impl<V> Expiry<i64, LocalCopy<V>> for MaximumAge {
+    fn expire_after_create(&self, _: &i64, entry: &LocalCopy<V>, now: Instant) -> Option<Duration> {
         Some(entry.expires_at.saturating_duration_since(now))
     }
 
     fn expire_after_update(
         &self,
         _: &i64,
-        entry: &Entry<V>,
+        entry: &LocalCopy<V>,
         now: Instant,
         _: Option<Duration>,
     ) -> Option<Duration> {
@@ -113,7 +113,7 @@ impl Generations {
 
 /// One instance's own copies.
 pub struct L1<V> {
-    entries: Cache<i64, Entry<V>>,
+    entries: Cache<i64, LocalCopy<V>>,
     generations: Generations,
     fresh_for: Duration,
     max_age: Duration,
@@ -139,8 +139,8 @@ impl<V: Clone + Send + Sync + 'static> L1<V> {
     }
 
     /// The entry for `id`, if L1 holds a fresh one.
-    pub async fn get(&self, id: i64) -> Option<Entry<V>> {
-        self.entries.get(&id).await.filter(Entry::is_fresh)
+    pub async fn get(&self, id: i64) -> Option<LocalCopy<V>> {
+        self.entries.get(&id).await.filter(LocalCopy::is_fresh)
     }
 
     // ANCHOR: get_or_fetch
@@ -153,7 +153,7 @@ impl<V: Clone + Send + Sync + 'static> L1<V> {
         &self,
         id: i64,
         fetch: impl Future<Output = Result<(V, Layer), sqlx::Error>>,
-    ) -> Result<(Entry<V>, Fetch), sqlx::Error> {
+    ) -> Result<(LocalCopy<V>, Fetch), sqlx::Error> {
         let started = self.generations.of(id);
         let mut done = Fetch::Waited;
         let computed = self
@@ -161,7 +161,7 @@ impl<V: Clone + Send + Sync + 'static> L1<V> {
             .entry(id)
             .and_try_compute_with(|current| async {
                 let current = current.map(|entry| entry.into_value());
-                if current.as_ref().is_some_and(Entry::is_fresh) {
+                if current.as_ref().is_some_and(LocalCopy::is_fresh) {
                     return Ok(Op::Nop); // another caller fetched it while this one waited
                 }
                 match fetch.await {
@@ -197,9 +197,9 @@ impl<V: Clone + Send + Sync + 'static> L1<V> {
 
     /// A value just found in `layer`: fresh for the L1 lifetime, kept for the fail-safe up to the
     /// maximum age.
-    fn fresh(&self, value: V, layer: Layer) -> Entry<V> {
+    fn fresh(&self, value: V, layer: Layer) -> LocalCopy<V> {
         let now = Instant::now();
-        Entry {
+        LocalCopy {
             value,
             layer,
             fresh_until: now + self.fresh_for,
@@ -209,8 +209,8 @@ impl<V: Clone + Send + Sync + 'static> L1<V> {
 
     /// `old`, served by the fail-safe: fresh again for the throttle, so the failing layers are
     /// asked once per throttle, not once per request; its maximum age unchanged.
-    fn fail_safe(&self, old: Entry<V>) -> Entry<V> {
-        Entry {
+    fn fail_safe(&self, old: LocalCopy<V>) -> LocalCopy<V> {
+        LocalCopy {
             layer: Layer::FailSafe,
             fresh_until: Instant::now() + self.throttle,
             ..old
