@@ -12,6 +12,7 @@ use shared::pubsub::{Event, Subscription};
 use shared::worker::Worker;
 use shared::{Database, Instance, Namespace, RedisConn, budget, codec};
 use sqlx::{Executor, Row};
+use tokio::sync::{OwnedRwLockWriteGuard, RwLock};
 
 use crate::Rates;
 
@@ -75,6 +76,27 @@ pub async fn create_rates(db: &Database) -> Result<(), sqlx::Error> {
     setup.commit().await
 }
 
+/// A point in a given call that a test may hold shut, so that the race it is about happens every
+/// time rather than by chance. Open unless a test holds it; counts the calls that reached it.
+#[derive(Default)]
+struct Door {
+    shut: Arc<RwLock<()>>,
+    reached: Counter,
+}
+
+impl Door {
+    /// Counts this call, then waits while a test holds the door.
+    async fn pass(&self) {
+        self.reached.inc();
+        let _open = self.shut.read().await;
+    }
+
+    /// Holds the door until the guard is dropped.
+    async fn hold(&self) -> OwnedRwLockWriteGuard<()> {
+        self.shut.clone().write_owned().await
+    }
+}
+
 /// Everything below the L1 of one application instance: the database, Redis and the backplane's
 /// channel. Every fetch is counted.
 pub struct Source {
@@ -83,6 +105,8 @@ pub struct Source {
     namespace: Namespace,
     settings: Settings,
     fetches: Counter,
+    after_load: Door,
+    before_forget: Door,
     errors: Counter,
 }
 
@@ -95,6 +119,8 @@ impl Source {
             namespace: instance.namespace.clone(),
             settings,
             fetches: Counter::default(),
+            after_load: Door::default(),
+            before_forget: Door::default(),
             errors: Counter::default(),
         }
     }
@@ -117,6 +143,7 @@ impl Source {
             return Ok(rate);
         }
         let rate = self.load(currency).await?;
+        self.after_load.pass().await;
         let bytes = codec::encode(&rate).expect("a rate serializes");
         let ttl = self.settings.l2_ttl.as_secs().max(1);
         let store = conn.set_ex::<_, _, ()>(&key, bytes, ttl);
@@ -127,6 +154,29 @@ impl Source {
     /// How many fetches were started so far.
     pub fn fetches(&self) -> u64 {
         self.fetches.get()
+    }
+
+    /// How many fetches have read their rate from the database so far (counted once read).
+    pub fn loads(&self) -> u64 {
+        self.after_load.reached.get()
+    }
+
+    /// Holds every fetch that read the database, before it stores the rate in Redis and returns
+    /// it, until the returned guard is dropped: how a test makes a fetch that read the old rate
+    /// return it only after a change (task 3), with no timing to rely on.
+    pub async fn hold_fetches(&self) -> OwnedRwLockWriteGuard<()> {
+        self.after_load.hold().await
+    }
+
+    /// How many calls of [`forget`](Self::forget) have started so far.
+    pub fn forgets(&self) -> u64 {
+        self.before_forget.reached.get()
+    }
+
+    /// Holds every [`forget`](Self::forget) before it sends its `DEL`, until the returned guard
+    /// is dropped: how a test reads while a change is between its commit and Redis forgetting.
+    pub async fn hold_forgets(&self) -> OwnedRwLockWriteGuard<()> {
+        self.before_forget.hold().await
     }
 
     /// Commits a new rate for `currency` and raises its version; the committed rate, or `None` for
@@ -150,6 +200,7 @@ impl Source {
 
     /// Deletes `currency`'s rate from Redis. Whether Redis did it.
     pub async fn forget(&self, currency: &str) -> bool {
+        self.before_forget.pass().await;
         let mut conn = self.conn.clone();
         let deleted = conn.del::<_, ()>(self.key(currency));
         let budget = self.settings.redis_timeout;

@@ -35,7 +35,9 @@ pub struct Rates {
 impl Rates {
     /// **Task 1.** The rates of the instance whose `source` this is, with an empty L1: a moka
     /// `future::Cache` that holds at most `settings.l1_capacity` rates, each served for
-    /// `settings.l1_ttl` after it was stored (the L1 lifetime, not Redis's `l2_ttl`).
+    /// `settings.l1_ttl` after it was stored (the L1 lifetime, not Redis's `l2_ttl`), however
+    /// often it is read: a read does not extend a copy's life, or a rate read every second would
+    /// never be fetched again.
     pub fn new(source: Source) -> Rates {
         let _ = source;
         todo!("task 1: build the L1")
@@ -47,8 +49,9 @@ impl Rates {
     /// for its result. A failed fetch's error goes to every request that waited for it (hence the
     /// `Arc`), and nothing is kept.
     ///
-    /// **Task 3.** If [`handle`](Self::handle) dropped this currency, or everything, while this
-    /// call's fetch was running, the fetched rate may be old: return it to this caller, but do
+    /// **Task 3.** If [`handle`](Self::handle) (or this instance's own
+    /// [`set_rate`](Self::set_rate)) dropped this currency, or everything, while this call's
+    /// fetch was running, the fetched rate may be old: return it to this caller, but do
     /// not leave it in L1. (Whether a change to *another* currency during the fetch also keeps it
     /// out of L1 is up to you: either is accepted.)
     pub async fn rate(&self, currency: &str) -> Result<Rate, Arc<sqlx::Error>> {
@@ -57,10 +60,15 @@ impl Rates {
     }
 
     /// **Task 2.** Commits `micros_per_euro` as `currency`'s rate ([`Source::commit_rate`]). If a
-    /// rate was committed, then, and only after the commit returned: delete Redis's copy
-    /// ([`Source::forget`]), drop this instance's own copy from L1, and tell every other instance
-    /// ([`Source::publish`] with the currency). Returns the committed rate; `None` for an unknown
-    /// currency (nothing else happens then).
+    /// rate was committed, then, and only after the commit returned, in this order: delete
+    /// Redis's copy ([`Source::forget`]), drop this instance's own copy from L1, and tell every
+    /// other instance ([`Source::publish`] with the currency). The order matters: before the
+    /// commit, a read refetches the old row and caches it again; a copy dropped, or an instance
+    /// told, while Redis still holds the old rate refetches it from Redis. Returns the committed
+    /// rate; `None` for an unknown currency (nothing else happens then: no command to Redis).
+    ///
+    /// **Task 3.** The copy `set_rate` drops counts as a drop too: a fetch of this instance that
+    /// read the old rate before the commit must not leave it in L1 (see [`rate`](Self::rate)).
     pub async fn set_rate(
         &self,
         currency: &str,

@@ -59,12 +59,16 @@ impl Views {
     ///   [`Views::queue`], it reads the cached `views` and `version`, adds `n` and 1, writes them
     ///   back, removes the key's TTL (`PERSIST`: the count is dirty now), sets the page's field
     ///   in the register to the new version, and appends an entry with the fields `page`,
-    ///   `views` and `version` (the new count and version, not `n`) with `XADD queue *`.
+    ///   `views` and `version` (the new count and version, not `n`) with `XADD queue *`. Never
+    ///   cap or trim the queue (no `MAXLEN` or `MINID`, however large): it holds the only copy
+    ///   of the writes not yet in the database, and only their acknowledgement may remove them.
     /// - **A page not cached** (no key, or no readable count under it): the script changes
     ///   nothing and says so (for example `return false`, which arrives as `None`); then call
     ///   [`Views::fill`] and run the script again, at most three times in all, then give up with
     ///   [`WriteError::Behind`]. So a cold page counts on from its database row: 40 views at
-    ///   version 7, plus 2, is 42 views at version 8.
+    ///   version 7, plus 2, is 42 views at version 8. (Giving up happens when the page's key is
+    ///   gone while a write of it is still queued: `fill` then caches nothing, and trying for
+    ///   ever would hang the request until a flush.)
     /// - An unknown page is [`WriteError::NoSuchPage`] (from `fill`), and leaves no key and no
     ///   entry behind.
     /// - **The database is not written**: a write reads it only through `fill`, for a cold page.
@@ -137,8 +141,13 @@ impl Views {
     ///
     /// - Claim only entries pending for at least `settings.claim_idle`: a live flusher's batch,
     ///   read a moment ago, is not yours to take.
-    /// - Start at `0-0`, claim at most `settings.batch_size` at a time, and follow the cursor
-    ///   `XAUTOCLAIM` returns until it comes back as `0-0`: one call claims one batch, not all.
+    /// - Start at `0-0`, claim at most `settings.batch_size` at a time (`COUNT`), and follow the
+    ///   cursor `XAUTOCLAIM` returns until it comes back as `0-0`: one call claims one batch, not
+    ///   all. Only the cursor says when you are done: a batch may come back empty with a cursor
+    ///   that is not `0-0` (pending entries already deleted from the stream are dropped from the
+    ///   pending list and not returned).
+    /// - Apply and acknowledge each batch before claiming the next: one statement per batch that
+    ///   holds entries, so that a crash part-way loses none of the batches already done.
     /// - Some of what you claim may have been applied already (its flusher died after the
     ///   commit, before the acknowledgement). Applying it again must change nothing: that is
     ///   why an entry carries the count and its version, and why `apply` refuses older versions.

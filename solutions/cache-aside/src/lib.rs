@@ -35,7 +35,10 @@ impl Catalogue {
     /// Two details make the difference between a cache and a cache that works:
     /// - A product that does not exist must be cached too, as "absent", for
     ///   `settings.negative_ttl`, so that requests for unknown ids do not reach the database
-    ///   every time. (And it must come back as `None`, not as an error.)
+    ///   every time. (And it must come back as `None`, not as an error.) Only the database
+    ///   saying "no such row" makes a product absent: a query that *fails* is an error for the
+    ///   caller, and nothing is cached, or one bad moment would hide a real product for
+    ///   `negative_ttl`.
     /// - A product with `stock: 0` is a value like any other: the second read is a hit.
     ///
     /// Redis is a help here, never a requirement: from the first task on, a Redis call that

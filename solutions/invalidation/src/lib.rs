@@ -67,7 +67,8 @@ impl Blog {
     /// Changes post `id`'s title ([`Blog::commit_title`], no outbox) and returns the committed
     /// post, or `None` if there is no such post. **After** the commit, and never before, calls
     /// [`Blog::invalidate`] with the committed post. A refused change (an empty title) is an
-    /// error and invalidates nothing. Redis failing is not an error: the change is committed.
+    /// error and invalidates nothing: every cached page stays. Redis failing or stalling is not
+    /// an error: the change is committed.
     ///
     /// ### This answer
     ///
@@ -84,8 +85,9 @@ impl Blog {
     ///
     /// Deletes every cached page that shows `post`, **with its lease**, so that a reader that
     /// loaded the old post before the change cannot store it afterwards, **in one command**
-    /// (the tests count them), within the time budget ([`Blog::within_budget`]). Returns
-    /// whether Redis did it.
+    /// (the tests count them), within the time budget ([`Blog::within_budget`]): a Redis that
+    /// stalls gets `settings.redis_timeout`, then the call gives up (counted in
+    /// `redis_errors`). Returns whether Redis did it.
     ///
     /// - Task 1: the post's page and its author's page.
     /// - Task 2: also every key named in the post's dependents set ([`Blog::dependents_key`]),
@@ -111,12 +113,15 @@ impl Blog {
     ///
     /// The page of every post tagged `tag`: cached under [`Blog::tag_key`], read like
     /// [`Blog::cached`] does (Redis trouble is a miss, unreadable bytes are a miss). On a miss,
-    /// take the key's lease, load ([`Blog::load_tag_page`]) and then, **in one Lua script, sent
-    /// as one command**: if the lease is still yours, store the page with `settings.ttl`, delete
-    /// the lease, and add the page's key to the dependents set of every post on it, each set
-    /// given a TTL of at least `settings.ttl` (so it expires with what it tracks, and never
-    /// lives for ever). No dependency map in the process's memory: another instance must find
-    /// the page through Redis.
+    /// take the key's lease, *then* load ([`Blog::load_tag_page`]) and then, **in one Lua
+    /// script, sent as one command**: if the lease is still yours, store the page with
+    /// `settings.ttl`, delete the lease, and add the page's key to the dependents set of every
+    /// post on it (not only the first), each set given a TTL of at least `settings.ttl` (so it
+    /// expires with what it tracks, and never lives for ever): a set that already exists with a
+    /// shorter TTL has it raised, or it would expire before the page just added to it. If the
+    /// lease is gone or not yours, an invalidation came after your load: store nothing,
+    /// register nothing, and return what you loaded. No dependency map in the process's memory:
+    /// another instance must find the page through Redis.
     pub async fn tag_page(&self, tag: &str) -> Result<Vec<Post>, sqlx::Error> {
         let key = self.tag_key(tag);
         let corrupt = Counter::default();
@@ -153,7 +158,9 @@ impl Blog {
     /// Changes post `id`'s title like [`Blog::update_title`], but sends nothing to Redis: the
     /// keys to delete (the post's page, its author's page and the page of each of its tags) go
     /// into the outbox, in the same transaction as the change ([`Blog::commit_title`] with
-    /// `Some(keys)`). A change that is refused records nothing.
+    /// `Some(keys)`): the change and its entry commit together or not at all, so a change whose
+    /// entry could not be written is rolled back and is an error. A change that is refused
+    /// records nothing.
     pub async fn update_title_logged(
         &self,
         id: i64,

@@ -60,6 +60,13 @@ impl Shop {
         self.stage.conn().exists(key).await.unwrap()
     }
 
+    /// Runs one statement of setup on the database (not counted).
+    async fn sql(&self, statement: &str) {
+        let mut setup = self.stage.db().setup().await.unwrap();
+        sqlx::query(statement).execute(&mut *setup).await.unwrap();
+        setup.commit().await.unwrap();
+    }
+
     /// Asserts that `key` (the cached `what`) expires within `ttl` and not much sooner: the
     /// test has run for at most a few seconds since it was stored.
     async fn assert_ttl(&self, key: &str, what: &str, ttl: Duration, setting: &str) {
@@ -138,6 +145,30 @@ async fn task1_an_unknown_product_costs_one_query() {
         "settings.negative_ttl",
     )
     .await;
+}
+
+#[tokio::test]
+async fn task1_a_failed_query_is_an_error_and_caches_nothing() {
+    let shop = shop().await;
+    let key = shop.catalogue.product_key(7);
+    shop.sql("ALTER TABLE products RENAME TO products_away")
+        .await;
+    let failed = shop.catalogue.product(7).await;
+    let cached = shop.exists(&key).await;
+    shop.sql("ALTER TABLE products_away RENAME TO products")
+        .await;
+    assert!(
+        failed.is_err() && !cached,
+        "product(7) while its query fails (the table is missing): expected Err and nothing \
+         cached under {key}, got {failed:?} and cached: {cached}. A failed query is not \
+         \"absent\": cached as absent, product 7 would vanish from the shop for negative_ttl"
+    );
+    let found = shop.catalogue.product(7).await.unwrap();
+    assert_eq!(
+        found.map(|p| p.id),
+        Some(7),
+        "product(7) once the table is back: expected product 7"
+    );
 }
 
 #[tokio::test]

@@ -7,9 +7,10 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
+use shared::DbOptions;
 use shared::codec;
 use shared::exercise::{Site, joined};
 
@@ -40,6 +41,14 @@ trait Inspect {
     async fn cached(&self, key: &str) -> Option<Vec<Post>>;
     /// Whether `key` exists, asked on a fresh connection.
     async fn exists(&self, key: &str) -> bool;
+    /// Runs one statement of setup on the database (not counted).
+    async fn sql(&self, statement: &str);
+    /// Waits until `key` exists: the event a test holds a reader at. Fails after 10 s, saying
+    /// `meaning`.
+    async fn until_exists(&self, key: &str, meaning: &str);
+    /// Takes every connection of the database's pool (10), so that the next query of any
+    /// instance waits until they are given back ([`release`]).
+    async fn hold_every_connection(&self) -> Vec<sqlx::Transaction<'static, sqlx::Any>>;
 }
 
 impl Inspect for Site {
@@ -66,6 +75,40 @@ impl Inspect for Site {
 
     async fn exists(&self, key: &str) -> bool {
         self.conn().exists(key).await.unwrap()
+    }
+
+    async fn sql(&self, statement: &str) {
+        let mut setup = self.db().setup().await.unwrap();
+        sqlx::query(statement).execute(&mut *setup).await.unwrap();
+        setup.commit().await.unwrap();
+    }
+
+    async fn until_exists(&self, key: &str, meaning: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.exists(key).await {
+            assert!(
+                Instant::now() < deadline,
+                "{meaning}: {key} never appeared in 10 s"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    async fn hold_every_connection(&self) -> Vec<sqlx::Transaction<'static, sqlx::Any>> {
+        let mut held = Vec::new();
+        for _ in 0..DbOptions::default().max_connections {
+            held.push(self.db().setup().await.unwrap());
+        }
+        held
+    }
+}
+
+/// Gives back the connections [`Inspect::hold_every_connection`] took. Rolled back here, not
+/// left to the drop: a transaction left open would hold its connection until the pool next
+/// touched it.
+async fn release(held: Vec<sqlx::Transaction<'static, sqlx::Any>>) {
+    for transaction in held {
+        transaction.rollback().await.unwrap();
     }
 }
 
@@ -152,11 +195,20 @@ async fn task1_a_refused_change_is_an_error_and_changes_nothing() {
     let site = site().await;
     let (a, b) = (site.blog().await, site.blog().await);
     a.post(3).await.unwrap();
+    a.author_page("ada").await.unwrap();
     let refused = b.update_title(3, "").await;
     assert!(
         refused.is_err(),
         "update_title(3, \"\"), which the table refuses: expected Err, got {refused:?}"
     );
+    for key in [a.post_key(3), a.author_key("ada")] {
+        assert!(
+            site.exists(&key).await,
+            "{key} after a refused change of post 3: expected still cached, it was deleted. \
+             Nothing changed, so nothing is stale: invalidate only a post the commit returned \
+             (an Err from commit_title means no commit)"
+        );
+    }
     let post = a.post(3).await.unwrap().unwrap();
     assert_eq!(post.version, 1, "post 3 after a refused change");
 }
@@ -206,6 +258,25 @@ async fn task1_with_redis_down_a_change_still_commits() {
         b.redis_errors.get() >= 1,
         "redis_errors after a change with Redis stopped: expected at least 1 (use \
          within_budget)"
+    );
+}
+
+#[tokio::test]
+async fn task1_a_stalled_redis_does_not_stall_the_change() {
+    let site = site_with_private_redis().await;
+    let b = site.blog().await;
+    let post = b.load_post(6).await.unwrap().unwrap();
+    // Redis holds every command for a second, as a server busy with a slow command does.
+    site.server().pause(Duration::from_secs(1)).unwrap();
+    let done = b.invalidate(&post).await;
+    let errors = b.redis_errors.get();
+    assert!(
+        !done && errors >= 1,
+        "invalidate() while Redis holds every command for 1 s (redis_timeout 150 ms): expected \
+         false with redis_errors >= 1 (the call given up after the budget), got {done} with \
+         redis_errors = {errors}. A call that waits for the stalled server holds the change \
+         (and the request behind it) for as long as Redis stalls: send it through \
+         within_budget"
     );
 }
 
@@ -263,6 +334,79 @@ async fn task2_dependents_sets_expire_with_what_they_track() {
         "PTTL of post 2's dependents set: expected 55,000 to 60,000 ms (at least the page's \
          TTL), got {ttl} ms (-1: no TTL, so it lives for ever)"
     );
+    let page = a.tag_page("ops").await.unwrap();
+    assert!(page.len() > 2, "the ops page shows several posts");
+    for post in &page {
+        let set = a.dependents_key(post.id);
+        let members: Vec<String> = site.conn().smembers(&set).await.unwrap();
+        assert!(
+            members.contains(&a.tag_key("ops")),
+            "post {}'s dependents set, {} posts into the ops page: expected it to name the ops \
+             page, got {members:?}. Every post on a page is a dependency: a change to any of \
+             them must find the page",
+            post.id,
+            page.iter()
+                .position(|p| p.id == post.id)
+                .unwrap_or_default()
+                + 1
+        );
+    }
+}
+
+#[tokio::test]
+async fn task2_a_dependents_set_lives_as_long_as_its_newest_page() {
+    let site = site().await;
+    let a = site.blog().await;
+    a.tag_page("ops").await.unwrap(); // post 2 is on it
+    let set = a.dependents_key(2);
+    // 40 s later (as far as the set is concerned), post 2 goes on a second cached page.
+    let _: () = site.conn().pexpire(&set, 20_000).await.unwrap();
+    a.tag_page("sql").await.unwrap(); // post 2 is on it too
+    let members: Vec<String> = site.conn().smembers(&set).await.unwrap();
+    let ttl: i64 = site.conn().pttl(&set).await.unwrap();
+    assert!(
+        members.contains(&a.tag_key("sql")) && (55_000..=60_000).contains(&ttl),
+        "post 2's dependents set after the sql page (TTL 60 s) was added to it with 20 s left: \
+         expected it to name the sql page with a PTTL of 55,000 to 60,000 ms, got {members:?} \
+         with {ttl} ms. A TTL given only to a new set lets the set expire 40 s before the page \
+         it names, and a change of post 2 then leaves that page cached: raise a shorter TTL too"
+    );
+}
+
+#[tokio::test]
+async fn task2_a_tag_page_loaded_before_an_invalidation_is_not_stored() {
+    let site = site().await;
+    let (a, b) = (Arc::new(site.blog().await), site.blog().await);
+    a.tag_page("redis").await.unwrap(); // post 1 is on it; its dependents set names the page
+    let key = a.tag_key("redis");
+    let _: () = site.conn().del(&key).await.unwrap(); // the page is evicted; the set lives on
+    let post = b.load_post(1).await.unwrap().unwrap();
+    // With every database connection held, the next reader of the page misses, takes the
+    // lease, and waits for a connection to load.
+    let held = site.hold_every_connection().await;
+    let reader = {
+        let a = a.clone();
+        tokio::spawn(async move { a.tag_page("redis").await })
+    };
+    let lease = format!("{key}:lease");
+    site.until_exists(
+        &lease,
+        "waiting for the reader of the redis tag page to take its lease before it loads",
+    )
+    .await;
+    // A change of post 1 is invalidated while the reader waits to load the old page.
+    assert!(b.invalidate(&post).await, "invalidate() with Redis up");
+    release(held).await;
+    joined(reader).await.unwrap();
+    let stored = site.cached(&key).await;
+    assert!(
+        stored.is_none(),
+        "the redis tag page after a reader that took its lease, then an invalidation of post 1 \
+         (which deleted the lease), then the reader's load and store: expected not stored, \
+         found {} posts cached. The lease is how a store learns of an invalidation it came \
+         after: the store script must compare it before it writes anything",
+        stored.map(|page| page.len()).unwrap_or_default()
+    );
 }
 
 #[tokio::test]
@@ -293,6 +437,9 @@ async fn task2_an_invalidation_with_dependents_is_one_command() {
     a.tag_page("sql").await.unwrap();
     b.update_title(8, "Warm-up").await.unwrap(); // loads the script
     let post = b.load_post(1).await.unwrap().unwrap();
+    // A slow reader refilling the sql page holds its lease.
+    let lease = format!("{}:lease", a.tag_key("sql"));
+    let _: () = site.conn().set_ex(&lease, "reader", 60).await.unwrap();
     let mut sent = site.server().watch_commands().await.unwrap();
     b.invalidate(&post).await;
     let commands = sent.since_last().await;
@@ -305,6 +452,12 @@ async fn task2_an_invalidation_with_dependents_is_one_command() {
     assert!(
         !site.exists(&a.tag_key("sql")).await && !site.exists(&a.dependents_key(1)).await,
         "after invalidate(post 1): expected the sql page and post 1's dependents set deleted"
+    );
+    assert!(
+        !site.exists(&lease).await,
+        "the sql page's lease after invalidate(post 1): expected deleted with the page, it is \
+         still there. A reader that loaded the old post 1 before the change would store it \
+         after: delete every dependent page with its lease (key .. ':lease' in the script)"
     );
 }
 
@@ -418,5 +571,76 @@ async fn task3_a_refused_logged_change_owes_nothing() {
     assert!(
         waiting.is_empty(),
         "outbox after a refused change: expected empty, got {waiting:?}"
+    );
+}
+
+#[tokio::test]
+async fn task3_a_change_whose_outbox_entry_fails_is_rolled_back() {
+    let site = site().await;
+    let b = site.blog().await;
+    // The outbox table goes away: its insert fails.
+    site.sql("ALTER TABLE outbox RENAME TO outbox_away").await;
+    let failed = b.update_title_logged(10, "Owed to nobody").await;
+    site.sql("ALTER TABLE outbox_away RENAME TO outbox").await;
+    let post = b.load_post(10).await.unwrap().unwrap();
+    assert!(
+        failed.is_err() && post.version == 1,
+        "update_title_logged(10, ..) while the outbox cannot be written: expected Err and post \
+         10 unchanged (version 1), got {failed:?} and version {}. A change committed without \
+         its entry owes an invalidation nobody will make: write both in one transaction \
+         (commit_title with Some(keys))",
+        post.version
+    );
+}
+
+#[tokio::test]
+async fn task3_the_relay_stops_at_the_first_failed_delete() {
+    let site = site_with_private_redis().await;
+    let b = site.blog().await;
+    // Three changes owe invalidations, in this order; the second names a key outside the
+    // course's, which Redis is about to refuse.
+    let elsewhere = "elsewhere:{blog}:page".to_string();
+    for (id, keys) in [
+        (4, vec![b.post_key(4)]),
+        (5, vec![elsewhere]),
+        (6, vec![b.post_key(6)]),
+    ] {
+        b.commit_title(id, "Owed", Some(&keys)).await.unwrap();
+    }
+    let acl = |rule: &'static str| {
+        let mut conn = site.conn();
+        async move {
+            let set: () = redis::cmd("ACL")
+                .arg("SETUSER")
+                .arg("default")
+                .arg("resetkeys")
+                .arg(rule)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            set
+        }
+    };
+    acl("~course:*").await; // every key but the course's is refused (NOPERM)
+    let pass = b.relay_once().await;
+    let waiting: Vec<i64> = b
+        .waiting_in_outbox(10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|entry| entry.post)
+        .collect();
+    assert!(
+        matches!(pass, Err(RelayError::Redis { relayed: 1 })) && waiting == [5, 6],
+        "relay_once() over entries for posts 4, 5, 6 whose second delete Redis refuses: expected \
+         Err(Redis {{ relayed: 1 }}) with posts 5 and 6 still waiting, got {pass:?} with \
+         {waiting:?} waiting. An entry relayed past a failed one lets a later invalidation \
+         overtake an earlier one: stop at the first failure"
+    );
+    acl("allkeys").await;
+    let next = b.relay_once().await;
+    assert!(
+        matches!(next, Ok(2)),
+        "the next relay_once(), with Redis taking every key again: expected Ok(2), got {next:?}"
     );
 }

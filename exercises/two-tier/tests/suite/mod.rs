@@ -45,6 +45,18 @@ async fn stage_with_private_redis() -> Stage {
     seeded(opened, "redis-server on PATH").await
 }
 
+/// The version of `currency`'s row, read on a connection of its own (not counted).
+async fn committed_version(stage: &Stage, currency: &str) -> i64 {
+    let mut setup = stage.db().setup().await.unwrap();
+    let version: i64 = sqlx::query_scalar("SELECT version FROM rates WHERE currency = $1")
+        .bind(currency)
+        .fetch_one(&mut *setup)
+        .await
+        .unwrap();
+    setup.commit().await.unwrap();
+    version
+}
+
 /// One application instance: its rates, and (if it listens) what its backplane listener heard.
 struct App {
     rates: Arc<Rates>,
@@ -139,6 +151,39 @@ async fn task1_an_l1_copy_lives_for_l1_ttl_and_no_longer() {
          l2_ttl, 600 s)?",
         app.fetches()
     );
+}
+
+#[tokio::test]
+async fn task1_reading_a_copy_does_not_extend_its_life() {
+    let stage = stage().await;
+    let settings = Settings {
+        l1_ttl: Duration::from_millis(500),
+        ..Settings::default()
+    };
+    let app = App::new(&stage, settings).await;
+    app.rate("PLN").await;
+    let stored = Instant::now();
+    // Read again at 300 ms, then at 650 ms: the copy stored at 0 expired at 500 ms, however
+    // recently it was read.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.rate("PLN").await;
+    let second = stored.elapsed();
+    tokio::time::sleep(Duration::from_millis(650).saturating_sub(stored.elapsed())).await;
+    app.rate("PLN").await;
+    let third = stored.elapsed();
+    // Only a run whose reads landed where intended can tell (a busy machine may delay them).
+    if second < Duration::from_millis(500) && third < Duration::from_millis(800) {
+        assert_eq!(
+            app.fetches(),
+            2,
+            "reads of PLN at 0, {} and {} ms with l1_ttl 500 ms: expected 2 fetches (the copy \
+             stored at 0 expires at 500 ms), counted {}. A copy whose life restarts on every \
+             read (time_to_idle) is never refreshed while it is read often: use time_to_live",
+            second.as_millis(),
+            third.as_millis(),
+            app.fetches()
+        );
+    }
 }
 
 #[tokio::test]
@@ -304,6 +349,103 @@ async fn task2_others_hear_of_a_change_only_after_its_commit() {
 }
 
 #[tokio::test]
+async fn task2_nothing_is_forgotten_or_dropped_before_the_commit() {
+    let stage = stage().await;
+    let b = App::new(&stage, Settings::default()).await;
+    b.rate("CHF").await; // L1 and Redis hold version 1
+    let key = b.rates.source().key("CHF");
+    // The change's UPDATE now waits 300 ms before it runs.
+    stage.db().set_latency(Duration::from_millis(300));
+    stage.db().reset_queries();
+    let change = {
+        let rates = b.rates.clone();
+        tokio::spawn(async move { rates.set_rate("CHF", 990_000).await.unwrap() })
+    };
+    until("set_rate's UPDATE to start", EVENT_WITHIN, || {
+        stage.db().queries() >= 1
+    })
+    .await;
+    let in_redis = stage.conn().exists::<_, bool>(&key).await.unwrap();
+    let in_l1 = b.rates.holds("CHF");
+    // Looked at after the copies: if the row is still at version 1, the commit had not returned.
+    let committed = committed_version(&stage, "CHF").await;
+    joined(change).await.expect("CHF exists");
+    stage.db().set_latency(Duration::ZERO);
+    if committed == 1 {
+        assert!(
+            in_redis && in_l1,
+            "while set_rate(\"CHF\", ..)'s commit was still in flight (the row at version 1): \
+             expected Redis's copy and this instance's L1 copy both still there, found Redis: \
+             {in_redis}, L1: {in_l1}. Forgotten or dropped before the commit, a copy is \
+             refetched from the row not yet changed and cached again: forget and drop after \
+             the commit returned"
+        );
+    }
+}
+
+#[tokio::test]
+async fn task2_redis_forgets_before_anyone_is_told() {
+    let stage = stage_with_private_redis().await;
+    let b = App::new(&stage, Settings::default()).await;
+    b.rate("SEK").await;
+    let mut sent = stage.server().watch_commands().await.unwrap();
+    b.rates.set_rate("SEK", 11_500_000).await.unwrap();
+    let commands = sent.since_last().await;
+    assert_eq!(
+        commands,
+        ["DEL", "PUBLISH"],
+        "commands set_rate(\"SEK\", ..) sent to Redis: expected DEL (forget), then PUBLISH, got \
+         {commands:?}. An instance told before Redis forgot drops its copy and refetches the \
+         old rate from Redis"
+    );
+}
+
+#[tokio::test]
+async fn task2_the_writer_drops_its_copy_after_redis_forgot() {
+    let stage = stage().await;
+    let b = App::new(&stage, Settings::default()).await;
+    b.rate("NOK").await; // L1 and Redis hold version 1
+    // set_rate commits, then waits at the door of forget() until the test lets it through.
+    let door = b.rates.source().hold_forgets().await;
+    let change = {
+        let rates = b.rates.clone();
+        tokio::spawn(async move { rates.set_rate("NOK", 12_500_000).await.unwrap() })
+    };
+    until("set_rate to reach forget()", EVENT_WITHIN, || {
+        b.rates.source().forgets() >= 1
+    })
+    .await;
+    // A request reads NOK on the writer's instance while Redis still holds version 1.
+    let during = b.rate("NOK").await;
+    drop(door);
+    joined(change).await.expect("NOK exists");
+    let seen = b.rate("NOK").await;
+    assert_eq!(
+        seen.version, 2,
+        "the writer's own rate(\"NOK\") once its set_rate returned: expected version 2, got \
+         {seen:?}. A read between the commit and forget() got version {} and kept it in L1: if \
+         the L1 copy is dropped before Redis forgets, that read refetches the old rate from \
+         Redis's copy. Drop after forget",
+        during.version
+    );
+}
+
+#[tokio::test]
+async fn task2_an_unknown_currency_sends_nothing() {
+    let stage = stage_with_private_redis().await;
+    let b = App::new(&stage, Settings::default()).await;
+    let mut sent = stage.server().watch_commands().await.unwrap();
+    let unknown = b.rates.set_rate("XXX", 1).await;
+    let commands = sent.since_last().await;
+    assert!(
+        matches!(unknown, Ok(None)) && commands.is_empty(),
+        "set_rate(\"XXX\", 1) of a currency the table does not have: expected Ok(None) and no \
+         command to Redis, got {unknown:?} and {commands:?}. Nothing was committed, so nothing \
+         is to be forgotten or told"
+    );
+}
+
+#[tokio::test]
 async fn task2_a_lost_subscription_empties_l1() {
     let stage = stage_of_its_own().await;
     let a = App::listening(&stage, Settings::default()).await;
@@ -387,6 +529,34 @@ async fn task3_a_flush_during_a_fetch_also_wins() {
         "Event::Missed arrived while rate(\"USD\") was fetching; the fetch returned version {}, \
          which must not stay in L1. Does dropping every copy raise the same thing dropping one \
          does?",
+        fetched.version
+    );
+}
+
+#[tokio::test]
+async fn task3_the_writers_own_drop_also_keeps_an_old_fetch_out() {
+    let stage = stage().await;
+    let b = App::new(&stage, Settings::default()).await;
+    // b's fetch of CZK reads version 1 from the database, then waits at the door.
+    let door = b.rates.source().hold_fetches().await;
+    let fetch = {
+        let rates = b.rates.clone();
+        tokio::spawn(async move { rates.rate("CZK").await })
+    };
+    until(
+        "b's fetch of CZK to read the database",
+        EVENT_WITHIN,
+        || b.rates.source().loads() >= 1,
+    )
+    .await;
+    let committed = b.rates.set_rate("CZK", 25_000_000).await.unwrap();
+    assert_eq!(committed.map(|r| r.version), Some(2));
+    drop(door);
+    let fetched = joined(fetch).await.expect("the fetch is answered");
+    assert!(
+        !b.rates.holds("CZK"),
+        "b's own set_rate(\"CZK\", ..) committed version 2 while b's fetch held version {}; that \
+         fetch must not stay in L1. Does set_rate's own drop raise what handle's drops raise?",
         fetched.version
     );
 }

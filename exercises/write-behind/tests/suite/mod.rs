@@ -173,6 +173,23 @@ async fn until_claimable(site: &Site, views: &Views) {
     }
 }
 
+/// Records `writes` views over pages 1 to 20, then a flusher called `dead` reads them all (a batch
+/// at a time) and dies: every entry is left pending with it.
+async fn left_pending_by_a_dead_flusher(views: &Views, writes: usize) {
+    for i in 0..writes {
+        record(views, &format!("page-{}", i % 20 + 1), 1).await;
+    }
+    let mut read = 0;
+    while read < writes {
+        let batch = views.read_new("dead").await.unwrap();
+        assert!(
+            !batch.is_empty(),
+            "read_new() stopped after {read} of {writes}"
+        );
+        read += batch.len();
+    }
+}
+
 // ---- task 1: the acknowledged write ------------------------------------------------------------
 
 #[tokio::test]
@@ -321,6 +338,65 @@ async fn task1_with_redis_down_a_write_is_refused_and_the_database_untouched() {
     assert!(
         views.redis_errors.get() >= 1,
         "redis_errors after a write with Redis stopped: expected at least 1 (use redis_call())"
+    );
+}
+
+#[tokio::test]
+async fn task1_a_page_behind_its_queue_gives_up_after_three_tries() {
+    let site = site().await;
+    let views = site.views().await;
+    record(&views, "page-14", 1).await; // version 1 is queued; the row is still at version 0
+    // The dirty count is lost (a FLUSHDB, an allkeys eviction): the register is ahead of the
+    // row, so fill() caches nothing until the queued write is flushed.
+    let _: () = site.conn().del(views.key("page-14")).await.unwrap();
+    site.db().reset_queries();
+    let write = views.record_views("page-14", 1);
+    tokio::pin!(write);
+    // Every try loads the row once (fill); a write still trying after 10 loads never stops.
+    let outcome = loop {
+        tokio::select! {
+            outcome = &mut write => break Some(outcome),
+            _ = tokio::time::sleep(Duration::from_millis(1)) => {
+                if site.db().queries() > 10 {
+                    break None;
+                }
+            }
+        }
+    };
+    let loads = site.db().queries();
+    assert!(
+        matches!(&outcome, Some(Err(WriteError::Behind(page))) if page == "page-14") && loads <= 3,
+        "record_views(\"page-14\", 1) whose cached count is gone while version 1 is queued \
+         (fill() caches nothing then): expected Err(Behind(\"page-14\")) after at most three \
+         tries (at most 3 loads of its row), got {outcome:?} after {loads} loads (None: still \
+         trying after 10). Bound the retries: three runs of the script in all"
+    );
+    let (queued, cached) = (
+        site.queued(&views).await.len(),
+        site.cached(&views, "page-14").await,
+    );
+    assert!(
+        queued == 1 && cached.is_none(),
+        "after that refused write: expected the one queued entry and no cached count, got \
+         {queued} entries and {cached:?}"
+    );
+}
+
+#[tokio::test]
+async fn task1_the_queue_keeps_every_write_until_it_is_flushed() {
+    let site = site().await;
+    let views = site.views().await;
+    // The flusher is down for a while: 10,500 writes pile up, past any cap a script might set.
+    const WRITES: usize = 10_500;
+    for i in 0..WRITES {
+        record(&views, &format!("page-{}", i % 20 + 1), 1).await;
+    }
+    let length: usize = site.conn().xlen(views.queue()).await.unwrap();
+    assert_eq!(
+        length, WRITES,
+        "XLEN of the queue after {WRITES} writes with no flush: expected {WRITES}, got \
+         {length}. Each entry is the only copy of a write not yet in the database: a MAXLEN \
+         (or MINID) on XADD throws the oldest away before they are flushed"
     );
 }
 
@@ -595,18 +671,17 @@ async fn task3_a_replay_after_a_crash_changes_nothing() {
 async fn task3_recover_follows_the_cursor_past_one_batch() {
     let site = site().await;
     let views = site.views().await;
-    for i in 0..250 {
-        record(&views, &format!("page-{}", i % 20 + 1), 1).await;
-    }
-    // A flusher reads all of them (100 at a time) and dies.
-    let mut read = 0;
-    while read < 250 {
-        let batch = views.read_new("dead").await.unwrap();
-        assert!(!batch.is_empty(), "read_new() stopped after {read} of 250");
-        read += batch.len();
-    }
+    left_pending_by_a_dead_flusher(&views, 250).await;
     until_claimable(&site, &views).await;
+    site.db().reset_queries();
     let recovered = views.recover("alive").await;
+    let statements = site.db().queries();
+    assert_eq!(
+        statements, 3,
+        "database statements by recover() of 250 entries with batch_size 100: expected 3, one \
+         upsert per batch claimed, got {statements}. Claim at most batch_size entries at a time \
+         (XAUTOCLAIM ... COUNT), and apply and acknowledge each batch before the next"
+    );
     assert!(
         matches!(recovered, Ok(250)),
         "recover() of 250 pending entries with batch_size 100: expected Ok(250), got \
@@ -626,4 +701,29 @@ async fn task3_recover_follows_the_cursor_past_one_batch() {
             "{page}'s row after recover(): expected the cached (views, version), got {row:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn task3_recover_goes_on_past_an_empty_batch() {
+    let site = site().await;
+    let views = site.views().await;
+    left_pending_by_a_dead_flusher(&views, 250).await;
+    // The oldest 100 entries are deleted from the stream by hand while still pending: XAUTOCLAIM
+    // drops them from the pending list, and its first batch comes back empty, with a cursor
+    // that says there is more.
+    let oldest: Vec<String> = site.queued(&views).await[..100]
+        .iter()
+        .map(|entry| entry.id.clone())
+        .collect();
+    let _: usize = site.conn().xdel(views.queue(), &oldest).await.unwrap();
+    until_claimable(&site, &views).await;
+    let recovered = views.recover("alive").await;
+    let pending = site.pending(&views).await.len();
+    assert!(
+        matches!(recovered, Ok(150)) && pending == 0,
+        "recover() of 250 pending entries whose oldest 100 were deleted from the stream: \
+         expected Ok(150) and nothing left pending, got {recovered:?} with {pending} pending. \
+         The first XAUTOCLAIM batch is empty with a cursor that is not 0-0: only the cursor \
+         says when you are done, not an empty batch"
+    );
 }

@@ -244,6 +244,27 @@ async fn task2_a_store_is_one_command() {
 }
 
 #[tokio::test]
+async fn task1_a_read_fills_through_the_versioned_store() {
+    let wh = warehouse_with_private_redis().await;
+    let stock = wh.stock().await;
+    stock.store(&level("sku-2", 10, 1)).await; // loads the script
+    let mut sent = wh.server().watch_commands().await.unwrap();
+    stock.get("sku-1").await.unwrap();
+    let commands = sent.since_last().await;
+    let scripts = commands.iter().filter(|c| c.starts_with("EVAL")).count();
+    let plain: Vec<&String> = commands
+        .iter()
+        .filter(|c| ["SET", "SETEX", "PSETEX", "SETNX", "GETSET"].contains(&c.as_str()))
+        .collect();
+    assert!(
+        scripts == 1 && plain.is_empty(),
+        "commands sent by get(\"sku-1\") on a miss: expected its read and one script call \
+         (store()), got {commands:?}. A reader's plain SET of the row it loaded overwrites a \
+         newer version a writer stored since: fill through store(), which refuses older versions"
+    );
+}
+
+#[tokio::test]
 async fn task2_an_unreadable_entry_is_replaced() {
     let wh = warehouse().await;
     let stock = wh.stock().await;
