@@ -376,7 +376,7 @@ async fn task2_a_dependents_set_lives_as_long_as_its_newest_page() {
 #[tokio::test]
 async fn task2_a_tag_page_loaded_before_an_invalidation_is_not_stored() {
     let site = site().await;
-    let (a, b) = (Arc::new(site.blog().await), site.blog().await);
+    let (a, b) = (site.blog().await, site.blog().await);
     a.tag_page("redis").await.unwrap(); // post 1 is on it; its dependents set names the page
     let key = a.tag_key("redis");
     let _: () = site.conn().del(&key).await.unwrap(); // the page is evicted; the set lives on
@@ -384,20 +384,22 @@ async fn task2_a_tag_page_loaded_before_an_invalidation_is_not_stored() {
     // With every database connection held, the next reader of the page misses, takes the
     // lease, and waits for a connection to load.
     let held = site.hold_every_connection().await;
-    let reader = {
-        let a = a.clone();
-        tokio::spawn(async move { a.tag_page("redis").await })
-    };
     let lease = format!("{key}:lease");
-    site.until_exists(
-        &lease,
-        "waiting for the reader of the redis tag page to take its lease before it loads",
-    )
-    .await;
-    // A change of post 1 is invalidated while the reader waits to load the old page.
-    assert!(b.invalidate(&post).await, "invalidate() with Redis up");
-    release(held).await;
-    joined(reader).await.unwrap();
+    let change = async {
+        site.until_exists(
+            &lease,
+            "waiting for the reader of the redis tag page to take its lease before it loads",
+        )
+        .await;
+        // A change of post 1 is invalidated while the reader waits to load the old page.
+        let invalidated = b.invalidate(&post).await;
+        release(held).await;
+        invalidated
+    };
+    // Both in this task, side by side: the reader needs no thread of its own.
+    let (read, invalidated) = tokio::join!(a.tag_page("redis"), change);
+    read.unwrap();
+    assert!(invalidated, "invalidate() with Redis up: expected true");
     let stored = site.cached(&key).await;
     assert!(
         stored.is_none(),
