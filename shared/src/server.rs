@@ -2,9 +2,9 @@
 //!
 //! Every lesson needs a real Redis, and a learner should not have to start one by hand or risk
 //! their own data. So when no `REDIS_URL` is given we start a throwaway server from PATH: bound to
-//! loopback, logging to a file in its own temporary folder, and ready (answering PING) before
-//! [`RedisServer::start`] returns. It is a child process that never outlives its owner and never
-//! holds our stdout ([`crate::process`]).
+//! loopback, logging to a file in its own temporary folder, and ready (its own log says it
+//! listens, and it answers PING) before [`RedisServer::start`] returns. It is a child process
+//! that never outlives its owner and never holds our stdout ([`crate::process`]).
 //!
 //! By default it keeps nothing on disk. [`ServerOptions`] turn on an append-only file (fsynced
 //! every second or on every write) or a memory limit with an eviction policy, for the lessons
@@ -257,6 +257,7 @@ impl RedisServer {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
+        let readies_before = readies(&log);
         let mut child = process::spawn_owned(command).map_err(SetupError::Io)?;
 
         let deadline = Instant::now() + READY_TIMEOUT;
@@ -267,9 +268,16 @@ impl RedisServer {
                     log: log_tail(&log),
                 });
             }
-            // A server with a password answers NOAUTH: it is up, and that is all we ask.
+            // A PONG alone could come from another server that took the port between our probe
+            // and our bind (ours then fails to bind and exits): only our own log saying it
+            // listens proves the port is ours. A server with a password answers NOAUTH: it is
+            // up, and that is all we ask.
+            let listening = readies(&log) > readies_before;
             let reply = roundtrip(self.port, &["PING"]);
-            if reply.is_ok_and(|reply| reply.starts_with("+PONG") || reply.starts_with("-NOAUTH")) {
+            if listening
+                && reply
+                    .is_ok_and(|reply| reply.starts_with("+PONG") || reply.starts_with("-NOAUTH"))
+            {
                 *self.child.lock().unwrap() = Some(child);
                 return Ok(());
             }
@@ -289,6 +297,16 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.crash();
     }
+}
+
+/// How many times a server's log says it is listening: the log is appended to across restarts,
+/// so a launch looks for one more than there was before it.
+fn readies(log: &Path) -> usize {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .to_lowercase()
+        .matches("ready to accept connections")
+        .count()
 }
 
 /// The command-line flags for `persistence`.
