@@ -19,7 +19,8 @@ our_redis_pids() {
   # (One pgrep each: pgrep matches at most 15 characters of a name, so no alternation.)
   for pid in $(pgrep -x redis-server; pgrep -x valkey-server); do
     dir=$(readlink "/proc/$pid/cwd" 2>/dev/null) || continue
-    [[ $dir == "${TMPDIR:?}"/* ]] && echo "$pid"
+    # (An if, not `&&`: a last pid that is not ours must not fail the loop under pipefail.)
+    if [[ $dir == "${TMPDIR:?}"/* ]]; then echo "$pid"; fi
   done | sort
 }
 

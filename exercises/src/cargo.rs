@@ -5,6 +5,7 @@
 //! only. The first Ctrl-C lets the tests running now finish (a test that is killed cannot remove
 //! its private SQLite folder or PostgreSQL schema); a second one stops them at once. A child that
 //! outlives its time limit is killed with its whole group, so a stuck test never hangs the runner.
+//! Either way the runner then removes what the killed tests left, and says what it removed.
 
 use std::ffi::OsString;
 use std::io::Read;
@@ -171,14 +172,49 @@ impl Cargo {
             }
             if started.elapsed() > limit {
                 stop_group(&mut child, libc::SIGKILL);
+                remove_what_killed_tests_left().await;
                 return Ok(Ended::TimedOut);
             }
             if self.interrupts.stop_now() {
                 stop_group(&mut child, libc::SIGINT);
+                remove_what_killed_tests_left().await;
                 return Ok(Ended::Interrupted);
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
+    }
+}
+
+/// Removes what tests that were just killed had no time to remove (their private folders, and
+/// their PostgreSQL schemas if `DATABASE_URL` names one), and says what it removed, or what it
+/// could not and the command that removes it. Only what lost its owner goes ([`shared::sweep`]):
+/// another run's tests beside this one keep theirs.
+async fn remove_what_killed_tests_left() {
+    for folder in shared::sweep::temp_folders() {
+        eprintln!(
+            "Removed {}, left by the tests that were stopped.",
+            folder.display()
+        );
+    }
+    let Ok(url) = std::env::var("DATABASE_URL") else {
+        return;
+    };
+    if !url.starts_with("postgres") {
+        return;
+    }
+    match shared::sweep::schemas_at(&url).await {
+        Ok(schemas) => {
+            for schema in schemas {
+                eprintln!(
+                    "Removed the PostgreSQL schema {schema}, left by the tests that were stopped."
+                );
+            }
+        }
+        Err(error) => eprintln!(
+            "Could not look for PostgreSQL schemas the stopped tests left ({error}). To remove \
+             them: psql \"$DATABASE_URL\" -c 'DROP SCHEMA <name> CASCADE' for each course_ \
+             schema no run is using (the next run of the course removes them too)."
+        ),
     }
 }
 

@@ -432,7 +432,6 @@ fn without_redis_the_runner_says_what_to_do_and_exits_2() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
     let port = closed.local_addr().expect("its address").port();
     drop(closed);
-    let started = Instant::now();
     let output = workspace
         .runner(&["next"])
         .env("REDIS_URL", format!("redis://127.0.0.1:{port}/"))
@@ -446,11 +445,6 @@ fn without_redis_the_runner_says_what_to_do_and_exits_2() {
         "the runner should say it could not reach the Redis at port {port} and ask whether it is \
          running; stderr:\n{}",
         ran.stderr
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(60),
-        "the check took {:?}: it must not hang",
-        started.elapsed()
     );
 }
 
@@ -692,7 +686,7 @@ fn watch_reruns_on_a_change_and_moves_on_when_the_task_passes() {
 }
 
 #[test]
-fn a_hung_task_is_stopped_at_the_time_limit_with_nothing_left_running() {
+fn a_hung_task_is_stopped_at_the_time_limit_or_a_second_ctrl_c_with_nothing_left_behind() {
     let _builds = lock_builds();
     let workspace = Workspace::new();
     let stub = workspace.read("exercises/cache-aside/src/lib.rs");
@@ -711,7 +705,6 @@ fn a_hung_task_is_stopped_at_the_time_limit_with_nothing_left_running() {
     // private: a SQLite file and a redis-server per test (not DATABASE_URL's schemas or
     // REDIS_URL's keys), their folders in a TMPDIR of this test's own, removed with it.
     let scratch = tempfile::tempdir().expect("a scratch TMPDIR");
-    let started = Instant::now();
     let output = workspace
         .runner(&["next", "--time-limit", "20"])
         .env("TMPDIR", scratch.path())
@@ -728,11 +721,6 @@ fn a_hung_task_is_stopped_at_the_time_limit_with_nothing_left_running() {
          stderr:\n{}",
         ran.stderr
     );
-    assert!(
-        started.elapsed() < Duration::from_secs(300),
-        "the run took {:?} with a 20 s limit on the tests (and a build)",
-        started.elapsed()
-    );
     let copy = workspace.path("");
     let left: Vec<String> = fs::read_dir("/proc")
         .expect("reading /proc")
@@ -747,6 +735,87 @@ fn a_hung_task_is_stopped_at_the_time_limit_with_nothing_left_running() {
         "processes still running in the copy after the time limit (pids {left:?}): the runner \
          should kill cargo and the test binary together"
     );
+    let folders = course_folders(scratch.path());
+    assert!(
+        folders.is_empty() && ran.stderr.contains("left by the tests that were stopped"),
+        "the tests killed at the time limit could not remove their folders, so the runner should \
+         (and say so): found {folders:?} left in TMPDIR; stderr:\n{}",
+        ran.stderr
+    );
+
+    // A second Ctrl-C kills the tests too: what they left goes, and the runner says so.
+    let mut runner = workspace
+        .runner(&["next"])
+        .env("TMPDIR", scratch.path())
+        .env_remove("DATABASE_URL")
+        .env_remove("REDIS_URL")
+        .env_remove("REDIS_CLUSTER")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting the runner");
+    let stderr = runner.stderr.take().expect("a piped stderr");
+    let (sender, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // The tests are at work (and hung) once their private folders exist.
+    let started = Instant::now();
+    while course_folders(scratch.path()).is_empty() {
+        assert!(
+            started.elapsed() < FIRST_BUILD && runner.try_wait().unwrap().is_none(),
+            "the hung tests never made their private folders in TMPDIR"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let pid = runner.id() as libc::pid_t;
+    // SAFETY: kill(2) on the runner we started; no memory is involved.
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    let mut said = Vec::new();
+    // The second press only once the first was heard: two at once may count as one.
+    loop {
+        match lines.recv_timeout(FIRST_BUILD) {
+            Ok(line) if line.starts_with("Ctrl-C") => break,
+            Ok(line) => said.push(line),
+            Err(_) => panic!("the runner never answered the first Ctrl-C; it said: {said:?}"),
+        }
+    }
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    let status = runner.wait().expect("waiting for the runner");
+    said.extend(lines.iter());
+    assert_eq!(
+        status.code(),
+        Some(130),
+        "the runner stopped by a second Ctrl-C should exit 130; it said: {said:?}"
+    );
+    let folders = course_folders(scratch.path());
+    assert!(
+        folders.is_empty()
+            && said
+                .iter()
+                .any(|l| l.contains("left by the tests that were stopped")),
+        "after a second Ctrl-C killed the tests, the runner should remove the folders they left \
+         and say so: found {folders:?} left in TMPDIR; it said: {said:?}"
+    );
+}
+
+/// The course's temporary folders in `tmp`.
+fn course_folders(tmp: &Path) -> Vec<PathBuf> {
+    fs::read_dir(tmp)
+        .expect("reading the scratch TMPDIR")
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("caching-course-")
+        })
+        .map(|e| e.path())
+        .collect()
 }
 
 /// `child`'s stdout, line by line, as it prints.

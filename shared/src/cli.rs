@@ -79,8 +79,15 @@ impl Backends {
         db.url = self.database_url.clone();
         let redis = RedisTarget::choose_with(self.redis_url.as_deref(), self.redis_cluster, server)
             .context("could not get a Redis for the demo")?;
-        let stage = Stage::open(lesson, redis, db).await?;
+        let mut stage = Stage::open(lesson, redis, db).await?;
         cleanup.register(stage.leftovers());
+        let removed = stage
+            .sweep_killed_runs()
+            .await
+            .context("could not look for keys that killed runs of the demo left")?;
+        if removed > 0 {
+            eprintln!("Removed {removed} keys left on Redis by runs of {lesson} that were killed.");
+        }
         Ok(stage)
     }
 }

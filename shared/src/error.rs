@@ -20,6 +20,21 @@ pub enum SetupError {
     )]
     RedisNotInstalled,
 
+    /// A part of a demo needs a Redis of its own (`part` says what it does to it), whatever
+    /// `REDIS_URL` names, and no `redis-server` is on PATH; `skip` is the flag that leaves the
+    /// part out.
+    #[error(
+        "{part} needs a redis-server of its own, even with REDIS_URL set, and none is on PATH.\n\
+         Install one:\n  \
+           Debian/Ubuntu: sudo apt-get install redis-server\n  \
+           macOS:         brew install redis\n\
+         or leave that part out: {skip}"
+    )]
+    PrivateServerNeeded {
+        part: &'static str,
+        skip: &'static str,
+    },
+
     /// The private server exited as it started (`status`); `log` is the end of its log.
     #[error("the private redis-server exited at start ({status}); its log ends with:\n{log}")]
     RedisExited { status: String, log: String },

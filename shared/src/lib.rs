@@ -11,7 +11,8 @@
 //! - [`budget`]: every Redis call within a time budget, its failure counted and turned into a
 //!   fallback; [`lease`]: a reader's right to store what it loaded, which a write takes away;
 //! - [`pubsub`] and [`worker`]: a subscription that survives reconnections, and background
-//!   tasks that stop, report their panics and never outlive their owner;
+//!   tasks that stop, report their panics and never outlive their owner; [`comeback`]: the parts
+//!   of a run that wait out a Redis restart rather than end the run;
 //! - [`namespace`] and [`keys`]: per-run key prefixes, readable entity keys and collision-free
 //!   hashed keys;
 //! - [`db`]: the SQL database behind the cache, with every query counted and optionally slowed,
@@ -34,6 +35,7 @@ pub mod cli;
 pub mod clock;
 pub mod cluster;
 pub mod codec;
+pub mod comeback;
 pub mod command_watch;
 pub mod connection;
 pub mod db;
@@ -52,6 +54,7 @@ pub mod run;
 pub mod server;
 pub mod stage;
 pub mod staleness;
+pub mod sweep;
 pub mod variants;
 pub mod worker;
 pub mod workload;

@@ -37,6 +37,41 @@ pub fn run_owned(mut command: Command) -> io::Result<Output> {
     spawn_owned(command)?.wait_with_output()
 }
 
+/// What a demo printed, as text, and how it exited.
+pub struct DemoOutput {
+    /// How it exited.
+    pub status: std::process::ExitStatus,
+    /// Its report.
+    pub stdout: String,
+    /// Its notes, warnings and errors.
+    pub stderr: String,
+}
+
+/// Runs the demo `binary` with `args` on the Redis at `redis_url`, as a learner who set
+/// `REDIS_URL` would: no cluster, the private SQLite database, and `command` adjusted as `adjust`
+/// says (say, an empty `PATH`). How the demos' tests check what a demo does on someone else's
+/// Redis.
+pub fn run_demo_on(
+    binary: &str,
+    redis_url: &str,
+    args: &[&str],
+    adjust: impl FnOnce(&mut Command),
+) -> io::Result<DemoOutput> {
+    let mut command = Command::new(binary);
+    command
+        .args(args)
+        .env("REDIS_URL", redis_url)
+        .env_remove("REDIS_CLUSTER")
+        .env_remove("DATABASE_URL");
+    adjust(&mut command);
+    let out = run_owned(command)?;
+    Ok(DemoOutput {
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
+}
+
 /// Sends `signal` (e.g. `libc::SIGTERM`) to `child` and waits for it to exit.
 pub fn signal_and_wait(child: &mut Child, signal: libc::c_int) {
     #[cfg(unix)]

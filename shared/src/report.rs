@@ -119,12 +119,14 @@ impl<R: Row> Report<R> {
         )
     }
 
-    /// The settings as `name: value` pairs joined by `separator`, the line under the title.
+    /// The settings as `name: value` pairs joined by `separator`, the line under the title, and
+    /// last the build that measured them ([`BUILD`]).
     fn settings_line(&self, separator: &str) -> String {
         let pairs: Vec<String> = self
             .settings
             .iter()
             .map(|(name, value)| format!("{name}: {value}"))
+            .chain([format!("build: {BUILD}")])
             .collect();
         pairs.join(separator)
     }
@@ -161,6 +163,15 @@ fn as_map<S: Serializer>(pairs: &[(String, String)], s: S) -> Result<S::Ok, S::E
     s.collect_map(pairs.iter().map(|(k, v)| (k, v)))
 }
 
+/// Which build measured a report's figures. An unoptimised build is several times slower in the
+/// code around every Redis call, which changes ratios as well as latencies (two-tier's lead over
+/// Redis alone read 4.3x in debug where release read 10.3x), so a report says which it was.
+pub const BUILD: &str = if cfg!(debug_assertions) {
+    "debug (figures differ from release, ratios too: add --release for figures to quote)"
+} else {
+    "release"
+};
+
 /// The share of requests above which Redis failures make a comparison meaningless: past it, the
 /// figures measure the fallback to the database more than the pattern.
 pub const DISTURBED_ABOVE: f64 = 0.05;
@@ -176,6 +187,19 @@ pub fn disturbed(redis_errors: u64, requests: u64) -> Option<String> {
              pattern. Fix Redis (see the errors above) and run again.",
             count(redis_errors),
             percent(share)
+        )
+    })
+}
+
+/// The sentence a conclusion starts with when some rows were measured a second time because
+/// Redis went away during the first ([`crate::comeback::again_after_outage`]); `None` when none
+/// was.
+pub fn measured_again(rows: &[&str]) -> Option<String> {
+    (!rows.is_empty()).then(|| {
+        format!(
+            "Redis failed during the first try of {}, measured again once it was back: those \
+             rows are from the second try. ",
+            rows.join(", ")
         )
     })
 }
@@ -262,7 +286,9 @@ mod tests {
             "{markdown}"
         );
         assert!(
-            markdown.contains("*requests: 1000 · db latency: 2 ms*"),
+            markdown.contains(&format!(
+                "*requests: 1000 · db latency: 2 ms · build: {BUILD}*"
+            )),
             "{markdown}"
         );
         assert!(

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use crate::command_watch::CommandWatch;
 use crate::error::SetupError;
 use crate::process::{self, free_port, log_tail, roundtrip};
+use crate::sweep::OwnedDir;
 
 /// Where `SAVE` writes the dataset, inside the server's own folder.
 const DUMP_FILE: &str = "dump.rdb";
@@ -68,11 +69,19 @@ pub struct RedisServer {
     /// A cluster node's bus port (see [`crate::cluster`]); `None` for a standalone server.
     cluster_port: Option<u16>,
     options: ServerOptions,
-    dir: tempfile::TempDir,
+    dir: OwnedDir,
     child: Mutex<Option<Child>>,
 }
 
 impl RedisServer {
+    /// Whether a private server can be started here (`redis-server` or `valkey-server` on PATH).
+    /// A demo whose part stops, restarts or limits a server of its own asks before it starts,
+    /// even when `REDIS_URL` names one, so that a missing binary is said at once and not after
+    /// the first reports ([`SetupError::PrivateServerNeeded`]).
+    pub fn can_start() -> bool {
+        find_server_binary().is_some()
+    }
+
     /// Starts a private server with no persistence on a free loopback port, and waits until it
     /// answers PING.
     pub fn start() -> Result<Self, SetupError> {
@@ -106,10 +115,7 @@ impl RedisServer {
                     false => None,
                 },
                 options: options.clone(),
-                dir: tempfile::Builder::new()
-                    .prefix("caching-course-redis-")
-                    .tempdir()
-                    .map_err(SetupError::Io)?,
+                dir: OwnedDir::new("redis").map_err(SetupError::Io)?,
                 child: Mutex::new(None),
             };
             match server.launch() {

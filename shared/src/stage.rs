@@ -13,11 +13,18 @@
 //! A demo does not close its stage itself: it registers the stage's [`Leftovers`] with the
 //! [`Cleanup`] that [`crate::run::run_demo`] hands it, and `run_demo` removes them however the run
 //! ends, finished, failed or interrupted, after everything the demo started has stopped.
+//!
+//! Except `kill -9`, which ends a run before any clean-up. Keys with a TTL go on their own; the
+//! few that cannot have one (a write-behind queue must not expire) would stay for ever. So a demo
+//! on a Redis the course does not own marks its run as alive with a key it keeps refreshing
+//! ([`Stage::sweep_killed_runs`]), and removes the keys of the lesson's earlier runs whose mark
+//! has expired. (Folders and schemas of killed runs: [`crate::sweep`].)
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::connection::RedisConn;
+use crate::worker::Worker;
 
 use crate::connection::{self, RedisTarget};
 use crate::db::{Database, DbOptions, Leftover};
@@ -32,7 +39,14 @@ pub struct Stage {
     conn: RedisConn,
     db: Arc<Database>,
     namespace: Namespace,
+    /// Keeps the run's mark alive ([`Stage::sweep_killed_runs`]); stops with the stage.
+    heartbeat: Option<Worker>,
 }
+
+/// The key, in a run's namespace, that says the run is alive.
+const ALIVE: &str = "alive";
+/// How long a run's mark outlives its last refresh: a killed run's keys can go this long after.
+const ALIVE_FOR: Duration = Duration::from_secs(10);
 
 impl Stage {
     /// Connects to `redis`, opens the database `db` describes, and makes a fresh namespace for
@@ -45,7 +59,57 @@ impl Stage {
             conn,
             db: Arc::new(db),
             namespace: Namespace::new(lesson),
+            heartbeat: None,
         })
+    }
+
+    /// On a Redis the course does not own: marks this run as alive (a key with a TTL of
+    /// `ALIVE_FOR`, refreshed by a background task until the stage goes) and removes every key of
+    /// the lesson's other runs whose mark is gone, that is, of runs killed before their clean-up.
+    /// Runs alive beside this one keep theirs. Returns how many keys it removed; does nothing on
+    /// a private server or cluster, which leave with their run.
+    pub async fn sweep_killed_runs(&mut self) -> redis::RedisResult<usize> {
+        let RedisTarget::External(_) = self.redis else {
+            return Ok(0);
+        };
+        let mut conn = self.conn();
+        let mark = self.namespace.key(ALIVE);
+        mark_alive(&mut conn, &mark).await?;
+        let mut beat = conn.clone();
+        self.heartbeat = Some(Worker::spawn("run heartbeat", |mut stop| async move {
+            loop {
+                tokio::select! {
+                    _ = stop.requested() => return,
+                    _ = tokio::time::sleep(ALIVE_FOR / 3) => {}
+                }
+                let _ = mark_alive(&mut beat, &mark).await;
+            }
+        }));
+        // `course:<lesson>:<run>:` less its run: the prefix every run of the lesson shares.
+        let own = self.namespace.prefix();
+        let lesson = own[..own.trim_end_matches(':').rfind(':').map_or(0, |i| i + 1)].to_string();
+        let mut runs: Vec<String> = Namespace::adopt(&lesson)
+            .keys(&mut conn)
+            .await?
+            .iter()
+            .filter_map(|key| {
+                Some(format!(
+                    "{lesson}{}:",
+                    key[lesson.len()..].split_once(':')?.0
+                ))
+            })
+            .collect();
+        runs.sort();
+        runs.dedup();
+        let mut removed = 0;
+        for run in runs.iter().filter(|run| *run != own) {
+            let alive: bool =
+                redis::AsyncCommands::exists(&mut conn, format!("{run}{ALIVE}")).await?;
+            if !alive {
+                removed += Namespace::adopt(run).remove_all(&mut conn).await?;
+            }
+        }
+        Ok(removed)
     }
 
     /// The Redis `REDIS_URL` names (else a private server, or with `REDIS_CLUSTER=1` a private
@@ -115,9 +179,13 @@ impl Stage {
 
     /// Another application process on this stage: connections of its own, the same Redis,
     /// database and namespace.
+    ///
+    /// The stage reached its Redis when it opened, so a Redis that is down now is taken to be
+    /// restarting: this waits for it ([`crate::comeback::awaiting_comeback`]).
     pub async fn instance(&self) -> Result<Instance, SetupError> {
+        let url = self.redis.url();
         Ok(Instance {
-            conn: self.redis.connect().await?,
+            conn: crate::comeback::awaiting_comeback(&url, || connection::connect(&url)).await?,
             client: connection::client(&self.redis.url())?,
             namespace: self.namespace.clone(),
         })
@@ -143,7 +211,9 @@ impl Stage {
     /// Ends the run: removes every key of the run's namespace from a Redis the course does not
     /// own (through a fresh connection, in case the run's own was broken), closes the database
     /// and removes its schema or file. Drop every other handle on the database first.
-    pub async fn close(self) -> Result<(), SetupError> {
+    pub async fn close(mut self) -> Result<(), SetupError> {
+        // No mark may be refreshed after the keys are gone.
+        drop(self.heartbeat.take());
         let leftovers = self.leftovers();
         let others = Arc::strong_count(&self.db) - 1;
         let db = Arc::into_inner(self.db).ok_or(SetupError::DatabaseInUse { others })?;
@@ -281,4 +351,9 @@ impl Instance {
             .query_async(&mut node)
             .await
     }
+}
+
+/// Sets a run's mark, alive for `ALIVE_FOR` more.
+async fn mark_alive(conn: &mut RedisConn, mark: &str) -> redis::RedisResult<()> {
+    redis::AsyncCommands::pset_ex(conn, mark, 1, ALIVE_FOR.as_millis() as u64).await
 }

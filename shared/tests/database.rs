@@ -205,3 +205,65 @@ async fn a_bad_url_names_the_accepted_forms() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_run_removes_the_folders_killed_runs_left_and_no_live_ones() {
+    // A killed run's folder: its owner file is there, and nobody holds its lock.
+    let dead = std::env::temp_dir().join(format!(
+        "caching-course-test-dead-{:08x}",
+        rand::random::<u32>()
+    ));
+    std::fs::create_dir(&dead).unwrap();
+    std::fs::write(dead.join(".owner"), "").unwrap();
+    std::fs::write(dead.join("course.db"), "left").unwrap();
+    // A run started after the killed one: it makes a folder of its own.
+    let live = shared::sweep::OwnedDir::new("test-live").unwrap();
+    assert!(
+        !dead.exists(),
+        "{} (a killed run's folder, its owner lock free) should have been removed when the next \
+         run made a folder",
+        dead.display()
+    );
+    let removed = shared::sweep::temp_folders();
+    assert!(
+        live.path().exists() && !removed.contains(&live.path().to_path_buf()),
+        "a live run's folder was removed: {}",
+        live.path().display()
+    );
+}
+
+#[tokio::test]
+async fn a_run_drops_the_schemas_killed_runs_left_and_no_live_ones() {
+    let Some(url) = options().url.filter(|u| u.starts_with("postgres")) else {
+        return; // a PostgreSQL matter: the SQLite legs have no schemas
+    };
+    let dead = format!("course_dead{:04x}", rand::random::<u16>());
+    sqlx::any::install_default_drivers();
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    sqlx::query(&format!("CREATE SCHEMA {dead}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let live = open().await;
+    let next = open().await;
+    let schemas: Vec<String> = sqlx::query_scalar(
+        "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'course\\_%'",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert!(
+        !schemas.contains(&dead),
+        "schema {dead} (made by a run that holds no lock on it: a killed one) should have been \
+         dropped when the next run opened; schemas: {schemas:?}"
+    );
+    let live_schema = live.attachment().schema.clone().unwrap();
+    assert!(
+        schemas.contains(&live_schema),
+        "a live run's schema {live_schema} was dropped by the next run; schemas: {schemas:?}"
+    );
+    next.close().await.unwrap();
+    live.close().await.unwrap();
+}

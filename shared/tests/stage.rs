@@ -32,6 +32,64 @@ async fn close_removes_the_runs_keys_and_nothing_else() {
 }
 
 #[tokio::test]
+async fn a_run_removes_the_keys_of_killed_runs_and_leaves_live_runs_alone() {
+    let (mut stage, server) = external_stage().await;
+    let mut conn = shared::connection::connect(&server.url()).await.unwrap();
+    // A killed run: a queue with no TTL, and no mark (it expired with the run).
+    let _: () = conn
+        .set("course:stage-test:dead0001:queue", "q")
+        .await
+        .unwrap();
+    let _: () = conn
+        .set_ex("course:stage-test:dead0001:copy", "c", 60)
+        .await
+        .unwrap();
+    // A run alive beside this one: its mark is there.
+    let _: () = conn
+        .set("course:stage-test:live0001:queue", "q")
+        .await
+        .unwrap();
+    let _: () = conn
+        .set_ex("course:stage-test:live0001:alive", 1, 10)
+        .await
+        .unwrap();
+    // Another lesson's killed run, and someone else's key: not this lesson's business.
+    let _: () = conn
+        .set("course:stage-test-2:dead0002:queue", "q")
+        .await
+        .unwrap();
+    let _: () = conn.set("someone-elses:key", "mine").await.unwrap();
+
+    let removed = stage.sweep_killed_runs().await.unwrap();
+    let mut left: Vec<String> = conn.keys("*").await.unwrap();
+    left.sort();
+    let own_mark = stage.key("alive");
+    let mut expected = vec![
+        "course:stage-test-2:dead0002:queue".to_string(),
+        "course:stage-test:live0001:alive".to_string(),
+        "course:stage-test:live0001:queue".to_string(),
+        own_mark.clone(),
+        "someone-elses:key".to_string(),
+    ];
+    expected.sort();
+    assert_eq!(
+        (removed, &left),
+        (2, &expected),
+        "(keys removed, keys left) after the sweep: only the dead run's two keys should go, and \
+         this run should have its own mark"
+    );
+    let ttl: i64 = conn.pttl(&own_mark).await.unwrap();
+    assert!(
+        (1..=10_000).contains(&ttl),
+        "PTTL of this run's mark: expected 1 to 10,000 ms (it must expire soon after a kill), \
+         found {ttl}"
+    );
+    stage.close().await.unwrap();
+    let mark: bool = conn.exists(&own_mark).await.unwrap();
+    assert!(!mark, "this run's mark outlived its close");
+}
+
+#[tokio::test]
 async fn close_refuses_while_the_database_is_still_in_use() {
     let (stage, _server) = external_stage().await;
     let handle = stage.db().clone();

@@ -2,17 +2,21 @@
 //! whole category to the next one.
 //!
 //! A read first asks for the category's generation (`GET ...:gen`), then reads the key of that
-//! generation, `...:g7:item:12`. A write commits, then `INCR`s the generation: one command, and
+//! generation, `...:g7:item:12`. A write commits, then bumps the generation: one command, and
 //! every key of the category, however many, is unreachable at once. Nothing is deleted. The old
 //! generation's keys stay in memory until their TTL ends, which the demo measures: that memory is
 //! the price of the one-command invalidation, along with the extra round trip on every read and
 //! a whole category reloaded for one item's change. Rails' cache versioning and "namespace
 //! versioning" in memcached are the same idea.
 //!
-//! The generation itself expires too, twice the TTL after the last bump: by then every key of an
-//! older generation has expired, so starting again from 0 cannot bring one back.
+//! The generation itself expires too, twice the TTL after the last bump, so that a category nobody
+//! writes leaves nothing behind. A number must then never be handed out again: a read just before
+//! the counter expired may have cached a key of its generation that lives one TTL longer, and a
+//! counter starting again from 0 would, a few writes later, land on that generation and serve the
+//! old value. So a bump moves to the next number or to the server's clock in milliseconds,
+//! whichever is larger: a counter that expired starts again above every number it ever gave.
 //!
-//! What breaks it: the `INCR` failing. Then the category stays at the old generation until its
+//! What breaks it: the bump failing. Then the category stays at the old generation until its
 //! keys expire, as with a failed delete.
 
 use std::sync::LazyLock;
@@ -23,17 +27,22 @@ use shared::budget;
 use crate::catalog::{Catalog, Item, category_of};
 use crate::strategy::{Parts, Strategy};
 
-/// Moves a category to its next generation and keeps the generation alive for `ARGV[1]` ms.
-/// KEYS: the generation. Returns the new generation.
+// ANCHOR: bump
+/// Moves a category to its next generation, never below the server's clock in milliseconds (so
+/// that an expired counter starts again above every number it gave), and keeps the generation
+/// alive for `ARGV[1]` ms. KEYS: the generation. Returns the new generation.
 static BUMP: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local generation = redis.call('INCR', KEYS[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
+local now = redis.call('TIME')
+local clock = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local generation = math.max((tonumber(redis.call('GET', KEYS[1])) or 0) + 1, clock)
+redis.call('SET', KEYS[1], generation, 'PX', ARGV[1])
 return generation
 ",
     )
 });
+// ANCHOR_END: bump
 
 /// Reads the category's generation, then its key in that generation; a write bumps it.
 pub struct Generations {

@@ -12,7 +12,7 @@ use anyhow::Context;
 use clap::Parser;
 use invalidation::catalog;
 use shared::cli::{Backends, ReportArgs, number_in, whole_in};
-use shared::{Cleanup, DbOptions, ServerOptions, Stage};
+use shared::{Cleanup, DbOptions, RedisServer, ServerOptions, SetupError, Stage};
 
 /// Cache invalidation: every strategy side by side, with the staleness each leaves measured.
 ///
@@ -76,6 +76,13 @@ fn main() -> ExitCode {
 
 /// The steady run, the KEYS-against-SCAN measurement, then the outage run on a Redis of its own.
 async fn run(cli: Cli, cleanup: Cleanup) -> anyhow::Result<()> {
+    // Said now, not after the first two reports.
+    if cli.outage_ms > 0 && !RedisServer::can_start() {
+        Err(SetupError::PrivateServerNeeded {
+            part: "the outage run (it stops and restarts its Redis)",
+            skip: "--outage-ms 0",
+        })?;
+    }
     let db_options = DbOptions {
         latency: Duration::from_secs_f64(cli.db_latency_ms / 1_000.0),
         ..DbOptions::default()

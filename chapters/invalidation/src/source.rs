@@ -9,17 +9,24 @@
 //! - the Redis sets never expire: every key ever cached is named in some set for ever, long after
 //!   the key itself expired, and the sets grow without bound.
 //!
+//! The course's copy gives each set a TTL of an hour, [`SAFETY_TTL`], set with the `SADD` in one
+//! transaction: within a run that is never, so the flaw shows, but a run killed before it could
+//! clean up leaves nothing on the learner's Redis for ever.
+//!
 //! [`crate::tags`] is the fix: the sets live in Redis, are read by the writer whoever cached the
 //! listing, and expire with what they track.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
-use redis::AsyncCommands;
 use shared::budget;
 
 use crate::catalog::{Catalog, Item};
 use crate::strategy::{Parts, Strategy};
+
+/// How long the course's copy keeps a dependency set: far beyond any run, unlike the listings
+/// the set tracks (the flaw), but not for ever (a killed run's sets go in the end).
+pub const SAFETY_TTL: std::time::Duration = std::time::Duration::from_secs(3_600);
 
 /// Listings tracked in this process's memory, and in Redis sets that never expire.
 pub struct LocalDependencies {
@@ -51,12 +58,20 @@ impl Strategy for LocalDependencies {
         let key = self.parts.keys.listing(category);
         let load = || async {
             let listing = self.parts.db.listing(category).await?;
-            // Caching it: note what it depends on, here and in Redis (with no TTL).
+            // Caching it: note what it depends on, here and in Redis (with no TTL in the source;
+            // the course's safety TTL in the same transaction).
             let mut conn = self.parts.cache.conn();
             let budget = self.parts.cache.settings().redis_timeout;
             for item in &listing {
                 self.remember(item.id, &key);
-                let added = conn.sadd::<_, _, i64>(self.parts.keys.dependents(item.id), &key);
+                let set = self.parts.keys.dependents(item.id);
+                let mut add = redis::pipe();
+                add.atomic()
+                    .sadd(&set, &key)
+                    .ignore()
+                    .pexpire(&set, SAFETY_TTL.as_millis() as i64)
+                    .ignore();
+                let added = add.query_async::<()>(&mut conn);
                 budget::within(budget, self.parts.cache.errors(), added).await;
             }
             Ok(listing)

@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use shared::cli::{Backends, ReportArgs, number_in, whole_in};
-use shared::{Cleanup, DbOptions};
+use shared::{Cleanup, DbOptions, RedisServer, SetupError};
 use two_tier::catalog;
 
 /// Two-tier caching: an in-process L1 in front of Redis, and what keeps it honest.
@@ -86,6 +86,13 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli, cleanup: Cleanup) -> anyhow::Result<()> {
+    // Said now, not after the first two reports.
+    if cli.trace > 0 && !RedisServer::can_start() {
+        Err(SetupError::PrivateServerNeeded {
+            part: "the eviction replay (it sets maxmemory on its Redis)",
+            skip: "--trace 0",
+        })?;
+    }
     let db_options = DbOptions {
         latency: Duration::from_secs_f64(cli.db_latency_ms / 1_000.0),
         ..DbOptions::default()

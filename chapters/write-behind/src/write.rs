@@ -308,6 +308,46 @@ pub async fn check_eviction_policy(conn: &RedisConn) -> Result<(), String> {
     }
 }
 
+/// What this Redis keeps across a crash of its own, read from its configuration, and what a crash
+/// can lose of the acknowledged writes still queued: write-behind's promise rests on Redis keeping
+/// them. `None`: the server does not say (`CONFIG GET` refused, as on some managed services).
+pub async fn persistence(conn: &RedisConn) -> Option<String> {
+    let mut conn = conn.clone();
+    let mut setting = async |name: &str| -> Option<String> {
+        let reply: Vec<String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg(name)
+            .query_async(&mut conn)
+            .await
+            .ok()?;
+        reply.get(1).cloned()
+    };
+    let appendonly = setting("appendonly").await?;
+    let fsync = setting("appendfsync").await.unwrap_or_default();
+    let save = setting("save").await.unwrap_or_default();
+    Some(match (appendonly.as_str(), fsync.as_str()) {
+        ("yes", "always") => {
+            "AOF, fsync always: a crash of Redis loses no acknowledged write".into()
+        }
+        ("yes", "everysec") => {
+            "AOF, fsync every second: a crash of Redis may lose the last second of acknowledged \
+             writes"
+                .into()
+        }
+        ("yes", _) => format!(
+            "AOF, fsync {fsync} (left to the OS): a crash of the machine may lose the last \
+             ~30 s of acknowledged writes"
+        ),
+        _ if !save.trim().is_empty() => format!(
+            "snapshots only (save {save}): a crash of Redis loses every acknowledged write since \
+             the last snapshot that is not yet in the database"
+        ),
+        _ => "none: a crash of Redis loses every acknowledged write not yet in the database \
+              (CONFIG SET appendonly yes)"
+            .into(),
+    })
+}
+
 /// How long a flusher waits, as a wait the server understands (`BLOCK`, `PEXPIRE`).
 pub(crate) fn millis(duration: Duration) -> u64 {
     duration.as_millis().max(1) as u64

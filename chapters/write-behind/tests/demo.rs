@@ -73,3 +73,25 @@ fn a_bad_flag_exits_non_zero_with_the_accepted_range() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--shards"), "{stderr}");
 }
+
+#[test]
+fn a_redis_without_persistence_is_named_with_what_a_crash_of_it_loses() {
+    // An external Redis as a learner may run it: no AOF, no snapshots.
+    let server = shared::RedisServer::start().expect("redis-server on PATH");
+    let args = ["--requests", "300", "--keys", "50", "--db-latency-ms", "1"];
+    let args = [&args[..], &["--format", "json"]].concat();
+    let bin = env!("CARGO_BIN_EXE_write-behind");
+    let out = shared::process::run_demo_on(bin, &server.url(), &args, |_| {}).expect("run");
+    let (stdout, stderr) = (&out.stdout, &out.stderr);
+    assert!(out.status.success(), "the demo failed: {stderr}");
+    let report: Value = serde_json::from_str(stdout).unwrap();
+    let settings = report["settings"].to_string();
+    assert!(
+        settings.contains("redis persistence")
+            && settings.contains("none: a crash of Redis loses every acknowledged write")
+            && stderr.contains("keeps nothing across a crash"),
+        "on a Redis with appendonly no and no save points: expected the report's settings to \
+         name its persistence as none, with what a crash loses, and a note on stderr; settings: \
+         {settings}\nstderr:\n{stderr}\nstdout:\n{stdout}"
+    );
+}

@@ -27,6 +27,7 @@ use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor};
 
 use crate::error::SetupError;
 use crate::redact::redact;
+use crate::sweep::{self, OwnedDir};
 
 pub use attachment::Attachment;
 pub use counted::Transaction;
@@ -75,7 +76,11 @@ pub struct Database {
     /// How another process opens this same database (see [`Database::attach`]).
     attachment: Attachment,
     /// Keeps the private SQLite file alive; dropping it deletes the file.
-    _sqlite_dir: Option<tempfile::TempDir>,
+    _sqlite_dir: Option<OwnedDir>,
+    /// On PostgreSQL, the connection holding the lock that marks the run's schema as owned
+    /// ([`crate::sweep`]); it goes last. (Never used after the lock is taken: the mutex only
+    /// makes the database `Sync`, which a connection is not.)
+    _schema_owner: Option<std::sync::Mutex<AnyConnection>>,
 }
 
 impl Database {
@@ -91,10 +96,7 @@ impl Database {
             }
             Some(url) => (url.clone(), None),
             None => {
-                let dir = tempfile::Builder::new()
-                    .prefix("caching-course-db-")
-                    .tempdir()
-                    .map_err(SetupError::Io)?;
+                let dir = OwnedDir::new("db").map_err(SetupError::Io)?;
                 let url = format!(
                     "sqlite://{}?mode=rwc",
                     dir.path().join("course.db").display()
@@ -134,16 +136,28 @@ impl Database {
             (None, Some(path)) => Some(Leftover::SqliteFile { path }),
             (None, None) => None,
         };
-        if let Some(schema) = &pg_schema {
-            // A schema of our own, set as every pooled connection's search path.
+        let schema_owner = if let Some(schema) = &pg_schema {
+            // Schemas of killed runs go first; then a schema of our own, marked as owned by the
+            // probe, which stays open for that, and set as every pooled connection's search path.
+            let dropped = sweep::schemas(&mut probe).await?;
+            if !dropped.is_empty() {
+                eprintln!(
+                    "Removed {} PostgreSQL schema(s) left by runs that were killed: {}",
+                    dropped.len(),
+                    dropped.join(", ")
+                );
+            }
+            sweep::own_schema(&mut probe, schema).await?;
             probe
                 .execute(format!("CREATE SCHEMA {schema}").as_str())
                 .await?;
+            Some(std::sync::Mutex::new(probe))
         } else {
             // Readers and the one writer work side by side in WAL mode.
             probe.execute("PRAGMA journal_mode = WAL").await?;
-        }
-        probe.close().await?;
+            probe.close().await?;
+            None
+        };
         let attachment = Attachment {
             url: url.clone(),
             schema: pg_schema,
@@ -158,6 +172,7 @@ impl Database {
             leftover,
             attachment,
             _sqlite_dir: sqlite_dir,
+            _schema_owner: schema_owner,
         };
         let mut setup = db.setup().await?;
         users::create(&mut setup, options.users).await?;
@@ -187,6 +202,7 @@ impl Database {
             leftover: None,
             attachment,
             _sqlite_dir: None,
+            _schema_owner: None,
         })
     }
 

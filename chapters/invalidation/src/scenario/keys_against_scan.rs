@@ -3,9 +3,9 @@
 
 use invalidation::pattern::{SCAN_COUNT, Walk, pause_under};
 use serde::Serialize;
-use shared::Stage;
 use shared::metrics::LatencySummary;
 use shared::report::{self, Report, Row};
+use shared::{Stage, comeback};
 
 use crate::Cli;
 
@@ -13,6 +13,21 @@ use crate::Cli;
 /// ones twice (refilled in between): once with `KEYS`, once with `SCAN` + `UNLINK`, while another
 /// connection's `PING`s record what every other client lived through.
 pub async fn run(cli: &Cli, stage: &Stage) -> anyhow::Result<Report<WalkLine>> {
+    let what = "the KEYS-against-SCAN measurement";
+    let (mut report, again) =
+        comeback::again_after_outage(&stage.conn(), &stage.redis_url(), what, || {
+            measure(cli, stage)
+        })
+        .await?;
+    if again {
+        report.conclusion =
+            report::measured_again(&["both walks"]).unwrap_or_default() + &report.conclusion;
+    }
+    Ok(report)
+}
+
+/// Both walks, on keys filled for each.
+async fn measure(cli: &Cli, stage: &Stage) -> anyhow::Result<Report<WalkLine>> {
     let namespace = stage.namespace().child("pause");
     // One hash tag: on a cluster, the whole walk is on one master, as it would be on one server.
     let slot = namespace.key("pause");

@@ -45,8 +45,9 @@ pub struct Measured {
     pub after: Stats,
     /// Database queries from the start of the measurement to the last probe.
     pub db_queries: u64,
-    /// Commands Redis processed while the readers were measured.
-    pub commands: u64,
+    /// Commands Redis processed while the readers were measured; `None` when Redis failed
+    /// meanwhile (a restart starts its count again, so the difference would mean nothing).
+    pub commands: Option<u64>,
     /// Per write, how long until every instance showed it, or that some never did.
     pub staleness: Staleness,
 }
@@ -108,7 +109,7 @@ impl<'a> Phase<'a> {
         }
         tokio::time::sleep(WARM_UP).await;
         let mut conn = self.stage.conn();
-        let commands_before = conn.commands_processed().await?;
+        let commands_before = conn.commands_processed().await.ok();
         let before = self.stats();
         let queries_before = self.stage.db().queries();
         measuring.store(true, Ordering::SeqCst);
@@ -142,15 +143,20 @@ impl<'a> Phase<'a> {
         for task in tasks {
             counts.merge(task.await?);
         }
-        let commands = conn.commands_processed().await? - commands_before;
+        let commands_after = conn.commands_processed().await.ok();
         let staleness = probes.finish().await?;
         bar.finish_and_clear();
+        let after = self.stats();
+        let commands = match (commands_before, commands_after) {
+            (Some(b), Some(a)) if after.redis_errors == before.redis_errors => a.checked_sub(b),
+            _ => None,
+        };
         Ok(Measured {
             kind: self.kind,
             elapsed,
             counts,
             before,
-            after: self.stats(),
+            after,
             db_queries: self.stage.db().queries() - queries_before,
             commands,
             staleness,

@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use serde::Serialize;
-use shared::Stage;
 use shared::metrics::LatencySummary;
 use shared::report::{self, Report, Row};
+use shared::{Stage, comeback};
 use two_tier::{Kind, Settings, Stats};
 
 use super::layers::{self, LayerLine};
@@ -45,15 +45,31 @@ pub async fn run(
         .setting("db", stage.db().backend())
         .setting("redis", cli.backends.redis_label());
     let mut layers = None;
+    let mut again = Vec::new();
     for kind in Kind::ALL {
-        let phase = Phase::open(cli, stage, kind, settings.clone()).await?;
-        let measured = phase.run(cli).await?;
+        let settings = &settings;
+        let (measured, repeated) = comeback::again_after_outage(
+            &stage.conn(),
+            &stage.redis_url(),
+            kind.label(),
+            || async move {
+                Phase::open(cli, stage, kind, settings.clone())
+                    .await?
+                    .run(cli)
+                    .await
+            },
+        )
+        .await?;
+        if repeated {
+            again.push(kind.label());
+        }
         if kind == Kind::TwoTier {
             layers = Some(layers::breakdown(&measured));
         }
         readers.rows.push(ReaderLine::new(&measured));
     }
-    readers.conclusion = conclude(&readers.rows, &settings);
+    readers.conclusion =
+        report::measured_again(&again).unwrap_or_default() + &conclude(&readers.rows, &settings);
     Ok((readers, layers))
 }
 
@@ -67,7 +83,8 @@ pub struct ReaderLine {
     l1_hit_ratio: f64,
     l2_hit_ratio: f64,
     db_queries: u64,
-    commands_per_read: f64,
+    /// `None` when Redis failed during the turn and the count is unknown.
+    commands_per_read: Option<f64>,
     reads: u64,
     stale_reads: u64,
     beyond_bound: u64,
@@ -93,7 +110,9 @@ impl ReaderLine {
             l1_hit_ratio: ratio(after.l1_hits - before.l1_hits, after, before),
             l2_hit_ratio: ratio(after.l2_hits - before.l2_hits, after, before),
             db_queries: measured.db_queries,
-            commands_per_read: measured.commands as f64 / counts.reads.max(1) as f64,
+            commands_per_read: measured
+                .commands
+                .map(|commands| commands as f64 / counts.reads.max(1) as f64),
             reads: counts.reads,
             stale_reads: counts.stale,
             beyond_bound: counts.beyond_bound,
@@ -140,7 +159,8 @@ impl Row for ReaderLine {
             report::percent(self.l1_hit_ratio),
             report::percent(self.l2_hit_ratio),
             report::count(self.db_queries),
-            format!("{:.2}", self.commands_per_read),
+            self.commands_per_read
+                .map_or("-".into(), |c| format!("{c:.2}")),
             report::count(self.stale_reads),
             report::count(self.beyond_bound),
             staleness,
@@ -180,6 +200,12 @@ fn conclude(rows: &[ReaderLine], settings: &Settings) -> String {
             ),
         },
     ));
+    if rows.iter().any(|r| r.commands_per_read.is_none()) {
+        out.push_str(
+            "A dash under redis cmds/read: Redis failed during that turn, so the commands it \
+             processed are not known. ",
+        );
+    }
     if let Some(tracking) = find(Kind::Tracking) {
         out.push_str(&format!(
             "Client tracking answered {} of reads from memory at {:.1}x Redis only's requests/s, \

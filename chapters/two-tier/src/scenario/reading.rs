@@ -71,6 +71,9 @@ impl ReadingTask {
             let began = Instant::now();
             let expected = self.committed.latest(id);
             let Ok(read) = self.cache.item(id).await else {
+                // The database failed too (Redis failing alone falls back to it). Such a read
+                // returns at once, so yield, or the task keeps its thread while the outage lasts.
+                tokio::task::yield_now().await;
                 continue;
             };
             let took = began.elapsed();

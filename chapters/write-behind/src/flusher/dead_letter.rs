@@ -50,6 +50,7 @@ impl Flusher {
                 .collect();
             match self.commit(&[update]).await {
                 Ok(applied) => {
+                    self.metrics.commit_succeeded();
                     self.metrics.replayed.add(1 - applied);
                     self.metrics.coalesced.add(own.len() as u64 - 1);
                     self.acknowledge(conn, shard, &own, &[update]).await;
@@ -61,7 +62,10 @@ impl Flusher {
                             .await;
                     }
                 }
-                Err(_) => self.metrics.retries.inc(),
+                Err(error) => {
+                    self.metrics.retries.inc();
+                    self.metrics.commit_failed(&error);
+                }
             }
         }
     }

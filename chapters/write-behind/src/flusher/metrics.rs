@@ -1,6 +1,7 @@
 //! What the flushers count: the figures the demo's table and the tests read.
 
 use std::sync::Mutex;
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use shared::metrics::{Counter, Latency, LatencySummary};
@@ -29,6 +30,19 @@ pub struct FlushMetrics {
     pub redis_errors: Counter,
     /// From acknowledgement (the entry id's time) to commit.
     pub lag: Mutex<Latency>,
+    /// The database outage going on, as the commits see it; `None` while they go through.
+    outage: Mutex<Option<DbOutage>>,
+}
+
+/// A database outage as a flusher sees it: every commit since `since` failed, the last with
+/// `error`. The queue holds the writes meanwhile, so nothing is lost, but nothing reaches the
+/// database either: an operator wants to hear about it while it lasts, not afterwards.
+#[derive(Clone, Debug)]
+pub struct DbOutage {
+    /// When the first of the failed commits failed.
+    pub since: Instant,
+    /// The last failure, in the database driver's words.
+    pub error: String,
 }
 
 /// A copy of the flush counters.
@@ -48,6 +62,26 @@ pub struct FlushStats {
 }
 
 impl FlushMetrics {
+    /// Records a commit the database failed: the start of an outage, or its latest error.
+    pub fn commit_failed(&self, error: &sqlx::Error) {
+        let mut outage = self.outage.lock().expect("outage lock");
+        let since = outage.as_ref().map_or_else(Instant::now, |o| o.since);
+        *outage = Some(DbOutage {
+            since,
+            error: error.to_string(),
+        });
+    }
+
+    /// Records a commit that went through: any outage is over.
+    pub fn commit_succeeded(&self) {
+        *self.outage.lock().expect("outage lock") = None;
+    }
+
+    /// The outage going on now: `Some` while the latest commit failed.
+    pub fn db_outage(&self) -> Option<DbOutage> {
+        self.outage.lock().expect("outage lock").clone()
+    }
+
     /// The counters now.
     pub fn snapshot(&self) -> FlushStats {
         FlushStats {

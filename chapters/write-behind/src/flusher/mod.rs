@@ -49,7 +49,7 @@ use crate::settings::Settings;
 pub use acknowledge::entry_ms;
 pub use claim::Entry;
 pub use hold::HoldPoint;
-pub use metrics::{FlushMetrics, FlushStats};
+pub use metrics::{DbOutage, FlushMetrics, FlushStats};
 pub use upsert::{Apply, ScoreUpdate, coalesce, rows_per_statement};
 
 use acknowledge::ACK;
@@ -95,11 +95,13 @@ impl Flusher {
     }
 
     /// Starts one loop per shard, each on a connection of its own to the Redis at `url` (a
-    /// blocking read holds its connection).
+    /// blocking read holds its connection). A Redis that is restarting is waited for
+    /// ([`shared::comeback`]): a flusher is started to drain what is queued there.
     pub async fn start(self: Arc<Self>, url: &str) -> Result<Running, SetupError> {
         let mut conns = Vec::new();
         for _ in 0..self.layout.shards() {
-            conns.push(shared::connection::connect(url).await?);
+            let connect = || shared::connection::connect(url);
+            conns.push(shared::comeback::awaiting_comeback(url, connect).await?);
         }
         let flusher = self.clone();
         let worker = Worker::spawn("write-behind flusher", move |stop| async move {
@@ -169,6 +171,7 @@ impl Flusher {
             self.hold_if_armed(HoldPoint::BeforeCommit).await;
             match self.commit(&updates).await {
                 Ok(applied) => {
+                    self.metrics.commit_succeeded();
                     self.hold_if_armed(HoldPoint::AfterCommit).await;
                     self.metrics.replayed.add(updates.len() as u64 - applied);
                     self.metrics
@@ -180,10 +183,11 @@ impl Flusher {
                 Err(error) if refused(&error) => {
                     return self.flush_row_by_row(conn, shard, entries).await;
                 }
-                Err(_) => {
+                Err(error) => {
                     // Unreachable, timed out, the table gone: the entries stay queued and
                     // pending to this consumer, and the batch is tried again.
                     self.metrics.retries.inc();
+                    self.metrics.commit_failed(&error);
                     if stopped_at.is_some_and(|at| at.elapsed() > DRAIN_DEADLINE) {
                         return;
                     }

@@ -85,6 +85,7 @@ async fn flush(role: Role) -> anyhow::Result<()> {
     let held =
         (role.hold_after > 0).then(|| flusher.hold_at(HoldPoint::AfterCommit, role.hold_after));
     let running = flusher.clone().start(&role.redis_url).await?;
+    let _notices = super::announce_db_outages(flusher.clone());
     if let Some(held) = held {
         held.await?;
         println!("{HELD}");
@@ -108,8 +109,17 @@ fn spawn(stage: &Stage, layout_prefix: &str, spec: String) -> anyhow::Result<Chi
         .envs(stage.db().attachment().to_env())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        // Its notices (a database outage) and errors reach the learner as they happen.
+        .stderr(Stdio::inherit());
     Ok(shared::process::spawn_owned(command)?)
+}
+
+/// The row's label for a run applying results as `apply` says.
+pub fn label(apply: Apply) -> &'static str {
+    match apply {
+        Apply::Versioned => "write-behind, flusher killed",
+        Apply::Increments => "increments replayed, flusher killed",
+    }
 }
 
 /// Write-behind with its flusher in a child process, killed after its tenth commit and before
@@ -120,10 +130,7 @@ pub async fn run_with_crash(
     layout: &Layout,
 ) -> anyhow::Result<Line> {
     let (stage, settings, workload) = (demo.stage, &demo.settings, &demo.workload);
-    let label = match apply {
-        Apply::Versioned => "write-behind, flusher killed",
-        Apply::Increments => "increments replayed, flusher killed",
-    };
+    let label = label(apply);
     let conn = stage.conn();
     create_queues(&conn, layout).await?;
     let prefix = layout.namespace_prefix();
@@ -154,15 +161,29 @@ pub async fn run_with_crash(
         settings.clone(),
     ));
     let acks = Arc::new(Acknowledged::default());
+    let workload_done = Arc::new(tokio::sync::Notify::new());
     let run = {
         let (writer, acks, workload) = (writer.clone(), acks.clone(), workload.clone());
-        tokio::spawn(async move { write_behind_workload(&writer, &acks, &workload, label).await })
+        let done = workload_done.clone();
+        tokio::spawn(async move {
+            let run = write_behind_workload(&writer, &acks, &workload, label).await;
+            done.notify_one();
+            run
+        })
     };
-    // Killed at its hold point, mid-run; one that never gets there is killed after 30 s.
-    let held_in_time = tokio::time::timeout(Duration::from_secs(30), held).await;
+    // Killed at its hold point, mid-run. One that never gets there (a workload too small for
+    // that many commits) is killed once the workload has ended, or after 30 s.
+    let held_in_time = tokio::select! {
+        held = held => matches!(held, Ok(true)),
+        _ = workload_done.notified() => false,
+        _ = tokio::time::sleep(Duration::from_secs(30)) => false,
+    };
     shared::process::signal_and_wait(&mut doomed, libc::SIGKILL);
-    if !matches!(held_in_time, Ok(Ok(true))) {
-        eprintln!("{label}: the first flusher never reached commit {HOLD_AFTER}; killed anyway");
+    if !held_in_time {
+        eprintln!(
+            "{label}: the first flusher never reached commit {HOLD_AFTER} (too few writes for \
+             that many commits?); killed at the end of the workload instead"
+        );
     }
 
     let mut heir = spawn(stage, &prefix, spec(0))?;
@@ -171,8 +192,8 @@ pub async fn run_with_crash(
     let output = tokio::task::spawn_blocking(move || heir.wait_with_output()).await??;
     anyhow::ensure!(
         output.status.success(),
-        "the second flusher failed: {}",
-        String::from_utf8_lossy(&output.stderr)
+        "the second flusher failed ({}); its error is above",
+        output.status
     );
     let stats: FlushStats =
         serde_json::from_slice(&output.stdout).context("the second flusher's report")?;

@@ -12,9 +12,12 @@ pub mod modes;
 pub mod summary;
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use shared::worker::Worker;
 use shared::workload::RunStats;
 use shared::{Op, Stage, Workload};
+use write_behind::flusher::Flusher;
 use write_behind::{Acknowledged, Layout, Settings, WriteBehind};
 
 /// What every run needs.
@@ -57,4 +60,46 @@ pub async fn write_behind_workload(
             }
         })
         .await
+}
+
+/// How long the database may fail every commit before the demo says so.
+const OUTAGE_NOTICE_AFTER: Duration = Duration::from_secs(5);
+/// How often the notice is repeated while the outage lasts.
+const OUTAGE_NOTICE_EVERY: Duration = Duration::from_secs(30);
+
+/// Watches `flusher` and says on stderr when the database has failed every commit for
+/// `OUTAGE_NOTICE_AFTER` (again every `OUTAGE_NOTICE_EVERY`), and when it is back. A flusher
+/// rides out an outage in silence, its writes safe in the queues: without this a learner watches
+/// a progress bar that stopped and cannot tell why. Stops when the returned worker is dropped.
+pub fn announce_db_outages(flusher: Arc<Flusher>) -> Worker {
+    Worker::spawn("database outage notices", |mut stop| async move {
+        let mut told: Option<Duration> = None;
+        loop {
+            tokio::select! {
+                _ = stop.requested() => return,
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+            match (flusher.metrics.db_outage(), told) {
+                (Some(outage), _) => {
+                    let lasted = outage.since.elapsed();
+                    let due = told.map_or(OUTAGE_NOTICE_AFTER, |t| t + OUTAGE_NOTICE_EVERY);
+                    if lasted >= due {
+                        eprintln!(
+                            "write-behind: the database has failed every commit for {} s ({}). \
+                             The writes wait in the Redis queues and the flusher keeps retrying; \
+                             nothing is lost while Redis keeps them.",
+                            lasted.as_secs(),
+                            outage.error
+                        );
+                        told = Some(lasted);
+                    }
+                }
+                (None, Some(_)) => {
+                    eprintln!("write-behind: the database is back; the flusher is catching up.");
+                    told = None;
+                }
+                (None, None) => {}
+            }
+        }
+    })
 }

@@ -120,6 +120,7 @@ async fn write_behind(
         "demo",
     ));
     let running = flusher.clone().start(&demo.stage.redis_url()).await?;
+    let _notices = super::announce_db_outages(flusher.clone());
     let run = write_behind_workload(&writer, acks, &demo.workload, label).await;
     let depth = queue_depth(&conn, layout).await.unwrap_or(0);
     running.drain().await?;

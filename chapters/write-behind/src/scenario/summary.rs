@@ -61,6 +61,7 @@ impl Row for Line {
             "write p50",
             "write p99",
             "writes/s",
+            "failed writes",
             "db transactions",
             "flush lag p99",
             "lost",
@@ -74,6 +75,7 @@ impl Row for Line {
             report::micros(self.write_p50_us),
             report::micros(self.write_p99_us),
             report::count(self.writes_per_sec as u64),
+            report::count(self.failed_writes),
             report::count(self.db_transactions),
             self.flush
                 .map_or("-".into(), |f| report::micros(f.lag.p99_us)),
@@ -88,8 +90,32 @@ pub fn conclude(rows: &[Line]) -> String {
     let [alone, through, behind, source, crashed, naive] = rows else {
         return String::new();
     };
+    // Too many failed writes and the latencies (of the writes that succeeded) compare nothing.
+    let failed = [alone, through, behind]
+        .into_iter()
+        .map(|line| (line.failed_writes, line.writes))
+        .max_by(|a, b| (a.0 * b.1).cmp(&(b.0 * a.1)))
+        .unwrap_or_default();
+    let mut text = match report::disturbed(failed.0, failed.1) {
+        Some(disturbed) => format!("{disturbed} "),
+        None => speed(alone, through, behind),
+    };
+    text.push_str(&outcome(behind, crashed));
+    text.push_str(&format!(
+        "The source's in-process queue lost {} of {} acknowledged points at a polite stop; \
+         replaying increments instead of versioned results applied {} points twice after the \
+         same crash.",
+        report::count(source.lost),
+        report::count(source.writes),
+        report::count(naive.double_applied),
+    ));
+    text
+}
+
+/// How much faster write-behind acknowledged a write than the other two, from clean runs.
+fn speed(alone: &Line, through: &Line, behind: &Line) -> String {
     let ratio = |a: &Line, b: &Line| a.write_p50_us as f64 / b.write_p50_us.max(1) as f64;
-    let mut text = format!(
+    format!(
         "Write-behind acknowledged a write in {} at p50, {:.0}x faster than write-through ({}) \
          and {:.0}x faster than the database alone ({}), and committed them in {} transactions \
          instead of {}. ",
@@ -100,9 +126,13 @@ pub fn conclude(rows: &[Line]) -> String {
         report::micros(alone.write_p50_us),
         report::count(behind.db_transactions),
         report::count(alone.db_transactions),
-    );
+    )
+}
+
+/// What the audits found for write-behind, in the steady run and after the flusher's crash.
+fn outcome(behind: &Line, crashed: &Line) -> String {
     let clean = |line: &Line| line.lost == 0 && line.double_applied == 0 && line.failed_writes == 0;
-    text.push_str(&if clean(behind) && clean(crashed) {
+    if clean(behind) && clean(crashed) {
         "The database ended with every acknowledged write exactly once, including after its \
          flusher was killed between a commit and its acknowledgement. "
             .to_string()
@@ -114,14 +144,53 @@ pub fn conclude(rows: &[Line]) -> String {
             report::count(behind.double_applied),
             report::count(crashed.lost + crashed.double_applied)
         )
-    });
-    text.push_str(&format!(
-        "The source's in-process queue lost {} of {} acknowledged points at a polite stop; \
-         replaying increments instead of versioned results applied {} points twice after the \
-         same crash.",
-        report::count(source.lost),
-        report::count(source.writes),
-        report::count(naive.double_applied),
-    ));
-    text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::metrics::Latency;
+
+    fn line(mode: &str, p50_us: u64, writes: u64, failed: u64) -> Line {
+        let mut run = RunStats {
+            requests: writes,
+            elapsed_s: 1.0,
+            requests_per_sec: writes as f64,
+            latency: Latency::default().summary(),
+            failures: failed,
+            first_failure: None,
+            histogram: Latency::default(),
+        };
+        run.latency.p50_us = p50_us;
+        Line::new(mode, &run, writes, None)
+    }
+
+    #[test]
+    fn a_run_whose_writes_failed_draws_no_speed_from_them() {
+        let rows = [
+            line("database alone", 2_000, 10_000, 0),
+            line("write-through", 27_000, 10_000, 0),
+            line("write-behind", 350, 10_000, 9_627),
+            line("source", 300, 300, 0),
+            line("crashed", 400, 10_000, 0),
+            line("naive", 400, 10_000, 0),
+        ];
+        let text = conclude(&rows);
+        assert!(
+            text.contains("Redis failed 9,627 times") && !text.contains("faster"),
+            "9,627 of 10,000 write-behind writes failed: expected the disturbance sentence and no \
+             speed claim, got: {text}"
+        );
+        let clean = [
+            line("database alone", 2_000, 10_000, 0),
+            line("write-through", 27_000, 10_000, 0),
+            line("write-behind", 350, 10_000, 0),
+            line("source", 300, 300, 0),
+            line("crashed", 400, 10_000, 0),
+            line("naive", 400, 10_000, 0),
+        ];
+        let text = conclude(&clean);
+        assert!(text.contains("77x faster than write-through"), "{text}");
+    }
 }
