@@ -1,7 +1,8 @@
 // The book as a learner reads it: every page opened in headless Chromium at a desktop and a phone
-// width. Fails when text or a picture is cut off with no way to scroll to it, when an internal
-// link, anchor or image is broken, or when the search finds nothing for one of the course's key
-// terms.
+// width. Fails when text or a picture is cut off with no way to scroll to it, when a Mermaid
+// diagram is not drawn or is drawn as Mermaid's error graphic ("Syntax error in text"), when an
+// internal link, anchor or image is broken, or when the search finds nothing for one of the
+// course's key terms.
 //
 // Usage: node check.mjs BOOK_URL BOOK_DIR
 //   BOOK_URL: where the built book is served, e.g. http://127.0.0.1:3000/
@@ -95,6 +96,52 @@ function cutOff() {
   return [...new Set(found)].slice(0, 8);
 }
 
+// Runs in the page: every diagram Mermaid drew as its error graphic instead of the diagram. For bad
+// input Mermaid still draws an svg, so "every diagram has an svg" is not enough: its error svg says
+// aria-roledescription="error" and holds elements of class error-icon and error-text ("Syntax error
+// in text", "mermaid version ..."). Every svg Mermaid draws has those class names in its <style>,
+// so this looks for the elements, not the words. A failed diagram is named by its place on the
+// page and the heading above it, and by Mermaid's own parse error (where, and what it expected)
+// for the source the page was served with (sources: the pre.mermaid texts of the served HTML, in
+// order, since Mermaid replaces them with its drawing).
+async function mermaidErrors(sources) {
+  const isError = (svg) =>
+    svg.getAttribute("aria-roledescription") === "error" || svg.querySelector(".error-icon, .error-text");
+  const found = [];
+  const diagrams = [...document.querySelectorAll("pre.mermaid")];
+  for (const [i, pre] of diagrams.entries()) {
+    const svg = pre.querySelector("svg");
+    if (!svg || !isError(svg)) continue;
+    let heading = pre;
+    while (heading && !/^H[1-6]$/.test(heading.tagName)) {
+      heading = heading.previousElementSibling || heading.parentElement;
+      if (heading === document.querySelector("main")) heading = null;
+    }
+    const shown = [...svg.querySelectorAll(".error-text")].map((t) => t.textContent.trim())[0] || "error";
+    const source = sources[i] || "";
+    let why = "";
+    try {
+      await window.mermaid.parse(source);
+    } catch (e) {
+      // "Parse error on line 4:", the text around it, a caret, "Expecting ..., got ...".
+      const lines = String((e && e.message) || e).split("\n").filter((l) => l.trim());
+      why = lines[0] || "";
+      if (lines.length > 1 && !/^-*\^$/.test(lines[1])) why += ` ${lines[1].trim()}`;
+      if (lines.length > 2) why += ` (${lines[lines.length - 1].trim().slice(0, 300)})`;
+    }
+    found.push(
+      `Mermaid diagram ${i + 1} of ${diagrams.length}` +
+        (heading ? ` (under "${heading.textContent.trim()}")` : "") +
+        `, starting "${source.trim().split("\n")[0]}", is drawn as Mermaid's error graphic ("${shown}")` +
+        (why ? `: ${why}` : ""),
+    );
+  }
+  // An error graphic outside every pre.mermaid (one Mermaid failed to put in place) counts too.
+  const stray = [...document.querySelectorAll("svg")].filter((svg) => !svg.closest("pre.mermaid") && isError(svg));
+  if (stray.length) found.push(`${stray.length} Mermaid error graphic(s) outside any diagram`);
+  return found;
+}
+
 // Runs in the page: internal links (page and anchor) and the pictures of the content.
 function linksAndImages() {
   const links = [...document.querySelectorAll("main a[href]")]
@@ -142,7 +189,13 @@ try {
         problem(`${file} (${name})`, "a Mermaid diagram was not drawn within 15 s");
       }
       for (const found of await page.evaluate(cutOff)) problem(`${file} (${name}, ${width} px)`, found);
-      if (name !== "desktop") continue;
+      if (name !== "desktop") continue; // what follows does not depend on the width
+      const sources = await page.evaluate(
+        (html) =>
+          [...new DOMParser().parseFromString(html, "text/html").querySelectorAll("pre.mermaid")].map((pre) => pre.textContent),
+        await response.text(),
+      );
+      for (const found of await page.evaluate(mermaidErrors, sources)) problem(file, found);
       const { links, images } = await page.evaluate(linksAndImages);
       for (const image of images) {
         if (!image.loaded) problem(file, `picture ${image.src} did not load`);
@@ -188,4 +241,6 @@ if (problems.length) {
   for (const p of problems) console.error(`  ${p}`);
   process.exit(1);
 }
-console.log("every page fits or scrolls, every internal link and anchor resolves, every key term is found");
+console.log(
+  "every page fits or scrolls, every Mermaid diagram is drawn without error, every internal link and anchor resolves, every key term is found",
+);
