@@ -5,7 +5,8 @@
 //! reverse. It adds the points to the cached score, raises its version, appends the new score and
 //! version to the shard's queue (`XADD`), and takes the cached score's TTL away. Only when the
 //! script has returned is the caller told "done": from then on the write is in Redis, in the
-//! append-only file (fsynced within a second, or before the reply with `appendfsync always`).
+//! append-only file (fsynced about once a second, up to about two when the disk is slow, or
+//! before the reply with `appendfsync always`).
 //!
 //! The queue carries the *result* (points 130 at version 8), not the operation (+10): applying
 //! a result twice changes nothing, adding +10 twice adds 20. That is what makes a replay after a
@@ -330,8 +331,8 @@ pub async fn persistence(conn: &RedisConn) -> Option<String> {
             "AOF, fsync always: a crash of Redis loses no acknowledged write".into()
         }
         ("yes", "everysec") => {
-            "AOF, fsync every second: a crash of Redis may lose the last second of acknowledged \
-             writes"
+            "AOF, fsync every second: a crash may lose up to about 2 s of acknowledged writes \
+             (when an fsync is slow, replies go out before the data is on disk)"
                 .into()
         }
         ("yes", _) => format!(
