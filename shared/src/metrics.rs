@@ -76,6 +76,22 @@ pub struct CacheStats {
     pub corrupt: u64,
 }
 
+/// The counts between two snapshots: `later - earlier`.
+impl std::ops::Sub for CacheStats {
+    type Output = CacheStats;
+
+    fn sub(self, earlier: CacheStats) -> CacheStats {
+        CacheStats {
+            hits: self.hits - earlier.hits,
+            negative_hits: self.negative_hits - earlier.negative_hits,
+            misses: self.misses - earlier.misses,
+            loads: self.loads - earlier.loads,
+            errors: self.errors - earlier.errors,
+            corrupt: self.corrupt - earlier.corrupt,
+        }
+    }
+}
+
 impl CacheStats {
     /// hits / (hits + misses), or 0 when nothing was asked.
     pub fn hit_ratio(&self) -> f64 {

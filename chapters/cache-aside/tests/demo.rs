@@ -45,7 +45,7 @@ fn a_serial_run_reports_one_load_per_distinct_key() {
     let rows = report["rows"].as_array().unwrap();
     assert_eq!(rows[0]["strategy"], "database only");
     assert_eq!(rows[0]["db_queries"], 400);
-    assert_eq!(rows[1]["strategy"], "cache-aside");
+    assert_eq!(rows[1]["strategy"], "cache-aside, cold start");
     // One task, so no two misses overlap: each distinct key is loaded exactly once.
     let loads = rows[1]["db_queries"].as_u64().unwrap();
     assert!((20..=50).contains(&loads), "{loads}");
@@ -55,6 +55,17 @@ fn a_serial_run_reports_one_load_per_distinct_key() {
         "{hit_ratio}"
     );
     assert_eq!(rows[1]["redis_errors"], 0);
+    // The same requests again: every key they read is cached, so nothing reaches the database.
+    assert_eq!(rows[2]["strategy"], "cache-aside, warm");
+    assert_eq!(
+        (
+            rows[2]["db_queries"].as_u64(),
+            rows[2]["hit_ratio"].as_f64()
+        ),
+        (Some(0), Some(1.0)),
+        "the warm row's (db queries, hit ratio): the second pass over the same reads should be \
+         all hits; a miss there means its counts include the cold pass's"
+    );
     assert_eq!(report["settings"]["db latency"], "0 ms");
     assert!(!report["conclusion"].as_str().unwrap().is_empty());
 }
@@ -76,15 +87,20 @@ fn markdown_output_is_a_table_the_book_can_include() {
     let rows: Vec<&str> = markdown.lines().filter(|l| l.starts_with("| ")).collect();
     assert_eq!(
         rows.len(),
-        4,
-        "a header, an alignment row and two strategies: {markdown}"
+        5,
+        "a header, an alignment row and three rows (the database, the cache cold and warm): \
+         {markdown}"
     );
     assert!(
         rows[0].starts_with("| strategy | requests/s |"),
         "{markdown}"
     );
     assert!(rows[2].starts_with("| database only | "), "{markdown}");
-    assert!(rows[3].starts_with("| cache-aside | "), "{markdown}");
+    assert!(
+        rows[3].starts_with("| cache-aside, cold start | "),
+        "{markdown}"
+    );
+    assert!(rows[4].starts_with("| cache-aside, warm | "), "{markdown}");
     // Which conclusion depends on the machine (a win, a draw or a loss at 0 ms): whichever it
     // is, it closes the report as a paragraph of its own, after a blank line.
     let lines: Vec<&str> = markdown.trim_end().lines().collect();

@@ -64,8 +64,30 @@ impl Line {
     }
 }
 
-/// One or two sentences drawn from the figures, whichever way they came out.
-pub fn conclude(base: &Line, cached: &Line, db_latency_ms: f64) -> String {
+/// A few sentences drawn from the figures, whichever way they came out: the warm cache against
+/// the database (the steady state, whatever the number of requests), then what the cold start
+/// cost (that row depends on how many requests there were to spread its misses over).
+pub fn conclude(base: &Line, cold: &Line, warm: &Line, db_latency_ms: f64) -> String {
+    let mut text = steady_state(base, warm, db_latency_ms);
+    if cold
+        .redis_errors
+        .and_then(|e| report::disturbed(e, cold.requests))
+        .is_none()
+    {
+        text.push_str(&format!(
+            " From a cold start the same {} requests ran at {:.1}x the database's throughput with \
+             {} hits: each key's first read is a miss, so a cold start comes closer to warm the \
+             more requests spread its misses.",
+            report::count(cold.requests),
+            cold.requests_per_sec / base.requests_per_sec,
+            report::percent(cold.hit_ratio.unwrap_or(0.0)),
+        ));
+    }
+    text
+}
+
+/// The warm cache against the database alone.
+fn steady_state(base: &Line, cached: &Line, db_latency_ms: f64) -> String {
     let speedup = cached.requests_per_sec / base.requests_per_sec;
     let hits = report::percent(cached.hit_ratio.unwrap_or(0.0));
     let queries = format!(
@@ -81,20 +103,20 @@ pub fn conclude(base: &Line, cached: &Line, db_latency_ms: f64) -> String {
     }
     let mut text = if speedup >= 1.1 {
         format!(
-            "Cache-aside served {speedup:.1}x the requests per second of the database alone \
+            "Warm, cache-aside served {speedup:.1}x the requests per second of the database alone \
              with {hits} hits, at a p50 of {} instead of {}, and {queries}.",
             report::micros(cached.p50_us),
             report::micros(base.p50_us),
         )
     } else if speedup > 0.9 {
         format!(
-            "A draw: cache-aside ran at {speedup:.2}x the database's throughput with {hits} hits \
+            "A draw: warm, cache-aside ran at {speedup:.2}x the database's throughput with {hits} hits \
              and {queries}. At {db_latency_ms} ms a miss costs about what a Redis round trip does, \
              so the cache mainly spares the database, not the caller."
         )
     } else {
         format!(
-            "The cache lost: it ran at {speedup:.2}x the database's throughput (p50 {} vs {}) \
+            "The cache lost: warm, it ran at {speedup:.2}x the database's throughput (p50 {} vs {}) \
              even with {hits} hits. At {db_latency_ms} ms the database answers faster than a \
              Redis round trip; a cache pays when a miss costs more than the trip to Redis.",
             report::micros(cached.p50_us),

@@ -18,8 +18,10 @@ use crate::Cli;
 
 /// Reading tasks per instance.
 const READERS: usize = 4;
-/// How long the readers run before the measurement starts, so the caches are warm.
-const WARM_UP: Duration = Duration::from_millis(300);
+/// How often the warm-up looks at the counters.
+const WARM_UP_WINDOW: Duration = Duration::from_millis(100);
+/// The longest warm-up: past it the measurement starts anyway, and the report says so.
+const WARM_UP_LIMIT: Duration = Duration::from_secs(10);
 /// How long a probe keeps asking before it records "not within the run".
 pub const GIVE_UP: Duration = Duration::from_secs(3);
 
@@ -50,6 +52,10 @@ pub struct Measured {
     pub commands: Option<u64>,
     /// Per write, how long until every instance showed it, or that some never did.
     pub staleness: Staleness,
+    /// How long the readers ran before the measurement, and whether the caches were warm by
+    /// then (see [`Phase::warm_up`]) or the limit ended the warm-up.
+    pub warm_up: Duration,
+    pub warmed: bool,
 }
 
 impl<'a> Phase<'a> {
@@ -107,7 +113,7 @@ impl<'a> Phase<'a> {
                 ));
             }
         }
-        tokio::time::sleep(WARM_UP).await;
+        let (warm_up, warmed) = self.warm_up().await;
         let mut conn = self.stage.conn();
         let commands_before = conn.commands_processed().await.ok();
         let before = self.stats();
@@ -160,7 +166,33 @@ impl<'a> Phase<'a> {
             db_queries: self.stage.db().queries() - queries_before,
             commands,
             staleness,
+            warm_up,
+            warmed,
         })
+    }
+
+    /// Lets the readers run until the caches are warm: over the last `WARM_UP_WINDOW`, at most 1%
+    /// of the reads went to the database, and the share answered by L1 moved by less than two
+    /// points from the window before. A fixed warm-up left cold loads inside the measurement on
+    /// one run and not on the next, and the comparison swung with them (0.5x to 3.1x). Returns
+    /// how long it took, and `false` if `WARM_UP_LIMIT` ended it first.
+    async fn warm_up(&self) -> (Duration, bool) {
+        let started = Instant::now();
+        let mut last = self.stats();
+        let mut last_l1_share: Option<f64> = None;
+        while started.elapsed() < WARM_UP_LIMIT {
+            tokio::time::sleep(WARM_UP_WINDOW).await;
+            let now = self.stats();
+            let reads = now.reads() - last.reads();
+            let loads = now.loads - last.loads;
+            let l1_share = (now.l1_hits - last.l1_hits) as f64 / reads.max(1) as f64;
+            let settled = last_l1_share.is_some_and(|share| (l1_share - share).abs() < 0.02);
+            if reads > 0 && loads * 100 <= reads && settled {
+                return (started.elapsed(), true);
+            }
+            (last, last_l1_share) = (now, Some(l1_share));
+        }
+        (started.elapsed(), false)
     }
 
     /// Every reading instance's counters, added up.

@@ -92,6 +92,10 @@ pub struct ReaderLine {
     /// Writes whose old value was still served when the probe gave up.
     never: u64,
     redis_errors: u64,
+    /// How long its readers warmed the caches before the measurement, in ms.
+    warm_up_ms: u64,
+    /// Whether the caches were warm by then; `false`: the warm-up's limit ended it.
+    warmed: bool,
 }
 
 impl ReaderLine {
@@ -119,6 +123,8 @@ impl ReaderLine {
             staleness: measured.staleness.took.summary(),
             never: measured.staleness.never,
             redis_errors: after.redis_errors - before.redis_errors,
+            warm_up_ms: measured.warm_up.as_millis() as u64,
+            warmed: measured.warmed,
         }
     }
 }
@@ -200,6 +206,7 @@ fn conclude(rows: &[ReaderLine], settings: &Settings) -> String {
             ),
         },
     ));
+    out.push_str(&warm_up_sentence(rows));
     if rows.iter().any(|r| r.commands_per_read.is_none()) {
         out.push_str(
             "A dash under redis cmds/read: Redis failed during that turn, so the commands it \
@@ -216,4 +223,26 @@ fn conclude(rows: &[ReaderLine], settings: &Settings) -> String {
         ));
     }
     out
+}
+
+/// What the warm-ups took, and which kinds were measured before their caches were warm.
+fn warm_up_sentence(rows: &[ReaderLine]) -> String {
+    let ms: Vec<u64> = rows.iter().map(|r| r.warm_up_ms).collect();
+    let (low, high) = (ms.iter().min().unwrap_or(&0), ms.iter().max().unwrap_or(&0));
+    let mut text = format!(
+        "Each reader kind was measured once its caches were warm (under 1% of reads to the \
+         database, L1's share steady), after {low} to {high} ms of reading. "
+    );
+    let cold: Vec<&str> = rows
+        .iter()
+        .filter(|r| !r.warmed)
+        .map(|r| r.kind.label())
+        .collect();
+    if !cold.is_empty() {
+        text.push_str(&format!(
+            "Not warm within the limit, so their figures include cold loads: {}. ",
+            cold.join(", ")
+        ));
+    }
+    text
 }
