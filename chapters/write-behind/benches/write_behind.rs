@@ -4,7 +4,9 @@
 //!
 //! - `database write alone`: one committed `UPDATE ... RETURNING`;
 //! - `write-through write`: that, then the versioned cache write;
-//! - `write-behind acknowledged write`: the one script that caches and queues.
+//! - `write-behind acknowledged write`: the one script that caches and queues;
+//! - `floor: one script call`: a script that does nothing, on the same connection: the round
+//!   trip every acknowledged write pays, against which its own work is measured.
 //!
 //! The flusher runs throughout, on a thread of its own, so the queue is drained as the bench writes; the bench checks
 //! at the end that nothing was lost and the queue is empty.
@@ -92,6 +94,15 @@ fn writes(c: &mut Criterion) {
     group.bench_function("write-behind acknowledged write", |b| {
         b.to_async(&rt)
             .iter(|| async { black_box(writer.add_points(42, 1).await.unwrap()) })
+    });
+    let nothing = Script::new("return 1");
+    let score = layout.score(42);
+    group.bench_function("floor: one script call", |b| {
+        b.to_async(&rt).iter(|| async {
+            let mut conn = stage.conn();
+            let one: i64 = nothing.key(&score).invoke_async(&mut conn).await.unwrap();
+            black_box(one)
+        })
     });
     group.finish();
 
