@@ -4,7 +4,8 @@
 //! A learner stops a long demo with Ctrl-C, a terminal sends SIGTERM, a run fails half-way. In
 //! each case the course promises to leave nothing behind: no key on the learner's Redis, no
 //! PostgreSQL schema, no temporary folder, no process. [`run_demo`] keeps that promise in one place,
-//! for every demo.
+//! for every demo, and keeps it for a demo that panics too (a bug, but not one that may cost the
+//! learner a Redis full of keys).
 
 use std::future::Future;
 use std::process::ExitCode;
@@ -17,6 +18,8 @@ enum Ended {
     Finished(anyhow::Result<()>),
     /// By a signal: its name and the exit status that reports it (128 + its number).
     Interrupted(&'static str, u8),
+    /// By a panic, whose message the panic hook has already printed.
+    Panicked,
 }
 
 /// Runs a demo and turns its outcome into the exit status, cleaning up however it ends.
@@ -29,8 +32,9 @@ enum Ended {
 /// what is left and how to remove it, never the run's failure.
 ///
 /// Exit status: 0 when the demo finished, 1 when it failed (its error printed as its chain of
-/// messages, each of which says what to do; a backtrace would only bury them), 130 after Ctrl-C
-/// and 143 after SIGTERM, as shells report them.
+/// messages, each of which says what to do; a backtrace would only bury them), 101 when it
+/// panicked (cleaned up all the same), 130 after Ctrl-C and 143 after SIGTERM, as shells report
+/// them.
 pub fn run_demo<F, Fut>(demo: F) -> ExitCode
 where
     F: FnOnce(Cleanup) -> Fut,
@@ -38,12 +42,15 @@ where
 {
     let cleanup = Cleanup::default();
     let runtime = tokio::runtime::Runtime::new().expect("start the tokio runtime");
-    let ended = runtime.block_on(async {
-        tokio::select! {
-            result = demo(cleanup.clone()) => Ended::Finished(result),
-            (name, status) = interrupted() => Ended::Interrupted(name, status),
-        }
-    });
+    let ended = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        runtime.block_on(async {
+            tokio::select! {
+                result = demo(cleanup.clone()) => Ended::Finished(result),
+                (name, status) = interrupted() => Ended::Interrupted(name, status),
+            }
+        })
+    }))
+    .unwrap_or(Ended::Panicked);
     if let Ended::Interrupted(name, _) = &ended {
         eprintln!("\n{name}: stopping the demo and cleaning up");
     }
@@ -66,6 +73,8 @@ where
             ExitCode::FAILURE
         }
         Ended::Interrupted(_, status) => ExitCode::from(status),
+        // The status Rust gives a process that panics.
+        Ended::Panicked => ExitCode::from(101),
     }
 }
 

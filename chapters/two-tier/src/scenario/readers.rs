@@ -111,8 +111,10 @@ impl ReaderLine {
             kind: measured.kind,
             requests_per_s: counts.reads as f64 / measured.elapsed.as_secs_f64(),
             latency: counts.all.summary(),
-            l1_hit_ratio: ratio(after.l1_hits - before.l1_hits, after, before),
-            l2_hit_ratio: ratio(after.l2_hits - before.l2_hits, after, before),
+            // Saturating: cache-aside's L2 hits are its GETs less the replies its connection
+            // served from memory, a difference that can shrink between two snapshots.
+            l1_hit_ratio: ratio(after.l1_hits.saturating_sub(before.l1_hits), after, before),
+            l2_hit_ratio: ratio(after.l2_hits.saturating_sub(before.l2_hits), after, before),
             db_queries: measured.db_queries,
             commands_per_read: measured
                 .commands
