@@ -75,7 +75,9 @@ pub fn is_outage(error: &anyhow::Error) -> bool {
                 || e.is_connection_dropped()
                 || e.is_connection_refusal()
                 || e.is_timeout()
-                || e.is_unrecoverable_error()
+                // Not `is_unrecoverable_error`: it also covers a refused password and a reply
+                // that did not parse, which waiting for a comeback would only hide for 30 s.
+                || matches!(e.kind(), redis::ErrorKind::ClusterConnectionNotFound)
         })
     })
 }
@@ -117,5 +119,25 @@ where
             Ok((measure().await?, true))
         }
         Err(error) => Err(error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn redis_error(kind: redis::ErrorKind) -> anyhow::Error {
+        anyhow::Error::new(redis::RedisError::from((kind, "from the test"))).context("a step")
+    }
+
+    #[test]
+    fn a_refused_password_or_command_is_no_outage_but_a_lost_connection_is() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        assert!(is_outage(&anyhow::Error::new(redis::RedisError::from(io))));
+        assert!(!is_outage(&redis_error(
+            redis::ErrorKind::AuthenticationFailed
+        )));
+        assert!(!is_outage(&redis_error(redis::ErrorKind::Parse)));
+        assert!(!is_outage(&anyhow::anyhow!("not Redis's")));
     }
 }

@@ -72,6 +72,33 @@ pub fn run_demo_on(
     })
 }
 
+/// For a demo with a part that needs a private `redis-server` of its own whatever `REDIS_URL`
+/// says: runs `binary` with `REDIS_URL` set (to a private server this starts) and no
+/// `redis-server` on `PATH`, and checks that it fails at once, before any report, naming `part`,
+/// the flag `skip` that leaves the part out, and the install command. Panics (it is a test's
+/// check) with what it found otherwise.
+pub fn check_advice_without_redis_server(binary: &str, part: &str, skip: &str) {
+    let server = crate::RedisServer::start().expect("redis-server on PATH");
+    let out = run_demo_on(binary, &server.url(), &[], |command| {
+        command.env("PATH", "/nonexistent");
+    })
+    .expect("run the demo");
+    let (stdout, stderr) = (&out.stdout, &out.stderr);
+    assert!(
+        !out.status.success()
+            && stderr.contains(part)
+            && stderr.contains(skip)
+            && stderr.contains("apt-get install redis-server"),
+        "the demo with REDIS_URL set and no redis-server on PATH: expected a failure naming \
+         {part}, the install command and {skip}, got {:?} with stderr:\n{stderr}",
+        out.status
+    );
+    assert!(
+        stdout.trim().is_empty(),
+        "nothing is measured before that advice; stdout:\n{stdout}"
+    );
+}
+
 /// Sends `signal` (e.g. `libc::SIGTERM`) to `child` and waits for it to exit.
 pub fn signal_and_wait(child: &mut Child, signal: libc::c_int) {
     #[cfg(unix)]

@@ -39,17 +39,23 @@ pub struct OwnedDir {
 
 impl OwnedDir {
     /// A new folder `caching-course-<what>-XXXXXX` in the temporary folder, locked as ours;
-    /// first, the folders killed runs left there are removed (and named on stderr).
+    /// before the process's first, the folders killed runs left there are removed (and named on
+    /// stderr). Once per process is enough: a folder a killed run left does not appear later, and
+    /// a test binary that makes hundreds of folders would otherwise read the temporary folder
+    /// hundreds of times.
     pub fn new(what: &str) -> std::io::Result<Self> {
-        let removed = temp_folders();
-        if !removed.is_empty() {
-            let names: Vec<_> = removed.iter().map(|p| p.display().to_string()).collect();
-            eprintln!(
-                "Removed {} temporary folder(s) left by runs that were killed: {}",
-                removed.len(),
-                names.join(", ")
-            );
-        }
+        static SWEPT: std::sync::Once = std::sync::Once::new();
+        SWEPT.call_once(|| {
+            let removed = temp_folders();
+            if !removed.is_empty() {
+                let names: Vec<_> = removed.iter().map(|p| p.display().to_string()).collect();
+                eprintln!(
+                    "Removed {} temporary folder(s) left by runs that were killed: {}",
+                    removed.len(),
+                    names.join(", ")
+                );
+            }
+        });
         let dir = tempfile::Builder::new()
             .prefix(&format!("{FOLDER_PREFIX}{what}-"))
             .tempdir()?;
