@@ -108,8 +108,10 @@ pub fn task_result(task: TaskRef, run: &TestRun) -> String {
             ));
             continue;
         }
+        // A long message (a key, a list of what was found) is wrapped as the other text is:
+        // a terminal would wrap it anyway, at the wrong place, and the book shows this output.
         for line in lines {
-            text.push_str(&format!("      {line}\n"));
+            text.push_str(&wrapped_from("      ", line, "        "));
         }
         if !failure.location.is_empty() {
             text.push_str(&format!("      (at {})\n", failure.location));
@@ -148,17 +150,55 @@ pub fn taught(task: TaskRef, exercise_complete: bool) -> String {
 
 /// `text` in lines of at most 100 characters, the later ones indented by `indent`.
 fn wrapped(text: &str, indent: &str) -> String {
-    let mut lines = vec![String::new()];
+    wrapped_from("", text, indent)
+}
+
+/// [`wrapped`], the first line indented by `first`. A line that fits is kept as it is, spaces
+/// and all (a message may align columns); only a longer one is rewrapped at its spaces.
+fn wrapped_from(first: &str, text: &str, indent: &str) -> String {
+    if first.chars().count() + text.chars().count() <= 100 {
+        return format!("{first}{text}\n");
+    }
+    let mut lines = vec![first.to_string()];
     for word in text.split_whitespace() {
         let line = lines.last_mut().expect("one line at least");
         if !line.trim().is_empty() && line.chars().count() + 1 + word.chars().count() > 100 {
             lines.push(format!("{indent}{word}"));
         } else {
-            if !line.is_empty() {
+            if !line.trim().is_empty() {
                 line.push(' ');
             }
             line.push_str(word);
         }
     }
     lines.join("\n") + "\n"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrapped_from;
+
+    #[test]
+    fn a_long_message_line_is_wrapped_and_a_short_one_kept_as_it_is() {
+        let short = "found   3 keys";
+        assert_eq!(
+            wrapped_from("      ", short, "        "),
+            format!("      {short}\n")
+        );
+        let long = "after a failed load the lock course:stampede-exercise:ccb4cdb3:{listing:tea}:lock \
+                    is still held: expected it released. Did a `?` on the load return early?";
+        let text = wrapped_from("      ", long, "        ");
+        assert!(text.lines().count() > 1, "{text}");
+        for line in text.lines() {
+            assert!(
+                line.chars().count() <= 100,
+                "a line of {} characters: {line}",
+                line.chars().count()
+            );
+        }
+        assert_eq!(
+            text.split_whitespace().collect::<Vec<_>>(),
+            long.split_whitespace().collect::<Vec<_>>()
+        );
+    }
 }
