@@ -102,6 +102,7 @@ async fn run(cli: Cli, cleanup: Cleanup) -> anyhow::Result<()> {
         );
     }
     let measured = scenario::run(&stage, settings, format.progress()).await?;
+    let spoofed = scenario::spoof::run(&stage, limit).await?;
 
     let mut table = Report::new(format!(
         "Rate limits shared by {} instances: {} requests per {} ms, {} ms of four clients",
@@ -113,7 +114,7 @@ async fn run(cli: Cli, cleanup: Cleanup) -> anyhow::Result<()> {
         .setting("crowd", cli.crowd)
         .setting("redis", cli.backends.redis_label());
     table.rows = measured.iter().map(|m| Line::new(m, limit)).collect();
-    table.conclusion = summary::conclude(&table.rows, limit, cli.skew_ms);
+    table.conclusion = summary::conclude(&table.rows, limit, cli.skew_ms, &spoofed);
     if let Some(path) = &cli.report.plot {
         scenario::chart::draw(path, &measured, limit)?;
     }
@@ -135,7 +136,11 @@ async fn run(cli: Cli, cleanup: Cleanup) -> anyhow::Result<()> {
     };
     // Two reports: one JSON document holding both, or one after the other.
     if format == Format::Json {
-        let both = serde_json::json!({ "limiters": table, "redis_down": outage });
+        let both = serde_json::json!({
+            "limiters": table,
+            "spoofed_forwarded_for": spoofed,
+            "redis_down": outage,
+        });
         println!("{}", serde_json::to_string_pretty(&both)?);
     } else {
         table.print(format);

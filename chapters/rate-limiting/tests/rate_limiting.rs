@@ -75,6 +75,32 @@ async fn every_limiter_admits_its_limit_of_a_burst_and_counts_down() {
 }
 
 #[tokio::test]
+async fn a_decision_is_one_command_one_round_trip() {
+    // MONITOR watches one server: a private one, whatever the environment says.
+    let stage = Stage::private(
+        "rate-limiting-test",
+        DbOptions::default(),
+        ServerOptions::default(),
+    )
+    .await
+    .unwrap();
+    let limit = Limit::per(5, Duration::from_secs(10));
+    let mut watch = stage.server().watch_commands().await.unwrap();
+    for algorithm in Algorithm::ALL {
+        let limiter = limiter(&stage, algorithm, limit);
+        limiter.check("warm").await.unwrap(); // the first call may load the script
+        watch.since_last().await;
+        limiter.check("client").await.unwrap();
+        let sent = watch.since_last().await;
+        assert_eq!(
+            sent,
+            ["EVALSHA"],
+            "{algorithm}: the commands one decision sent, expected one script call"
+        );
+    }
+}
+
+#[tokio::test]
 async fn every_key_has_an_expiry_from_the_call_that_creates_it() {
     let stage = stage().await;
     let limit = Limit::per(5, Duration::from_millis(2000)).with_burst(5);

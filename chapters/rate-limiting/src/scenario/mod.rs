@@ -3,11 +3,13 @@
 //! - [`variant`]: what is measured, the five and the source's versions;
 //! - [`clients`]: the four shapes of traffic;
 //! - [`summary`]: the table, and the conclusion drawn from it;
+//! - [`spoof`]: a client that picks its own key with `X-Forwarded-For`;
 //! - [`outage`]: the second part, Redis paused under a fail-open and a fail-closed limiter.
 
 pub mod chart;
 pub mod clients;
 pub mod outage;
+pub mod spoof;
 pub mod summary;
 pub mod variant;
 

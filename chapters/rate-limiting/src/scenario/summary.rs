@@ -10,6 +10,7 @@ use shared::report::{self, Row};
 
 use super::Measured;
 use super::clients::{Attempt, Client};
+use super::spoof::Spoofed;
 use super::variant::{Bound, Variant};
 
 /// One variant's row.
@@ -130,7 +131,7 @@ impl Row for Line {
 }
 
 /// The conclusion, computed from the rows.
-pub fn conclude(lines: &[Line], limit: Limit, skew_ms: u64) -> String {
+pub fn conclude(lines: &[Line], limit: Limit, skew_ms: u64, spoofed: &Spoofed) -> String {
     let line = |v: Variant| {
         lines
             .iter()
@@ -212,6 +213,12 @@ pub fn conclude(lines: &[Line], limit: Limit, skew_ms: u64) -> String {
         bucket.worst_window,
         local.disagreement.admitted_wrongly,
         bucket.disagreement.admitted_wrongly
+    ));
+    said.push(format!(
+        "A client that wrote a fresh X-Forwarded-For on each of {} requests was let through {} \
+         times when the header was believed from anyone, {} when only the service's own proxies \
+         were.",
+        spoofed.sent, spoofed.trusting_anyone, spoofed.trusted_proxies
     ));
     said.join(" ")
 }
