@@ -111,11 +111,14 @@ impl<R: Row> Report<R> {
             });
             table.push_str(&line(cells.collect()));
         }
+        // A flag's two hyphens stay two: the book's typography would make them a dash, which a
+        // learner copying `--release` into a shell would find does not work.
+        let dashes = |text: String| text.replace("--", "-\\-");
         format!(
             "**{}**\n\n*{}*\n\n{table}\n{}\n",
-            markdown_cell(self.title.clone()),
-            markdown_cell(self.settings_line(" · ")),
-            self.conclusion
+            dashes(markdown_cell(self.title.clone())),
+            dashes(markdown_cell(self.settings_line(" · "))),
+            dashes(self.conclusion.clone())
         )
     }
 
@@ -287,7 +290,8 @@ mod tests {
         );
         assert!(
             markdown.contains(&format!(
-                "*requests: 1000 · db latency: 2 ms · build: {BUILD}*"
+                "*requests: 1000 · db latency: 2 ms · build: {}*",
+                BUILD.replace("--", "-\\-")
             )),
             "{markdown}"
         );

@@ -2,8 +2,9 @@
 //! load balancer spreads them.
 //!
 //! - steady: evenly spaced, at 80% of the limit: a correct limiter refuses none of it;
-//! - edge: a burst of the limit just before a window's edge and another just after it, at every
-//!   edge of the run: what a fixed window lets through twice;
+//! - edge: a burst of the limit 30 ms before a window's edge and another 5 ms after it, around
+//!   every second edge (the window after a burst is left alone, so that the next one starts
+//!   empty): what a fixed window lets through twice;
 //! - retrier: for the first half of the run it sends again as soon as it is refused (every 2 ms),
 //!   then slows to half the limit: is it let through while it retries, and once it slows down?
 //! - many: a crowd of distinct clients, a request each every 500 ms: what each one costs in
@@ -136,7 +137,7 @@ async fn drive(client: Client, fleet: &Fleet, timing: Timing) {
                         sender.send().await;
                     }
                 }
-                edge += window;
+                edge += 2 * window;
             }
         }
         Client::Retrier => {

@@ -28,8 +28,8 @@ pub struct OutageLine {
     pub steady: (u64, u64),
     /// The same for the client that sends every 5 ms.
     pub hammering: (u64, u64),
-    /// Decisions the policy made instead of Redis.
-    pub by_fallback: u64,
+    /// Decisions the policy made instead of Redis, and how many of them admitted.
+    pub by_policy: (u64, u64),
 }
 
 impl Row for OutageLine {
@@ -39,7 +39,7 @@ impl Row for OutageLine {
             "period",
             "steady admitted",
             "hammering admitted",
-            "decided without Redis",
+            "decided without Redis (admitted)",
         ]
     }
 
@@ -49,24 +49,26 @@ impl Row for OutageLine {
             self.period.to_string(),
             format!("{} of {}", self.steady.0, self.steady.1),
             format!("{} of {}", self.hammering.0, self.hammering.1),
-            self.by_fallback.to_string(),
+            format!("{} ({})", self.by_policy.0, self.by_policy.1),
         ]
     }
 }
 
-/// Counts of one client in one period: admitted, sent, decided by the fallback.
+/// One client's counts in each period: sent, admitted, decided by the policy, and admitted by it.
 #[derive(Default)]
-struct Counts([[AtomicU64; 3]; 3]);
+struct Counts([[AtomicU64; 4]; 3]);
 
 impl Counts {
     fn add(&self, period: usize, allowed: bool, by: DecidedBy) {
-        let [admitted, sent, fallback] = &self.0[period];
+        let [sent, admitted, by_policy, admitted_by_policy] = &self.0[period];
+        let by_policy_now = by == DecidedBy::Fallback;
         sent.fetch_add(1, Ordering::Relaxed);
         admitted.fetch_add(u64::from(allowed), Ordering::Relaxed);
-        fallback.fetch_add(u64::from(by == DecidedBy::Fallback), Ordering::Relaxed);
+        by_policy.fetch_add(u64::from(by_policy_now), Ordering::Relaxed);
+        admitted_by_policy.fetch_add(u64::from(by_policy_now && allowed), Ordering::Relaxed);
     }
 
-    fn get(&self, period: usize) -> [u64; 3] {
+    fn get(&self, period: usize) -> [u64; 4] {
         self.0[period].each_ref().map(|n| n.load(Ordering::Relaxed))
     }
 }
@@ -134,14 +136,27 @@ pub async fn run(limit: Limit, instances: u32, pause: Duration) -> anyhow::Resul
                 .expect("counted")
         };
         for (period, label) in PERIODS.iter().enumerate() {
-            let [steady_admitted, steady_sent, steady_fallback] = of("steady").get(period);
-            let [hammer_admitted, hammer_sent, hammer_fallback] = of("hammering").get(period);
+            let [
+                steady_sent,
+                steady_admitted,
+                steady_policy,
+                steady_policy_admitted,
+            ] = of("steady").get(period);
+            let [
+                hammer_sent,
+                hammer_admitted,
+                hammer_policy,
+                hammer_policy_admitted,
+            ] = of("hammering").get(period);
             lines.push(OutageLine {
                 policy: name,
                 period: label,
                 steady: (steady_admitted, steady_sent),
                 hammering: (hammer_admitted, hammer_sent),
-                by_fallback: steady_fallback + hammer_fallback,
+                by_policy: (
+                    steady_policy + hammer_policy,
+                    steady_policy_admitted + hammer_policy_admitted,
+                ),
             });
         }
     }
@@ -150,34 +165,33 @@ pub async fn run(limit: Limit, instances: u32, pause: Duration) -> anyhow::Resul
 
 /// The outage part's conclusion.
 pub fn conclude(lines: &[OutageLine]) -> String {
-    let during = |policy: &str| {
+    let by_policy = |policy: &str| -> (u64, u64) {
         lines
             .iter()
-            .find(|l| l.policy == policy && l.period == PERIODS[1])
-            .expect("row")
+            .filter(|l| l.policy == policy)
+            .fold((0, 0), |(n, a), l| (n + l.by_policy.0, a + l.by_policy.1))
     };
-    let (open, closed) = (during("fail open"), during("fail closed"));
-    let after_fallbacks: u64 = lines
+    let (open, closed) = (by_policy("fail open"), by_policy("fail closed"));
+    let after: u64 = lines
         .iter()
         .filter(|l| l.period == PERIODS[2])
-        .map(|l| l.by_fallback)
+        .map(|l| l.by_policy.0)
         .sum();
     format!(
-        "While Redis was paused, failing open to each instance's share of the limit served the \
-         steady client {} of {} times and the hammering one {} of {}; failing closed served \
-         them {} and {}. {}",
-        open.steady.0,
-        open.steady.1,
-        open.hammering.0,
-        open.hammering.1,
-        closed.steady.0,
-        closed.hammering.0,
-        if after_fallbacks == 0 {
-            "Once it answered again, Redis made every decision.".to_string()
+        "While Redis was paused, each request waited out the 50 ms budget and then the policy \
+         decided: failing open to each instance's share of the limit admitted {} of the {} \
+         requests it decided, failing closed {} of {}. Requests at the pause's edges were \
+         decided by Redis, before it stopped or once it answered again. {}",
+        open.1,
+        open.0,
+        closed.1,
+        closed.0,
+        if after == 0 {
+            "After the pause, Redis made every decision.".to_string()
         } else {
             format!(
-                "After the pause, {after_fallbacks} decisions were still the fallback's \
-                 (requests queued behind the pause)."
+                "After the pause, {after} decisions were still the policy's (requests queued \
+                 behind the pause ran out of budget)."
             )
         }
     )

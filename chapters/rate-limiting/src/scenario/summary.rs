@@ -96,7 +96,7 @@ impl Row for Line {
         vec![
             "limiter",
             "worst window (bound)",
-            "vs exact: refused / admitted",
+            "vs exact: wrongly refused / admitted",
             "retrier let through: retrying / slowed",
             "steady refused",
             "keys w/o TTL",
