@@ -14,6 +14,43 @@ use plotters::prelude::*;
 
 use crate::metrics::Latency;
 
+/// The chart's size in pixels. The book shows it at this size in a desktop column and scaled
+/// down on a phone, so the text sizes below are chosen for both: at least 15 px at a desktop.
+const SIZE: (u32, u32) = (900, 500);
+/// Room on the right for the legend, beside the plot rather than over its lines.
+const LEGEND_WIDTH: u32 = 250;
+/// The title's size; the axis descriptions'; the tick labels' and the legend's.
+const TITLE_PX: u32 = 24;
+const AXIS_PX: u32 = 18;
+const TICK_PX: u32 = 16;
+/// A series of at most this many points is measured, not a curve: its points get markers.
+const MARKED_UP_TO: usize = 20;
+
+/// The builder every chart starts from: the title, the margins, room for the axes and the legend.
+fn builder<'a, 'b>(
+    root: &'a DrawingArea<SVGBackend<'b>, plotters::coord::Shift>,
+    title: &str,
+) -> ChartBuilder<'a, 'b, SVGBackend<'b>> {
+    let mut builder = ChartBuilder::on(root);
+    builder
+        .caption(title, ("sans-serif", TITLE_PX))
+        .margin(14)
+        .margin_right(LEGEND_WIDTH)
+        .x_label_area_size(54)
+        .y_label_area_size(84);
+    builder
+}
+
+/// A tick label: a whole number without a decimal point, else as few decimals as it needs.
+fn tick(value: f64) -> String {
+    if value.fract().abs() < 1e-9 {
+        format!("{value:.0}")
+    } else {
+        let text = format!("{value:.2}");
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
 /// A chart could not be drawn or written.
 #[derive(Debug, thiserror::Error)]
 #[error("could not draw the chart into {path}: {cause}")]
@@ -48,29 +85,25 @@ pub fn percentiles(path: &Path, title: &str, series: &[(&str, &Latency)]) -> Res
     // A decade of headroom above the highest line keeps the legend (top left) off the lines.
     let high = all.fold(0.0, f64::max).max(low * 10.0) * 10.0;
 
-    let root = SVGBackend::new(path, (860, 480)).into_drawing_area();
+    let root = SVGBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(|e| fail(e.to_string()))?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 20))
-        .margin(14)
-        .x_label_area_size(44)
-        .y_label_area_size(70)
+    let mut chart = builder(&root, title)
         .build_cartesian_2d(0f64..NINES, (low..high).log_scale())
         .map_err(|e| fail(e.to_string()))?;
     chart
         .configure_mesh()
         .x_labels(NINES as usize + 1)
+        .label_style(("sans-serif", TICK_PX))
+        .axis_desc_style(("sans-serif", AXIS_PX))
         .x_label_formatter(&|nines| percentile_label(*nines))
         .x_desc("percentile (each step right is ten times rarer)")
         .y_desc("latency, ms (log scale)")
         .y_label_formatter(&|ms| format_ms(*ms))
         .draw()
         .map_err(|e| fail(e.to_string()))?;
-    let labelled = series
-        .iter()
-        .zip(&lines)
-        .map(|((label, _), points)| (*label, &points[..]));
-    lines_and_legend(&mut chart, labelled).map_err(fail)?;
+    draw_series(&mut chart, lines.iter().map(|points| &points[..])).map_err(fail)?;
+    let labels: Vec<&str> = series.iter().map(|(label, _)| *label).collect();
+    legend(&root, &labels).map_err(fail)?;
     root.present().map_err(|e| fail(e.to_string()))
 }
 
@@ -100,17 +133,13 @@ pub fn curves(
     let (x_low, x_high) = points().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &(x, _)| {
         (lo.min(x), hi.max(x))
     });
-    // A fifth of headroom above the highest line keeps the legend off the lines.
-    let y_high = points().fold(0.0, |hi: f64, &(_, y)| hi.max(y)) * 1.2;
+    // The legend is beside the plot, so the y axis ends at the highest point (a share ends at
+    // 100%), with a twentieth more so that a line along the top is not drawn on the frame.
+    let y_high = points().fold(0.0, |hi: f64, &(_, y)| hi.max(y)) * 1.05;
 
-    let root = SVGBackend::new(path, (860, 480)).into_drawing_area();
+    let root = SVGBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(|e| fail(e.to_string()))?;
-    let mut builder = ChartBuilder::on(&root);
-    builder
-        .caption(title, ("sans-serif", 20))
-        .margin(14)
-        .x_label_area_size(44)
-        .y_label_area_size(70);
+    let mut builder = builder(&root, title);
     // The two scales are two types, so each draws the same way through one generic function.
     if axes.log_x {
         let chart = builder
@@ -123,10 +152,12 @@ pub fn curves(
             .map_err(|e| fail(e.to_string()))?;
         draw_lines(chart, &axes, series).map_err(fail)?;
     }
+    let labels: Vec<&str> = series.iter().map(|(label, _)| *label).collect();
+    legend(&root, &labels).map_err(fail)?;
     root.present().map_err(|e| fail(e.to_string()))
 }
 
-/// The mesh, the lines and the legend of a [`curves`] chart.
+/// The mesh and the lines of a [`curves`] chart.
 fn draw_lines<'a, X>(
     mut chart: ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, RangedCoordf64>>,
     axes: &Axes<'_>,
@@ -135,44 +166,80 @@ fn draw_lines<'a, X>(
 where
     X: Ranged<ValueType = f64> + ValueFormatter<f64>,
 {
+    // Few labels, whole numbers without ".0": on a log axis plotters labels every minor tick,
+    // and neighbours ran into each other ("900.01000.0").
     chart
         .configure_mesh()
         .x_desc(axes.x)
         .y_desc(axes.y)
+        .x_labels(if axes.log_x { 4 } else { 8 })
+        .y_labels(6)
+        .x_label_formatter(&|x| tick(*x))
+        .y_label_formatter(&|y| tick(*y))
+        .label_style(("sans-serif", TICK_PX))
+        .axis_desc_style(("sans-serif", AXIS_PX))
         .draw()
         .map_err(|e| e.to_string())?;
-    let labelled = series.iter().map(|(label, points)| (*label, &points[..]));
-    lines_and_legend(&mut chart, labelled)
+    draw_series(&mut chart, series.iter().map(|(_, points)| &points[..]))
 }
 
-/// One line per `(label, points)`, each in a colour of its own, and their legend in the top left
-/// corner: what both kinds of chart draw once their axes are set.
-fn lines_and_legend<'a, 'l, X, Y>(
+/// One line per series, each in a colour of its own (the legend's, in the same order): what both
+/// kinds of chart draw once their axes are set.
+fn draw_series<'a, 'l, X, Y>(
     chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>,
-    series: impl Iterator<Item = (&'l str, &'l [(f64, f64)])>,
+    series: impl Iterator<Item = &'l [(f64, f64)]>,
 ) -> Result<(), String>
 where
     X: Ranged<ValueType = f64>,
     Y: Ranged<ValueType = f64>,
 {
-    for (i, (label, points)) in series.enumerate() {
+    for (i, points) in series.enumerate() {
         let color = Palette99::pick(i).to_rgba();
         chart
             .draw_series(LineSeries::new(
                 points.iter().copied(),
                 color.stroke_width(3),
             ))
-            .map_err(|e| e.to_string())?
-            .label(label)
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 24, y)], color.stroke_width(3)));
+            .map_err(|e| e.to_string())?;
+        // A measured series of a few points shows where its points are; a line between them is
+        // only a guide.
+        if points.len() <= MARKED_UP_TO {
+            chart
+                .draw_series(
+                    points
+                        .iter()
+                        .map(|&point| Circle::new(point, 5, color.filled())),
+                )
+                .map_err(|e| e.to_string())?;
+        }
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| e.to_string())
+    Ok(())
+}
+
+/// The legend, beside the plot in the margin kept for it (never over a line): each series' colour
+/// and label, in the order they were drawn. Drawn on the whole picture: the chart's own legend
+/// is clipped to the plotting area.
+fn legend(
+    root: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
+    labels: &[&str],
+) -> Result<(), String> {
+    let left = (SIZE.0 - LEGEND_WIDTH + 20) as i32;
+    for (i, label) in labels.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        let y = 70 + 26 * i as i32;
+        root.draw(&PathElement::new(
+            [(left, y), (left + 24, y)],
+            color.stroke_width(3),
+        ))
+        .map_err(|e| e.to_string())?;
+        root.draw(&Text::new(
+            label.to_string(),
+            (left + 32, y - TICK_PX as i32 / 2),
+            ("sans-serif", TICK_PX),
+        ))
+        .map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 /// `p50`, `p90`, `p99.9` for a position on the nines axis.
