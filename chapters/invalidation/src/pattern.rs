@@ -4,7 +4,7 @@
 //! Deleting by pattern needs no bookkeeping at write time or read time, which is its appeal. Its
 //! cost is the walk: `SCAN` visits the *whole* keyspace, a page at a time, to find the few keys
 //! that match, so every write pays for every key in Redis, its own or not. The source material
-//! reaches for `KEYS pattern` (DESIGN.md flaw 7), which does the same walk in one command: Redis
+//! reaches for `KEYS pattern`, which does the same walk in one command: Redis
 //! runs one command at a time, so every other client waits until it is done. `SCAN` returns after
 //! each page, and other clients' commands run between pages; [`pause_under`] measures the
 //! difference.

@@ -1,4 +1,4 @@
-//! The source material's dependency tracking, kept as the counter-example (DESIGN.md flaw 9).
+//! The source material's dependency tracking, kept as the counter-example.
 //!
 //! It remembers which cached keys depend on which item in a map in the process's own memory, and
 //! also adds them to a Redis set with no TTL. A write of an item deletes the keys *this process*

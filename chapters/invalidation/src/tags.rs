@@ -6,7 +6,7 @@
 //! the listing (checking the reader's lease first). A write of item 12 runs one script that reads
 //! that set and deletes every key in it, their leases, the item's own key and the set itself.
 //!
-//! Two things the source material's version gets wrong, fixed here (DESIGN.md flaw 9):
+//! Two things the source material's version gets wrong, fixed here:
 //!
 //! - its dependency map lives in one process's memory, so an instance that did not cache the
 //!   listing cannot find it when *it* writes the item: here the sets are in Redis, shared by all;

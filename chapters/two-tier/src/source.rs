@@ -4,8 +4,8 @@
 //! tells it another instance wrote, and when it is full it drops the entry inserted first (a
 //! Python dict iterates in insertion order, so "remove a random item" is FIFO). A write drops
 //! the writer's own copy and the Redis key. Every *other* instance keeps serving the old value
-//! for as long as the process lives, unless FIFO happens to push it out: flaw 6 in the course's
-//! list, and the demo's "stale reads" column.
+//! for as long as the process lives, unless FIFO happens to push it out: the demo's "stale
+//! reads" column.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
