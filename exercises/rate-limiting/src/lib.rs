@@ -13,7 +13,8 @@
 //! and replace each `todo!()` until they pass. The tests of one task run alone with
 //! `cargo test -p rate-limiting-exercise task1` (or `task2`, `task3`). They use a real Redis, two
 //! gateway instances at once, short windows (a few hundred milliseconds), and they read your keys
-//! and their TTLs and watch which commands reach the server. Stuck? Each task has a hint in
+//! and their TTLs, watch which commands (and arguments) reach the server, and stop it to see that
+//! a Redis error comes back to the caller. Stuck? Each task has a hint in
 //! `exercises/rate-limiting/HINTS.md` (also in the book), and a worked answer in
 //! `solutions/rate-limiting`.
 //!
@@ -31,7 +32,7 @@
 //!
 //! In every task, time is Redis's: a script reads it with `redis.call('TIME')` (seconds and
 //! microseconds), or Redis counts it for you in a key's TTL. The gateway instances' own clocks
-//! differ, so never read a clock in Rust and pass it in.
+//! differ, so never read a clock in Rust and pass it in (the tests look at every argument).
 
 #![warn(missing_docs)]
 
@@ -72,8 +73,9 @@ impl Quotas {
     ///
     /// - A window starts at the first request of a key that has no window open, and lasts
     ///   `limits.window` on Redis's clock: the counter at [`Quotas::window_key`] is created with
-    ///   that TTL and expires when the window ends. Every key of the namespace this creates has a
-    ///   TTL of at most `limits.window`.
+    ///   that TTL and expires when the window ends. Every key of the namespace this creates, for
+    ///   admitted and refused requests alike, has a TTL of at most `limits.window` (the tests
+    ///   read the TTL of every key in the namespace).
     /// - Later requests in the window never extend that TTL: a client that keeps calling while it
     ///   is refused gets through once the window ends.
     /// - A refused request must not make the refusal last longer: count only admitted requests,
@@ -83,10 +85,16 @@ impl Quotas {
     ///   and then an `EXPIRE` in a second call leave, if the gateway dies between them, a counter
     ///   that never expires: a key refused for ever.
     ///
+    /// - A Redis error (a refused connection, a script error) is returned as the `Err`, at once:
+    ///   never admit or refuse on your own, and never retry. Whether a gateway lets requests
+    ///   through while Redis is down is its policy, not the limiter's, and a limiter that retries
+    ///   stalls every request it checks. (The same holds in tasks 2 and 3.)
+    ///
     /// The decision: `remaining` is the requests left in this window after this one (0 when
-    /// refused); `reset_after` is the time until the window ends (the counter's TTL);
-    /// `retry_after` is zero when admitted, else the time until the window ends, so that a client
-    /// that waits that long (the tests add 5 ms) gets through.
+    /// refused); `reset_after` is the time until the window ends (the counter's TTL), for every
+    /// request of the window, admitted or refused, not the whole window each time; `retry_after`
+    /// is zero when admitted, else the time until the window ends, so that a client that waits
+    /// that long (the tests add 5 ms) gets through.
     pub async fn fixed_window(&self, api_key: &str) -> redis::RedisResult<Decision> {
         let _ = api_key;
         todo!("task 1b: count and set the TTL in one atomic call; never extend the TTL")
@@ -104,15 +112,20 @@ impl Quotas {
     ///   exactly when it would have without the retries.
     /// - One Lua script per request, sent as one command (`EVAL`/`EVALSHA`): read, refill, take
     ///   and write in one step, so two gateway instances cannot both take the last token. The
-    ///   script reads the time with `redis.call('TIME')`; a time read in Rust and passed as an
-    ///   argument is refused by the tests, which watch the server for the script's `TIME`.
+    ///   script reads the time with `redis.call('TIME')` and uses it; a time read in Rust and
+    ///   passed as an argument is refused by the tests, which watch the server: the script must
+    ///   call `TIME`, and no argument may be a time (a number within a minute of now, in
+    ///   seconds, milliseconds, microseconds or nanoseconds since 1970).
     /// - `remaining` is the whole tokens left after this request; `retry_after`, when refused,
     ///   is the time until the bucket holds one whole token, counting what has already trickled
     ///   back (not a full `refill_every`, and not measured from the last request), rounded up to
     ///   the millisecond; zero when admitted. `reset_after` is the time until the bucket is full.
-    /// - The key gets its TTL in the same script: at least `reset_after` (a key that expires
-    ///   sooner hands the client a full bucket too early) and at most
+    /// - The key gets its TTL in the same script, on every request (a TTL set only when the key
+    ///   is created runs out while tokens are still missing): at least `reset_after` (a key that
+    ///   expires sooner hands the client a full bucket too early) and at most
     ///   `burst * refill_every` + 1 s.
+    /// - A Redis error is returned as the `Err`, at once, as in task 1b: never admit or refuse on
+    ///   your own, never retry.
     pub async fn token_bucket(&self, api_key: &str) -> redis::RedisResult<Decision> {
         let _ = api_key;
         todo!("task 2: one script: TIME, refill up to the burst, take a token or refuse")
@@ -128,18 +141,24 @@ impl Quotas {
     ///   entry counts while it is less than `limits.window` old.
     /// - Each entry's member is unique to its request. The timestamp alone is not: two gateway
     ///   instances can send requests in the same microsecond, and a sorted set keeps one entry
-    ///   per member. Add a request id (e.g. `"1700000000123456-8f14e45fceea167a"`, from
-    ///   `rand::random::<u64>()`); the tests refuse members that are bare numbers.
-    /// - One Lua script per request, sent as one command, reading `TIME` itself: it removes the
-    ///   entries that have left the window, counts the rest, and adds an entry only if the
-    ///   request is admitted. A refused request is not recorded, so the set never holds more
-    ///   than `limits.requests` entries.
+    ///   per member. Add a request id of its own to every request (e.g.
+    ///   `"1700000000123456-8f14e45fceea167a"`, from `rand::random::<u64>()`); the tests refuse
+    ///   members that are bare numbers, and members that, their timestamp taken out, are the
+    ///   same for two requests (a constant suffix such as `"-req"` is no request id).
+    /// - One Lua script per request, sent as one command, reading `TIME` itself and using it (no
+    ///   argument may be a time, as in task 2): on every request it removes the entries that
+    ///   have left the window, then counts the rest (not only when the set looks full: stale
+    ///   entries would make `remaining` too low), and adds an entry only if the request is
+    ///   admitted. A refused request is not recorded, so the set never holds more than
+    ///   `limits.requests` entries.
     /// - `remaining` is the requests the window has room for after this one (0 when refused);
     ///   `retry_after`, when refused, is the time until the oldest entry leaves the window,
     ///   rounded up to the millisecond, zero when admitted; `reset_after` is the time until the
     ///   newest entry leaves it (the whole quota is back).
-    /// - The set gets its TTL in the same script: at least until its newest entry leaves the
-    ///   window, at most `limits.window` + 1 s.
+    /// - The set gets its TTL in the same script, on every admitted request: at least until its
+    ///   newest entry leaves the window (a TTL set only with the first entry, or measured from
+    ///   the oldest, drops entries still in the window), at most `limits.window` + 1 s.
+    /// - A Redis error is returned as the `Err`, at once, as in task 1b.
     pub async fn sliding_log(&self, api_key: &str) -> redis::RedisResult<Decision> {
         let _ = api_key;
         todo!("task 3: one script: TIME, trim, count, record only what is admitted")
