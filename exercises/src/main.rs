@@ -61,11 +61,23 @@ struct Cli {
 enum Command {
     /// Every exercise's tasks, done or not yet, and what to do next (the default).
     Board,
-    /// Run the first unfinished task's tests once, show what failed, and record a pass.
-    Next,
-    /// Run the first unfinished task's tests, then again each time a file of its exercise
-    /// changes; on a pass, go on to the next task. Type h (Enter) for a hint, q to quit.
-    Watch,
+    /// Run the first unfinished task's tests once (or EXERCISE's, or its task TASK: start
+    /// anywhere), show what failed, and record a pass.
+    Next {
+        /// An exercise, e.g. two-tier (default: the course's first unfinished task).
+        exercise: Option<String>,
+        /// A task number (default: the exercise's first unfinished task).
+        task: Option<usize>,
+    },
+    /// Run the first unfinished task's tests (or EXERCISE's, or its task TASK), then again each
+    /// time a file of its exercise changes; on a pass, go on to the next unfinished task after
+    /// it. Type h (Enter) for a hint, again for the next one, q to quit.
+    Watch {
+        /// An exercise, e.g. two-tier (default: the course's first unfinished task).
+        exercise: Option<String>,
+        /// A task number (default: the exercise's first unfinished task).
+        task: Option<usize>,
+    },
     /// The next hint for the first unfinished task, or for EXERCISE's task TASK. Once a task is
     /// done, where its worked answer is.
     Hint {
@@ -122,7 +134,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let progress = Progress::load(&course)?;
             let task = chosen_task(&course, &progress, exercise.as_deref(), task)?;
             match task {
-                Some(task) => next_hint::show_next(&course, task)?,
+                Some(task) => next_hint::show_next(&course, task, next_hint::AskAgain::Command)?,
                 None => println!("Every task is done: no hints left to give."),
             }
             Ok(ExitCode::SUCCESS)
@@ -132,11 +144,31 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             reset::reset(&course, exercise, yes)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Next => next(&Session::open(course, time_limit).await?).await,
-        Command::Watch => match watch::watch(&Session::open(course, time_limit).await?).await? {
-            watch::Ended::Finished => Ok(ExitCode::SUCCESS),
-            watch::Ended::Interrupted => Ok(ExitCode::from(130)),
-        },
+        Command::Next { exercise, task } => {
+            // A wrong name is said before anything is built.
+            let start = chosen_task(
+                &course,
+                &Progress::load(&course)?,
+                exercise.as_deref(),
+                task,
+            )?
+            .map(|task| (task.exercise.name.clone(), task.task.number));
+            next(&Session::open(course, time_limit).await?, start).await
+        }
+        Command::Watch { exercise, task } => {
+            let start = chosen_task(
+                &course,
+                &Progress::load(&course)?,
+                exercise.as_deref(),
+                task,
+            )?
+            .map(|task| (task.exercise.name.clone(), task.task.number));
+            let session = Session::open(course, time_limit).await?;
+            match watch::watch(&session, start).await? {
+                watch::Ended::Finished => Ok(ExitCode::SUCCESS),
+                watch::Ended::Interrupted => Ok(ExitCode::from(130)),
+            }
+        }
         Command::Check { exercise } => {
             let session = Session::open(course, time_limit).await?;
             check(&session, exercise.as_deref()).await
@@ -144,10 +176,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-/// `next`: the first unfinished task, once.
-async fn next(session: &Session) -> Result<ExitCode> {
+/// `next`: the chosen task (by default the first unfinished one), once.
+async fn next(session: &Session, start: Option<(String, usize)>) -> Result<ExitCode> {
     let course = &session.course;
-    let Some(task) = Progress::load(course)?.first_unfinished(course) else {
+    let Some(task) = resolve(course, start)? else {
         println!("Every task of every exercise is done. Well cached.");
         return Ok(ExitCode::SUCCESS);
     };
@@ -158,8 +190,13 @@ async fn next(session: &Session) -> Result<ExitCode> {
     if !passed {
         return Ok(ExitCode::from(1));
     }
-    if let Some(next) = Progress::load(course)?.first_unfinished(course) {
-        println!("Next: {}. Run it with: cargo exercises next", next.label());
+    if let Some(next) = Progress::load(course)?.first_unfinished_from(course, task) {
+        println!(
+            "Next: {}. Run it with: cargo exercises next {} {}",
+            next.label(),
+            next.exercise.name,
+            next.task.number
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -196,6 +233,16 @@ async fn check(session: &Session, only: Option<&str>) -> Result<ExitCode> {
                 "  task {} ({}): {word}, {passed} of {total} tests pass",
                 task.task.number, task.task.title
             );
+            // A task begun and not passing: its failing tests and their messages, as `next`
+            // shows them. (An untouched stub's would only be a list of todo!()s.)
+            let begun = run
+                .of_task(&task.task.name)
+                .any(|r| r.failure.as_ref().is_some_and(|f| !f.is_todo()));
+            if begun && !run.task_passed(&task.task.name) {
+                for line in report::task_result(task, &run).lines() {
+                    println!("    {line}");
+                }
+            }
             let mut progress = Progress::load(course)?;
             progress.set_done(task, run.task_passed(&task.task.name))?;
         }
@@ -210,6 +257,14 @@ async fn check(session: &Session, only: Option<&str>) -> Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The task a `next` or `watch` chose, found again in `course` (by default the first unfinished).
+fn resolve(course: &Course, start: Option<(String, usize)>) -> Result<Option<TaskRef<'_>>> {
+    match start {
+        Some((exercise, number)) => Ok(Some(course.exercise(&exercise)?.task(number)?)),
+        None => Ok(Progress::load(course)?.first_unfinished(course)),
+    }
 }
 
 /// The task `hint` is about: the one named, else the exercise's first unfinished one, else the

@@ -55,7 +55,8 @@ impl Progress {
                     let shown = shown.parse().unwrap_or(0);
                     progress.hints.insert(key(exercise, task), shown);
                 }
-                _ if line.starts_with('#') || line.trim().is_empty() => {}
+                // The runner's own header is written again by `save`; a comment of yours is kept.
+                _ if line.trim().is_empty() || HEADER.lines().any(|own| own == line) => {}
                 _ => progress.other.push(line.to_string()),
             }
         }
@@ -70,6 +71,21 @@ impl Progress {
     /// The first task not yet done, in the course's order.
     pub fn first_unfinished<'c>(&self, course: &'c Course) -> Option<TaskRef<'c>> {
         course.tasks().find(|task| !self.is_done(*task))
+    }
+
+    /// The first task not yet done from `start` on (`start` itself if it is not done), in the
+    /// course's order; past the last task, the first not done anywhere. How a learner who
+    /// started at a later exercise goes on from there, not back to the first.
+    pub fn first_unfinished_from<'c>(
+        &self,
+        course: &'c Course,
+        start: TaskRef<'c>,
+    ) -> Option<TaskRef<'c>> {
+        course
+            .tasks()
+            .skip_while(|task| !same(*task, start))
+            .find(|task| !self.is_done(*task))
+            .or_else(|| self.first_unfinished(course))
     }
 
     /// How many of the course's tasks are done.
@@ -131,6 +147,11 @@ impl Progress {
 
 fn key(exercise: &str, task: &str) -> (String, String) {
     (exercise.to_string(), task.to_string())
+}
+
+/// Whether two references name the same task.
+fn same(a: TaskRef, b: TaskRef) -> bool {
+    key_of(a) == key_of(b)
 }
 
 fn key_of(task: TaskRef) -> (String, String) {

@@ -28,8 +28,9 @@ pub enum Ended {
     Interrupted,
 }
 
-/// Runs watch mode until every task is done, `q`, or Ctrl-C.
-pub async fn watch(session: &Session) -> Result<Ended> {
+/// Runs watch mode from `start` (an exercise and a task; by default the first unfinished task)
+/// until every task is done, `q`, or Ctrl-C.
+pub async fn watch(session: &Session, start: Option<(String, usize)>) -> Result<Ended> {
     let course = &session.course;
     let (changed, mut changes) = mpsc::unbounded_channel();
     let mut debouncer = new_debouncer(
@@ -43,12 +44,24 @@ pub async fn watch(session: &Session) -> Result<Ended> {
     .context("starting to watch files")?;
     let mut commands = terminal_lines();
     let mut watched = None;
+    let mut chosen = match start {
+        Some((exercise, number)) => Some(course.exercise(&exercise)?.task(number)?),
+        None => None,
+    };
+    let mut last = None;
     loop {
         let progress = Progress::load(course)?;
-        let Some(task) = progress.first_unfinished(course) else {
+        // The task chosen to start with; after a pass, the next unfinished one after it.
+        let task = match (chosen.take(), last) {
+            (Some(task), _) => Some(task),
+            (None, Some(last)) => progress.first_unfinished_from(course, last),
+            (None, None) => progress.first_unfinished(course),
+        };
+        let Some(task) = task else {
             println!("Every task of every exercise is done. Well cached.");
             return Ok(Ended::Finished);
         };
+        last = Some(task);
         let folder = folder_of(course, task);
         if watched.as_ref() != Some(&folder) {
             if let Some(old) = watched.take() {
@@ -61,6 +74,8 @@ pub async fn watch(session: &Session) -> Result<Ended> {
             watched = Some(folder);
         }
         let before = sources(folder_of(course, task));
+        // Each run under a line of its own, with the time: which output is the latest is plain.
+        println!("\n──── {} · {} ────", clock(), task.label());
         let passed = session.attempt(task).await?;
         if session.interrupts.requested() {
             return Ok(Ended::Interrupted);
@@ -90,13 +105,27 @@ pub async fn watch(session: &Session) -> Result<Ended> {
                 }
                 Some(command) = commands.recv() => match command.trim() {
                     "q" => return Ok(Ended::Finished),
-                    "h" => next_hint::show_next(course, task)?,
+                    "h" => next_hint::show_next(course, task, next_hint::AskAgain::Key)?,
                     _ => println!("h and Enter: a hint. q and Enter: quit."),
                 },
                 _ = session.interrupts.pressed() => return Ok(Ended::Interrupted),
             }
         }
     }
+}
+
+/// The time of day, `14:03:27 UTC`.
+fn clock() -> String {
+    let seconds = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    let day = seconds % 86_400;
+    format!(
+        "{:02}:{:02}:{:02} UTC",
+        day / 3600,
+        day % 3600 / 60,
+        day % 60
+    )
 }
 
 /// The folder of `task`'s exercise.

@@ -452,6 +452,8 @@ fn without_redis_the_runner_says_what_to_do_and_exits_2() {
 fn a_session_from_stub_to_solution_is_recorded_and_reset() {
     let _builds = lock_builds();
     let workspace = Workspace::new();
+    // A learner's own note in the progress file, which the runner must keep.
+    workspace.write("exercises/progress.txt", "# started on the train\n");
 
     // The stub: not started, with the command to run the task by hand.
     workspace
@@ -467,6 +469,15 @@ fn a_session_from_stub_to_solution_is_recorded_and_reset() {
             "the command to run it by hand",
         )
         .never_says("task2_", "next runs the first unfinished task's tests only");
+    // Anywhere: a later task of the exercise, by number.
+    workspace
+        .run(&["next", "cache-aside", "2"])
+        .exited(1, "task 2 does not pass on the stub")
+        .says(
+            "── cache-aside task 2 of",
+            "next EXERCISE TASK runs that task",
+        )
+        .never_says("task1_", "only the chosen task's tests");
     let check = workspace.run(&["check", "cache-aside"]);
     check.exited(1, "no task of the stub passes");
     for task in 1..=task_count("cache-aside") {
@@ -524,6 +535,13 @@ fn a_session_from_stub_to_solution_is_recorded_and_reset() {
             "✓ task1_second_read_is_a_hit",
             "the tests that pass are listed as passing",
         );
+    workspace
+        .run(&["check", "cache-aside"])
+        .exited(1, "the mistake fails task 1 in check too")
+        .says(
+            "must be cached too",
+            "check shows a begun task's failing test in its own words",
+        );
 
     // The worked answer: check turns every task of the exercise done and records it.
     workspace.apply(patch, true);
@@ -534,6 +552,10 @@ fn a_session_from_stub_to_solution_is_recorded_and_reset() {
         .says("task 3 (", "check reports every task")
         .says("3 of 3", "the board after the check");
     let progress = workspace.progress();
+    assert!(
+        progress.contains("# started on the train"),
+        "the learner's own comment line was dropped from the progress file:\n{progress}"
+    );
     for task in 1..=3 {
         assert!(
             progress.contains(&format!("done cache-aside task{task}")),
@@ -595,6 +617,7 @@ fn watch_reruns_on_a_change_and_moves_on_when_the_task_passes() {
         .spawn()
         .expect("starting the runner");
     let lines = lines_of(&mut child);
+    let mut stdin = child.stdin.take().expect("a piped stdin");
     let mut seen = Vec::new();
     let mut expect = |text: &str, within: Duration, why: &str| {
         let deadline = Instant::now() + within;
@@ -618,9 +641,27 @@ fn watch_reruns_on_a_change_and_moves_on_when_the_task_passes() {
         }
     };
     expect(
+        "UTC · cache-aside task 1:",
+        FIRST_BUILD,
+        "each run starts under a line with the time and the task",
+    );
+    expect(
         "Watching exercises/cache-aside for changes",
         FIRST_BUILD,
         "after the stub's run, watch mode waits for a change",
+    );
+    // h, and h again: the first hint, then the next one.
+    stdin.write_all(b"h\n").expect("typing h");
+    expect(
+        "Hint 1 of",
+        Duration::from_secs(30),
+        "h gives the first hint",
+    );
+    stdin.write_all(b"h\n").expect("typing h again");
+    expect(
+        "Hint 2 of",
+        Duration::from_secs(30),
+        "h again gives the next hint",
     );
     workspace.solve("cache-aside");
     let change = Duration::from_secs(120);
@@ -650,12 +691,7 @@ fn watch_reruns_on_a_change_and_moves_on_when_the_task_passes() {
         FIRST_BUILD,
         "then to the next exercise, whose stub fails",
     );
-    child
-        .stdin
-        .take()
-        .expect("a piped stdin")
-        .write_all(b"q\n")
-        .expect("typing q");
+    stdin.write_all(b"q\n").expect("typing q");
     let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {
         if let Some(status) = child.try_wait().expect("polling the runner") {
