@@ -102,7 +102,16 @@ async fn run(cli: Cli, cleanup: Cleanup) -> anyhow::Result<()> {
         );
     }
     let measured = scenario::run(&stage, settings, format.progress()).await?;
-    let spoofed = scenario::spoof::run(&stage, limit).await?;
+    // Redis may have restarted during the clients' run: this part waits for it, and is run
+    // again if Redis went away in the middle of it.
+    let (mut spoofed, again) = shared::comeback::again_after_outage(
+        &stage.conn(),
+        &stage.redis_url(),
+        "the X-Forwarded-For client",
+        || async { Ok(scenario::spoof::run(&stage, limit).await?) },
+    )
+    .await?;
+    spoofed.measured_again = again;
 
     let mut table = Report::new(format!(
         "Rate limits shared by {} instances: {} requests per {} ms, {} ms of four clients",

@@ -179,9 +179,9 @@ pub fn conclude(lines: &[OutageLine]) -> String {
         .sum();
     format!(
         "While Redis was paused, each request waited out the 50 ms budget and then the policy \
-         decided: failing open to each instance's share of the limit admitted {} of the {} \
-         requests it decided, failing closed {} of {}. Requests at the pause's edges were \
-         decided by Redis, before it stopped or once it answered again. {}",
+         decided. In all (the pause and its edges, where a request sent before it began or \
+         just before it ended could go either way), failing open to each instance's share of \
+         the limit admitted {} of the {} requests it decided, failing closed {} of {}. {}",
         open.1,
         open.0,
         closed.1,

@@ -217,8 +217,15 @@ pub fn conclude(lines: &[Line], limit: Limit, skew_ms: u64, spoofed: &Spoofed) -
     said.push(format!(
         "A client that wrote a fresh X-Forwarded-For on each of {} requests was let through {} \
          times when the header was believed from anyone, {} when only the service's own proxies \
-         were.",
-        spoofed.sent, spoofed.trusting_anyone, spoofed.trusted_proxies
+         were{}.",
+        spoofed.sent,
+        spoofed.trusting_anyone,
+        spoofed.trusted_proxies,
+        if spoofed.measured_again {
+            " (measured again once Redis was back)"
+        } else {
+            ""
+        }
     ));
     said.join(" ")
 }
