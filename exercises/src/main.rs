@@ -145,24 +145,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Next { exercise, task } => {
-            // A wrong name is said before anything is built.
-            let start = chosen_task(
-                &course,
-                &Progress::load(&course)?,
-                exercise.as_deref(),
-                task,
-            )?
-            .map(|task| (task.exercise.name.clone(), task.task.number));
+            let start = start_of(&course, exercise.as_deref(), task)?;
             next(&Session::open(course, time_limit).await?, start).await
         }
         Command::Watch { exercise, task } => {
-            let start = chosen_task(
-                &course,
-                &Progress::load(&course)?,
-                exercise.as_deref(),
-                task,
-            )?
-            .map(|task| (task.exercise.name.clone(), task.task.number));
+            let start = start_of(&course, exercise.as_deref(), task)?;
             let session = Session::open(course, time_limit).await?;
             match watch::watch(&session, start).await? {
                 watch::Ended::Finished => Ok(ExitCode::SUCCESS),
@@ -257,6 +244,18 @@ async fn check(session: &Session, only: Option<&str>) -> Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Where `next` or `watch` starts: the task named, else the exercise's first unfinished one,
+/// else the course's; as names, because the session takes the course over. A wrong name is
+/// said here, before anything is built.
+fn start_of(
+    course: &Course,
+    exercise: Option<&str>,
+    task: Option<usize>,
+) -> Result<Option<(String, usize)>> {
+    let chosen = chosen_task(course, &Progress::load(course)?, exercise, task)?;
+    Ok(chosen.map(|task| (task.exercise.name.clone(), task.task.number)))
 }
 
 /// The task a `next` or `watch` chose, found again in `course` (by default the first unfinished).
