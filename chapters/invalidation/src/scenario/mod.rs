@@ -38,6 +38,11 @@ fn settings() -> Settings {
     }
 }
 
+/// One random price change: a Zipf-drawn item and its new price in cents.
+fn draw(zipf: &Zipf<f64>, rng: &mut StdRng) -> (i64, i64) {
+    (zipf.sample(rng) as i64, rng.random_range(100..10_000))
+}
+
 /// One strategy's turn: its instances, its relay (outbox), and what they count.
 struct Phase<'a> {
     stage: &'a Stage,
@@ -101,8 +106,13 @@ impl<'a> Phase<'a> {
     /// Commits one random price change from the back office; the committed row, once it
     /// returned.
     async fn write(&self, zipf: &Zipf<f64>, rng: &mut StdRng) -> anyhow::Result<Option<Item>> {
-        let id = zipf.sample(rng) as i64;
-        let price = rng.random_range(100..10_000);
+        let (id, price) = draw(zipf, rng);
+        self.set_price(id, price).await
+    }
+
+    /// Commits the price change of `id` from the back office; the committed row, once it
+    /// returned.
+    async fn set_price(&self, id: i64, price: i64) -> anyhow::Result<Option<Item>> {
         let row = self.writer.set_price(id, price).await?;
         if let Some(row) = &row {
             self.committed.raise(id, row.version);
