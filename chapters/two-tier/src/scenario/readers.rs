@@ -202,6 +202,10 @@ fn conclude(rows: &[ReaderLine], settings: &Settings) -> String {
         settings.l1_ttl.as_millis(),
         match source.never {
             0 => String::new(),
+            1 => format!(
+                ", and 1 write was never seen by some instance within {} s",
+                GIVE_UP.as_secs()
+            ),
             n => format!(
                 ", and {n} writes were never seen by some instance within {} s",
                 GIVE_UP.as_secs()
