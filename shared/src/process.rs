@@ -47,6 +47,15 @@ pub struct DemoOutput {
     pub stderr: String,
 }
 
+/// Runs the demo `binary` with `args` in the test's own environment (the backend its leg chose),
+/// as a child that dies with the test: what it printed, as text, and how it exited. How the
+/// demos' tests run a demo.
+pub fn demo_output(binary: &str, args: &[&str]) -> io::Result<DemoOutput> {
+    let mut command = Command::new(binary);
+    command.args(args);
+    run_owned_text(command)
+}
+
 /// Runs the demo `binary` with `args` on the Redis at `redis_url`, as a learner who set
 /// `REDIS_URL` would: no cluster, the private SQLite database, and `command` adjusted as `adjust`
 /// says (say, an empty `PATH`). How the demos' tests check what a demo does on someone else's
@@ -64,6 +73,11 @@ pub fn run_demo_on(
         .env_remove("REDIS_CLUSTER")
         .env_remove("DATABASE_URL");
     adjust(&mut command);
+    run_owned_text(command)
+}
+
+/// Runs `command` with [`run_owned`]; what it printed, as text.
+pub fn run_owned_text(command: Command) -> io::Result<DemoOutput> {
     let out = run_owned(command)?;
     Ok(DemoOutput {
         status: out.status,

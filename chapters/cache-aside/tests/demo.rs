@@ -1,29 +1,25 @@
 //! The demo binary: a small run reports exact figures, and bad input exits non-zero with advice.
 
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn demo(args: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_cache-aside"));
-    command.args(args);
-    shared::process::run_owned(command).expect("run the demo")
+use shared::process::DemoOutput;
+
+fn demo(args: &[&str]) -> DemoOutput {
+    shared::process::demo_output(env!("CARGO_BIN_EXE_cache-aside"), args).expect("run the demo")
 }
 
 /// Runs the demo on the single server `--redis-url` names, whatever `REDIS_CLUSTER` says.
-fn demo_on_a_server(args: &[&str]) -> Output {
+fn demo_on_a_server(args: &[&str]) -> DemoOutput {
     let mut command = Command::new(env!("CARGO_BIN_EXE_cache-aside"));
     command.args(args).env_remove("REDIS_CLUSTER");
-    shared::process::run_owned(command).expect("run the demo")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    shared::process::run_owned_text(command).expect("run the demo")
 }
 
 /// Runs the demo, asserts that it failed, and returns what it printed on stderr.
 fn refused(args: &[&str]) -> String {
     let out = demo(args);
     assert!(!out.status.success(), "the demo accepted {args:?}");
-    stderr(&out)
+    out.stderr
 }
 
 #[test]
@@ -40,8 +36,8 @@ fn a_serial_run_reports_one_load_per_distinct_key() {
         "--format",
         "json",
     ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(out.status.success(), "{}", out.stderr);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     let rows = report["rows"].as_array().unwrap();
     assert_eq!(rows[0]["strategy"], "database only");
     assert_eq!(rows[0]["db_queries"], 400);
@@ -82,8 +78,8 @@ fn markdown_output_is_a_table_the_book_can_include() {
         "--format",
         "markdown",
     ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let markdown = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{}", out.stderr);
+    let markdown = out.stdout;
     let rows: Vec<&str> = markdown.lines().filter(|l| l.starts_with("| ")).collect();
     assert_eq!(
         rows.len(),
@@ -148,9 +144,9 @@ fn an_unreachable_database_is_not_called_a_bad_url() {
 fn no_redis_on_path_gives_the_install_commands() {
     let mut command = Command::new(env!("CARGO_BIN_EXE_cache-aside"));
     command.env("PATH", "/nonexistent").env_remove("REDIS_URL");
-    let out = shared::process::run_owned(command).unwrap();
+    let out = shared::process::run_owned_text(command).unwrap();
     assert!(!out.status.success());
-    let err = stderr(&out);
+    let err = &out.stderr;
     assert!(err.contains("sudo apt-get install redis-server"), "{err}");
     assert!(
         err.contains("brew install redis") && err.contains("REDIS_URL"),
@@ -162,13 +158,13 @@ fn no_redis_on_path_gives_the_install_commands() {
 fn flags_out_of_range_are_refused_by_name() {
     let out = demo(&["--requests", "0"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("--requests"), "{}", stderr(&out));
+    assert!(out.stderr.contains("--requests"), "{}", out.stderr);
     let out = demo(&["--write-ratio", "1.5"]);
-    assert!(stderr(&out).contains("from 0 to 1"), "{}", stderr(&out));
+    assert!(out.stderr.contains("from 0 to 1"), "{}", out.stderr);
     // A negative number gets the range, not "unexpected argument".
     let out = demo(&["--requests", "-1"]);
     assert_eq!(out.status.code(), Some(2));
-    let err = stderr(&out);
+    let err = &out.stderr;
     assert!(
         err.contains("--requests") && err.contains("from 1 to 10000000, got '-1'"),
         "--requests -1: expected the range message, got: {err}"
@@ -194,7 +190,7 @@ fn a_redis_password_is_asked_for_checked_and_never_printed() {
 
     let out = run(&bare);
     assert!(!out.status.success(), "no password: the demo ran anyway");
-    let err = stderr(&out);
+    let err = &out.stderr;
     assert!(
         err.contains("requires a password"),
         "no password in the URL: {err}"
@@ -206,7 +202,7 @@ fn a_redis_password_is_asked_for_checked_and_never_printed() {
 
     let wrong = bare.replace("redis://", "redis://:Wr0ng-pw@");
     let out = run(&wrong);
-    let err = stderr(&out);
+    let err = &out.stderr;
     assert!(
         !out.status.success() && err.contains("refused the password"),
         "wrong password: {err}"
@@ -217,14 +213,14 @@ fn a_redis_password_is_asked_for_checked_and_never_printed() {
     );
 
     let db99 = format!("{}99", server.url());
-    let err = stderr(&run(&db99));
+    let err = run(&db99).stderr;
     assert!(
         err.contains("no such database number"),
         "database 99: {err}"
     );
 
     let out = run(&server.url());
-    let (stdout, err) = (String::from_utf8_lossy(&out.stdout), stderr(&out));
+    let (stdout, err) = (out.stdout.as_str(), out.stderr);
     assert!(out.status.success(), "the right password: {err}");
     assert!(
         stdout.contains("redis: redis://:***@127.0.0.1:"),
@@ -246,9 +242,9 @@ fn help_never_shows_the_urls_it_reads_from_the_environment() {
             "DATABASE_URL",
             "postgres://ann:db-s3cret@127.0.0.1:1/course",
         );
-    let out = shared::process::run_owned(command).expect("run the demo");
-    let help = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "--help failed: {}", stderr(&out));
+    let out = shared::process::run_owned_text(command).expect("run the demo");
+    let help = out.stdout.as_str();
+    assert!(out.status.success(), "--help failed: {}", out.stderr);
     assert!(
         help.contains("REDIS_URL") && help.contains("DATABASE_URL"),
         "--help should name the variables it reads; it printed: {help}"
@@ -266,7 +262,7 @@ fn a_password_with_a_slash_is_hidden_too() {
     // single server: with REDIS_CLUSTER set the URL is shown as redis+cluster://.)
     let out = demo_on_a_server(&["--redis-url", "redis://:s3cret/pw@127.0.0.1:1/"]);
     assert!(!out.status.success(), "the demo accepted an unparsable URL");
-    let err = stderr(&out);
+    let err = &out.stderr;
     assert!(
         !err.contains("s3cret"),
         "a password holding `/` was printed in the error: {err}"
@@ -285,7 +281,7 @@ fn a_named_sqlite_file_is_created_for_the_run_and_removed_after_it() {
     let args = ["--database-url", &url, "--requests", "200", "--keys", "50"];
     for run in 1..=2 {
         let out = demo(&args);
-        assert!(out.status.success(), "run {run} on {url}: {}", stderr(&out));
+        assert!(out.status.success(), "run {run} on {url}: {}", out.stderr);
         assert!(!file.exists(), "run {run} left {} behind", file.display());
     }
 

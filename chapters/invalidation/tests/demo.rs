@@ -1,14 +1,12 @@
 //! The demo binary: a small run measures every strategy, and the outage run shows the outbox
 //! leaving no old value behind; bad input exits non-zero with advice.
 
-use std::process::{Command, Output};
+use shared::process::DemoOutput;
 
 use serde_json::Value;
 
-fn demo(args: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_invalidation"));
-    command.args(args);
-    shared::process::run_owned(command).expect("run the demo")
+fn demo(args: &[&str]) -> DemoOutput {
+    shared::process::demo_output(env!("CARGO_BIN_EXE_invalidation"), args).expect("run the demo")
 }
 
 fn row<'a>(report: &'a Value, strategy: &str) -> &'a Value {
@@ -36,9 +34,9 @@ fn a_small_run_measures_every_strategy_and_the_outbox_survives_the_outage() {
         "--format",
         "json",
     ]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = out.stderr.as_str();
     assert!(out.status.success(), "the demo failed: {stderr}");
-    let reports: Vec<Value> = serde_json::Deserializer::from_slice(&out.stdout)
+    let reports: Vec<Value> = serde_json::Deserializer::from_str(&out.stdout)
         .into_iter()
         .collect::<Result<_, _>>()
         .expect("two JSON reports");
@@ -113,7 +111,7 @@ fn a_small_run_measures_every_strategy_and_the_outbox_survives_the_outage() {
 fn bad_flags_exit_non_zero_with_the_accepted_range() {
     let out = demo(&["--instances", "1"]);
     assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = out.stderr.as_str();
     assert!(
         stderr.contains("from 2 to 32"),
         "the error names the accepted range: {stderr}"

@@ -1,18 +1,12 @@
 //! The demo binary: a small run shows what the lesson claims, and bad input exits non-zero with
 //! advice.
 
-use std::process::{Command, Output};
+use shared::process::DemoOutput;
 
 use serde_json::Value;
 
-fn demo(args: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_rate-limiting"));
-    command.args(args);
-    shared::process::run_owned(command).expect("run the demo")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
+fn demo(args: &[&str]) -> DemoOutput {
+    shared::process::demo_output(env!("CARGO_BIN_EXE_rate-limiting"), args).expect("run the demo")
 }
 
 #[test]
@@ -27,8 +21,8 @@ fn a_short_run_shows_the_edge_burst_the_exact_log_and_the_sources_flaws() {
         "--format",
         "json",
     ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(out.status.success(), "{}", out.stderr);
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
     assert!(
         report["redis_down"].is_null(),
         "--pause-ms 0 skips the second part"
@@ -86,12 +80,12 @@ fn a_short_run_shows_the_edge_burst_the_exact_log_and_the_sources_flaws() {
 fn bad_input_is_refused_with_advice() {
     let out = demo(&["--limit", "0"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("1"), "{}", stderr(&out));
+    assert!(out.stderr.contains("1"), "{}", out.stderr);
     let out = demo(&["--redis-url", "redis://127.0.0.1:1/"]);
     assert!(!out.status.success());
     assert!(
-        stderr(&out).contains("Is the server running?"),
+        out.stderr.contains("Is the server running?"),
         "{}",
-        stderr(&out)
+        out.stderr
     );
 }

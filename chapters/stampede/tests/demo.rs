@@ -1,18 +1,12 @@
 //! The demo binary: a small run reports the figures each strategy promises, and bad input exits
 //! non-zero with advice.
 
-use std::process::{Command, Output};
+use shared::process::DemoOutput;
 
 use serde_json::Value;
 
-fn demo(args: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_stampede"));
-    command.args(args);
-    shared::process::run_owned(command).expect("run the demo")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
+fn demo(args: &[&str]) -> DemoOutput {
+    shared::process::demo_output(env!("CARGO_BIN_EXE_stampede"), args).expect("run the demo")
 }
 
 fn row<'a>(report: &'a Value, strategy: &str) -> &'a Value {
@@ -44,8 +38,8 @@ fn a_small_run_shows_what_each_strategy_promises() {
         "--format",
         "json",
     ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let reports: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(out.status.success(), "{}", out.stderr);
+    let reports: Value = serde_json::from_str(&out.stdout).unwrap();
 
     let burst = &reports["burst"];
     assert_eq!(burst["rows"].as_array().unwrap().len(), 5);
@@ -95,8 +89,8 @@ fn one_scenario_can_run_alone() {
         "--db-latency-ms",
         "1",
     ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", out.stderr);
+    let text = out.stdout.as_str();
     assert!(
         text.contains("Scenario 1") && !text.contains("Scenario 2"),
         "{text}"
@@ -109,9 +103,9 @@ fn an_unreachable_redis_says_how_to_fix_it() {
     let out = demo(&["--redis-url", "redis://127.0.0.1:1/"]);
     assert!(!out.status.success());
     assert!(
-        stderr(&out).contains("Is the server running?"),
+        out.stderr.contains("Is the server running?"),
         "{}",
-        stderr(&out)
+        out.stderr
     );
 }
 
@@ -119,12 +113,8 @@ fn an_unreachable_redis_says_how_to_fix_it() {
 fn flags_out_of_range_are_refused_by_name() {
     let out = demo(&["--instances", "0"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("--instances"), "{}", stderr(&out));
+    assert!(out.stderr.contains("--instances"), "{}", out.stderr);
     let out = demo(&["--scenario", "sometimes"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("burst, steady, both"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(out.stderr.contains("burst, steady, both"), "{}", out.stderr);
 }

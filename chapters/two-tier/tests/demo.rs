@@ -1,14 +1,12 @@
 //! The demo binary: a small run measures every reader and every eviction policy, the two-tier
 //! cache within its bound and the source's L1 beyond it; bad input exits non-zero with advice.
 
-use std::process::{Command, Output};
+use shared::process::DemoOutput;
 
 use serde_json::Value;
 
-fn demo(args: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_two-tier"));
-    command.args(args);
-    shared::process::run_owned(command).expect("run the demo")
+fn demo(args: &[&str]) -> DemoOutput {
+    shared::process::demo_output(env!("CARGO_BIN_EXE_two-tier"), args).expect("run the demo")
 }
 
 fn row<'a>(report: &'a Value, field: &str, name: &str) -> &'a Value {
@@ -36,9 +34,9 @@ fn a_small_run_keeps_the_two_tier_cache_within_its_bound_and_the_source_beyond_i
         "--format",
         "json",
     ]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = out.stderr.as_str();
     assert!(out.status.success(), "the demo failed: {stderr}");
-    let reports: Vec<Value> = serde_json::Deserializer::from_slice(&out.stdout)
+    let reports: Vec<Value> = serde_json::Deserializer::from_str(&out.stdout)
         .into_iter()
         .collect::<Result<_, _>>()
         .expect("JSON reports");
@@ -98,7 +96,7 @@ fn a_small_run_keeps_the_two_tier_cache_within_its_bound_and_the_source_beyond_i
 fn bad_flags_exit_non_zero_with_the_accepted_range() {
     let out = demo(&["--instances", "0"]);
     assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = out.stderr.as_str();
     assert!(
         stderr.contains("from 1 to 32"),
         "the error names the accepted range: {stderr}"

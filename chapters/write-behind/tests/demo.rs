@@ -1,14 +1,12 @@
 //! The demo binary: a small run shows write-behind losing nothing, the counter-examples losing
 //! or doubling, and bad input exits non-zero with advice.
 
-use std::process::{Command, Output};
+use shared::process::DemoOutput;
 
 use serde_json::Value;
 
-fn demo(args: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_write-behind"));
-    command.args(args);
-    shared::process::run_owned(command).expect("run the demo")
+fn demo(args: &[&str]) -> DemoOutput {
+    shared::process::demo_output(env!("CARGO_BIN_EXE_write-behind"), args).expect("run the demo")
 }
 
 #[test]
@@ -23,9 +21,9 @@ fn a_small_run_loses_nothing_with_write_behind_and_shows_the_counter_examples() 
         "--format",
         "json",
     ]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = out.stderr.as_str();
     assert!(out.status.success(), "the demo failed: {stderr}");
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
     let rows = report["rows"].as_array().unwrap();
     let mode = |name: &str| {
         rows.iter()
@@ -70,7 +68,7 @@ fn a_small_run_loses_nothing_with_write_behind_and_shows_the_counter_examples() 
 fn a_bad_flag_exits_non_zero_with_the_accepted_range() {
     let out = demo(&["--shards", "0"]);
     assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = out.stderr.as_str();
     assert!(stderr.contains("--shards"), "{stderr}");
 }
 

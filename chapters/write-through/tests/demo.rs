@@ -1,18 +1,12 @@
 //! The demo binary: a small run reports what write-through promises, and bad input exits non-zero
 //! with advice.
 
-use std::process::{Command, Output};
+use shared::process::DemoOutput;
 
 use serde_json::Value;
 
-fn demo(args: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_write-through"));
-    command.args(args);
-    shared::process::run_owned(command).expect("run the demo")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
+fn demo(args: &[&str]) -> DemoOutput {
+    shared::process::demo_output(env!("CARGO_BIN_EXE_write-through"), args).expect("run the demo")
 }
 
 #[test]
@@ -29,8 +23,8 @@ fn a_small_run_reads_only_hits_and_no_stale_rows() {
         "--format",
         "json",
     ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(out.status.success(), "{}", out.stderr);
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
     let rows = report["rows"].as_array().unwrap();
     let [none, aside, through] = rows.as_slice() else {
         panic!("three modes: {rows:?}");
@@ -58,12 +52,12 @@ fn a_small_run_reads_only_hits_and_no_stale_rows() {
 fn bad_input_is_refused_with_advice() {
     let out = demo(&["--write-ratio", "2"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("from 0 to 1"), "{}", stderr(&out));
+    assert!(out.stderr.contains("from 0 to 1"), "{}", out.stderr);
     let out = demo(&["--redis-url", "redis://127.0.0.1:1/"]);
     assert!(!out.status.success());
     assert!(
-        stderr(&out).contains("Is the server running?"),
+        out.stderr.contains("Is the server running?"),
         "{}",
-        stderr(&out)
+        out.stderr
     );
 }
