@@ -5,6 +5,14 @@
 //! entry's row, nobody acknowledges it. So before it reads new entries, a flusher takes over
 //! entries idle for longer than `claim_idle` (`XAUTOCLAIM`), and asks how often each has been
 //! delivered, which decides when a refused one becomes a dead letter.
+//!
+//! The pending entries list (PEL) is where a consumer group keeps every entry delivered and not
+//! yet acknowledged, with its consumer, its idle time and its delivery count. `XAUTOCLAIM` walks
+//! it from a start id, looks at a bounded number of entries per call (ten times its `COUNT`),
+//! takes the idle ones, and returns a cursor: where the next call goes on, `0-0` once the walk
+//! reached the end. A flusher follows that cursor, one call per batch: restarting every call at
+//! `0-0` would look at the same first entries each time, and an idle entry behind more than ten
+//! batches of busy ones would never be reached.
 
 use std::collections::BTreeMap;
 
@@ -38,35 +46,52 @@ pub struct Entry {
 
 impl Flusher {
     // ANCHOR: next_batch
-    /// Entries abandoned by other consumers if there are any, else new ones.
+    /// Entries abandoned by other consumers if there are any, else new ones. `cursor` is where
+    /// this shard's walk of the pending entries goes on (`0-0`: from the start).
     pub(super) async fn next_batch(
         &self,
         conn: &mut RedisConn,
         shard: u16,
+        cursor: &mut String,
     ) -> redis::RedisResult<Vec<Entry>> {
         let queue = self.layout.queue(shard);
         let count = self.settings.batch_size;
-        let options = StreamAutoClaimOptions::default().count(count);
         let idle = millis(self.settings.claim_idle);
-        let claimed: StreamAutoClaimReply = conn
-            .xautoclaim_options(&queue, GROUP, &self.consumer, idle, "0-0", options)
-            .await?;
-        if let (Some(first), Some(last)) = (claimed.claimed.first(), claimed.claimed.last()) {
-            // How often each was delivered, this time included, decides when it is a dead letter.
-            let pending: StreamPendingCountReply = conn
-                .xpending_consumer_count(&queue, GROUP, &first.id, &last.id, count, &self.consumer)
+        loop {
+            let options = StreamAutoClaimOptions::default().count(count);
+            let claimed: StreamAutoClaimReply = conn
+                .xautoclaim_options(&queue, GROUP, &self.consumer, idle, &*cursor, options)
                 .await?;
-            let deliveries: BTreeMap<&str, usize> = pending
-                .ids
-                .iter()
-                .map(|p| (p.id.as_str(), p.times_delivered))
-                .collect();
-            self.metrics.claimed.add(claimed.claimed.len() as u64);
-            return Ok(claimed
-                .claimed
-                .iter()
-                .filter_map(|id| entry(id, deliveries.get(id.id.as_str()).copied().unwrap_or(1)))
-                .collect());
+            *cursor = claimed.next_stream_id;
+            if let (Some(first), Some(last)) = (claimed.claimed.first(), claimed.claimed.last()) {
+                // How often each was delivered, this time included, decides when it is dead.
+                let pending: StreamPendingCountReply = conn
+                    .xpending_consumer_count(
+                        &queue,
+                        GROUP,
+                        &first.id,
+                        &last.id,
+                        count,
+                        &self.consumer,
+                    )
+                    .await?;
+                let deliveries: BTreeMap<&str, usize> = pending
+                    .ids
+                    .iter()
+                    .map(|p| (p.id.as_str(), p.times_delivered))
+                    .collect();
+                self.metrics.claimed.add(claimed.claimed.len() as u64);
+                return Ok(claimed
+                    .claimed
+                    .iter()
+                    .filter_map(|id| {
+                        entry(id, deliveries.get(id.id.as_str()).copied().unwrap_or(1))
+                    })
+                    .collect());
+            }
+            if cursor.as_str() == "0-0" {
+                break; // the walk reached the end with nothing idle: read new entries
+            }
         }
         let options = StreamReadOptions::default()
             .group(GROUP, &self.consumer)

@@ -122,11 +122,12 @@ impl Flusher {
     /// deadline, a minute, passes while the database is down: what is left stays queued).
     async fn run_shard(&self, mut conn: RedisConn, shard: u16, stop: Stop) {
         let mut stopped_at: Option<Instant> = None;
+        let mut cursor = String::from("0-0"); // where the walk of the pending entries goes on
         loop {
             if stop.is_requested() && stopped_at.is_none() {
                 stopped_at = Some(Instant::now());
             }
-            let batch = match self.next_batch(&mut conn, shard).await {
+            let batch = match self.next_batch(&mut conn, shard, &mut cursor).await {
                 Ok(batch) => batch,
                 Err(error) => {
                     self.metrics.redis_errors.inc();

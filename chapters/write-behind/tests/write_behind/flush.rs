@@ -1,5 +1,8 @@
 //! The flusher: one transaction per batch, a crash at each point of a commit, dead letters.
 
+use redis::streams::{StreamReadOptions, StreamReadReply};
+use write_behind::layout::GROUP;
+
 use super::*;
 
 #[tokio::test]
@@ -162,5 +165,69 @@ async fn a_refused_row_becomes_a_dead_letter_and_the_others_go_through() {
         "after its writes were buried, player 4 reads what the database holds"
     );
     assert_eq!(fx.depth().await, 0);
+    fx.close().await;
+}
+
+#[tokio::test]
+async fn an_idle_entry_behind_many_busy_ones_is_claimed_by_following_the_cursor() {
+    // One shard. A live consumer has just read 30 entries and holds them; one more entry, the
+    // newest, has been idle for an hour (its consumer died). XAUTOCLAIM looks at ten times its
+    // COUNT per call, here 2 x 10 = 20 entries: a flusher that starts every call at 0-0 looks at
+    // the same 20 busy ones for ever, and one that follows the cursor reaches the idle one.
+    let stage = Stage::from_env("write-behind-test", DbOptions::default()).await;
+    let fx = Fixture::with_shards(stage, 1).await;
+    write_round_robin(&fx.writer(), 31).await;
+    let queue = fx.layout.queue(0);
+    let mut conn = fx.stage.conn();
+    let options = StreamReadOptions::default()
+        .group(GROUP, "alive")
+        .count(100);
+    let read: StreamReadReply = conn
+        .xread_options(&[&queue], &[">"], &options)
+        .await
+        .unwrap();
+    let ids: Vec<String> = read
+        .keys
+        .into_iter()
+        .flat_map(|k| k.ids)
+        .map(|id| id.id)
+        .collect();
+    assert_eq!(ids.len(), 31, "the live consumer read every queued entry");
+    let abandoned = ids.last().unwrap();
+    redis::cmd("XCLAIM")
+        .arg(&queue)
+        .arg(GROUP)
+        .arg("dead")
+        .arg(0)
+        .arg(abandoned)
+        .arg("IDLE")
+        .arg(3_600_000)
+        .arg("JUSTID")
+        .query_async::<redis::Value>(&mut conn)
+        .await
+        .unwrap();
+    let settings = Settings {
+        batch_size: 2,
+        claim_idle: Duration::from_secs(60),
+        ..settings()
+    };
+    let (db, layout) = (fx.stage.db().clone(), fx.layout.clone());
+    let heir = Arc::new(Flusher::new(db, layout, settings, Apply::Versioned, "heir"));
+    let reached = heir.hold_at(HoldPoint::BeforeCommit, 1);
+    let running = heir.clone().start(&fx.stage.redis_url()).await.unwrap();
+    heard(
+        reached,
+        "the heir should have claimed the entry idle for an hour, behind 30 busy ones, by \
+         following XAUTOCLAIM's cursor (a walk restarted at 0-0 never gets past the first 20); \
+         it committed nothing",
+    )
+    .await;
+    drop(running);
+    let claimed = heir.metrics.snapshot().claimed;
+    assert_eq!(
+        claimed, 1,
+        "claimed entries: expected only the abandoned one (the 30 others are busy, idle under \
+         claim_idle), found {claimed}"
+    );
     fx.close().await;
 }
