@@ -28,7 +28,6 @@ pub struct Backplane {
 }
 
 impl Backplane {
-    // ANCHOR: join
     /// Subscribes `instance` to the run's channel, dropping from `l1` every item announced on it,
     /// and everything when messages may have been lost.
     pub async fn join(
@@ -70,7 +69,6 @@ impl Backplane {
             _listener: listener,
         }
     }
-    // ANCHOR_END: join
 
     /// Tells every instance that item `id` changed. Whether Redis took the message; if not,
     /// (counted in `metrics`) the other instances' copies live out their L1 lifetime.

@@ -91,7 +91,6 @@ impl Trace {
     }
 }
 
-// ANCHOR: replay
 /// The hit ratio of a cache of `capacity` entries under `policy`, replaying `trace`: every miss
 /// stores the key, as a cache-aside read would.
 pub fn hit_ratio(policy: Policy, capacity: u64, trace: &Trace) -> f64 {
@@ -130,7 +129,6 @@ pub fn hit_ratio(policy: Policy, capacity: u64, trace: &Trace) -> f64 {
     }
     hits.ratio()
 }
-// ANCHOR_END: replay
 
 /// Hits among the counted requests.
 #[derive(Default)]

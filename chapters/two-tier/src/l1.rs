@@ -31,7 +31,6 @@ use moka::ops::compute::{CompResult, Op};
 use crate::metrics::Layer;
 use crate::settings::Settings;
 
-// ANCHOR: local_copy
 /// What L1 holds for a key.
 #[derive(Clone, Debug)]
 pub struct LocalCopy<V> {
@@ -52,7 +51,6 @@ impl<V> LocalCopy<V> {
         Instant::now() < self.fresh_until
     }
 }
-// ANCHOR_END: local_copy
 
 /// What [`L1::get_or_fetch`] did for one caller.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,7 +88,6 @@ impl<V> Expiry<i64, LocalCopy<V>> for MaximumAge {
 /// How many generation counters the keys share.
 const STRIPES: usize = 64;
 
-// ANCHOR: generations
 /// Counters raised by invalidations, so a load can tell whether one overtook it.
 struct Generations {
     stripes: [AtomicU64; STRIPES],
@@ -109,7 +106,6 @@ impl Generations {
         self.stripe(id).load(Ordering::SeqCst) + self.everything.load(Ordering::SeqCst)
     }
 }
-// ANCHOR_END: generations
 
 /// One instance's own copies.
 pub struct L1<V> {
@@ -143,7 +139,6 @@ impl<V: Clone + Send + Sync + 'static> L1<V> {
         self.entries.get(&id).await.filter(LocalCopy::is_fresh)
     }
 
-    // ANCHOR: get_or_fetch
     /// The entry for `id`: a fresh one from L1, or what `fetch` finds (with the layer that
     /// answered). Callers for one key take turns (moka's per-key lock), so while one fetches the
     /// others wait, and find its entry fresh when their turn comes. If `fetch` fails, the old
@@ -187,13 +182,14 @@ impl<V: Clone + Send + Sync + 'static> L1<V> {
                 unreachable!("a turn that succeeds leaves an entry")
             }
         };
+        // ANCHOR: undone
         if done == Fetch::Kept && self.generations.of(id) != started {
             self.entries.invalidate(&id).await;
             done = Fetch::Undone;
         }
+        // ANCHOR_END: undone
         Ok((entry, done))
     }
-    // ANCHOR_END: get_or_fetch
 
     /// A value just found in `layer`: fresh for the L1 lifetime, kept for the fail-safe up to the
     /// maximum age.

@@ -64,7 +64,6 @@ impl L2 {
         &self.metrics
     }
 
-    // ANCHOR: get_or_load
     /// Item `id`'s value from Redis, else from `load` (stored if the lease survived); and which of
     /// the two answered.
     pub async fn get_or_load<T, F, Fut>(&self, id: i64, load: F) -> Result<(T, Layer), sqlx::Error>
@@ -88,7 +87,6 @@ impl L2 {
         };
         Ok((value, layer))
     }
-    // ANCHOR_END: get_or_load
 
     /// Deletes item `id`'s key and its lease: after a write, the next reader loads the new row,
     /// and one that loaded the old row before cannot store it. Whether Redis did it.

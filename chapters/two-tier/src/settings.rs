@@ -7,7 +7,6 @@
 
 use std::time::Duration;
 
-// ANCHOR: settings
 /// The sizes, lifetimes and budgets of both layers.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -40,4 +39,3 @@ impl Default for Settings {
         }
     }
 }
-// ANCHOR_END: settings

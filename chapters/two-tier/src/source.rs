@@ -97,7 +97,6 @@ impl SourceTwoTier {
         }
     }
 
-    // ANCHOR: item
     /// Item `id`: from the dictionary if it is there, whatever happened since it was put there.
     pub async fn item(&self, id: i64) -> Result<Read<Option<Item>>, ReadError> {
         if let Some(value) = self.l1.lock().expect("not poisoned").get(id) {
@@ -118,7 +117,6 @@ impl SourceTwoTier {
         self.metrics.answered(layer);
         Ok(Read { value, layer })
     }
-    // ANCHOR_END: item
 
     /// Commits a price, then drops the writer's own copy and the Redis key; nobody else hears.
     pub async fn set_price(&self, id: i64, price_cents: i64) -> Result<Option<Item>, sqlx::Error> {

@@ -74,7 +74,6 @@ impl TwoTier {
         }
     }
 
-    // ANCHOR: item
     /// Item `id`, from the cheapest layer that has it.
     pub async fn item(&self, id: i64) -> Result<Read<Option<Item>>, ReadError> {
         if let Some(entry) = self.l1.get(id).await {
@@ -89,8 +88,10 @@ impl TwoTier {
                 layer,
             });
         }
+        // ANCHOR: through_the_layers
         let fetched = self.l2.get_or_load(id, || catalog::item(&self.db, id));
         let (entry, fetch) = self.l1.get_or_fetch(id, fetched).await?;
+        // ANCHOR_END: through_the_layers
         match fetch {
             Fetch::Waited => self.metrics.coalesced.inc(),
             Fetch::Kept | Fetch::FailSafe => self.metrics.answered(entry.layer),
@@ -104,7 +105,6 @@ impl TwoTier {
             layer: entry.layer,
         })
     }
-    // ANCHOR_END: item
 
     // ANCHOR: set_price
     /// Commits a new price; then drops this instance's copy, deletes the Redis key and
