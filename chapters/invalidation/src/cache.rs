@@ -66,7 +66,6 @@ impl Cache {
         &self.metrics.errors
     }
 
-    // ANCHOR: get_or_load
     /// The value under `key`, from Redis, else from `load` (then stored if the lease survived).
     pub async fn get_or_load<T, F, Fut>(&self, key: &str, load: F) -> Result<T, sqlx::Error>
     where
@@ -89,7 +88,6 @@ impl Cache {
         }
         Ok(value)
     }
-    // ANCHOR_END: get_or_load
 
     /// Deletes `keys` and their leases, in one command (the keys must share a hash slot).
     /// Returns whether Redis did it; a failure is counted, and then only the TTL bounds how long

@@ -120,11 +120,11 @@ impl Broadcast {
 }
 
 impl Strategy for Broadcast {
-    // ANCHOR: item
     async fn item(&self, id: i64) -> Result<Option<Item>, sqlx::Error> {
         if let Some(copy) = self.local.items.get(&id) {
             return Ok(copy);
         }
+        // ANCHOR: epoch
         let started = self.epoch();
         let item = self
             .parts
@@ -134,9 +134,9 @@ impl Strategy for Broadcast {
         if self.epoch() == started {
             self.local.items.insert(id, item.clone());
         }
+        // ANCHOR_END: epoch
         Ok(item)
     }
-    // ANCHOR_END: item
 
     async fn listing(&self, category: &str) -> Result<Vec<Item>, sqlx::Error> {
         if let Some(copy) = self.local.listings.get(category) {
@@ -158,7 +158,6 @@ impl Strategy for Broadcast {
         Ok(listing)
     }
 
-    // ANCHOR: set_price
     async fn set_price(&self, id: i64, price_cents: i64) -> Result<Option<Item>, sqlx::Error> {
         let committed = self.parts.db.commit_price(id, price_cents, None).await?;
         if committed.is_some() {
@@ -175,7 +174,6 @@ impl Strategy for Broadcast {
         }
         Ok(committed)
     }
-    // ANCHOR_END: set_price
 
     fn parts(&self) -> &Parts {
         &self.parts

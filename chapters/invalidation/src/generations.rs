@@ -93,7 +93,6 @@ impl Strategy for Generations {
         }
     }
 
-    // ANCHOR: set_price
     async fn set_price(&self, id: i64, price_cents: i64) -> Result<Option<Item>, sqlx::Error> {
         let committed = self.parts.db.commit_price(id, price_cents, None).await?;
         if committed.is_some() {
@@ -108,7 +107,6 @@ impl Strategy for Generations {
         }
         Ok(committed)
     }
-    // ANCHOR_END: set_price
 
     fn parts(&self) -> &Parts {
         &self.parts

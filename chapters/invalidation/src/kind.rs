@@ -127,7 +127,6 @@ impl Strategy for AnyStrategy {
     }
 }
 
-// ANCHOR: serves
 /// A write is seen by an instance once both places that show the item do: its own page and its
 /// category's listing.
 impl Probed for AnyStrategy {
@@ -139,4 +138,3 @@ impl Probed for AnyStrategy {
         fresh(item.map(|i| i.version)) && fresh(listed.map(|i| i.version))
     }
 }
-// ANCHOR_END: serves

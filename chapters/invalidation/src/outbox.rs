@@ -48,7 +48,6 @@ impl Outbox {
 }
 
 impl Strategy for Outbox {
-    // ANCHOR: set_price
     async fn set_price(&self, id: i64, price_cents: i64) -> Result<Option<Item>, sqlx::Error> {
         let owed = self.parts.keys.affected_by(id);
         self.parts
@@ -56,7 +55,6 @@ impl Strategy for Outbox {
             .commit_price(id, price_cents, Some(&owed))
             .await
     }
-    // ANCHOR_END: set_price
 
     fn parts(&self) -> &Parts {
         &self.parts
@@ -119,11 +117,11 @@ impl Relay {
         }
     }
 
-    // ANCHOR: relay_once
     /// One batch: the oldest waiting rows, each one's keys deleted (with their leases), then
     /// marked relayed. Returns how many it relayed. A row whose delete failed is not marked,
     /// nor is any after it, so the next pass starts with it.
     pub async fn relay_once(&self) -> Result<usize, RelayError> {
+        // ANCHOR: relay_in_order
         let waiting = self.db.waiting_in_outbox(self.settings.relay_batch).await?;
         let mut done: Vec<OutboxEntry> = Vec::with_capacity(waiting.len());
         let mut failed = None;
@@ -140,6 +138,7 @@ impl Relay {
             }
         }
         self.db.mark_relayed(&done).await?;
+        // ANCHOR_END: relay_in_order
         let now = now_ms() as i64;
         let mut lag = self.metrics.lag.lock().expect("lag lock");
         for entry in &done {
@@ -152,7 +151,6 @@ impl Relay {
             None => Ok(done.len()),
         }
     }
-    // ANCHOR_END: relay_once
 
     /// Relays until stopped: a pass, then another at once if it was full, else a wait for a
     /// notification (PostgreSQL) or `relay_poll`; after a failure, a doubling backoff.

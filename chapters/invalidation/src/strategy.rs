@@ -42,7 +42,6 @@ impl Parts {
     }
 }
 
-// ANCHOR: strategy
 /// A way of keeping cached items and listings in step with the database.
 pub trait Strategy: Send + Sync + 'static {
     /// What it is built on.
@@ -82,4 +81,3 @@ pub trait Strategy: Send + Sync + 'static {
         self.cache().stats()
     }
 }
-// ANCHOR_END: strategy

@@ -29,7 +29,6 @@ use shared::lease::{Leases, lease_key};
 use crate::catalog::{Catalog, Item};
 use crate::strategy::{Parts, Strategy};
 
-// ANCHOR: store_script
 /// Stores a listing if the reader's lease survived, and records it in the dependency set of each
 /// item it contains, each set kept alive at least as long as the listing.
 /// KEYS: the listing, its lease, then one dependency set per item. ARGV: lease token, listing
@@ -49,7 +48,6 @@ return 1
 ",
     )
 });
-// ANCHOR_END: store_script
 
 // ANCHOR: invalidate_script
 /// Deletes an item's key, every key its dependency set names, their leases, and the set.
