@@ -37,7 +37,6 @@ pub enum DecidedBy {
     Fallback,
 }
 
-// ANCHOR: guarded
 /// A Redis limiter with a time budget and a policy for when Redis cannot answer in time.
 pub struct Guarded<L> {
     limiter: L,
@@ -112,4 +111,3 @@ impl<L: Limiter> Guarded<L> {
         (decision, DecidedBy::Fallback)
     }
 }
-// ANCHOR_END: guarded

@@ -40,7 +40,6 @@ impl Limit {
     }
 }
 
-// ANCHOR: decision
 /// A limiter's answer to one request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Decision {
@@ -57,7 +56,6 @@ pub struct Decision {
     /// every instance shares, and the one the demo measures windows on.
     pub at_us: u64,
 }
-// ANCHOR_END: decision
 
 impl Decision {
     /// Reads a script's reply `{allowed, remaining, retry_after_ms, reset_after_ms, now_us}`.

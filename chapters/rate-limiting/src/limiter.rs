@@ -14,13 +14,11 @@ use shared::{Namespace, RedisConn};
 
 use crate::limit::{Decision, Limit};
 
-// ANCHOR: trait
 /// Anything that decides whether a client's request may go ahead.
 pub trait Limiter: Send + Sync {
     /// The decision for one request of `client`, recorded if allowed.
     fn check(&self, client: &str) -> impl Future<Output = RedisResult<Decision>> + Send;
 }
-// ANCHOR_END: trait
 
 shared::variants! {
     /// The five algorithms, in the order the chapter explains them.
@@ -51,7 +49,6 @@ impl Algorithm {
     }
 }
 
-// ANCHOR: redis_limiter
 /// One of the five algorithms on Redis: a script, a limit, and where the clients' keys live.
 pub struct RedisLimiter {
     algorithm: Algorithm,
@@ -123,7 +120,6 @@ impl Limiter for RedisLimiter {
         Decision::from_reply(&reply)
     }
 }
-// ANCHOR_END: redis_limiter
 
 /// Sorted-set members no other request uses: a random tag per limiter (so per instance) and a
 /// counter. The time is the score, never the member.

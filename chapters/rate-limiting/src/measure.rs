@@ -7,7 +7,6 @@
 //! have made on the same requests at the same times: requests it would have admitted that this
 //! limiter refused (too strict), and the reverse (too lenient).
 
-// ANCHOR: worst_window
 /// The most times in any window of `window_us` (a window is `(t - window, t]`); `times` sorted.
 pub fn worst_window(times: &[u64], window_us: u64) -> usize {
     let mut start = 0;
@@ -20,7 +19,6 @@ pub fn worst_window(times: &[u64], window_us: u64) -> usize {
     }
     worst
 }
-// ANCHOR_END: worst_window
 
 /// How a limiter's decisions differ from a perfect sliding window's.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
