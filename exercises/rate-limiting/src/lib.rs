@@ -120,6 +120,10 @@ impl Quotas {
     ///   is the time until the bucket holds one whole token, counting what has already trickled
     ///   back (not a full `refill_every`, and not measured from the last request), rounded up to
     ///   the millisecond; zero when admitted. `reset_after` is the time until the bucket is full.
+    /// - `retry_after` is never shorter than the true wait, counted to the microsecond that `TIME`
+    ///   gives (keep the microseconds): a client that waits exactly that long gets through. A
+    ///   wait cut down to whole milliseconds (an integer division, `math.floor`) sends it back up
+    ///   to 1 ms early, to be refused again. The tests time the wait on Redis's clock.
     /// - The key gets its TTL in the same script, on every request (a TTL set only when the key
     ///   is created runs out while tokens are still missing): at least `reset_after` (a key that
     ///   expires sooner hands the client a full bucket too early) and at most
@@ -153,8 +157,9 @@ impl Quotas {
     ///   `limits.requests` entries.
     /// - `remaining` is the requests the window has room for after this one (0 when refused);
     ///   `retry_after`, when refused, is the time until the oldest entry leaves the window,
-    ///   rounded up to the millisecond, zero when admitted; `reset_after` is the time until the
-    ///   newest entry leaves it (the whole quota is back).
+    ///   rounded up to the millisecond (never shorter than the true wait, as in task 2), zero
+    ///   when admitted; `reset_after` is the time until the newest entry leaves it (the whole
+    ///   quota is back).
     /// - The set gets its TTL in the same script, on every admitted request: at least until its
     ///   newest entry leaves the window (a TTL set only with the first entry, or measured from
     ///   the oldest, drops entries still in the window), at most `limits.window` + 1 s.

@@ -48,13 +48,28 @@ return {1, limit - count - 1, 0, redis.call('PTTL', KEYS[1])}
     )
 });
 
+/// The first lines of the scripts on Redis's clock (tasks 2 and 3): `now`, Redis's time in
+/// microseconds since 1970.
+///
+/// `now` is a whole number (about 1.7e15) that a Lua number holds exactly, and `redis.call` hands
+/// a number to Redis with all its digits (`%.17g`, or as an integer on newer servers), so `HSET`
+/// and `ZADD` store it to the microsecond. Only Lua's own `tostring` and `..` keep 14 digits
+/// (`1.7000000001235e+15`): that is why the log's member is built with `string.format('%d', now)`.
+const REDIS_NOW: &str = r"
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+";
+
+/// A script that starts with [`REDIS_NOW`]: `body` reads the time as `now`.
+fn on_redis_clock(body: &str) -> Script {
+    Script::new(&format!("{REDIS_NOW}{body}"))
+}
+
 /// Task 2. KEYS[1]: a hash {tokens, at}. ARGV: the burst, microseconds per token.
 /// Time is Redis's, in microseconds; tokens are fractional, so nothing that trickled back is lost.
 static TOKEN_BUCKET: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    on_redis_clock(
         r"
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 local burst = tonumber(ARGV[1])
 local every = tonumber(ARGV[2])
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
@@ -71,6 +86,7 @@ if tokens >= 1 then
 end
 local retry_after = 0
 if allowed == 0 then
+    -- Rounded up: a wait cut down to whole ms would send the client back too early.
     retry_after = math.ceil((1 - tokens) * every / 1000)
 end
 local reset_after = math.ceil((burst - tokens) * every / 1000)
@@ -83,10 +99,8 @@ return {allowed, math.floor(tokens), retry_after, reset_after}
 
 /// Task 3. KEYS[1]: the sorted set. ARGV: the limit, the window in microseconds, a request id.
 static SLIDING_LOG: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    on_redis_clock(
         r"
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
@@ -198,6 +212,10 @@ impl Quotas {
     ///   is the time until the bucket holds one whole token, counting what has already trickled
     ///   back (not a full `refill_every`, and not measured from the last request), rounded up to
     ///   the millisecond; zero when admitted. `reset_after` is the time until the bucket is full.
+    /// - `retry_after` is never shorter than the true wait, counted to the microsecond that `TIME`
+    ///   gives (keep the microseconds): a client that waits exactly that long gets through. A
+    ///   wait cut down to whole milliseconds (an integer division, `math.floor`) sends it back up
+    ///   to 1 ms early, to be refused again. The tests time the wait on Redis's clock.
     /// - The key gets its TTL in the same script, on every request (a TTL set only when the key
     ///   is created runs out while tokens are still missing): at least `reset_after` (a key that
     ///   expires sooner hands the client a full bucket too early) and at most
@@ -234,8 +252,9 @@ impl Quotas {
     ///   `limits.requests` entries.
     /// - `remaining` is the requests the window has room for after this one (0 when refused);
     ///   `retry_after`, when refused, is the time until the oldest entry leaves the window,
-    ///   rounded up to the millisecond, zero when admitted; `reset_after` is the time until the
-    ///   newest entry leaves it (the whole quota is back).
+    ///   rounded up to the millisecond (never shorter than the true wait, as in task 2), zero
+    ///   when admitted; `reset_after` is the time until the newest entry leaves it (the whole
+    ///   quota is back).
     /// - The set gets its TTL in the same script, on every admitted request: at least until its
     ///   newest entry leaves the window (a TTL set only with the first entry, or measured from
     ///   the oldest, drops entries still in the window), at most `limits.window` + 1 s.
