@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-// ANCHOR: settings
 /// How the queue and its flushers behave.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -46,4 +45,3 @@ impl Default for Settings {
         }
     }
 }
-// ANCHOR_END: settings

@@ -159,7 +159,6 @@ impl WriteBehind {
         self.reads.snapshot()
     }
 
-    // ANCHOR: add_points
     /// Adds `delta` points to `player`'s score. Returns once the write is in Redis with its
     /// queue entry; the database gets it later, from a flusher.
     pub async fn add_points(&self, player: i64, delta: i64) -> Result<Ack, WriteError> {
@@ -189,7 +188,6 @@ impl WriteBehind {
         // The base stayed stale: writes are queued but the cached score is gone.
         Err(WriteError::Behind(player))
     }
-    // ANCHOR_END: add_points
 
     /// One call of the write script, within the time budget.
     async fn run_add_points(
@@ -225,7 +223,6 @@ impl WriteBehind {
         }
     }
 
-    // ANCHOR: score
     /// `player`'s points: the latest acknowledged write, from the cache, or from the database
     /// when the player is clean and not cached (then cached, with its TTL).
     pub async fn score(&self, player: i64) -> Result<Option<i64>, sqlx::Error> {
@@ -259,7 +256,6 @@ impl WriteBehind {
         }
         Ok(Some(row.points))
     }
-    // ANCHOR_END: score
 }
 
 /// One value of the write script's reply.
