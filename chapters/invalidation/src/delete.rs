@@ -25,8 +25,8 @@ impl DeleteOnWrite {
 }
 
 impl Strategy for DeleteOnWrite {
-    // ANCHOR: set_price
     async fn set_price(&self, id: i64, price_cents: i64) -> Result<Option<Item>, sqlx::Error> {
+        // ANCHOR: set_price
         let committed = self.parts.db.commit_price(id, price_cents, None).await?;
         if committed.is_some() {
             self.parts
@@ -35,8 +35,8 @@ impl Strategy for DeleteOnWrite {
                 .await;
         }
         Ok(committed)
+        // ANCHOR_END: set_price
     }
-    // ANCHOR_END: set_price
 
     fn parts(&self) -> &Parts {
         &self.parts

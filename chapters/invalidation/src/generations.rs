@@ -27,10 +27,10 @@ use shared::budget;
 use crate::catalog::{Catalog, Item, category_of};
 use crate::strategy::{Parts, Strategy};
 
-// ANCHOR: bump
 /// Moves a category to its next generation, never below the server's clock in milliseconds (so
 /// that an expired counter starts again above every number it gave), and keeps the generation
 /// alive for `ARGV[1]` ms. KEYS: the generation. Returns the new generation.
+// ANCHOR: bump
 static BUMP: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"

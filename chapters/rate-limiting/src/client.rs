@@ -9,10 +9,10 @@
 
 use std::net::IpAddr;
 
-// ANCHOR: client_ip
 /// The address to limit: `peer` (the TCP connection's) unless it is one of `trusted` proxies, in
 /// which case the right-most entry of `forwarded_for` that is not a trusted proxy. An entry that
 /// does not parse ends the walk at the last trusted hop: whatever is left of it, the client wrote.
+// ANCHOR: client_ip
 pub fn client_ip(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[IpAddr]) -> IpAddr {
     if !trusted.contains(&peer) {
         return peer;

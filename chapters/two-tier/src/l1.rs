@@ -213,13 +213,14 @@ impl<V: Clone + Send + Sync + 'static> L1<V> {
         }
     }
 
-    // ANCHOR: invalidate
     /// Drops `id`. The generation is raised first, so a load in flight will not keep what it
     /// loaded.
+    // ANCHOR: invalidate
     pub async fn invalidate(&self, id: i64) {
         self.generations.stripe(id).fetch_add(1, Ordering::SeqCst);
         self.entries.invalidate(&id).await;
     }
+    // ANCHOR_END: invalidate
 
     /// Drops every copy: after a lost connection to the backplane, any of them may be old, so
     /// none is kept even for the fail-safe.
@@ -227,7 +228,6 @@ impl<V: Clone + Send + Sync + 'static> L1<V> {
         self.generations.everything.fetch_add(1, Ordering::SeqCst);
         self.entries.invalidate_all();
     }
-    // ANCHOR_END: invalidate
 
     /// How many entries L1 holds (fresh or kept for the fail-safe), once moka has done its
     /// pending work.

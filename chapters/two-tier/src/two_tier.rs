@@ -106,11 +106,11 @@ impl TwoTier {
         })
     }
 
-    // ANCHOR: set_price
     /// Commits a new price; then drops this instance's copy, deletes the Redis key and
     /// announces the change to every other instance. The committed row, or `None` if there is
     /// no such item.
     pub async fn set_price(&self, id: i64, price_cents: i64) -> Result<Option<Item>, sqlx::Error> {
+        // ANCHOR: set_price
         let committed = catalog::commit_price(&self.db, id, price_cents).await?;
         if committed.is_some() {
             self.l1.invalidate(id).await;
@@ -120,8 +120,8 @@ impl TwoTier {
             self.backplane.announce(&conn, id, settings, metrics).await;
         }
         Ok(committed)
+        // ANCHOR_END: set_price
     }
-    // ANCHOR_END: set_price
 
     /// What this instance counted so far.
     pub fn stats(&self) -> Stats {
