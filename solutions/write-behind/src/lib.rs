@@ -120,8 +120,12 @@ impl Views {
 
     /// ## Task 2a: apply a batch
     ///
-    /// Writes `entries` to the database in one transaction of one statement, and returns the
-    /// rows it wrote, one per page.
+    /// Writes `entries` to the database in one transaction of one statement, and returns, for
+    /// each page of `entries` (once each, in any order), the entry it kept for that page as a
+    /// [`ViewCount`]: the page's highest version in `entries`, whether or not the row took it
+    /// (a row at that version or a newer one keeps its own). [`Views::acknowledge`] gives those
+    /// pages their TTL back, so a page left out (say, one the version guard refused on a
+    /// replay) would stay without a TTL.
     ///
     /// - **Coalesce**: entries may come in any order and name a page several times; keep, per
     ///   page, the entry with the highest version. (A page twice in one upsert is an error on
@@ -217,8 +221,9 @@ impl Views {
     ///
     /// Reads the entries no consumer has received yet, as `consumer` ([`Views::read_new`]),
     /// applies them, and **only after the commit** acknowledges them. Returns how many entries
-    /// it flushed (0 if there were none). If the database fails, nothing is acknowledged: the
-    /// entries stay pending with `consumer`, to be applied later (task 3).
+    /// it flushed (entries read, not pages: 0 if there were none). If the database fails, the
+    /// flush is [`FlushError::Database`] and nothing is acknowledged: the entries stay pending
+    /// with `consumer`, to be applied later (task 3), and their pages keep no TTL.
     ///
     /// ### This answer
     ///

@@ -119,12 +119,29 @@ impl Inspect for Site {
     }
 }
 
-/// Records `n` views of `page` and expects it acknowledged.
+/// Records `n` views of `page`, a page the database has, with Redis up, and expects it
+/// acknowledged.
 async fn record(views: &Views, page: &str, n: i64) -> ViewCount {
-    match views.record_views(page, n).await {
-        Ok(count) => count,
-        Err(error) => panic!("record_views({page:?}, {n}): expected Ok, got Err({error:?})"),
-    }
+    let error = match views.record_views(page, n).await {
+        Ok(count) => return count,
+        Err(error) => error,
+    };
+    let cause = match &error {
+        WriteError::Behind(_) => {
+            "the script never found the count fill() cached: does it read the fields views and \
+             version of KEYS[1], Views::key(page)?"
+        }
+        WriteError::QueueUnavailable(_) => {
+            "Redis answered the script with an error: is it valid Lua, and does it name every \
+             key it touches in KEYS?"
+        }
+        WriteError::NoSuchPage(_) => "the page is in the database: is fill() given this page?",
+        WriteError::Database(_) => "fill() could not read the page's row",
+    };
+    panic!(
+        "record_views({page:?}, {n}) of a page the database has, with Redis up: expected \
+         Ok(the count after the write), got Err({error:?}): {cause}"
+    )
 }
 
 fn count(page: &str, views: i64, version: i64) -> ViewCount {
@@ -148,11 +165,24 @@ fn entry(page: &str, views: i64, version: i64) -> Entry {
 /// shorter.
 async fn assert_clean(site: &Site, views: &Views, page: &str, after: &str) {
     let ttl = site.pttl(views, page).await;
+    let found = match ttl {
+        -2 => {
+            "-2 is no key: the count is gone from the cache. acknowledge() gives a flushed \
+             count its TTL back; it does not delete it"
+        }
+        -1 => {
+            "-1 is no TTL: the count is still dirty. Does acknowledge() PEXPIRE every flushed \
+             page whose cached version is the flushed one (the version apply() returned for \
+             it, compared as a string or with tonumber in the script)?"
+        }
+        60_001.. => "more than settings.ttl: PEXPIRE it with settings.ttl, no longer",
+        _ => "less than settings.ttl: PEXPIRE takes milliseconds (settings.ttl.as_millis())",
+    };
     assert!(
         (55_000..=60_000).contains(&ttl),
-        "PTTL of {page}'s cached count {after}: expected 55,000 to 60,000 ms (settings.ttl, \
-         given back once the count is in the database), got {ttl} ms (-1: no TTL, -2: no key). \
-         Does acknowledge() PEXPIRE every flushed page whose cached version is the flushed one?"
+        "PTTL of {page}'s cached count {after}: expected 55,000 to 60,000 ms (settings.ttl, 60 \
+         s, given back once the count is in the database, less the moment since), got {ttl} \
+         ms: {found}"
     );
 }
 
@@ -167,7 +197,10 @@ async fn until_claimable(site: &Site, views: &Views) {
         }
         assert!(
             Instant::now() < deadline,
-            "entries still not idle after 10 s: {pending:?}"
+            "the test waits until every pending entry has been idle for claim_idle (300 ms), as \
+             XPENDING reports it; 10 s later some still were not (id, consumer, idle ms): \
+             {pending:?}. An entry claimed or read again restarts its idle time: does something \
+             claim entries without waiting for claim_idle?"
         );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
@@ -181,10 +214,16 @@ async fn left_pending_by_a_dead_flusher(views: &Views, writes: usize) {
     }
     let mut read = 0;
     while read < writes {
-        let batch = views.read_new("dead").await.unwrap();
+        let batch = views
+            .read_new("dead")
+            .await
+            .expect("read_new(), called by the test with Redis up: Redis answered with an error");
         assert!(
             !batch.is_empty(),
-            "read_new() stopped after {read} of {writes}"
+            "the entries read by a flusher (read_new(), XREADGROUP) after {writes} acknowledged \
+             writes: expected {writes}, one per write, found {read} before the queue ran dry. \
+             Does every record_views() XADD one entry, with the fields page, views and \
+             version, to Views::queue()?"
         );
         read += batch.len();
     }
@@ -201,13 +240,15 @@ async fn task1_a_write_is_cached_and_queued_together() {
         first,
         count("page-1", 3, 1),
         "record_views(\"page-1\", 3) on a page with 0 views at version 0: expected 3 views at \
-         version 1"
+         version 1, got {first:?}. Return the count and version the script wrote"
     );
     let second = record(&views, "page-1", 2).await;
     assert_eq!(
         second,
         count("page-1", 5, 2),
-        "a second record_views(\"page-1\", 2): expected 5 views at version 2"
+        "a second record_views(\"page-1\", 2), on 3 views at version 1: expected 5 views at \
+         version 2, got {second:?}. The script adds n to the cached views and 1 to the cached \
+         version"
     );
     let cached = site.cached(&views, "page-1").await;
     assert_eq!(
@@ -249,10 +290,13 @@ async fn task1_a_write_is_cached_and_queued_together() {
         "database queries for two writes of a cold page: expected 1 (fill()'s read of the row \
          for the first), got {queries}. A write-behind write does not touch the database"
     );
+    let row = site.row("page-1").await;
     assert_eq!(
-        site.row("page-1").await,
+        row,
         Some((0, 0)),
-        "page-1's database row before any flush: expected untouched (0 views, version 0)"
+        "page-1's database row (views, version) after two writes and no flush: expected \
+         untouched, (0, 0), got {row:?}. A write goes to Redis only; the flusher writes the \
+         database"
     );
 }
 
@@ -292,7 +336,8 @@ async fn task1_a_cold_page_counts_on_from_its_database_row() {
     assert!(
         carried.len() == 1 && carried[0].views == 42 && carried[0].version == 8,
         "the queue after that write: expected one entry with 42 views at version 8, got \
-         {carried:?}"
+         {carried:?}. The script that found no count queues nothing; the one that runs after \
+         fill() queues the count it wrote"
     );
 }
 
@@ -334,10 +379,19 @@ async fn task1_with_redis_down_a_write_is_refused_and_the_database_untouched() {
         "database queries by that refused write: expected 0, got {queries}. Writing the \
          database directly while Redis is down lets a queued older count overwrite it later"
     );
-    assert_eq!(site.row("page-5").await, Some((0, 0)));
+    let row = site.row("page-5").await;
+    assert_eq!(
+        row,
+        Some((0, 0)),
+        "page-5's database row (views, version) after a write refused with Redis stopped: \
+         expected untouched, (0, 0), got {row:?}. A write Redis did not take must not reach \
+         the database by another way"
+    );
+    let errors = views.redis_errors.get();
     assert!(
-        views.redis_errors.get() >= 1,
-        "redis_errors after a write with Redis stopped: expected at least 1 (use redis_call())"
+        errors >= 1,
+        "redis_errors after a write with Redis stopped: expected at least 1, got {errors}. Send \
+         the script through redis_call(), which counts a failure"
     );
 }
 
@@ -377,8 +431,9 @@ async fn task1_a_page_behind_its_queue_gives_up_after_three_tries() {
     );
     assert!(
         queued == 1 && cached.is_none(),
-        "after that refused write: expected the one queued entry and no cached count, got \
-         {queued} entries and {cached:?}"
+        "after that refused write: expected the one queued entry (version 1's) and no cached \
+         count, got {queued} entries and cached {cached:?}. A script that finds no count must \
+         change nothing: neither create the key nor queue an entry"
     );
 }
 
@@ -420,7 +475,8 @@ async fn task2_a_flush_coalesces_into_one_statement() {
     let flushed = views.flush_once("flusher-1").await;
     assert!(
         matches!(flushed, Ok(7)),
-        "flush_once() over 7 queued writes of 3 pages: expected Ok(7), got {flushed:?}"
+        "flush_once() over 7 queued writes of 3 pages: expected Ok(7), the entries it flushed, \
+         got {flushed:?}. Ok(3) counts the rows apply() returned, not the entries read"
     );
     let queries = site.db().queries();
     assert_eq!(
@@ -435,7 +491,9 @@ async fn task2_a_flush_coalesces_into_one_statement() {
             row,
             Some(expected),
             "{page}'s database row (views, version) after the flush: expected {expected:?}, \
-             got {row:?}. Values formatted into the SQL break on a quote; bind them"
+             the page's last queued count, got {row:?}. An older count: coalesce to the \
+             highest version per page. o'clock: values formatted into the SQL break on its \
+             quote; bind them"
         );
         assert_clean(&site, &views, page, "after its flush").await;
     }
@@ -451,7 +509,8 @@ async fn task2_a_flush_coalesces_into_one_statement() {
     let idle = views.flush_once("flusher-1").await;
     assert!(
         matches!(idle, Ok(0)),
-        "flush_once() on an empty queue: expected Ok(0), got {idle:?}"
+        "flush_once() on an empty queue: expected Ok(0), got {idle:?}. With no entries read, \
+         there is nothing to apply or acknowledge"
     );
 }
 
@@ -468,7 +527,8 @@ async fn task2_apply_keeps_the_newest_version() {
     assert!(
         matches!(&applied, Ok(rows) if rows == &[count("page-6", 40, 4)]),
         "apply() of page-6 at versions 2, 4, 3 (in that order): expected Ok([page-6 with 40 \
-         views at version 4]), one row per page, the highest version, got {applied:?}"
+         views at version 4]): one ViewCount per page, its highest version, got {applied:?}. \
+         Coalesce by version, not by position"
     );
     let row = site.row("page-6").await;
     assert_eq!(
@@ -478,7 +538,15 @@ async fn task2_apply_keeps_the_newest_version() {
          highest version, not the last in the slice"
     );
     // A flusher that died before acknowledging version 3 left it to be applied again.
-    views.apply(&[entry("page-6", 30, 3)]).await.unwrap();
+    let again = views.apply(&[entry("page-6", 30, 3)]).await;
+    assert!(
+        matches!(&again, Ok(rows) if rows == &[count("page-6", 30, 3)]),
+        "apply() of page-6 at version 3 while its row is at version 4: expected \
+         Ok([page-6 with 30 views at version 3]), the entry kept for the page whether or not \
+         the row took it, got {again:?}. acknowledge() gives the pages apply() returned their \
+         TTL back: one left out (say, because the version guard kept its row) stays without \
+         a TTL after a replay"
+    );
     let row = site.row("page-6").await;
     assert_eq!(
         row,
@@ -518,10 +586,16 @@ async fn task2_a_page_written_during_a_flush_stays_dirty() {
     let queued = site.queued(&views).await;
     assert!(
         queued.len() == 1 && queued[0].version == 3,
-        "the queue after that acknowledgement: expected only version 3's entry, got {queued:?}"
+        "the queue after acknowledging the batch of versions 1 and 2: expected only version \
+         3's entry, got {queued:?}. XACK and XDEL every entry of the batch, and only those"
     );
-    views.flush_once("flusher-1").await.unwrap();
-    assert_eq!(site.row("page-7").await, Some((3, 3)));
+    let flushed = views.flush_once("flusher-1").await;
+    let row = site.row("page-7").await;
+    assert!(
+        matches!(flushed, Ok(1)) && row == Some((3, 3)),
+        "flush_once() of page-7's version 3, the one entry left: expected Ok(1) and the row \
+         at (3, 3), got {flushed:?} and {row:?}"
+    );
     assert_clean(&site, &views, "page-7", "once version 3 is flushed").await;
 }
 
@@ -544,7 +618,12 @@ async fn task2_an_acknowledgement_is_one_command() {
          {commands:?}. A version read in Rust and a PEXPIRE after it let a write slip in \
          between and put a TTL on a dirty count"
     );
-    assert!(site.queued(&views).await.is_empty());
+    let queued = site.queued(&views).await;
+    assert!(
+        queued.is_empty(),
+        "the queue after both entries (page-8's, then page-9's) were acknowledged: expected \
+         empty, got {queued:?}. The script must XACK and XDEL every entry id it is given"
+    );
 }
 
 #[tokio::test]
@@ -563,7 +642,7 @@ async fn task2_a_failed_commit_acknowledges_nothing() {
     assert!(
         matches!(failed, Err(FlushError::Database(_))),
         "flush_once() while the table is missing: expected Err(FlushError::Database(..)), got \
-         {failed:?}"
+         {failed:?}. apply()'s error is the flush's: pass it on with ?, before acknowledging"
     );
     let queued = site.queued(&views).await.len();
     let pending = site.pending(&views).await;
@@ -577,9 +656,17 @@ async fn task2_a_failed_commit_acknowledges_nothing() {
     let ttl = site.pttl(&views, "page-10").await;
     assert_eq!(
         ttl, -1,
-        "PTTL of page-10 after a failed flush: expected -1 (still dirty), got {ttl}"
+        "PTTL of page-10 after a flush whose commit failed: expected -1 (no TTL: still dirty, \
+         its count in no database), got {ttl}. A count given its TTL before the commit can \
+         expire before any flush writes it"
     );
-    assert_eq!(site.row("page-10").await, Some((0, 0)));
+    let row = site.row("page-10").await;
+    assert_eq!(
+        row,
+        Some((0, 0)),
+        "page-10's database row (views, version) after a flush whose commit failed: expected \
+         untouched, (0, 0), got {row:?}. A failed transaction leaves the table as it was"
+    );
 }
 
 // ---- task 3: recovery --------------------------------------------------------------------------
@@ -595,7 +682,12 @@ async fn task3_a_dead_flushers_entries_are_claimed_after_claim_idle() {
         record(&views, "page-12", 4).await;
     }
     // A flusher reads the five entries and dies without applying or acknowledging them.
-    assert_eq!(views.read_new("dead").await.unwrap().len(), 5);
+    let read = views.read_new("dead").await.map(|batch| batch.len());
+    assert!(
+        matches!(read, Ok(5)),
+        "entries a flusher read (read_new()) after 5 writes: expected Ok(5), got {read:?}. \
+         Does every record_views() queue one entry?"
+    );
 
     let early = views.recover("alive").await;
     assert!(
@@ -607,8 +699,9 @@ async fn task3_a_dead_flushers_entries_are_claimed_after_claim_idle() {
     let held = site.pending(&views).await;
     assert!(
         held.len() == 5 && held.iter().all(|p| p.1 == "dead"),
-        "pending entries after that early recover(): expected 5, all still with 'dead', got \
-         {held:?}"
+        "pending entries (id, consumer, idle ms) after that early recover(): expected 5, all \
+         still with 'dead', got {held:?}. An entry claimed by 'alive' was taken before \
+         claim_idle: XAUTOCLAIM's min-idle-time is settings.claim_idle"
     );
 
     until_claimable(&site, &views).await;
@@ -616,14 +709,18 @@ async fn task3_a_dead_flushers_entries_are_claimed_after_claim_idle() {
     assert!(
         matches!(recovered, Ok(5)),
         "recover() once the dead flusher's 5 entries had been pending for claim_idle: expected \
-         Ok(5), got {recovered:?}"
+         Ok(5), the entries it claimed and applied, got {recovered:?}. Ok(0): nothing was \
+         claimed (XAUTOCLAIM on Views::queue(), group GROUP, min-idle-time claim_idle, from \
+         0-0); Ok(2): the pages were counted, not the entries"
     );
     for (page, expected) in [("page-11", (3, 3)), ("page-12", (8, 2))] {
         let row = site.row(page).await;
         assert_eq!(
             row,
             Some(expected),
-            "{page}'s row after recover(): expected {expected:?}, got {row:?}"
+            "{page}'s database row (views, version) after recover(): expected {expected:?}, \
+             its last queued count, got {row:?}. Apply what you claimed before you \
+             acknowledge it"
         );
         assert_clean(&site, &views, page, "after recover()").await;
     }
@@ -645,17 +742,28 @@ async fn task3_a_replay_after_a_crash_changes_nothing() {
     record(&views, "page-13", 5).await;
     // A flusher commits version 1 and dies before acknowledging it.
     let batch = views.read_new("dead").await.unwrap();
-    views.apply(&batch).await.unwrap();
+    views
+        .apply(&batch)
+        .await
+        .expect("apply() of page-13's version 1, with the database up: expected Ok, got Err");
     // Version 2 is written and flushed by a live flusher.
     record(&views, "page-13", 2).await;
-    views.flush_once("alive").await.unwrap();
-    assert_eq!(site.row("page-13").await, Some((7, 2)));
+    let flushed = views.flush_once("alive").await;
+    let row = site.row("page-13").await;
+    assert!(
+        matches!(flushed, Ok(1)) && row == Some((7, 2)),
+        "flush_once() of page-13's version 2 (7 views), the one new entry: expected Ok(1) and \
+         the row at (7, 2), got {flushed:?} and {row:?}. A flush reads only entries no \
+         consumer has received (read_new())"
+    );
 
     until_claimable(&site, &views).await;
     let replayed = views.recover("alive").await;
     assert!(
         matches!(replayed, Ok(1)),
-        "recover() of the dead flusher's one entry: expected Ok(1), got {replayed:?}"
+        "recover() of the dead flusher's one entry, already applied before it died: expected \
+         Ok(1), got {replayed:?}. An entry already applied is claimed, applied again (which \
+         changes nothing) and acknowledged like any other"
     );
     let row = site.row("page-13").await;
     assert_eq!(
@@ -691,14 +799,17 @@ async fn task3_recover_follows_the_cursor_past_one_batch() {
     let pending = site.pending(&views).await.len();
     assert_eq!(
         pending, 0,
-        "entries still pending after recover(): expected 0, got {pending}"
+        "entries still pending after recover() of 250: expected 0, got {pending}. Every \
+         claimed batch must be acknowledged (XACK), and claiming go on until the cursor is 0-0"
     );
     for page in 1..=20 {
         let page = format!("page-{page}");
         let (expected, row) = (site.cached(&views, &page).await, site.row(&page).await);
         assert_eq!(
             row, expected,
-            "{page}'s row after recover(): expected the cached (views, version), got {row:?}"
+            "{page}'s database row (views, version) after recover(): expected the cached \
+             count, {expected:?}, got {row:?}. Each batch claimed must be applied, keeping each \
+             page's highest version"
         );
     }
 }
