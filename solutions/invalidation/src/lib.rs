@@ -91,9 +91,10 @@ impl Blog {
     ///
     /// - Task 1: the post's page and its author's page.
     /// - Task 2: also every key named in the post's dependents set ([`Blog::dependents_key`]),
-    ///   and the set itself. The set is in Redis, shared by every instance: an instance that
-    ///   never cached a tag page must still remove it. Reading the set and deleting its keys is
-    ///   one Lua script, so that a page stored in between is not missed.
+    ///   and the set itself, and nothing else: a tag page that does not show the post stays.
+    ///   The set is in Redis, shared by every instance: an instance that never cached a tag
+    ///   page must still remove it. Reading the set and deleting its keys is one Lua script, so
+    ///   that a page stored in between is not missed.
     ///
     /// ### This answer
     ///
@@ -115,13 +116,17 @@ impl Blog {
     /// [`Blog::cached`] does (Redis trouble is a miss, unreadable bytes are a miss). On a miss,
     /// take the key's lease, *then* load ([`Blog::load_tag_page`]) and then, **in one Lua
     /// script, sent as one command**: if the lease is still yours, store the page with
-    /// `settings.ttl`, delete the lease, and add the page's key to the dependents set of every
-    /// post on it (not only the first), each set given a TTL of at least `settings.ttl` (so it
-    /// expires with what it tracks, and never lives for ever): a set that already exists with a
-    /// shorter TTL has it raised, or it would expire before the page just added to it. If the
-    /// lease is gone or not yours, an invalidation came after your load: store nothing,
-    /// register nothing, and return what you loaded. No dependency map in the process's memory:
-    /// another instance must find the page through Redis.
+    /// `settings.ttl`, delete the lease, add the page's key to the dependents set of every post
+    /// on it (not only the first), and raise each of those sets' TTL to `settings.ttl` if it is
+    /// shorter (a new set has none: its `PTTL` is -1), a set that already exists included. So a
+    /// set expires with the newest page it names: not before (a change would then leave that
+    /// page cached), and not long after (a set without a TTL lives for ever). Just after a
+    /// store, the tests expect each set's `PTTL` to be 55,000 to 60,000 ms, with a 60 s
+    /// `settings.ttl`. The script is the only command that stores or registers: beside the
+    /// read's `GET` and the lease's `SET NX`, no `SET`, `SETEX`, `PSETEX`, `SADD`, `EXPIRE` or
+    /// `PEXPIRE` of your own. If the lease is gone or not yours, an invalidation came after your
+    /// load: store nothing, register nothing, and return what you loaded. No dependency map in
+    /// the process's memory: another instance must find the page through Redis.
     pub async fn tag_page(&self, tag: &str) -> Result<Vec<Post>, sqlx::Error> {
         let key = self.tag_key(tag);
         let corrupt = Counter::default();
@@ -180,8 +185,10 @@ impl Blog {
     /// order; for each, delete its keys and their leases (one command within the time budget);
     /// then mark relayed ([`Blog::mark_relayed`]) exactly the entries whose delete Redis took.
     /// If a delete fails, stop there: that entry and every one after it stay waiting, for the
-    /// next pass, and the pass returns [`RelayError::Redis`] with how many it relayed. Otherwise
-    /// returns how many it relayed. Relaying an entry twice must be harmless.
+    /// next pass, and the pass returns `Err(RelayError::Redis { relayed })` with how many it
+    /// relayed before the failure (0 when the first delete failed: an `Ok` would tell the
+    /// caller nothing is owed). Otherwise returns `Ok` with how many it relayed (0 when nothing
+    /// was waiting). Relaying an entry twice must be harmless.
     pub async fn relay_once(&self) -> Result<usize, RelayError> {
         let waiting = self.waiting_in_outbox(100).await?;
         let mut relayed = Vec::with_capacity(waiting.len());
