@@ -78,8 +78,10 @@ impl Rates {
     /// Redis's copy ([`Source::forget`]), drop this instance's own copy from L1, and tell every
     /// other instance ([`Source::publish`] with the currency). The order matters: before the
     /// commit, a read refetches the old row and caches it again; a copy dropped, or an instance
-    /// told, while Redis still holds the old rate refetches it from Redis. Returns the committed
-    /// rate; `None` for an unknown currency (nothing else happens then: no command to Redis).
+    /// told, while Redis still holds the old rate refetches it from Redis. `forget` and
+    /// `publish` are the only commands `set_rate` sends to Redis: the tests see exactly a `DEL`,
+    /// then a `PUBLISH`. Returns the committed rate; `None` for an unknown currency (nothing
+    /// else happens then: no command to Redis).
     ///
     /// **Task 3.** The copy `set_rate` drops counts as a drop too: a fetch of this instance that
     /// read the old rate before the commit must not leave it in L1 (see [`rate`](Self::rate)).

@@ -91,12 +91,27 @@ impl App {
         self.rates.source().fetches()
     }
 
-    /// `currency`'s rate, which must be answered.
+    /// `currency`'s rate, which must be answered: a seeded currency, with Redis and the
+    /// database up.
     async fn rate(&self, currency: &str) -> super::subject::Rate {
-        self.rates
-            .rate(currency)
-            .await
-            .unwrap_or_else(|e| panic!("rate({currency:?}) failed: {e}"))
+        self.rates.rate(currency).await.unwrap_or_else(|error| {
+            panic!(
+                "rate({currency:?}) of a seeded currency: expected Ok(its rate), got Err({error}). \
+                 Source::fetch answers every seeded currency: is it given the currency asked for?"
+            )
+        })
+    }
+
+    /// `self.rates.set_rate(currency, micros_per_euro)` of a seeded currency: the committed rate.
+    async fn set_rate(&self, currency: &str, micros_per_euro: i64) -> super::subject::Rate {
+        match self.rates.set_rate(currency, micros_per_euro).await {
+            Ok(Some(rate)) => rate,
+            other => panic!(
+                "set_rate({currency:?}, {micros_per_euro}) of a seeded currency: expected \
+                 Ok(Some(the committed rate)), got {other:?}. Return what Source::commit_rate \
+                 returned"
+            ),
+        }
     }
 }
 
@@ -110,10 +125,15 @@ async fn task1_a_second_read_is_served_from_l1() {
     assert_eq!(
         (first.micros_per_euro, first.version),
         (1_100_000, 1),
-        "rate(\"GBP\") should be the seeded rate, 1,100,000 at version 1; got {first:?}"
+        "rate(\"GBP\") on a fresh instance: expected the seeded rate, 1,100,000 at version 1, \
+         got {first:?}. Return what Source::fetch returned for the currency asked for"
     );
     let second = app.rate("GBP").await;
-    assert_eq!(second, first, "the second read should return the same rate");
+    assert_eq!(
+        second, first,
+        "a second rate(\"GBP\") right after the first: expected the same rate, {first:?}, got \
+         {second:?}. L1 must hold the rate as it was fetched, under its currency"
+    );
     assert_eq!(
         app.fetches(),
         1,
@@ -137,7 +157,8 @@ async fn task1_an_l1_copy_lives_for_l1_ttl_and_no_longer() {
         assert_eq!(
             app.fetches(),
             1,
-            "a read well within l1_ttl (400 ms) should be an L1 hit; counted {} fetches",
+            "two reads of USD well within l1_ttl (400 ms) of each other: expected 1 fetch (the \
+             second an L1 hit), counted {}. Is the fetched rate kept in L1 for l1_ttl?",
             app.fetches()
         );
     }
@@ -200,8 +221,10 @@ async fn task1_l1_holds_at_most_l1_capacity_rates() {
     let held = app.rates.held().await;
     assert!(
         (1..=3).contains(&held),
-        "after reading all 8 currencies with l1_capacity 3, L1 should hold 1 to 3 rates; it holds \
-         {held}. Is the L1 built with max_capacity(settings.l1_capacity)?"
+        "rates held in L1 after reading all 8 currencies once, with l1_capacity 3: expected 1 \
+         to 3 (at most l1_capacity; which ones the cache keeps is its own choice), got {held}. \
+         More than 3: is the L1 built with max_capacity(settings.l1_capacity)? 0: are fetched \
+         rates kept at all?"
     );
 }
 
@@ -216,10 +239,11 @@ async fn task1_concurrent_misses_share_one_fetch() {
         })
         .collect();
     for read in reads {
-        assert_eq!(
-            joined(read).await.ok(),
-            Some(1),
-            "every read should get JPY's rate"
+        let version = joined(read).await;
+        assert!(
+            matches!(version, Ok(1)),
+            "one of 10 concurrent first reads of JPY: expected Ok(version 1), got {version:?}. \
+             A read that waits for another's fetch gets that fetch's result"
         );
     }
     assert_eq!(
@@ -239,14 +263,21 @@ async fn task1_a_failed_fetch_is_an_error_and_nothing_is_kept() {
     let unknown = app.rates.rate("XXX").await;
     assert!(
         unknown.is_err(),
-        "rate(\"XXX\") of an unknown currency should fail; got {unknown:?}"
+        "rate(\"XXX\") of a currency the table does not have: expected Err (Source::fetch's \
+         RowNotFound), got {unknown:?}. The fetch's error is the read's"
     );
-    assert!(app.rates.rate("XXX").await.is_err());
+    let again = app.rates.rate("XXX").await;
+    assert!(
+        again.is_err(),
+        "a second rate(\"XXX\") of a currency the table does not have: expected Err, got \
+         {again:?}"
+    );
     assert_eq!(
         app.fetches(),
         2,
-        "a failed fetch must not be kept: the second read of XXX should fetch again; counted {} \
-         fetches",
+        "two reads of XXX, whose fetch fails: expected 2 fetches (a failed fetch keeps nothing, \
+         so the second read fetches again), counted {}. Is an error, or a placeholder, kept in \
+         L1?",
         app.fetches()
     );
 }
@@ -259,22 +290,26 @@ async fn task2_a_change_reaches_the_other_instances_l1() {
     let a = App::listening(&stage, Settings::default()).await;
     let b = App::listening(&stage, Settings::default()).await;
     a.rate("USD").await;
-    let committed = b.rates.set_rate("USD", 1_234_567).await.unwrap();
-    let committed = committed.expect("USD exists");
+    let committed = b.set_rate("USD", 1_234_567).await;
     assert_eq!(
         (committed.micros_per_euro, committed.version),
         (1_234_567, 2),
-        "set_rate(\"USD\", 1234567) should return the committed rate, version 2"
+        "set_rate(\"USD\", 1234567) of USD at version 1: expected the committed rate, \
+         1,234,567 at version 2, got {committed:?}. Return what Source::commit_rate returned"
     );
-    until("instance a to hear of b's change", EVENT_WITHIN, || {
-        a.heard().messages.get() >= 1
-    })
+    until(
+        "instance a's listener to hand b's message to handle() (does set_rate() publish the \
+         currency with Source::publish, and does handle() return?)",
+        EVENT_WITHIN,
+        || a.heard().messages.get() >= 1,
+    )
     .await;
     let seen = a.rate("USD").await;
     assert_eq!(
         seen.version, 2,
-        "after hearing of b's change, instance a should show version 2; it showed {seen:?}. Does \
-         set_rate publish the currency, and handle drop the copy a message names?"
+        "instance a's rate(\"USD\") once its listener handed b's message to handle(): expected \
+         version 2, got {seen:?}, the copy a held before the change. Does handle() drop the \
+         copy of the currency the message names (its payload as UTF-8, e.g. USD)?"
     );
 }
 
@@ -284,13 +319,14 @@ async fn task2_the_writer_drops_its_own_copy() {
     // No listener: the writer must not rely on hearing its own message.
     let b = App::new(&stage, Settings::default()).await;
     b.rate("CHF").await;
-    b.rates.set_rate("CHF", 950_000).await.unwrap();
+    b.set_rate("CHF", 950_000).await;
     let seen = b.rate("CHF").await;
     assert_eq!(
         (seen.micros_per_euro, seen.version),
         (950_000, 2),
-        "right after its own set_rate, the writer should show the new rate; it showed {seen:?}. \
-         Does set_rate drop this instance's own copy?"
+        "the writer's own rate(\"CHF\") right after its set_rate(\"CHF\", 950000) returned: \
+         expected 950,000 at version 2, got {seen:?}. This instance does not listen, so it \
+         hears no message of its own: does set_rate drop this instance's own copy?"
     );
 }
 
@@ -302,20 +338,24 @@ async fn task2_the_write_deletes_the_redis_copy() {
     let key = a.rates.source().key("SEK");
     assert!(
         stage.conn().exists::<_, bool>(&key).await.unwrap(),
-        "the fetch stores SEK in Redis"
+        "Redis's copy of SEK ({key}) after instance a's first rate(\"SEK\"): expected it \
+         there, found none. Source::fetch stores what it loads in Redis: does rate() fetch \
+         through Source::fetch on a miss?"
     );
     let b = App::new(&stage, Settings::default()).await;
-    b.rates.set_rate("SEK", 11_000_000).await.unwrap();
+    b.set_rate("SEK", 11_000_000).await;
     assert!(
         !stage.conn().exists::<_, bool>(&key).await.unwrap(),
-        "after set_rate, Redis should no longer hold SEK's old rate at {key}. Does set_rate call \
-         forget?"
+        "Redis's copy of SEK ({key}) after set_rate(\"SEK\", ..) returned: expected it \
+         deleted, found the old rate still there: every instance would refetch it from Redis \
+         for up to l2_ttl. Does set_rate call Source::forget once the commit returned?"
     );
     let c = App::new(&stage, Settings::default()).await;
+    let seen = c.rate("SEK").await;
     assert_eq!(
-        c.rate("SEK").await.version,
-        2,
-        "a new instance reads the new rate"
+        seen.version, 2,
+        "rate(\"SEK\") on a new instance after the change: expected version 2, got {seen:?}. \
+         The old rate came from Redis, which should have forgotten it"
     );
 }
 
@@ -330,14 +370,22 @@ async fn task2_others_hear_of_a_change_only_after_its_commit() {
     let b = App::new(&stage, Settings::default()).await;
     let change = {
         let rates = b.rates.clone();
-        tokio::spawn(async move { rates.set_rate("NOK", 12_000_000).await.unwrap() })
+        tokio::spawn(async move { rates.set_rate("NOK", 12_000_000).await })
     };
-    until("instance a to hear of b's change", EVENT_WITHIN, || {
-        a.heard().messages.get() >= 1
-    })
+    until(
+        "instance a's listener to hand b's message to handle() (does set_rate() publish the \
+         currency with Source::publish, and does handle() return?)",
+        EVENT_WITHIN,
+        || a.heard().messages.get() >= 1,
+    )
     .await;
     a.rate("NOK").await; // the page a request renders as soon as the message arrives
-    joined(change).await.expect("NOK exists");
+    let committed = joined(change).await;
+    assert!(
+        matches!(&committed, Ok(Some(rate)) if rate.version == 2),
+        "set_rate(\"NOK\", 12000000) of NOK at version 1: expected Ok(Some(the committed rate, \
+         version 2)), got {committed:?}"
+    );
     stage.db().set_latency(Duration::ZERO);
     let seen = a.rate("NOK").await;
     assert_eq!(
@@ -359,17 +407,25 @@ async fn task2_nothing_is_forgotten_or_dropped_before_the_commit() {
     stage.db().reset_queries();
     let change = {
         let rates = b.rates.clone();
-        tokio::spawn(async move { rates.set_rate("CHF", 990_000).await.unwrap() })
+        tokio::spawn(async move { rates.set_rate("CHF", 990_000).await })
     };
-    until("set_rate's UPDATE to start", EVENT_WITHIN, || {
-        stage.db().queries() >= 1
-    })
+    until(
+        "set_rate(\"CHF\", ..)'s UPDATE to start (does set_rate() commit with \
+         Source::commit_rate?)",
+        EVENT_WITHIN,
+        || stage.db().queries() >= 1,
+    )
     .await;
     let in_redis = stage.conn().exists::<_, bool>(&key).await.unwrap();
     let in_l1 = b.rates.holds("CHF");
     // Looked at after the copies: if the row is still at version 1, the commit had not returned.
     let committed = committed_version(&stage, "CHF").await;
-    joined(change).await.expect("CHF exists");
+    let returned = joined(change).await;
+    assert!(
+        matches!(&returned, Ok(Some(rate)) if rate.version == 2),
+        "set_rate(\"CHF\", 990000) of CHF at version 1: expected Ok(Some(the committed rate, \
+         version 2)), got {returned:?}"
+    );
     stage.db().set_latency(Duration::ZERO);
     if committed == 1 {
         assert!(
@@ -389,14 +445,15 @@ async fn task2_redis_forgets_before_anyone_is_told() {
     let b = App::new(&stage, Settings::default()).await;
     b.rate("SEK").await;
     let mut sent = stage.server().watch_commands().await.unwrap();
-    b.rates.set_rate("SEK", 11_500_000).await.unwrap();
+    b.set_rate("SEK", 11_500_000).await;
     let commands = sent.since_last().await;
     assert_eq!(
         commands,
         ["DEL", "PUBLISH"],
-        "commands set_rate(\"SEK\", ..) sent to Redis: expected DEL (forget), then PUBLISH, got \
-         {commands:?}. An instance told before Redis forgot drops its copy and refetches the \
-         old rate from Redis"
+        "commands set_rate(\"SEK\", ..) sent to Redis: expected exactly DEL (forget), then \
+         PUBLISH, got {commands:?}. An instance told before Redis forgot drops its copy and \
+         refetches the old rate from Redis; any other command (a SET of the new rate, a second \
+         DEL) is not set_rate's to send"
     );
 }
 
@@ -409,16 +466,24 @@ async fn task2_the_writer_drops_its_copy_after_redis_forgot() {
     let door = b.rates.source().hold_forgets().await;
     let change = {
         let rates = b.rates.clone();
-        tokio::spawn(async move { rates.set_rate("NOK", 12_500_000).await.unwrap() })
+        tokio::spawn(async move { rates.set_rate("NOK", 12_500_000).await })
     };
-    until("set_rate to reach forget()", EVENT_WITHIN, || {
-        b.rates.source().forgets() >= 1
-    })
+    until(
+        "set_rate(\"NOK\", ..) to reach Source::forget once its commit returned (does set_rate() \
+         call forget?)",
+        EVENT_WITHIN,
+        || b.rates.source().forgets() >= 1,
+    )
     .await;
     // A request reads NOK on the writer's instance while Redis still holds version 1.
     let during = b.rate("NOK").await;
     drop(door);
-    joined(change).await.expect("NOK exists");
+    let committed = joined(change).await;
+    assert!(
+        matches!(&committed, Ok(Some(rate)) if rate.version == 2),
+        "set_rate(\"NOK\", 12500000) of NOK at version 1: expected Ok(Some(the committed rate, \
+         version 2)), got {committed:?}"
+    );
     let seen = b.rate("NOK").await;
     assert_eq!(
         seen.version, 2,
@@ -452,14 +517,22 @@ async fn task2_a_lost_subscription_empties_l1() {
     for currency in ["USD", "GBP", "JPY"] {
         a.rate(currency).await;
     }
-    assert_eq!(a.rates.held().await, 3, "L1 holds the three rates read");
+    let before = a.rates.held().await;
+    assert_eq!(
+        before, 3,
+        "rates held in L1 after reading USD, GBP and JPY once each (l1_capacity 100): expected \
+         3, got {before}. Is every fetched rate kept in L1?"
+    );
     let killed = a.instance.kill_subscribers().await.unwrap();
     assert!(
         killed >= 1,
-        "CLIENT KILL TYPE pubsub found no subscriber to cut"
+        "subscriber connections cut by the test's CLIENT KILL TYPE pubsub: expected at least 1 \
+         (instance a's backplane listener), got {killed}. The listener is the given listen()'s: \
+         this is the test's setup failing, not your code"
     );
     until(
-        "instance a's subscription to be made again",
+        "instance a's subscription to be made again and Event::Missed handled (does handle() \
+         return?)",
         EVENT_WITHIN,
         || a.heard().missed.get() >= 1,
     )
@@ -467,8 +540,9 @@ async fn task2_a_lost_subscription_empties_l1() {
     let held = a.rates.held().await;
     assert_eq!(
         held, 0,
-        "after handle(Event::Missed) L1 should be empty (any message may have been missed); it \
-         holds {held} rates"
+        "rates held in L1 once handle(Event::Missed) returned: expected 0 (the subscription was \
+         lost, so any message may have been missed), got {held}. Does handle() drop every copy \
+         (invalidate_all) on Event::Missed?"
     );
 }
 
@@ -491,8 +565,14 @@ async fn fetch_overtaken_by(event: Event) -> (Stage, App, super::subject::Rate) 
         .source()
         .commit_rate("USD", 1_200_000)
         .await
-        .unwrap();
-    assert_eq!(changed.map(|r| r.version), Some(2));
+        .expect("the test's commit of a new USD rate: the database answered an error");
+    assert_eq!(
+        changed.as_ref().map(|r| r.version),
+        Some(2),
+        "the test's own commit of a new USD rate (Source::commit_rate, before any of your code \
+         runs): expected version 2, got {changed:?}: this is the test's setup failing, not \
+         your code"
+    );
 
     let a = App::new(&stage, settings).await;
     stage.server().pause(Duration::from_millis(300)).unwrap();
@@ -500,12 +580,21 @@ async fn fetch_overtaken_by(event: Event) -> (Stage, App, super::subject::Rate) 
         let rates = a.rates.clone();
         tokio::spawn(async move { rates.rate("USD").await })
     };
-    until("a's fetch of USD to start", EVENT_WITHIN, || {
-        a.fetches() >= 1
-    })
+    until(
+        "instance a's rate(\"USD\") to start a fetch (does rate() call Source::fetch on a \
+         miss?)",
+        EVENT_WITHIN,
+        || a.fetches() >= 1,
+    )
     .await;
     a.rates.handle(event).await; // the change is heard while the fetch waits for Redis
-    let fetched = joined(fetch).await.expect("the fetch is answered");
+    let fetched = joined(fetch).await.unwrap_or_else(|error| {
+        panic!(
+            "rate(\"USD\"), whose fetch waited for a paused Redis (300 ms, within a 2 s \
+             redis_timeout): expected Ok(the rate it fetched), got Err({error}). A drop during \
+             the fetch keeps the fetched rate out of L1, and still returns it to its caller"
+        )
+    });
     (stage, a, fetched)
 }
 
@@ -544,15 +633,26 @@ async fn task3_the_writers_own_drop_also_keeps_an_old_fetch_out() {
         tokio::spawn(async move { rates.rate("CZK").await })
     };
     until(
-        "b's fetch of CZK to read the database",
+        "b's rate(\"CZK\") to read the database through Source::fetch (does rate() call \
+         Source::fetch on a miss?)",
         EVENT_WITHIN,
         || b.rates.source().loads() >= 1,
     )
     .await;
-    let committed = b.rates.set_rate("CZK", 25_000_000).await.unwrap();
-    assert_eq!(committed.map(|r| r.version), Some(2));
+    let committed = b.set_rate("CZK", 25_000_000).await;
+    assert_eq!(
+        committed.version, 2,
+        "set_rate(\"CZK\", 25000000) of CZK at version 1: expected the committed rate at \
+         version 2, got {committed:?}"
+    );
     drop(door);
-    let fetched = joined(fetch).await.expect("the fetch is answered");
+    let fetched = joined(fetch).await.unwrap_or_else(|error| {
+        panic!(
+            "rate(\"CZK\"), whose fetch read the database before a change committed: expected \
+             Ok(the rate it fetched, version 1), got Err({error}). A drop during the fetch keeps \
+             the fetched rate out of L1, and still returns it to its caller"
+        )
+    });
     assert!(
         !b.rates.holds("CZK"),
         "b's own set_rate(\"CZK\", ..) committed version 2 while b's fetch held version {}; that \
