@@ -45,7 +45,6 @@ pub struct Entry {
 }
 
 impl Flusher {
-    // ANCHOR: next_batch
     /// Entries abandoned by other consumers if there are any, else new ones. `cursor` is where
     /// this shard's walk of the pending entries goes on (`0-0`: from the start).
     pub(super) async fn next_batch(
@@ -55,49 +54,71 @@ impl Flusher {
         cursor: &mut String,
     ) -> redis::RedisResult<Vec<Entry>> {
         let queue = self.layout.queue(shard);
-        let count = self.settings.batch_size;
+        let abandoned = self.claim_abandoned(conn, &queue, cursor).await?;
+        if !abandoned.is_empty() {
+            return Ok(abandoned);
+        }
+        self.read_new(conn, &queue).await
+    }
+
+    /// Takes over the next entries idle for longer than `claim_idle`, following `cursor` through
+    /// the pending entries list until some are found or the walk reaches its end.
+    async fn claim_abandoned(
+        &self,
+        conn: &mut RedisConn,
+        queue: &str,
+        cursor: &mut String,
+    ) -> redis::RedisResult<Vec<Entry>> {
         let idle = millis(self.settings.claim_idle);
+        // ANCHOR: claim_walk
         loop {
-            let options = StreamAutoClaimOptions::default().count(count);
+            let options = StreamAutoClaimOptions::default().count(self.settings.batch_size);
             let claimed: StreamAutoClaimReply = conn
-                .xautoclaim_options(&queue, GROUP, &self.consumer, idle, &*cursor, options)
+                .xautoclaim_options(queue, GROUP, &self.consumer, idle, &*cursor, options)
                 .await?;
-            *cursor = claimed.next_stream_id;
-            if let (Some(first), Some(last)) = (claimed.claimed.first(), claimed.claimed.last()) {
-                // How often each was delivered, this time included, decides when it is dead.
-                let pending: StreamPendingCountReply = conn
-                    .xpending_consumer_count(
-                        &queue,
-                        GROUP,
-                        &first.id,
-                        &last.id,
-                        count,
-                        &self.consumer,
-                    )
-                    .await?;
-                let deliveries: BTreeMap<&str, usize> = pending
-                    .ids
-                    .iter()
-                    .map(|p| (p.id.as_str(), p.times_delivered))
-                    .collect();
+            *cursor = claimed.next_stream_id; // where the next call goes on
+            if !claimed.claimed.is_empty() {
                 self.metrics.claimed.add(claimed.claimed.len() as u64);
-                return Ok(claimed
-                    .claimed
-                    .iter()
-                    .filter_map(|id| {
-                        entry(id, deliveries.get(id.id.as_str()).copied().unwrap_or(1))
-                    })
-                    .collect());
+                return self.with_deliveries(conn, queue, &claimed.claimed).await;
             }
             if cursor.as_str() == "0-0" {
-                break; // the walk reached the end with nothing idle: read new entries
+                return Ok(Vec::new()); // the walk reached the end: nothing is idle
             }
         }
+        // ANCHOR_END: claim_walk
+    }
+
+    /// The claimed entries with how often each was delivered, this time included, which
+    /// decides when a refused one is a dead letter (`XPENDING` over their range).
+    async fn with_deliveries(
+        &self,
+        conn: &mut RedisConn,
+        queue: &str,
+        claimed: &[StreamId],
+    ) -> redis::RedisResult<Vec<Entry>> {
+        let (first, last) = (&claimed[0].id, &claimed[claimed.len() - 1].id);
+        let count = claimed.len();
+        let pending: StreamPendingCountReply = conn
+            .xpending_consumer_count(queue, GROUP, first, last, count, &self.consumer)
+            .await?;
+        let deliveries: BTreeMap<&str, usize> = pending
+            .ids
+            .iter()
+            .map(|p| (p.id.as_str(), p.times_delivered))
+            .collect();
+        Ok(claimed
+            .iter()
+            .filter_map(|id| entry(id, deliveries.get(id.id.as_str()).copied().unwrap_or(1)))
+            .collect())
+    }
+
+    /// New entries (`XREADGROUP ... >`), waiting up to `block` for them.
+    async fn read_new(&self, conn: &mut RedisConn, queue: &str) -> redis::RedisResult<Vec<Entry>> {
         let options = StreamReadOptions::default()
             .group(GROUP, &self.consumer)
-            .count(count)
+            .count(self.settings.batch_size)
             .block(millis(self.settings.block) as usize);
-        let read: Option<StreamReadReply> = conn.xread_options(&[&queue], &[">"], &options).await?;
+        let read: Option<StreamReadReply> = conn.xread_options(&[queue], &[">"], &options).await?;
         Ok(read
             .into_iter()
             .flat_map(|reply| reply.keys)
@@ -105,7 +126,6 @@ impl Flusher {
             .filter_map(|id| entry(&id, 1))
             .collect())
     }
-    // ANCHOR_END: next_batch
 }
 
 /// An entry from its stream fields; `None` if they are not the lesson's (another program's).

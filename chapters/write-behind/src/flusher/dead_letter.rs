@@ -32,7 +32,6 @@ return 1
 "#;
 
 impl Flusher {
-    // ANCHOR: row_by_row
     /// The database refused something in the batch: each player in a transaction of its own, so
     /// the good rows go through. A refused player's entries stay pending and come back after
     /// `claim_idle`; once delivered `max_deliveries` times they become dead letters.
@@ -100,7 +99,6 @@ impl Flusher {
             Err(_) => self.metrics.redis_errors.inc(),
         }
     }
-    // ANCHOR_END: row_by_row
 }
 
 /// Whether the database refused the rows themselves (a constraint), as opposed to failing to

@@ -117,7 +117,6 @@ impl Flusher {
         })
     }
 
-    // ANCHOR: run_shard
     /// Flushes one shard until stopped; once stopped, until its queue is empty (or the drain
     /// deadline, a minute, passes while the database is down: what is left stays queued).
     async fn run_shard(&self, mut conn: RedisConn, shard: u16, stop: Stop) {
@@ -154,9 +153,7 @@ impl Flusher {
             }
         }
     }
-    // ANCHOR_END: run_shard
 
-    // ANCHOR: flush
     /// Commits a batch, then acknowledges it. A database that fails is retried with a doubling
     /// backoff; a row it refuses is split out ([`Self::flush_row_by_row`]).
     async fn flush(
@@ -198,7 +195,6 @@ impl Flusher {
             }
         }
     }
-    // ANCHOR_END: flush
 }
 
 /// A running flusher.

@@ -60,12 +60,12 @@ pub fn coalesce(entries: &[Entry]) -> Vec<ScoreUpdate> {
 }
 // ANCHOR_END: coalesce
 
-// ANCHOR: upsert
 /// The upsert of `rows` rows: bound parameters only, three a row.
 fn upsert_sql(rows: usize, apply: Apply) -> String {
     let values: Vec<String> = (0..rows)
         .map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
         .collect();
+    // ANCHOR: on_conflict
     let on_conflict = match apply {
         Apply::Versioned => {
             "DO UPDATE SET points = excluded.points, version = excluded.version \
@@ -75,6 +75,7 @@ fn upsert_sql(rows: usize, apply: Apply) -> String {
             "DO UPDATE SET points = scores.points + excluded.points, version = excluded.version"
         }
     };
+    // ANCHOR_END: on_conflict
     format!(
         "INSERT INTO scores (player_id, points, version) VALUES {} \
          ON CONFLICT (player_id) {on_conflict}",
@@ -91,10 +92,8 @@ pub fn rows_per_statement(db: &Database) -> usize {
     };
     parameters / 3
 }
-// ANCHOR_END: upsert
 
 impl Flusher {
-    // ANCHOR: commit
     /// Writes `updates` in one transaction, in as few statements as the parameter limit allows.
     /// Returns how many rows changed: a row the table already had at that version or a newer
     /// one is left alone.
@@ -121,5 +120,4 @@ impl Flusher {
         self.metrics.rows.add(updates.len() as u64);
         Ok(applied)
     }
-    // ANCHOR_END: commit
 }
