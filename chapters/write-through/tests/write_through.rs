@@ -28,6 +28,10 @@ async fn private_fixture() -> Stage {
 trait LessonStage {
     /// One application instance: its own connection, the shared database and namespace.
     async fn store(&self) -> WriteThrough;
+    /// The same, with 10 s for every Redis call: for a test about writes that succeed, so that a
+    /// loaded machine's slow reply is not taken for a failed write (whose repair the failure
+    /// tests cover).
+    async fn patient_store(&self) -> WriteThrough;
     /// The record cached for article `id`, if any (on a fresh connection: Redis may have just
     /// restarted).
     async fn cached(&self, store: &WriteThrough, id: i64) -> Option<Versioned<Article>>;
@@ -35,18 +39,11 @@ trait LessonStage {
 
 impl LessonStage for Stage {
     async fn store(&self) -> WriteThrough {
-        let instance = self.instance().await.unwrap();
-        // Two minutes rather than the default ten: a shared REDIS_URL keeps no test key for long.
-        let settings = Settings {
-            ttl: Duration::from_secs(120),
-            ..Settings::default()
-        };
-        WriteThrough::new(
-            self.db().clone(),
-            instance.conn,
-            instance.namespace,
-            settings,
-        )
+        store_with(self, Settings::default().redis_timeout).await
+    }
+
+    async fn patient_store(&self) -> WriteThrough {
+        store_with(self, Duration::from_secs(10)).await
     }
 
     async fn cached(&self, store: &WriteThrough, id: i64) -> Option<Versioned<Article>> {
@@ -54,6 +51,22 @@ impl LessonStage for Stage {
         let bytes: Option<Vec<u8>> = conn.get(store.key(id)).await.unwrap();
         bytes.map(|b| codec::decode(&b).unwrap())
     }
+}
+
+/// One application instance with `redis_timeout` for each Redis call.
+async fn store_with(stage: &Stage, redis_timeout: Duration) -> WriteThrough {
+    let instance = stage.instance().await.unwrap();
+    // Two minutes rather than the default ten: a shared REDIS_URL keeps no test key for long.
+    let settings = Settings {
+        ttl: Duration::from_secs(120),
+        redis_timeout,
+    };
+    WriteThrough::new(
+        stage.db().clone(),
+        instance.conn,
+        instance.namespace,
+        settings,
+    )
 }
 
 #[tokio::test]
@@ -170,8 +183,8 @@ async fn naive_update(fx: &Stage, key: &str, id: i64, title: &str) -> Article {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_racing_writers_leave_the_newer_version_in_the_cache() {
     let fx = fixture().await;
-    let store = Arc::new(fx.store().await);
-    let other = fx.store().await;
+    let store = Arc::new(fx.patient_store().await);
+    let other = fx.patient_store().await;
 
     // Writer A commits version 2 and is held between its commit and its cache write...
     let pause = store.faults.pause_after_commit();
