@@ -140,6 +140,21 @@ async function mermaidErrors(sources) {
         (why ? `: ${why}` : ""),
     );
   }
+  // A label Mermaid parsed as Markdown it does not support ("1. Cheap to compute?" is a list) is
+  // drawn as the words "Unsupported markdown: list", with no error graphic: a diagram that says
+  // nothing, which the check above passes.
+  for (const [i, pre] of diagrams.entries()) {
+    const unsupported = [...pre.querySelectorAll("svg *")].find(
+      (e) => e.children.length === 0 && /Unsupported markdown/.test(e.textContent),
+    );
+    if (unsupported) {
+      const source = sources[i] || "";
+      found.push(
+        `Mermaid diagram ${i + 1} of ${diagrams.length}, starting "${source.trim().split("\n")[0]}", draws a ` +
+          `label as "${unsupported.textContent.trim()}" (Markdown in a label: a number and a dot make a list)`,
+      );
+    }
+  }
   // An error graphic outside every pre.mermaid (one Mermaid failed to put in place) counts too.
   const stray = [...document.querySelectorAll("svg")].filter((svg) => !svg.closest("pre.mermaid") && isError(svg));
   if (stray.length) found.push(`${stray.length} Mermaid error graphic(s) outside any diagram`);
