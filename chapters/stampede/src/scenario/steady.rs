@@ -37,10 +37,11 @@ pub async fn run(demo: &Demo<'_>) -> anyhow::Result<(Report<SteadyLine>, Vec<(Ki
     );
 
     let mut summary = Report::new(format!(
-        "Scenario 2: {} requests/s for {} s over {} keys, each fresh for {} ms",
+        "Scenario 2: {} requests/s for {} s over {} {}, each fresh for {} ms",
         report::count(cli.rate),
         cli.steady_secs,
         report::count(args.keys),
+        if args.keys == 1 { "key" } else { "keys" },
         cli.ttl_ms
     ));
     summary
