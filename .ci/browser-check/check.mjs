@@ -115,7 +115,22 @@ async function mermaidErrors(sources) {
   const diagrams = [...document.querySelectorAll("pre.mermaid")];
   for (const [i, pre] of diagrams.entries()) {
     const svg = pre.querySelector("svg");
-    if (!svg || !isError(svg)) continue;
+    if (!svg) continue;
+    if (!isError(svg)) {
+      // A label Mermaid parsed as Markdown it does not support ("1. Cheap to compute?" is a list)
+      // is drawn as the words "Unsupported markdown: list", with no error graphic: a diagram that
+      // says nothing, which the error check passes.
+      const unsupported = [...svg.querySelectorAll("*")].find(
+        (e) => e.children.length === 0 && /Unsupported markdown/.test(e.textContent),
+      );
+      if (unsupported) {
+        found.push(
+          `Mermaid diagram ${i + 1} of ${diagrams.length}, starting "${(sources[i] || "").trim().split("\n")[0]}", ` +
+            `draws a label as "${unsupported.textContent.trim()}" (Markdown in a label: a number and a dot make a list)`,
+        );
+      }
+      continue;
+    }
     let heading = pre;
     while (heading && !/^H[1-6]$/.test(heading.tagName)) {
       heading = heading.previousElementSibling || heading.parentElement;
@@ -139,21 +154,6 @@ async function mermaidErrors(sources) {
         `, starting "${source.trim().split("\n")[0]}", is drawn as Mermaid's error graphic ("${shown}")` +
         (why ? `: ${why}` : ""),
     );
-  }
-  // A label Mermaid parsed as Markdown it does not support ("1. Cheap to compute?" is a list) is
-  // drawn as the words "Unsupported markdown: list", with no error graphic: a diagram that says
-  // nothing, which the check above passes.
-  for (const [i, pre] of diagrams.entries()) {
-    const unsupported = [...pre.querySelectorAll("svg *")].find(
-      (e) => e.children.length === 0 && /Unsupported markdown/.test(e.textContent),
-    );
-    if (unsupported) {
-      const source = sources[i] || "";
-      found.push(
-        `Mermaid diagram ${i + 1} of ${diagrams.length}, starting "${source.trim().split("\n")[0]}", draws a ` +
-          `label as "${unsupported.textContent.trim()}" (Markdown in a label: a number and a dot make a list)`,
-      );
-    }
   }
   // An error graphic outside every pre.mermaid (one Mermaid failed to put in place) counts too.
   const stray = [...document.querySelectorAll("svg")].filter((svg) => !svg.closest("pre.mermaid") && isError(svg));
