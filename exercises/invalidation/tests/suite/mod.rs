@@ -463,9 +463,10 @@ async fn task2_a_dependents_set_lives_as_long_as_its_newest_page() {
         "the set does not name the sql page: add the page's key to the sets that exist already \
          too"
     } else if (0..=20_000).contains(&ttl) {
-        "the set kept the 20 s it had left: a TTL given only to a new set lets it expire 40 s \
-         before the page it names, and a change of post 2 then leaves that page cached. Raise a \
-         shorter TTL to settings.ttl, on a set that exists too"
+        "the set kept the 20 s it had left: storing the sql page did not raise it (a TTL given \
+         only to a new set, or none at all: task2_dependents_sets_expire_with_what_they_track \
+         tells which). It then expires 40 s before the page it names, and a change of post 2 \
+         leaves that page cached. Raise a shorter TTL to settings.ttl, on a set that exists too"
     } else {
         set_ttl_found(ttl)
     };
@@ -647,11 +648,20 @@ async fn task3_a_logged_change_sends_nothing_to_redis_and_the_relay_invalidates(
          author's key and each of its tags' keys?"
     );
     let again = b.relay_once().await;
+    let cause = match again {
+        Err(_) => {
+            "With nothing waiting there is nothing to delete: return Ok(0) (an Err says a delete \
+             failed)"
+        }
+        _ => {
+            "Mark every entry whose delete Redis took (mark_relayed), or the next pass relays it \
+             again"
+        }
+    };
     assert!(
         matches!(again, Ok(0)),
         "a second relay_once() right after one that relayed the only entry: expected Ok(0), \
-         nothing left waiting, got {again:?}. Mark every entry whose delete Redis took \
-         (mark_relayed), or the next pass relays it again"
+         nothing left waiting, got {again:?}. {cause}"
     );
 }
 
@@ -801,12 +811,18 @@ async fn task3_the_relay_stops_at_the_first_failed_delete() {
         .iter()
         .map(|entry| entry.post)
         .collect();
+    let cause = if waiting.contains(&4) {
+        "Post 4's delete went through, yet its entry still waits: mark it relayed (mark_relayed) \
+         before returning the error, or the next pass relays it again"
+    } else {
+        "An entry relayed past a failed one lets a later invalidation overtake an earlier one: \
+         stop at the first failure"
+    };
     assert!(
         matches!(pass, Err(RelayError::Redis { relayed: 1 })) && waiting == [5, 6],
         "relay_once() over entries for posts 4, 5, 6 whose second delete Redis refuses: expected \
          Err(Redis {{ relayed: 1 }}) with posts 5 and 6 still waiting, got {pass:?} with \
-         {waiting:?} waiting. An entry relayed past a failed one lets a later invalidation \
-         overtake an earlier one: stop at the first failure"
+         {waiting:?} waiting. {cause}"
     );
     acl("allkeys").await;
     let next = b.relay_once().await;
