@@ -12,8 +12,8 @@
 //! `gzip` on, they ask for `Accept-Encoding: gzip`; the bytes counted are the bytes on the wire,
 //! and the body checked is the one decompressed.
 //!
-//! Requests go out in a closed loop ([`shared::workload::fire`]): `concurrency` tasks, each
-//! sending its next request when the last one is answered. A transport error or a `5xx` is a
+//! Requests go out through [`shared::workload::fire`]: in a closed loop (`concurrency` tasks, each
+//! sending its next request when the last one is answered) or at a fixed rate. A transport error or a `5xx` is a
 //! failure, counted and not timed; every other status is an answer.
 
 use std::collections::{BTreeMap, HashMap};
@@ -36,6 +36,8 @@ pub struct Request {
     pub method: Method,
     /// The path and query, e.g. `/products?category=tea&page=2`.
     pub path: String,
+    /// A JSON body, for a write.
+    pub json: Option<String>,
 }
 
 impl Request {
@@ -45,6 +47,7 @@ impl Request {
             user,
             method: Method::GET,
             path: path.into(),
+            json: None,
         }
     }
 
@@ -69,8 +72,11 @@ pub struct Answer<'a> {
 /// How the driver sends.
 #[derive(Clone, Debug)]
 pub struct Load {
-    /// How many requests are in flight at once.
+    /// How many requests are in flight at once (a closed loop), unless `rate` is set.
     pub concurrency: usize,
+    /// Send at this many requests per second whatever the answers take (an open loop), as
+    /// independent users do: a slow server builds a queue instead of slowing the traffic.
+    pub rate: Option<f64>,
     /// Clients keep `ETag`s and send `If-None-Match`.
     pub keep_etags: bool,
     /// Clients send `Accept-Encoding: gzip`.
@@ -155,8 +161,11 @@ impl Load {
             first_wrong: Mutex::default(),
         });
         let requests = shared.plan.len() as u64;
-        let arrivals = Arrivals::Closed {
-            concurrency: self.concurrency,
+        let arrivals = match self.rate {
+            Some(per_sec) => Arrivals::Rate { per_sec },
+            None => Arrivals::Closed {
+                concurrency: self.concurrency,
+            },
         };
         let sender = shared.clone();
         let run = fire(arrivals, requests, label, self.progress, move |i| {
@@ -196,6 +205,11 @@ where
                 format!("{}{}", self.base, request.path),
             )
             .header(header::AUTHORIZATION, Request::token(request.user));
+        if let Some(json) = &request.json {
+            sent = sent
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(json.clone());
+        }
         if self.load.gzip {
             sent = sent.header(header::ACCEPT_ENCODING, "gzip");
         }
@@ -235,13 +249,12 @@ where
             }
             _ => decoded(&headers, wire).map_err(|e| format!("{request:?}: {e}"))?,
         };
-        if self.load.keep_etags && status == StatusCode::OK {
-            if let Some(etag) = headers.get(header::ETAG).and_then(|v| v.to_str().ok()) {
-                self.kept
-                    .lock()
-                    .unwrap()
-                    .insert(memo, (etag.to_string(), body.clone()));
-            }
+        let etag = headers.get(header::ETAG).and_then(|v| v.to_str().ok());
+        if let (true, StatusCode::OK, Some(etag)) = (self.load.keep_etags, status, etag) {
+            self.kept
+                .lock()
+                .unwrap()
+                .insert(memo, (etag.to_string(), body.clone()));
         }
         let answer = Answer {
             status,

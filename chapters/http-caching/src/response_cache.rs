@@ -166,13 +166,12 @@ impl ResponseCache {
             &described,
         );
         let if_none_match = parts.headers.get(header::IF_NONE_MATCH).cloned();
-        if let (true, Some(tags)) = (cache.conditional, &if_none_match) {
-            if let Some(headers) = cache.validators(&key).await {
-                if conditional::matches(tags, header_str(&headers, header::ETAG)) {
-                    cache.stats.not_modified.inc();
-                    return conditional::not_modified(&headers);
-                }
-            }
+        if let (true, Some(tags)) = (cache.conditional, &if_none_match)
+            && let Some(headers) = cache.validators(&key).await
+            && conditional::matches(tags, header_str(&headers, header::ETAG))
+        {
+            cache.stats.not_modified.inc();
+            return conditional::not_modified(&headers);
         }
         if let Some(response) = cache.entry(&key).await {
             cache.stats.hits.inc();
@@ -215,11 +214,12 @@ impl ResponseCache {
             _ => cache.stats.not_stored.inc(),
         }
         let etag = head.headers.get(header::ETAG).and_then(|v| v.to_str().ok());
-        if let (true, Some(tags), Some(etag)) = (cache.conditional, &if_none_match, etag) {
-            if head.status == StatusCode::OK && conditional::matches(tags, etag) {
-                cache.stats.not_modified.inc();
-                return conditional::not_modified(&head.headers);
-            }
+        if let (true, Some(tags), Some(etag)) = (cache.conditional, &if_none_match, etag)
+            && head.status == StatusCode::OK
+            && conditional::matches(tags, etag)
+        {
+            cache.stats.not_modified.inc();
+            return conditional::not_modified(&head.headers);
         }
         Response::from_parts(head, Body::from(bytes))
     }

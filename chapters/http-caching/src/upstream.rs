@@ -21,7 +21,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Body;
@@ -167,6 +167,17 @@ pub struct UpstreamStats {
     pub errors: Counter,
 }
 
+/// What the fetches of one city remember: when the last one failed.
+#[derive(Debug, Default)]
+struct Flight {
+    failed_at: Option<Instant>,
+}
+
+/// After a failed fetch, how long a city's requests serve what is kept (within stale-if-error)
+/// without calling the service again. Without it, every request queued behind a failing fetch
+/// makes a failing fetch of its own, one after another, each waiting for the service's error.
+pub const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
+
 /// The service failed and no usable answer was kept.
 #[derive(Debug, thiserror::Error)]
 #[error("the weather service failed ({0}) and no answer young enough was kept")]
@@ -181,7 +192,7 @@ pub struct UpstreamCache {
     freshness: Freshness,
     budget: Duration,
     /// One lock per city: the fetch under way, which the others wait for.
-    flights: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    flights: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Flight>>>>,
     background: Tasks,
     /// What it did.
     pub stats: UpstreamStats,
@@ -237,15 +248,24 @@ impl UpstreamCache {
             }
         }
         // No usable answer: fetch, one request per city at a time; the others wait here, then
-        // find what the first one stored.
+        // find what the first one stored, or that it failed a moment ago.
         let flight = self.flight(&city);
-        let _turn = flight.lock().await;
-        if let Some(kept) = self.read(&key).await {
-            if age(&kept) < self.freshness.fresh {
-                return Ok(answer(&kept, Served::Fetched));
-            }
+        let mut turn = flight.lock().await;
+        if let Some(kept) = self.read(&key).await
+            && age(&kept) < self.freshness.fresh
+        {
+            return Ok(answer(&kept, Served::Fetched));
         }
-        match self.fetch_and_store(&city).await {
+        let failed_recently = turn
+            .failed_at
+            .is_some_and(|at| at.elapsed() < RETRY_AFTER_FAILURE);
+        let fetched = if failed_recently {
+            Err("it failed less than a second ago".to_string())
+        } else {
+            self.fetch_and_store(&city).await
+        };
+        turn.failed_at = fetched.is_err().then(Instant::now);
+        match fetched {
             Ok(fetched) => Ok(answer(&fetched, Served::Fetched)),
             Err(why) => match kept {
                 Some(kept) if age(&kept) < self.freshness.fresh + self.freshness.if_error => {
@@ -266,9 +286,10 @@ impl UpstreamCache {
         };
         let (cache, city) = (self.clone(), city.to_string());
         self.background.spawn(async move {
-            let _turn = turn;
+            let mut turn = turn;
             // A failure leaves the stale answer in place, served until stale-if-error ends.
-            let _ = cache.fetch_and_store(&city).await;
+            let fetched = cache.fetch_and_store(&city).await;
+            turn.failed_at = fetched.is_err().then(Instant::now);
         });
     }
 
@@ -278,7 +299,7 @@ impl UpstreamCache {
     }
 
     /// The lock of `city`'s fetches.
-    fn flight(&self, city: &str) -> Arc<tokio::sync::Mutex<()>> {
+    fn flight(&self, city: &str) -> Arc<tokio::sync::Mutex<Flight>> {
         // One small entry per city ever asked for: bounded by the cities the service knows.
         let mut flights = self.flights.lock().unwrap();
         flights.entry(city.to_string()).or_default().clone()
@@ -408,12 +429,12 @@ impl SourceWeather {
         use redis::AsyncCommands;
         let key = cache.namespace.key(&format!("weather:{city}"));
         let mut conn = cache.conn.clone();
-        if let Ok(Some(kept)) = conn.get::<_, Option<Vec<u8>>>(&key).await {
-            if let Ok(kept) = serde_json::from_slice::<Kept>(&kept) {
-                return Response::new(Body::from(
-                    serde_json::to_vec(&answer(&kept, Served::Fresh)).expect("plain data"),
-                ));
-            }
+        if let Ok(Some(kept)) = conn.get::<_, Option<Vec<u8>>>(&key).await
+            && let Ok(kept) = serde_json::from_slice::<Kept>(&kept)
+        {
+            return Response::new(Body::from(
+                serde_json::to_vec(&answer(&kept, Served::Fresh)).expect("plain data"),
+            ));
         }
         let url = format!("{}/weather/{city}", cache.service);
         let fetched = match cache.client.get(&url).send().await {
