@@ -256,10 +256,12 @@ impl UpstreamCache {
         {
             return Ok(answer(&kept, Served::Fetched));
         }
+        // With a stale answer to fall back on, a fetch that failed a moment ago is not repeated;
+        // with none, the service is the only hope, and is asked (one request at a time).
         let failed_recently = turn
             .failed_at
             .is_some_and(|at| at.elapsed() < RETRY_AFTER_FAILURE);
-        let fetched = if failed_recently {
+        let fetched = if failed_recently && kept.is_some() {
             Err("it failed less than a second ago".to_string())
         } else {
             self.fetch_and_store(&city).await

@@ -203,20 +203,26 @@ pub async fn run(stage: &Stage, settings: Settings, progress: bool) -> anyhow::R
     Ok(lines)
 }
 
-/// Asks for every city until the service has answered for each (it fails some requests even
-/// when up): the part measures an outage, not a cold start.
+/// Asks for every city, all at once, until the service has answered for each (it fails some
+/// requests even when up): the part measures an outage, not a cold start.
 async fn warm(served: &Served) {
     let client = reqwest::Client::new();
-    for city in CITIES {
-        for _ in 0..20 {
-            let answered = client
-                .get(served.url(&format!("/weather/{city}")))
-                .send()
-                .await;
-            if answered.is_ok_and(|r| r.status().is_success()) {
-                break;
-            }
-        }
+    let asks: Vec<_> = CITIES
+        .iter()
+        .map(|city| {
+            let (client, url) = (client.clone(), served.url(&format!("/weather/{city}")));
+            tokio::spawn(async move {
+                for _ in 0..20 {
+                    let answered = client.get(&url).send().await;
+                    if answered.is_ok_and(|r| r.status().is_success()) {
+                        break;
+                    }
+                }
+            })
+        })
+        .collect();
+    for ask in asks {
+        let _ = ask.await;
     }
 }
 
