@@ -279,6 +279,7 @@ async fn a_price_change_drops_the_product_and_every_listing_it_was_on() {
     assert_eq!(app.queries(), 4 + 1 + 3);
 }
 
+// ANCHOR: race
 #[tokio::test]
 async fn a_store_after_a_write_began_is_refused_by_the_generation() {
     // The race: a reader misses and loads, a write commits and invalidates, then the reader
@@ -307,6 +308,7 @@ async fn a_store_after_a_write_began_is_refused_by_the_generation() {
         "the page loaded before the write was stored after it (old: {old:?})"
     );
 }
+// ANCHOR_END: race
 
 #[tokio::test]
 async fn if_none_match_gets_a_304_without_the_body_or_the_database() {
@@ -438,6 +440,7 @@ async fn with_redis_stopped_requests_go_to_the_database_and_caching_resumes() {
     assert_eq!(app.queries(), before, "served from Redis again");
 }
 
+// ANCHOR: source_middleware
 #[tokio::test]
 async fn the_sources_middleware_serves_one_users_page_to_another_and_page_one_for_page_two() {
     let app = running(Caching::Source).await;
@@ -471,6 +474,7 @@ async fn the_sources_middleware_serves_one_users_page_to_another_and_page_one_fo
     // And its listing key puts "every category" and the category "all" on one key.
     assert_eq!(source::listing_key(None), source::listing_key(Some("all")));
 }
+// ANCHOR_END: source_middleware
 
 fn freshness(fresh_ms: u64) -> Freshness {
     Freshness {

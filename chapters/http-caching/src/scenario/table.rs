@@ -103,17 +103,17 @@ pub fn conclude(lines: &[Line]) -> String {
     };
     let ratio = |line: &Line| line.requests_per_sec / none.requests_per_sec.max(1e-9);
     let mut said = format!(
-        "The response cache answered {:.1}x the requests per second of no cache with {:.0} database \
-         queries per 1,000 requests instead of {:.0}, and {} wrong answers. ",
+        "The response cache answered {:.1}x the requests per second of no cache with {} database \
+         queries per 1,000 requests instead of {}, and {} wrong answers. ",
         ratio(response),
-        response.queries_per_1000,
-        none.queries_per_1000,
-        response.wrong,
+        report::count(response.queries_per_1000.round() as u64),
+        report::count(none.queries_per_1000.round() as u64),
+        report::count(response.wrong),
     );
     said += &format!(
         "Answering If-None-Match from Redis, it sent {} 304s and {:.0} body bytes per request \
          instead of {:.0} ({:.1}x no cache's requests per second). ",
-        conditional.not_modified,
+        report::count(conditional.not_modified),
         conditional.bytes_per_request,
         response.bytes_per_request,
         ratio(conditional),
@@ -134,7 +134,10 @@ pub fn conclude(lines: &[Line]) -> String {
     };
     let lessons_wrong = response.wrong + conditional.wrong;
     if lessons_wrong > 0 {
-        said += &format!(" The lesson's caches gave {lessons_wrong} wrong answers: that is a bug.");
+        said += &format!(
+            " The lesson's caches gave {} wrong answers: that is a bug.",
+            report::count(lessons_wrong)
+        );
     }
     said
 }
