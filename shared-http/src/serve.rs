@@ -19,7 +19,12 @@ pub struct Served {
 impl Served {
     /// Binds a free loopback port and serves `app` on it. `name` names the task in a panic.
     pub async fn start(name: &str, app: Router) -> std::io::Result<Served> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        Self::start_on(name, app, 0).await
+    }
+
+    /// Serves `app` on loopback port `port` (0: a free one).
+    pub async fn start_on(name: &str, app: Router, port: u16) -> std::io::Result<Served> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
         let addr = listener.local_addr()?;
         let worker = Worker::spawn(name, move |mut stop| async move {
             // Accept errors (out of file descriptors, say) are retried inside `serve`; it returns

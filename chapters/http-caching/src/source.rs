@@ -89,9 +89,9 @@ pub fn weather_keys(city: &str) -> [String; 2] {
     ]
 }
 
-/// The source's trending key holds `str(topics)`: the same topics in another order are another
-/// value, and `["a, b"]` and `["a", "b"]` print alike.
-pub fn topics_value(topics: &[&str]) -> String {
+/// A key built from `str(topics)`, as the source's trending example builds its value: the same
+/// topics in another order are another key, and a topic holding `', '` reads as two.
+pub fn topics_key(topics: &[&str]) -> String {
     let quoted: Vec<String> = topics.iter().map(|t| format!("'{t}'")).collect();
-    format!("[{}]", quoted.join(", "))
+    format!("trending:[{}]", quoted.join(", "))
 }

@@ -471,10 +471,36 @@ async fn the_sources_middleware_serves_one_users_page_to_another_and_page_one_fo
         .key("request:/products/999");
     let ttl: i64 = app.stage.conn().pttl(&key).await.unwrap();
     assert!(ttl > 290_000, "{ttl}");
+    // Its hits carry no validator and no lifetime, and a personal page is not private. (`Vary`
+    // comes from the compression layer in front of it.)
+    let (_, hit, _) = app.get(3, "/me/saved", &[]).await;
+    for name in [header::ETAG, header::CACHE_CONTROL] {
+        assert!(!hit.contains_key(&name), "the source's hit sent {name}");
+    }
     // And its listing key puts "every category" and the category "all" on one key.
     assert_eq!(source::listing_key(None), source::listing_key(Some("all")));
 }
 // ANCHOR_END: source_middleware
+
+#[test]
+fn a_key_from_a_printed_list_depends_on_its_order_and_a_hashed_set_does_not() {
+    // The source's `str(topics)`: one question, two keys; two questions, one key.
+    assert_ne!(
+        source::topics_key(&["rust", "redis"]),
+        source::topics_key(&["redis", "rust"])
+    );
+    assert_eq!(
+        source::topics_key(&["a', 'b"]),
+        source::topics_key(&["a", "b"])
+    );
+    // The lesson's way: a set (sorted, duplicates gone), serialised, hashed.
+    let key = |topics: &[&str]| {
+        let set: std::collections::BTreeSet<&str> = topics.iter().copied().collect();
+        shared::keys::hashed("trending", &set)
+    };
+    assert_eq!(key(&["rust", "redis"]), key(&["redis", "rust", "rust"]));
+    assert_ne!(key(&["a', 'b"]), key(&["a", "b"]));
+}
 
 fn freshness(fresh_ms: u64) -> Freshness {
     Freshness {
