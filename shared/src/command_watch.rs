@@ -45,9 +45,21 @@ impl CommandWatch {
     }
 
     /// The names of the commands clients sent since the last call, in order, e.g.
-    /// `["SET", "EVALSHA"]`. The end is marked by an `ECHO` the watch sends itself, so every
-    /// command sent before this call is in the list, and nothing is waited for by time.
+    /// `["SET", "EVALSHA"]` (the commands scripts ran are left out). The end is marked by an
+    /// `ECHO` the watch sends itself, so every command sent before this call is in the list, and
+    /// nothing is waited for by time.
     pub async fn since_last(&mut self) -> Vec<String> {
+        self.since_last_in_full()
+            .await
+            .into_iter()
+            .filter(|sent| !sent.by_script)
+            .map(|sent| sent.name)
+            .collect()
+    }
+
+    /// Every command since the last call, in order, with its arguments, those scripts ran
+    /// included: for a rule about arguments ("no time passed in", "the body is not asked for").
+    pub async fn since_last_in_full(&mut self) -> Vec<Sent> {
         use futures_util::StreamExt;
         self.marks += 1;
         let mark = format!("course-command-watch-{}", self.marks);
@@ -66,17 +78,74 @@ impl CommandWatch {
             if line.contains(&mark) {
                 return sent;
             }
-            // `1700000000.123456 [0 127.0.0.1:51234] "SET" "key" ...`; a script's own commands
-            // say `[0 lua]`.
-            let Some((client, command)) = line.split_once("] ") else {
-                continue;
-            };
-            if client.ends_with(" lua") {
-                continue;
-            }
-            if let Some(name) = command.split('"').nth(1) {
-                sent.push(name.to_ascii_uppercase());
-            }
+            sent.extend(Sent::parse(&line));
         }
+    }
+}
+
+/// One command as `MONITOR` reported it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sent {
+    /// Whether a script ran it (`redis.call`), rather than a client sending it.
+    pub by_script: bool,
+    /// Its name, upper case: `HMGET`.
+    pub name: String,
+    /// Its arguments, unquoted; a byte that is not printable stays escaped as `MONITOR` prints
+    /// it (`\x00`).
+    pub args: Vec<String>,
+}
+
+impl Sent {
+    /// Reads a `MONITOR` line: `1700000000.123456 [0 127.0.0.1:51234] "SET" "key" "va\"lue"`; a
+    /// script's own commands say `[0 lua]`.
+    fn parse(line: &str) -> Option<Sent> {
+        let (client, command) = line.split_once("] ")?;
+        let mut quoted = Vec::new();
+        let mut chars = command.chars();
+        while let Some(c) = chars.next() {
+            if c != '"' {
+                continue;
+            }
+            let mut part = String::new();
+            while let Some(c) = chars.next() {
+                match c {
+                    '"' => break,
+                    '\\' => match chars.next() {
+                        Some('x') => part.push_str("\\x"), // a byte that is not printable
+                        Some('n') => part.push('\n'),
+                        Some('r') => part.push('\r'),
+                        Some('t') => part.push('\t'),
+                        Some(c) => part.push(c),
+                        None => {}
+                    },
+                    c => part.push(c),
+                }
+            }
+            quoted.push(part);
+        }
+        let mut parts = quoted.into_iter();
+        Some(Sent {
+            by_script: client.ends_with(" lua"),
+            name: parts.next()?.to_ascii_uppercase(),
+            args: parts.collect(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Sent;
+
+    #[test]
+    fn a_monitor_line_is_read_with_its_arguments_and_its_origin() {
+        let line = r#"1700000000.123456 [0 127.0.0.1:51234] "hmget" "k" "a b" "say \"hi\"""#;
+        let sent = Sent::parse(line).unwrap();
+        assert_eq!(sent.name, "HMGET");
+        assert_eq!(sent.args, ["k", "a b", "say \"hi\""]);
+        let binary = Sent::parse(r#"1.0 [0 127.0.0.1:1] "SET" "k" "\x00\n""#).unwrap();
+        assert_eq!(binary.args, ["k", "\\x00\n"]);
+        assert!(!sent.by_script);
+        assert!(Sent::parse(r#"1.0 [0 lua] "GET" "k""#).unwrap().by_script);
+        assert_eq!(Sent::parse("OK"), None);
     }
 }

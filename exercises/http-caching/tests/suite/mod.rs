@@ -9,8 +9,6 @@
 //! task is graded on its own.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
@@ -1095,62 +1093,6 @@ async fn task3_a_matching_etag_is_answered_304_with_its_headers_and_age() {
     );
 }
 
-/// Which commands reached a private server, with their arguments, read from `MONITOR` up to a
-/// marker of our own, as `shared::CommandWatch` does, but keeping each command's whole line and
-/// those scripts run: the test must see which fields an `HMGET` (or a script) asked for.
-struct Monitor {
-    lines: BufReader<TcpStream>,
-    marker: shared::RedisConn,
-    marks: u32,
-}
-
-impl Monitor {
-    async fn start(site: &Site) -> Monitor {
-        let stream = TcpStream::connect(("127.0.0.1", site.server().port())).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
-        let mut writer = stream.try_clone().unwrap();
-        writer.write_all(b"MONITOR\r\n").unwrap();
-        let mut lines = BufReader::new(stream);
-        let mut ok = String::new();
-        lines.read_line(&mut ok).unwrap();
-        assert!(ok.starts_with("+OK"), "MONITOR answered {ok:?}");
-        let mut monitor = Monitor {
-            lines,
-            marker: site.instance().await.unwrap().conn,
-            marks: 0,
-        };
-        monitor.since_last().await; // the marker connection's own setup
-        monitor
-    }
-
-    /// The commands since the last look, each as `"HMGET" "key" "status" ...`.
-    async fn since_last(&mut self) -> Vec<String> {
-        self.marks += 1;
-        let mark = format!("http-caching-suite-mark-{}", self.marks);
-        let _: String = redis::cmd("ECHO")
-            .arg(&mark)
-            .query_async(&mut self.marker)
-            .await
-            .unwrap();
-        let mut sent = Vec::new();
-        loop {
-            let mut line = String::new();
-            self.lines
-                .read_line(&mut line)
-                .expect("MONITOR reported the suite's own ECHO within 5 s");
-            if line.contains(&mark) {
-                return sent;
-            }
-            // `+1700000000.123456 [0 127.0.0.1:51234] "HMGET" "…"`; a script's: `[0 lua]`.
-            if let Some((_, command)) = line.split_once("] ") {
-                sent.push(command.trim_end().to_string());
-            }
-        }
-    }
-}
-
 #[tokio::test]
 async fn task3_a_304_does_not_read_the_body() {
     let site = private_site().await;
@@ -1160,24 +1102,24 @@ async fn task3_a_304_does_not_read_the_body() {
     fields.push((field::BODY, vec![b'x'; 50_000]));
     put(&site, &key, &fields).await;
     let cache = cache_on(&site).await;
-    let mut monitor = Monitor::start(&site).await;
+    // Which commands reached the server, with their arguments, those scripts ran included.
+    let mut watch = site.server().watch_commands().await.unwrap();
     let answer = cache
         .answer(&key, &headers(&[("if-none-match", "\"v1\"")]))
         .await
         .expect("answer(): Redis answered with an error");
-    let sent = monitor.since_last().await;
+    let sent = watch.since_last_in_full().await;
     assert!(
         matches!(answer, Answer::NotModified(_)),
         "answer() to If-None-Match: \"v1\" for an entry with ETag \"v1\": expected \
          Answer::NotModified, found {answer:?}"
     );
-    let body = format!("\"{}\"", field::BODY);
-    let reads_the_body = |command: &&String| {
-        let name = command.split('"').nth(1).unwrap_or("").to_ascii_uppercase();
-        ["HGETALL", "HVALS", "HSCAN", "HRANDFIELD", "DUMP", "SORT"].contains(&name.as_str())
-            || command.split(' ').skip(1).any(|argument| argument == body)
+    let body = field::BODY;
+    let reads_the_body = |command: &&shared::command_watch::Sent| {
+        ["HGETALL", "HVALS", "HSCAN", "HRANDFIELD", "DUMP", "SORT"].contains(&command.name.as_str())
+            || command.args.iter().any(|argument| argument == body)
     };
-    let culprits: Vec<&String> = sent.iter().filter(reads_the_body).collect();
+    let culprits: Vec<_> = sent.iter().filter(reads_the_body).collect();
     assert!(
         culprits.is_empty(),
         "commands answering a matching If-None-Match (a 304) sent: expected none that reads \

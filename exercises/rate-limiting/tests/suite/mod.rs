@@ -9,8 +9,7 @@
 //! matters (a wait rounded up, not down), they read Redis's own clock (`TIME`) around the call.
 
 use std::future::Future;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{IpAddr, TcpStream};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -193,14 +192,9 @@ fn assert_within(what: &str, found: i64, (low, high): (i64, i64), cause: &str) {
     );
 }
 
-/// Which commands reached a private server, read from `MONITOR` up to a marker of our own, as
-/// `shared::CommandWatch` does, but keeping the commands scripts run as well: those are how a
-/// test sees a script read Redis's clock with `TIME`.
-struct Monitor {
-    lines: BufReader<TcpStream>,
-    marker: shared::RedisConn,
-    marks: u32,
-}
+/// Which commands reached a private server (`shared::CommandWatch`), sorted as the tests read
+/// them: the commands scripts ran are how a test sees a script read Redis's clock with `TIME`.
+struct Monitor(shared::CommandWatch);
 
 /// The commands since the last look: those clients sent, and those scripts ran.
 struct Sent {
@@ -212,63 +206,24 @@ struct Sent {
 
 impl Monitor {
     async fn start(site: &Site) -> Monitor {
-        let stream = TcpStream::connect(("127.0.0.1", site.server().port())).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
-        let mut writer = stream.try_clone().unwrap();
-        writer.write_all(b"MONITOR\r\n").unwrap();
-        let mut lines = BufReader::new(stream);
-        let mut ok = String::new();
-        lines.read_line(&mut ok).unwrap();
-        assert!(ok.starts_with("+OK"), "MONITOR answered {ok:?}");
-        let mut monitor = Monitor {
-            lines,
-            marker: site.instance().await.unwrap().conn,
-            marks: 0,
-        };
-        monitor.since_last().await; // the marker connection's own setup
-        monitor
+        Monitor(site.server().watch_commands().await.unwrap())
     }
 
     async fn since_last(&mut self) -> Sent {
-        self.marks += 1;
-        let mark = format!("rate-limiting-suite-mark-{}", self.marks);
-        let _: String = redis::cmd("ECHO")
-            .arg(&mark)
-            .query_async(&mut self.marker)
-            .await
-            .unwrap();
         let mut sent = Sent {
             by_clients: Vec::new(),
             by_scripts: Vec::new(),
             arguments: Vec::new(),
         };
-        loop {
-            let mut line = String::new();
-            self.lines
-                .read_line(&mut line)
-                .expect("MONITOR reported the suite's own ECHO within 5 s");
-            if line.contains(&mark) {
-                return sent;
-            }
-            // `+1700000000.123456 [0 127.0.0.1:51234] "EVALSHA" "…"`; a script's: `[0 lua]`.
-            let Some((client, command)) = line.split_once("] ") else {
-                continue;
-            };
-            let Some(name) = command.split('"').nth(1) else {
-                continue;
-            };
-            let name = name.to_ascii_uppercase();
-            if client.ends_with(" lua") {
-                sent.by_scripts.push(name);
+        for command in self.0.since_last_in_full().await {
+            if command.by_script {
+                sent.by_scripts.push(command.name);
             } else {
-                sent.by_clients.push(name);
-                // `"EVALSHA" "sha" "1" "key" "2"`: the quoted parts are every other piece.
-                sent.arguments
-                    .extend(command.split('"').skip(3).step_by(2).map(str::to_string));
+                sent.by_clients.push(command.name);
+                sent.arguments.extend(command.args);
             }
         }
+        sent
     }
 }
 
