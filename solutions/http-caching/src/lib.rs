@@ -38,13 +38,17 @@ pub use given::{
 /// - The key depends on the method (a `HEAD`'s answer has no body), the path, and the query's
 ///   parameters as the API reads them: in any order, percent-encoded or not (`world%20news` and
 ///   `world+news` are one topic), a parameter the route does not take left out, the last of a
-///   parameter given twice, and the defaults filled in (`/articles?page=1` and `/articles` share
-///   a key; so does `/articles?per_page=20`). No `topic` and `topic=all` are different queries.
-///   The tags are a set: `tags=trade,eu`, `tags=eu,trade` and `tags=eu,,trade,eu` share a key
-///   (an empty item is no tag), and `tags=` (no tag at all) shares the key of no `tags`.
+///   parameter given twice (`tags` too: `tags=eu&tags=trade` is `tags=trade`, not both), and the
+///   defaults filled in (`/articles?page=1` and `/articles` share a key; so does
+///   `/articles?per_page=20`). No `topic`, an empty `topic=` and `topic=all` are three different
+///   queries: an empty value is a topic's name like `all`, not "every topic". The tags are a set:
+///   `tags=trade,eu`, `tags=eu,trade` and `tags=eu,,trade,eu` share a key (an empty item is no
+///   tag), and `tags=` (no tag at all) shares the key of no `tags`.
 /// - It depends on whether the client accepts gzip, and on nothing else in `Accept-Encoding`:
 ///   the client accepts gzip when the header (every line of it) lists `gzip` or `*`, in any case,
 ///   with a quality that is not zero (`gzip;q=0` refuses it, and `*` does not bring it back).
+///   The quality's name is case-insensitive too, and spaces around `;` and `=` do not count:
+///   `gzip; q=0` and `gzip;Q=0` refuse gzip as well.
 ///   So `gzip`, `gzip, br` and `br;q=1.0, GZIP;q=0.5` share a key, and no header, `identity`,
 ///   `br` and `gzip;q=0` share another.
 /// - It depends on the user on a personal route (under `/me/`), and only there: one user's feed
@@ -250,13 +254,18 @@ impl Cache {
     /// - The TTL is the response's `s-maxage` if it has one (the directive for shared caches),
     ///   else its `max-age`, in seconds; with neither, or a TTL of zero (`s-maxage=0` included),
     ///   or a value that is not a number, nothing is stored: there is no default TTL, and no entry
-    ///   without one. (`Expires` is not read.) A `404` is stored for [`NOT_FOUND_TTL_CAP`] at most.
+    ///   without one. (`Expires` is not read.) An `s-maxage` that is zero or not a number
+    ///   (`s-maxage=soon`) stores nothing, whatever `max-age` says: `max-age` is read only when
+    ///   there is no `s-maxage` at all. A `404` is stored for [`NOT_FOUND_TTL_CAP`] at most,
+    ///   whichever of the two gave its TTL.
     /// - Never stored: a response whose `Cache-Control` says `private`, `no-store` or `no-cache`
     ///   (this cache never asks the API whether an entry is still good, so it may not keep what
     ///   must be checked every time); one with a `Set-Cookie` (another visitor would get the
     ///   cookie); one whose `Vary` names `*` or any header but `Accept-Encoding` (the key keeps
     ///   nothing else apart). Directive and header names are case-insensitive, and every line of
-    ///   `Cache-Control` and `Vary` counts.
+    ///   `Cache-Control` and `Vary` counts. A directive counts with a value as without one: RFC
+    ///   9111's qualified forms, `private="x-user"` and `no-cache="set-cookie"`, are `private` and
+    ///   `no-cache` here (this cache does not strip the fields they name).
     /// - A request that carried `Authorization` was answered for its user: its response is stored
     ///   only if it says `public` or has an `s-maxage` (RFC 9111 §3.5).
     /// - The entry is a hash at `key` with the fields of [`field`]: the status, the `ETag`, the
@@ -264,10 +273,10 @@ impl Cache {
     ///   (each empty when the response had none), the time it was stored ([`unix_millis`]) and
     ///   the body. It replaces whatever was at `key` before, whole (no field of an older entry
     ///   survives, and a value of another type is overwritten).
-    /// - The entry and its TTL are written in one atomic call: one script (`EVAL`/`EVALSHA`) or
-    ///   one `MULTI`/`EXEC` transaction. An `HSET` and then an `EXPIRE` in a second call leave,
-    ///   if the instance dies between them, an entry that never expires. The tests watch the
-    ///   server.
+    /// - The entry and its TTL are written in one atomic call, the old entry's removal included:
+    ///   one script (`EVAL`/`EVALSHA`) or one `MULTI`/`EXEC` transaction, and no other command. An
+    ///   `HSET` and then an `EXPIRE` in a second call leave, if the instance dies between them, an
+    ///   entry that never expires. The tests watch the server.
     /// - A Redis error is returned as the `Err`.
     pub async fn store(
         &self,
@@ -307,21 +316,32 @@ impl Cache {
     /// - No entry: [`Answer::Miss`].
     /// - A stored `200` whose `ETag` matches the request's `If-None-Match`:
     ///   [`Answer::NotModified`], status `304`, no body, and the headers `ETag`, `Cache-Control`
-    ///   and `Vary` the full answer would carry (RFC 9110 §15.4.5; `Vary` only when the entry has
-    ///   one), with `Age`. `If-None-Match` is a comma-separated list of entity tags (every line of
-    ///   it counts), compared weakly (RFC 9110 §8.8.3.2): `W/"x"` and `"x"` match each other,
-    ///   `"x"` and `"y"` do not. `*` matches any stored `200`, with or without an `ETag`.
+    ///   and `Vary` the full answer would carry (RFC 9110 §15.4.5; `ETag` and `Vary` only when the
+    ///   entry has one), with `Age`, and no other header (no `Content-Encoding`: there is no body).
+    ///   `If-None-Match` is a comma-separated list of entity tags (every line of it counts, spaces
+    ///   around the commas do not, and an empty item is no tag), compared weakly (RFC 9110
+    ///   §8.8.3.2), and otherwise byte for byte: `W/"x"` and `"x"` match each other, `"x"` and
+    ///   `"y"` do not, nor do `"x"` and `"X"`. `*`, alone or anywhere in the list (`"a", *`),
+    ///   matches any stored `200`, with or without an `ETag`; an entry without an `ETag` matches
+    ///   no tag (an empty `If-None-Match`, or one with an empty item, is no match).
     /// - A `304` is answered without reading the body from Redis: an article page is tens of
     ///   kilobytes, a `304` a few bytes. Read the small fields only (`HMGET`): the tests watch the
     ///   commands and their arguments, and refuse an `HGETALL` or any command that names the body.
     /// - Otherwise (no `If-None-Match`, no tag matches, or a stored `404`, whose answer a
     ///   precondition never changes: RFC 9110 §13.2.1): [`Answer::Hit`], the stored status and
-    ///   body, with `ETag`, `Cache-Control`, `Vary` and `Content-Encoding` (each only when the
-    ///   entry has one) and `Age`.
-    /// - `Age` is the whole seconds since the entry was stored, rounded down, never negative.
+    ///   body (its bytes as they are, any bytes: a gzip body is not text), with `ETag`,
+    ///   `Cache-Control`, `Vary` and `Content-Encoding` (each only when the entry has one) and
+    ///   `Age`.
+    /// - A full answer takes its status, headers and body from one read of the entry (`HGETALL`,
+    ///   or one `HMGET` of every field): read in two calls, the entry may be replaced by another
+    ///   instance between them, and one entry's `ETag` goes out with another entry's body. The
+    ///   tests watch the commands.
+    /// - `Age` is the whole seconds since the entry was stored, counted from the milliseconds of
+    ///   `stored_at` and of now, then rounded down (100,900 ms is `100`), never negative.
     /// - An entry that is corrupt or partial is a miss, never an error or a panic: a field
-    ///   missing (the body, for a full answer), a status or a time that is not a number, text
-    ///   that is not UTF-8, a value of another type than a hash at `key`.
+    ///   missing (the body, for a full answer), a status or a time that is not a number, a text
+    ///   field (any field but the body) that is not UTF-8, a value of another type than a hash at
+    ///   `key`.
     /// - A Redis error (a refused connection) is returned as the `Err`, not taken for a miss: a
     ///   cache that is down is not a cache that is empty, and the caller decides what to do.
     pub async fn answer(
@@ -330,59 +350,66 @@ impl Cache {
         request_headers: &HeaderMap,
     ) -> redis::RedisResult<Answer> {
         let mut conn = self.redis.clone();
-        let fields: Vec<Option<Vec<u8>>> = match redis::cmd("HMGET")
-            .arg(key)
-            .arg(&SMALL_FIELDS)
-            .query_async(&mut conn)
-            .await
-        {
-            Ok(fields) => fields,
-            Err(error) if error.code() == Some("WRONGTYPE") => return Ok(Answer::Miss),
-            Err(error) => return Err(error),
-        };
-        let Some(entry) = Entry::parse(fields) else {
-            return Ok(Answer::Miss);
-        };
-        let mut headers = HeaderMap::new();
-        let mut put = |name: HeaderName, value: &str| {
-            if let Ok(value) = HeaderValue::from_str(value)
-                && !value.is_empty()
-            {
-                headers.insert(name, value);
+        // A conditional GET: the small fields first, and a 304 from them alone if a tag matches.
+        if request_headers.contains_key(IF_NONE_MATCH) {
+            let Some(entry) = read(&mut conn, key, &SMALL_FIELDS)
+                .await?
+                .and_then(Entry::parse)
+            else {
+                return Ok(Answer::Miss);
+            };
+            if entry.status == StatusCode::OK && entry.matches(request_headers) {
+                return Ok(Answer::NotModified(Response {
+                    status: StatusCode::NOT_MODIFIED,
+                    headers: entry.headers(),
+                    body: Vec::new(),
+                }));
             }
-        };
-        put(ETAG, &entry.etag);
-        put(CACHE_CONTROL, &entry.cache_control);
-        put(VARY, &entry.vary);
-        let age = unix_millis().saturating_sub(entry.stored_at) / 1000;
-        put(AGE, &age.to_string());
-        if entry.status == StatusCode::OK && entry.matches(request_headers) {
-            return Ok(Answer::NotModified(Response {
-                status: StatusCode::NOT_MODIFIED,
-                headers,
-                body: Vec::new(),
-            }));
         }
-        put(CONTENT_ENCODING, &entry.content_encoding);
-        let body: Option<Vec<u8>> = match redis::cmd("HGET")
-            .arg(key)
-            .arg(field::BODY)
-            .query_async(&mut conn)
-            .await
-        {
-            Ok(body) => body,
-            Err(error) if error.code() == Some("WRONGTYPE") => return Ok(Answer::Miss),
-            Err(error) => return Err(error),
-        };
-        // Gone since the HMGET (it expired, or was replaced by another type), or never there.
-        let Some(body) = body else {
+        // A full answer: the status, the headers and the body from one read, so that they are
+        // one entry's even if another instance replaced it since the read above.
+        let Some(mut fields) = read(&mut conn, key, &EVERY_FIELD).await? else {
             return Ok(Answer::Miss);
         };
+        let body = fields.pop().flatten();
+        let (Some(entry), Some(body)) = (Entry::parse(fields), body) else {
+            return Ok(Answer::Miss);
+        };
+        let mut headers = entry.headers();
+        put(&mut headers, CONTENT_ENCODING, &entry.content_encoding);
         Ok(Answer::Hit(Response {
             status: entry.status,
             headers,
             body,
         }))
+    }
+}
+
+/// `HMGET` of the fields `names` at `key`; `None` when a value of another type is there (a
+/// corrupt entry). Every other error goes back to the caller.
+async fn read(
+    conn: &mut shared::RedisConn,
+    key: &str,
+    names: &[&str],
+) -> redis::RedisResult<Option<Vec<Option<Vec<u8>>>>> {
+    match redis::cmd("HMGET")
+        .arg(key)
+        .arg(names)
+        .query_async(conn)
+        .await
+    {
+        Ok(values) => Ok(Some(values)),
+        Err(error) if error.code() == Some("WRONGTYPE") => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
+/// Adds the header `name` with `value`, unless `value` is empty (the entry had none).
+fn put(headers: &mut HeaderMap, name: HeaderName, value: &str) {
+    if let Ok(value) = HeaderValue::from_str(value)
+        && !value.is_empty()
+    {
+        headers.insert(name, value);
     }
 }
 
@@ -394,6 +421,17 @@ const SMALL_FIELDS: [&str; 6] = [
     field::VARY,
     field::CONTENT_ENCODING,
     field::STORED_AT,
+];
+
+/// Every field of an entry: the small ones, in the same order, then the body.
+const EVERY_FIELD: [&str; 7] = [
+    field::STATUS,
+    field::ETAG,
+    field::CACHE_CONTROL,
+    field::VARY,
+    field::CONTENT_ENCODING,
+    field::STORED_AT,
+    field::BODY,
 ];
 
 /// A stored entry's small fields, parsed.
@@ -424,6 +462,18 @@ impl Entry {
             stored_at: next()?.parse().ok()?,
         };
         Some(entry)
+    }
+
+    /// The headers every answer carries: `ETag`, `Cache-Control` and `Vary` (each only when the
+    /// entry has one) and `Age`, the whole seconds since it was stored, never negative.
+    fn headers(&self) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        put(&mut headers, ETAG, &self.etag);
+        put(&mut headers, CACHE_CONTROL, &self.cache_control);
+        put(&mut headers, VARY, &self.vary);
+        let age = unix_millis().saturating_sub(self.stored_at) / 1000;
+        put(&mut headers, AGE, &age.to_string());
+        headers
     }
 
     /// Whether `If-None-Match` (every line) names this entry: `*`, or a tag that matches the

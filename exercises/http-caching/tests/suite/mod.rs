@@ -194,6 +194,12 @@ fn task1_no_topic_and_topic_all_are_different_queries() {
         "No topic means every topic; `topic=all` filters on the topic named \"all\". A default \
          of \"all\" for a missing topic (`topic or 'all'`) makes them one key",
     );
+    assert_apart(
+        &get("/articles"),
+        &get("/articles?topic="),
+        "No topic means every topic; `topic=` filters on the topic whose name is empty. An empty \
+         value taken for a missing one (`.filter(|v| !v.is_empty())`) makes them one key",
+    );
 }
 
 #[test]
@@ -286,6 +292,18 @@ fn task1_the_last_of_a_repeated_parameter_counts() {
         &get("/articles?page=2"),
         cause,
     );
+    let tags = "The last `tags` counts, like the last of any parameter: `tags=eu&tags=trade` is \
+                `tags=trade`, not the two lists run together";
+    assert_same_key(
+        &get("/articles?tags=eu&tags=trade"),
+        &get("/articles?tags=trade"),
+        tags,
+    );
+    assert_apart(
+        &get("/articles?tags=eu&tags=trade"),
+        &get("/articles?tags=eu,trade"),
+        tags,
+    );
 }
 
 #[test]
@@ -329,6 +347,15 @@ fn task1_only_whether_gzip_is_accepted_changes_the_key() {
             &with(refused),
             "A quality of zero refuses a coding (`gzip;q=0`), and `*` does not bring back a \
              coding refused by name; a header that lists neither gzip nor `*` accepts no gzip",
+        );
+    }
+    for refused in ["gzip; q=0", "gzip;Q=0", "br, gzip ; Q = 0"] {
+        assert_same_key(
+            &without,
+            &with(refused),
+            "The quality's name is case-insensitive and spaces around `;` and `=` do not count: \
+             `gzip; q=0` and `gzip;Q=0` refuse gzip like `gzip;q=0`. Is each parameter's name \
+             trimmed, then compared ignoring case?",
         );
     }
 }
@@ -638,6 +665,16 @@ async fn task2_s_maxage_wins_over_max_age() {
         "s-maxage=0: a shared cache may not keep it at all, whatever max-age says",
     )
     .await;
+    assert_not_stored(
+        &site,
+        "shared-soon",
+        &[],
+        ok("public, s-maxage=soon, max-age=60"),
+        "s-maxage=soon is not a number: the response has an s-maxage, so max-age is not read, \
+         and nothing is stored (RFC 9111 §4.2.1: invalid freshness information is stale). Is an \
+         s-maxage that does not parse taken for a missing one?",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -702,6 +739,16 @@ async fn task2_a_404_is_stored_for_five_seconds_at_most() {
         "A 404 with a max-age under the cap keeps its own",
     )
     .await;
+    assert_stored_for(
+        &site,
+        &key_of(&site, "article-997"),
+        &[],
+        not_found("public, s-maxage=60"),
+        NOT_FOUND_TTL_CAP,
+        "The cap holds whichever directive gave the TTL: a 404 with s-maxage=60 is stored for \
+         NOT_FOUND_TTL_CAP too. Is the cap applied to max-age only?",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -723,6 +770,16 @@ async fn task2_private_no_store_no_cache_and_cookies_are_not_stored() {
         (
             "no-cache, max-age=60",
             "no-cache: it must be checked with the API every time, which this cache never does",
+        ),
+        (
+            "private=\"x-user\", max-age=60",
+            "A directive counts with a value as without: `private=\"x-user\"` (RFC 9111's \
+             qualified form) is `private`. Is a directive looked for only without a value?",
+        ),
+        (
+            "no-cache=\"set-cookie\", max-age=60",
+            "A directive counts with a value as without: `no-cache=\"set-cookie\"` (RFC 9111's \
+             qualified form) is `no-cache`. Is a directive looked for only without a value?",
         ),
     ];
     for (i, (cache_control, cause)) in cases.into_iter().enumerate() {
@@ -871,8 +928,10 @@ async fn task2_the_entry_and_its_ttl_are_written_in_one_atomic_call() {
     assert!(
         one_script || transaction,
         "commands one store() sent: expected one script (EVAL/EVALSHA) or one MULTI ... EXEC, \
-         found {sent:?}. An HSET and then an EXPIRE in two calls leave, if the instance dies \
-         between them, an entry that never expires"
+         and no other command, found {sent:?}. An HSET and then an EXPIRE in two calls leave, if \
+         the instance dies between them, an entry that never expires; a DEL sent on its own \
+         before the write is a second call too, and every request between the two misses: put \
+         the DEL in the script or the transaction"
     );
 }
 
@@ -970,7 +1029,11 @@ impl Entry {
     }
 
     fn fields(&self) -> Fields {
-        let stored_at = unix_millis() as i64 - self.ago_ms;
+        self.fields_stored_at(unix_millis() as i64 - self.ago_ms)
+    }
+
+    /// The fields, stored at `stored_at` (ms since 1970) rather than `ago_ms` before now.
+    fn fields_stored_at(&self, stored_at: i64) -> Fields {
         vec![
             (field::STATUS, self.status.into()),
             (field::ETAG, self.etag.into()),
@@ -1050,6 +1113,30 @@ fn assert_not_modified(answer: &Answer, situation: &str, etag: Option<&str>, cau
          100 to 105 (whole seconds since stored_at), found {:?}",
         header(response, "age")
     );
+    let mut expected = vec!["age", "cache-control", "vary"];
+    expected.extend(etag.map(|_| "etag"));
+    assert_only_headers(response, &expected, situation);
+}
+
+/// Fails unless the 304 `response` carries one line of each header of `expected` and no other.
+fn assert_only_headers(response: &Response, expected: &[&str], situation: &str) {
+    let mut expected = expected.to_vec();
+    expected.sort_unstable();
+    let mut found: Vec<&str> = response
+        .headers
+        .iter()
+        .map(|(name, _)| name.as_str())
+        .collect();
+    found.sort_unstable();
+    assert_eq!(
+        found,
+        expected,
+        "the headers of the 304 answering {situation}: expected exactly {expected:?}, found \
+         {found:?} ({}). A 304 carries the ETag, Cache-Control and Vary the full answer would, \
+         and Age, and nothing else: no Content-Encoding, there is no body to decode. Are the \
+         full answer's headers built before the 304 is returned?",
+        shown(&response.headers)
+    );
 }
 
 #[tokio::test]
@@ -1090,6 +1177,11 @@ async fn task3_a_matching_etag_is_answered_304_with_its_headers_and_age() {
         "headers of a 304 for an entry with an empty vary: expected no Vary, found {:?}. A \
          header the entry does not have is left out, not sent empty",
         response.headers.get("vary")
+    );
+    assert_only_headers(
+        response,
+        &["age", "cache-control", "etag"],
+        "If-None-Match: \"v1\" for an entry with ETag \"v1\" and no Vary",
     );
 }
 
@@ -1154,6 +1246,19 @@ async fn task3_etags_are_compared_weakly() {
         "answer() to If-None-Match: \"v2\", stored ETag \"v1\": expected Answer::Hit (the \
          client's copy is old), found {answer:?}"
     );
+    let answer = answered(
+        &site,
+        "e",
+        &Entry::ok("\"ABC\""),
+        &[("if-none-match", "\"abc\"")],
+    )
+    .await;
+    assert!(
+        matches!(answer, Answer::Hit(_)),
+        "answer() to If-None-Match: \"abc\", stored ETag \"ABC\": expected Answer::Hit, found \
+         {answer:?}. Past the W/, tags are compared byte for byte: \"abc\" and \"ABC\" are two \
+         versions. Is the comparison case-insensitive?"
+    );
 }
 
 #[tokio::test]
@@ -1187,6 +1292,19 @@ async fn task3_every_tag_of_if_none_match_counts() {
         Some("\"v2\""),
         "Every line of If-None-Match counts",
     );
+    let answer = answered(
+        &site,
+        "c",
+        &Entry::ok("\"v2\""),
+        &[("if-none-match", "\"v1\",  \"v2\" ")],
+    )
+    .await;
+    assert_not_modified(
+        &answer,
+        "If-None-Match: \"v1\",  \"v2\"  (spaces around the second tag), stored \"v2\"",
+        Some("\"v2\""),
+        "Spaces around the commas are not part of a tag: trim each item before comparing it",
+    );
 }
 
 #[tokio::test]
@@ -1207,6 +1325,18 @@ async fn task3_a_star_matches_any_stored_200() {
         None,
         cause,
     );
+    for (name, entry, etag) in [
+        ("c", Entry::ok("\"v1\""), Some("\"v1\"")),
+        ("d", Entry::ok(""), None),
+    ] {
+        let answer = answered(&site, name, &entry, &[("if-none-match", "\"v0\", *")]).await;
+        assert_not_modified(
+            &answer,
+            &format!("If-None-Match: \"v0\", * for an entry with ETag {etag:?}"),
+            etag,
+            "`*` matches wherever it stands in the list, not only alone on its line",
+        );
+    }
 }
 
 /// Fails unless `answer` is the entry's response in full, with its headers and an Age of `age`.
@@ -1277,6 +1407,18 @@ async fn task3_otherwise_the_stored_response_is_answered_in_full() {
         None,
         "An entry without an ETag matches no tag (only `*`)",
     );
+    for (name, tags) in [("e", "\"a\","), ("f", ""), ("g", " , ")] {
+        let answer = answered(&site, name, &Entry::ok(""), &[("if-none-match", tags)]).await;
+        assert_full(
+            &answer,
+            &format!("If-None-Match: {tags:?} for an entry without an ETag"),
+            200,
+            None,
+            "An empty item of If-None-Match is no tag, and the entry's empty ETag is no tag \
+             either: they do not match. Are empty items skipped, and an empty ETag never \
+             compared?",
+        );
+    }
 
     let mut future = Entry::ok("\"v1\"");
     future.ago_ms = -30_000;
@@ -1316,6 +1458,158 @@ async fn task3_a_stored_404_is_answered_in_full_whatever_if_none_match_says() {
             404,
             Some("\"gone\""),
             cause,
+        );
+    }
+}
+
+#[tokio::test]
+async fn task3_age_is_counted_in_milliseconds_and_rounded_down() {
+    let site = site().await;
+    let cache = cache_on(&site).await;
+    // Three rounds, so that one answered across a second's edge cannot hide a mistake.
+    for round in 0..3 {
+        let now = unix_millis() as i64;
+        let late_in_the_second = now - 100_600;
+        let before_the_edge = now - 100_300;
+        let cases = [
+            (
+                "stored 100.6 s before",
+                late_in_the_second,
+                "100.6 s is an Age of 100: whole seconds, rounded down, not to the nearest",
+            ),
+            (
+                "stored some 100.3 s before, at a stored_at that ends in 999 ms",
+                before_the_edge - before_the_edge.rem_euclid(1000) - 1,
+                "Subtract the milliseconds, then divide: now/1000 - stored_at/1000 counts a \
+                 second that has not passed whenever now's milliseconds are below stored_at's",
+            ),
+        ];
+        for (i, (when, stored_at, cause)) in cases.into_iter().enumerate() {
+            let key = key_of(&site, &format!("age-{round}-{i}"));
+            put(
+                &site,
+                &key,
+                &Entry::ok("\"v1\"").fields_stored_at(stored_at),
+            )
+            .await;
+            let before = unix_millis() as i64;
+            let answer = cache
+                .answer(&key, &HeaderMap::new())
+                .await
+                .expect("answer(): Redis answered with an error");
+            let after = unix_millis() as i64;
+            let Answer::Hit(response) = &answer else {
+                panic!(
+                    "answer() without If-None-Match for an entry {when}: expected \
+                     Answer::Hit, found {answer:?}"
+                );
+            };
+            // answer() read the clock between `before` and `after`.
+            let (low, high) = ((before - stored_at) / 1000, (after - stored_at) / 1000);
+            let expected = if low == high {
+                low.to_string()
+            } else {
+                format!("{low} or {high}")
+            };
+            assert!(
+                age(response).is_some_and(|age| (low..=high).contains(&age)),
+                "header Age of the full answer for an entry {when} (stored_at {stored_at}, \
+                 answered between {before} and {after} ms since 1970): expected {expected}, \
+                 found {:?}. {cause}",
+                header(response, "age")
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn task3_a_body_is_answered_byte_for_byte() {
+    let site = site().await;
+    // The start of a gzip stream: not UTF-8.
+    let gzip: &[u8] = &[0x1f, 0x8b, 0x08, 0x00, 0xff, 0xfe];
+    let mut fields = Entry::ok("\"v1\"").fields();
+    fields.retain(|(name, _)| *name != field::BODY);
+    fields.push((field::BODY, gzip.to_vec()));
+    for (i, request) in [&[][..], &[("if-none-match", "\"v0\"")][..]]
+        .into_iter()
+        .enumerate()
+    {
+        let key = key_of(&site, &format!("gzip-{i}"));
+        put(&site, &key, &fields).await;
+        let answer = cache_on(&site).await.answer(&key, &headers(request)).await;
+        let found = match &answer {
+            Ok(Answer::Hit(response)) if response.body == gzip => continue,
+            Ok(Answer::Hit(response)) => format!("a Hit with the body {:?}", response.body),
+            other => format!("{other:?}"),
+        };
+        panic!(
+            "answer() to a request with {} for an entry whose body is the gzip bytes {gzip:?} \
+             (not UTF-8): expected Ok(Answer::Hit) with those bytes, found {found}. The body is \
+             bytes, any bytes: read it as a Vec<u8>, never as a String",
+            shown(&headers(request))
+        );
+    }
+}
+
+#[tokio::test]
+async fn task3_a_full_answer_reads_its_entry_in_one_command() {
+    let site = private_site().await;
+    let key = key_of(&site, "article-42");
+    put(&site, &key, &Entry::ok("\"v1\"").fields()).await;
+    let cache = cache_on(&site).await;
+    let every_field = [
+        field::STATUS,
+        field::ETAG,
+        field::CACHE_CONTROL,
+        field::VARY,
+        field::CONTENT_ENCODING,
+        field::STORED_AT,
+        field::BODY,
+    ];
+    // Which commands reached the server, with their arguments, those scripts ran included.
+    let mut watch = site.server().watch_commands().await.unwrap();
+    for request in [&[][..], &[("if-none-match", "\"v0\"")][..]] {
+        let answer = cache
+            .answer(&key, &headers(request))
+            .await
+            .expect("answer(): Redis answered with an error");
+        let sent = watch.since_last_in_full().await;
+        let situation = format!(
+            "a request with {} for an entry with ETag \"v1\"",
+            shown(&headers(request))
+        );
+        assert!(
+            matches!(answer, Answer::Hit(_)),
+            "answer() to {situation}: expected Answer::Hit, found {answer:?}"
+        );
+        // A script's own commands are in `sent`: the script that carries the names is not a read.
+        let scripts = [
+            "EVAL",
+            "EVALSHA",
+            "EVAL_RO",
+            "EVALSHA_RO",
+            "FCALL",
+            "FCALL_RO",
+        ];
+        let reads_the_body = |command: &&shared::command_watch::Sent| {
+            !scripts.contains(&command.name.as_str())
+                && (command.name == "HGETALL" || command.args.iter().any(|a| a == field::BODY))
+        };
+        let whole = |command: &&shared::command_watch::Sent| {
+            command.name == "HGETALL"
+                || (command.name == "HMGET"
+                    && every_field
+                        .iter()
+                        .all(|name| command.args.iter().any(|a| a == name)))
+        };
+        let body_reads: Vec<_> = sent.iter().filter(reads_the_body).collect();
+        assert!(
+            !body_reads.is_empty() && body_reads.iter().all(whole),
+            "commands answering {situation} in full: expected the body read by one command with \
+             the status and headers (HGETALL, or one HMGET of every field: {every_field:?}), \
+             found {body_reads:?} reading it, among {sent:?}. Read in two calls (an HMGET of the \
+             small fields, then an HGET of the body), the entry may be replaced by another \
+             instance between them, and the answer pairs one entry's ETag with another's body"
         );
     }
 }
