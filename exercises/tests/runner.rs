@@ -66,6 +66,7 @@ impl Workspace {
             "Cargo.lock",
             ".cargo",
             "shared",
+            "shared-http",
             "chapters",
             "exercises",
             "solutions",
