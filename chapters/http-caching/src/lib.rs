@@ -17,6 +17,8 @@
 //! - [`source`]: the source material's middleware and keys, kept as counter-examples;
 //! - [`app`]: the layers assembled, one application per cache the demo compares.
 
+#![warn(missing_docs)]
+
 pub mod api;
 pub mod app;
 pub mod catalogue;

@@ -28,6 +28,9 @@ use scenario::{outage, table};
 /// a page for another user, another query, or a price change that did not happen is a wrong
 /// answer. Then a slow, flaky weather service is switched off under steady traffic, behind the
 /// source's plain-TTL cache and behind stale-while-revalidate and stale-if-error.
+///
+/// Try --write-ratio 0.1 to see invalidation cost hits, --db-latency-ms 0 to see what a hit saves
+/// when a miss is cheap, or --upstream-failure-rate 0.5 for a service that fails half the time.
 #[derive(Parser)]
 #[command(name = "http-caching", version)]
 struct Cli {
