@@ -8,7 +8,8 @@
 //!   that does not exist yet should not stay missing for a minute after it is created). Errors,
 //!   redirects and everything else pass through;
 //! - never with `Set-Cookie` (the cookie is somebody's), `private` or `no-store`, nor `Vary: *`,
-//!   nor a `Vary` on a header the key does not cover;
+//!   nor a `Vary` on a header the key does not cover; nor `no-cache`, which allows storing only to
+//!   a cache that asks the origin before each reuse, and this one never asks;
 //! - for a request that carried `Authorization`, only if the response says `public` or
 //!   `s-maxage` (§3.5): otherwise it may be personal even though nothing above says so;
 //! - for `s-maxage` if given (the lifetime for shared caches), else `max-age`; without either, not
@@ -30,6 +31,8 @@ pub struct CacheControl {
     pub private: bool,
     /// `no-store`: nobody may.
     pub no_store: bool,
+    /// `no-cache`: a cache may store it, but must ask the origin before every reuse.
+    pub no_cache: bool,
     /// `max-age`, in seconds.
     pub max_age: Option<u64>,
     /// `s-maxage`, in seconds: `max-age` for shared caches.
@@ -55,6 +58,7 @@ impl CacheControl {
                 "public" => parsed.public = true,
                 "private" => parsed.private = true,
                 "no-store" => parsed.no_store = true,
+                "no-cache" => parsed.no_cache = true,
                 "max-age" => parsed.max_age = seconds,
                 "s-maxage" => parsed.s_maxage = seconds,
                 _ => {}
@@ -73,6 +77,8 @@ pub enum NotStored {
     SetsCookie,
     /// It is `private` or `no-store`.
     Private,
+    /// It is `no-cache`: every reuse must be revalidated, which this cache does not do.
+    MustRevalidate,
     /// It varies on something the key does not cover (or on everything, `Vary: *`).
     Varies,
     /// The request was authorised and the response does not say it may be shared.
@@ -100,6 +106,9 @@ pub fn storable(
     let control = CacheControl::of(headers);
     if control.private || control.no_store {
         return Err(NotStored::Private);
+    }
+    if control.no_cache {
+        return Err(NotStored::MustRevalidate);
     }
     let varies_beyond_the_key = headers
         .get_all(header::VARY)
