@@ -97,6 +97,9 @@ impl Cache {
     /// `key` (a key from task 1), if a shared cache may keep it (RFC 9111), and returns what it
     /// did: [`Stored::For`] with the TTL, or [`Stored::Not`] when nothing was written.
     ///
+    /// - Whether a response may be stored is decided before anything is sent: for one that may
+    ///   not, no command reaches Redis (a write undone a moment later is still read, in between,
+    ///   by the other instances).
     /// - Only a `200 OK` or a `404 Not Found` is stored. Never an error (`400`, `500`, `503`: the
     ///   next request must reach the API again), a redirect, a `304`, or any other status.
     /// - The TTL is the response's `s-maxage` if it has one (the directive for shared caches),
@@ -114,8 +117,9 @@ impl Cache {
     ///   `Cache-Control` and `Vary` counts. A directive counts with a value as without one: RFC
     ///   9111's qualified forms, `private="x-user"` and `no-cache="set-cookie"`, are `private` and
     ///   `no-cache` here (this cache does not strip the fields they name).
-    /// - A request that carried `Authorization` was answered for its user: its response is stored
-    ///   only if it says `public` or has an `s-maxage` (RFC 9111 §3.5).
+    /// - A request that carried `Authorization` was answered for its user: its response, a `404`
+    ///   as much as a `200`, is stored only if it says `public` or has an `s-maxage` (RFC 9111
+    ///   §3.5).
     /// - The entry is a hash at `key` with the fields of [`field`]: the status, the `ETag`, the
     ///   `Cache-Control` (its lines joined with `", "`), the `Vary` and the `Content-Encoding`
     ///   (each empty when the response had none), the time it was stored ([`unix_millis`]) and

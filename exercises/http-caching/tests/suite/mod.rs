@@ -871,6 +871,17 @@ async fn task2_an_authorized_request_is_stored_only_when_the_response_allows_it(
          a shared cache may not keep the answer (RFC 9111 §3.5)",
     )
     .await;
+    let mut not_found = ok("max-age=60");
+    not_found.status = StatusCode::NOT_FOUND;
+    assert_not_stored(
+        &site,
+        "authorized-404",
+        &authorized,
+        not_found,
+        "A 404 to a request with Authorization was answered for its user as much as a 200; \
+         without `public` or s-maxage a shared cache may not keep it (RFC 9111 §3.5)",
+    )
+    .await;
     assert_stored_for(
         &site,
         &key_of(&site, "authorized-public"),
@@ -933,6 +944,37 @@ async fn task2_the_entry_and_its_ttl_are_written_in_one_atomic_call() {
          before the write is a second call too, and every request between the two misses: put \
          the DEL in the script or the transaction"
     );
+}
+
+#[tokio::test]
+async fn task2_a_response_that_may_not_be_stored_sends_redis_nothing() {
+    let site = private_site().await;
+    let cache = cache_on(&site).await;
+    let mut error = ok("public, max-age=60");
+    error.status = StatusCode::INTERNAL_SERVER_ERROR;
+    let mut cookie = ok("public, max-age=60");
+    cookie
+        .headers
+        .insert("set-cookie", HeaderValue::from_static("session=abc"));
+    for (name, response) in [
+        ("error", error),
+        ("private", ok("private, max-age=60")),
+        ("cookie", cookie),
+    ] {
+        let mut watch = site.server().watch_commands().await.unwrap();
+        let did = cache
+            .store(&key_of(&site, name), &HeaderMap::new(), &response)
+            .await
+            .expect("store(): Redis answered with an error");
+        let sent = watch.since_last().await;
+        assert!(
+            did == Stored::Not && sent.is_empty(),
+            "store() of {}: expected Stored::Not and no command sent to Redis, found {did:?} \
+             after {sent:?}. Decide before you write: a response written and deleted again is \
+             served, in between, to the other instances' requests",
+            described_response(&response)
+        );
+    }
 }
 
 #[tokio::test]
