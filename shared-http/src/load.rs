@@ -121,8 +121,8 @@ impl LoadStats {
 /// What a user's client kept of an URL: its ETag and the body that came with it.
 type Kept = HashMap<(u32, String), (String, Bytes)>;
 
-/// The state the driving tasks share.
-struct Shared<C> {
+/// One run of the driver: the state its sending tasks share.
+struct Run<C> {
     client: reqwest::Client,
     base: String,
     load: Load,
@@ -148,7 +148,7 @@ impl Load {
             .pool_max_idle_per_host(self.concurrency)
             .build()
             .expect("a client without TLS always builds");
-        let shared = Arc::new(Shared {
+        let run = Arc::new(Run {
             client,
             base: base.trim_end_matches('/').to_string(),
             load: self.clone(),
@@ -160,37 +160,37 @@ impl Load {
             wrong: Counter::default(),
             first_wrong: Mutex::default(),
         });
-        let requests = shared.plan.len() as u64;
+        let requests = run.plan.len() as u64;
         let arrivals = match self.rate {
             Some(per_sec) => Arrivals::Rate { per_sec },
             None => Arrivals::Closed {
                 concurrency: self.concurrency,
             },
         };
-        let sender = shared.clone();
-        let run = fire(arrivals, requests, label, self.progress, move |i| {
-            let shared = sender.clone();
-            async move { shared.send(i as usize).await }
+        let sender = run.clone();
+        let fired = fire(arrivals, requests, label, self.progress, move |i| {
+            let run = sender.clone();
+            async move { run.send(i as usize).await }
         })
         .await;
-        let statuses = shared.statuses.lock().unwrap().clone();
-        let first_wrong = shared.first_wrong.lock().unwrap().clone();
+        let statuses = run.statuses.lock().unwrap().clone();
+        let first_wrong = run.first_wrong.lock().unwrap().clone();
         LoadStats {
             requests,
-            requests_per_sec: run.requests_per_sec,
-            latency: run.latency,
+            requests_per_sec: fired.requests_per_sec,
+            latency: fired.latency,
             statuses,
-            body_bytes: shared.body_bytes.get(),
-            wrong: shared.wrong.get(),
+            body_bytes: run.body_bytes.get(),
+            wrong: run.wrong.get(),
             first_wrong,
-            failures: run.failures,
-            first_failure: run.first_failure,
-            histogram: run.histogram,
+            failures: fired.failures,
+            first_failure: fired.first_failure,
+            histogram: fired.histogram,
         }
     }
 }
 
-impl<C> Shared<C>
+impl<C> Run<C>
 where
     C: Fn(&Request, &Answer) -> Result<(), String>,
 {

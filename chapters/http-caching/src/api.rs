@@ -108,7 +108,7 @@ pub fn page_from_query(query: Option<&str>) -> Result<Page, String> {
         per_page: Option<u32>,
         sort: Option<Sort>,
     }
-    let raw: Raw = serde_urlencoded_from(query.unwrap_or(""))?;
+    let raw: Raw = parsed_query(query.unwrap_or(""))?;
     let page = Page {
         category: raw.category,
         page: raw.page.unwrap_or(1),
@@ -129,7 +129,7 @@ pub fn page_from_query(query: Option<&str>) -> Result<Page, String> {
 // ANCHOR_END: page_from_query
 
 /// Parses a query string with axum's query extractor's rules.
-fn serde_urlencoded_from<T: serde::de::DeserializeOwned>(query: &str) -> Result<T, String> {
+fn parsed_query<T: serde::de::DeserializeOwned>(query: &str) -> Result<T, String> {
     let uri: axum::http::Uri = format!("/?{query}").parse().map_err(|e| format!("{e}"))?;
     axum::extract::Query::<T>::try_from_uri(&uri)
         .map(|q| q.0)
@@ -178,10 +178,11 @@ pub fn describe(request: &Parts) -> Option<Described> {
         });
     }
     if path == "/me/saved" {
+        let user = user(&request.headers)?;
         return Some(Described {
-            group: format!("u{}", user(&request.headers)?),
+            group: format!("u{user}"),
             query: serde_json::Value::Null,
-            user: user(&request.headers),
+            user: Some(user),
         });
     }
     let id: i64 = path.strip_prefix("/products/")?.parse().ok()?;

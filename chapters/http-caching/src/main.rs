@@ -123,7 +123,7 @@ async fn run(cli: Cli, cleanup: Cleanup) -> anyhow::Result<()> {
 
     let mut caches = Report::new(format!(
         "{} requests of {} users through each cache, every answer checked",
-        report_count(cli.requests),
+        shared::report::count(cli.requests),
         cli.users
     ));
     caches
@@ -183,8 +183,4 @@ async fn run(cli: Cli, cleanup: Cleanup) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-fn report_count(n: u64) -> String {
-    shared::report::count(n)
 }

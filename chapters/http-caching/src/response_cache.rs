@@ -21,13 +21,14 @@
 //! handlers, and nothing is stored.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode, header};
 use axum::middleware::Next;
 use redis::Script;
+use shared::clock::now_ms;
 use shared::metrics::Counter;
 use shared::{Namespace, RedisConn};
 
@@ -359,13 +360,6 @@ fn header_str(headers: &HeaderMap, name: HeaderName) -> &str {
         .get(name)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
-}
-
-/// Milliseconds since the Unix epoch on this machine's clock.
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// The `Age` of an entry stored at `stored_ms`, in whole seconds (RFC 9111 §5.1).

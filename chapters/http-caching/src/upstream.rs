@@ -21,7 +21,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
@@ -29,6 +29,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, Response, StatusCode, header};
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
+use shared::clock::now_ms;
 use shared::metrics::Counter;
 use shared::worker::Tasks;
 use shared::{Namespace, RedisConn};
@@ -477,11 +478,4 @@ fn answer(kept: &Kept, served: Served) -> Answer {
 
 fn age(kept: &Kept) -> Duration {
     Duration::from_millis(now_ms().saturating_sub(kept.fetched_ms))
-}
-
-/// Milliseconds since the Unix epoch on this machine's clock.
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }

@@ -11,7 +11,7 @@ use rand_distr::{Distribution, Zipf};
 use shared::db::CATEGORIES;
 use shared_http::{Answer, Request};
 
-use http_caching::api::{ListingPage, NewPrice, ProductPage, SavedPage};
+use http_caching::api::{ListingPage, NewPrice, ProductPage, SavedPage, page_from_query};
 
 /// What the demo sends.
 #[derive(Clone, Copy, Debug)]
@@ -111,27 +111,15 @@ pub fn check(request: &Request, answer: &Answer) -> Result<(), String> {
     }
     if let Some(query) = path.strip_prefix("/products?") {
         let page: ListingPage = parse(answer)?;
-        let asked_page: u32 = query
-            .rsplit("page=")
-            .next()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(1);
-        let asked_category = query
-            .strip_prefix("category=")
-            .and_then(|q| q.split('&').next());
-        return if page.page == asked_page && page.category.as_deref() == asked_category {
+        let asked = page_from_query(Some(query)).expect("the plan's queries are valid");
+        let every =
+            |category: &Option<String>| category.clone().unwrap_or_else(|| "every category".into());
+        return if page.page == asked.page && page.category == asked.category {
             Ok(())
         } else {
             wanted(
-                &format!(
-                    "page {asked_page} of {}",
-                    asked_category.unwrap_or("every category")
-                ),
-                format!(
-                    "page {} of {}",
-                    page.page,
-                    page.category.as_deref().unwrap_or("every category")
-                ),
+                &format!("page {} of {}", asked.page, every(&asked.category)),
+                format!("page {} of {}", page.page, every(&page.category)),
             )
         };
     }
