@@ -36,6 +36,11 @@ fn a_small_run_serves_no_wrong_answer_from_the_lessons_caches_and_many_from_the_
             row(label)["first_wrong"]
         );
         assert_eq!(row(label)["errors"], 0, "{label}");
+        assert_eq!(
+            row(label)["redis_errors"],
+            0,
+            "{label}: Redis failed in a clean run"
+        );
     }
     assert!(
         row("source's middleware")["wrong"].as_u64().unwrap() > 100,

@@ -21,6 +21,9 @@ pub struct Measured {
     pub queries: u64,
     /// Answers from the cache (the lesson's: hits and 304s; the source's: hits).
     pub cache_answers: u64,
+    /// Redis calls of the lesson's response cache that failed or ran out of time (`None` for the
+    /// source's middleware, which drops its errors unseen).
+    pub redis_errors: Option<u64>,
 }
 
 /// Sends `mix`'s requests through each cache in turn, on `catalogue`.
@@ -65,11 +68,17 @@ pub async fn run(
             (None, Some(source)) => source.hits.get(),
             (None, None) => 0,
         };
+        let redis_errors = match (&caches.response, &caches.source) {
+            (Some(cache), _) => Some(cache.stats.errors.get()),
+            (None, Some(_)) => None,
+            (None, None) => Some(0),
+        };
         measured.push(Measured {
             caching,
             load: stats,
             queries,
             cache_answers,
+            redis_errors,
         });
     }
     Ok(measured)

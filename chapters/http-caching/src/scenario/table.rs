@@ -34,6 +34,8 @@ pub struct Line {
     pub first_wrong: Option<String>,
     /// Transport errors and `5xx`s.
     pub errors: u64,
+    /// Redis calls of the response cache that failed (`None`: the source's, which drops them).
+    pub redis_errors: Option<u64>,
 }
 
 impl Line {
@@ -53,6 +55,7 @@ impl Line {
             wrong: load.wrong,
             first_wrong: load.first_wrong.clone(),
             errors: load.failures,
+            redis_errors: measured.redis_errors,
         }
     }
 }
@@ -70,6 +73,7 @@ impl Row for Line {
             "body bytes per request",
             "wrong answers",
             "errors",
+            "redis errors",
         ]
     }
 
@@ -85,6 +89,7 @@ impl Row for Line {
             format!("{:.0}", self.bytes_per_request),
             report::count(self.wrong),
             report::count(self.errors),
+            self.redis_errors.map_or("–".into(), report::count),
         ]
     }
 }
@@ -102,7 +107,22 @@ pub fn conclude(lines: &[Line]) -> String {
         return String::new();
     };
     let ratio = |line: &Line| line.requests_per_sec / none.requests_per_sec.max(1e-9);
-    let mut said = format!(
+    // Redis trouble during a row sends its requests to the handlers: say so before its figures.
+    let redis_errors = [response, conditional]
+        .iter()
+        .map(|line| line.redis_errors.unwrap_or(0))
+        .max()
+        .unwrap_or(0);
+    let mut said = match report::disturbed(redis_errors, response.requests) {
+        Some(disturbed) => disturbed + " ",
+        None if redis_errors > 0 => format!(
+            "Redis failed {} times during a response cache's run (see the redis errors column): \
+             those requests went to the handlers. ",
+            report::count(redis_errors)
+        ),
+        None => String::new(),
+    };
+    said += &format!(
         "The response cache answered {:.1}x the requests per second of no cache with {} database \
          queries per 1,000 requests instead of {}, and {} wrong answers. ",
         ratio(response),
