@@ -138,13 +138,16 @@ impl SessionStore for RedisStore {
             record.id = Id::default(); // 2^-128: never, but a collision must not join two users
         }
         if let Some(user) = SignedIn::of(record).map(|signed_in| signed_in.user) {
+            // Both in one transaction (one key, so one slot): Redis failing between the two must
+            // not leave a list without a TTL.
             let index = self.index_key(user);
-            let _: () = conn
+            let _: () = redis::pipe()
+                .atomic()
                 .sadd(&index, self.key(&record.id))
-                .await
-                .map_err(backend)?;
-            let _: () = conn
+                .ignore()
                 .pexpire(&index, self.index_ttl_ms as i64)
+                .ignore()
+                .query_async(&mut conn)
                 .await
                 .map_err(backend)?;
             self.stats.writes.add(2);

@@ -112,7 +112,23 @@ pub fn conclude(lines: &[Line], users: i64) -> String {
     let broken = |line: &Line| {
         line.wrong_passwords_accepted + line.fixations + line.after_logout + line.past_absolute
     };
-    let mut said = if broken(lesson) + broken(every) == 0 {
+    // Redis trouble fails requests (sessions fail closed): say so before the figures.
+    let (errors, requests) = lines
+        .iter()
+        .fold((0, 0), |(e, r), line| (e + line.errors, r + line.requests));
+    let share = errors as f64 / requests.max(1) as f64;
+    let mut said = if share > report::DISTURBED_ABOVE {
+        format!(
+            "Redis failed {} requests, {} of them: without Redis there is no session, so they were \
+             refused with a 503, and the figures below compare less than they seem. Fix Redis \
+             (see the errors above) and run again. ",
+            report::count(errors),
+            report::percent(share)
+        )
+    } else {
+        String::new()
+    };
+    said += &if broken(lesson) + broken(every) == 0 {
         "The lesson's sessions let no wrong password in, signed in no planted ID, and refused \
          every replay after a logout and past the absolute limit, on all three instances. "
             .to_owned()
@@ -141,10 +157,11 @@ pub fn conclude(lines: &[Line], users: i64) -> String {
         lesson.writes_per_request,
         every.writes_per_request / lesson.writes_per_request.max(1e-9),
     );
-    if source.errors + every.errors + lesson.errors > 0 {
+    if errors > 0 {
         said += &format!(
-            " {} requests failed (transport errors or 5xx): see the errors column.",
-            report::count(source.errors + every.errors + lesson.errors)
+            " {} requests failed (Redis failed, so the sessions were refused with a 503, or a \
+             transport error): see the errors column.",
+            report::count(errors)
         );
     }
     said
