@@ -170,6 +170,7 @@ impl Running {
     }
 }
 
+// ANCHOR: cookie
 /// The cookie's attributes: `HttpOnly` (no script reads it, so an injected script cannot send it
 /// away), `SameSite=Lax` (no cross-site POST carries it), `Path=/`, and `Secure` (never sent over
 /// plain HTTP) when `secure`.
@@ -178,9 +179,10 @@ fn cookie_rules<S: tower_sessions::SessionStore>(
     secure: bool,
 ) -> SessionManagerLayer<S> {
     layer
-        .with_name("session")
+        .with_name(crate::client::COOKIE)
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
         .with_path("/")
         .with_secure(secure)
 }
+// ANCHOR_END: cookie

@@ -7,8 +7,9 @@
 use reqwest::{Client, Method, StatusCode};
 use serde::Serialize;
 
-/// The session cookie's name (see [`app`](crate::app)).
-pub const COOKIE: &str = "session";
+/// The session cookie's name: tower-sessions' default, and as OWASP advises, a name that does not
+/// say which framework made it.
+pub const COOKIE: &str = "id";
 
 /// An instance's answer.
 #[derive(Debug)]

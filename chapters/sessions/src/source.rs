@@ -92,6 +92,7 @@ pub fn routes(state: SourceState) -> Router {
 /// The key the source's login writes.
 const SIGNED_IN: &str = "signed_in";
 
+// ANCHOR: source_login
 /// `POST /login`: any password; the login written into the session the browser brought.
 async fn login(
     State(state): State<SourceState>,
@@ -111,6 +112,7 @@ async fn login(
     session.insert(SIGNED_IN, signed_in).await?;
     Ok(Json(api::me_of(signed_in)))
 }
+// ANCHOR_END: source_login
 
 /// `GET /me`: any session with a login in it (the middleware saves it again afterwards, which is
 /// the sliding expiry).

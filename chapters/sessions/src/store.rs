@@ -155,6 +155,7 @@ impl SessionStore for RedisStore {
         Ok(())
     }
 
+    // ANCHOR: save
     /// Replaces a session that still exists, with its new deadline (`XX`: a session another
     /// instance has ended stays ended).
     async fn save(&self, record: &Record) -> session_store::Result<()> {
@@ -173,6 +174,7 @@ impl SessionStore for RedisStore {
         self.stats.writes.inc();
         Ok(())
     }
+    // ANCHOR_END: save
 
     /// The session `id`, if Redis has it and its deadline has not passed; a record that does not
     /// decode is no session (logged in the count of misses, not as an error page).

@@ -101,6 +101,7 @@ pub enum Verdict {
     Ended,
 }
 
+// ANCHOR: check
 /// Checks the request's session against `timeouts` at `now_ms`: ends it if a timeout has passed,
 /// and pushes the idle deadline out if more than `refresh_after` of it has run down.
 pub async fn check(
@@ -121,7 +122,9 @@ pub async fn check(
     }
     Ok(Verdict::SignedIn(signed_in))
 }
+// ANCHOR_END: check
 
+// ANCHOR: sign_in
 /// Signs `user` in on this session: a new ID first (the one the browser brought may have been
 /// planted: session fixation), the old one deleted, then the state with a deadline.
 pub async fn sign_in(
@@ -140,6 +143,7 @@ pub async fn sign_in(
     store(session, signed_in, timeouts).await?;
     Ok(signed_in)
 }
+// ANCHOR_END: sign_in
 
 /// Grants administration to a signed-in session: a privilege change, so a new ID, the old one
 /// deleted. The absolute timeout still counts from the login.

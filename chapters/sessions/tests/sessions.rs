@@ -270,6 +270,7 @@ async fn every_session_key_has_a_ttl_no_longer_than_the_idle_timeout() {
     f.close().await;
 }
 
+// ANCHOR: fixation
 #[tokio::test]
 async fn login_rotates_the_id_so_a_planted_one_stays_anonymous_where_the_source_signs_it_in() {
     for sessions in [Sessions::Lesson, Sessions::Source] {
@@ -311,6 +312,7 @@ async fn login_rotates_the_id_so_a_planted_one_stays_anonymous_where_the_source_
         f.close().await;
     }
 }
+// ANCHOR_END: fixation
 
 #[tokio::test]
 async fn a_privilege_change_asks_the_password_rotates_and_keeps_the_login_time() {
@@ -486,6 +488,7 @@ async fn near_the_absolute_limit_the_ttl_never_goes_past_it() {
     f.close().await;
 }
 
+// ANCHOR: logout
 #[tokio::test]
 async fn a_logout_on_one_instance_is_refused_by_every_other_at_once() {
     for sessions in [Sessions::Lesson, Sessions::Source] {
@@ -520,6 +523,7 @@ async fn a_logout_on_one_instance_is_refused_by_every_other_at_once() {
         f.close().await;
     }
 }
+// ANCHOR_END: logout
 
 #[tokio::test]
 async fn log_out_everywhere_ends_each_session_of_the_user_and_no_one_elses() {

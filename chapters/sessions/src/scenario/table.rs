@@ -120,7 +120,7 @@ pub fn conclude(lines: &[Line], users: i64) -> String {
     let mut said = if share > report::DISTURBED_ABOVE {
         format!(
             "Redis failed {} requests, {} of them: without Redis there is no session, so they were \
-             refused with a 503, and the figures below compare less than they seem. Fix Redis \
+             refused with a 503, and the figures above compare less than they seem. Fix Redis \
              (see the errors above) and run again. ",
             report::count(errors),
             report::percent(share)
@@ -150,13 +150,19 @@ pub fn conclude(lines: &[Line], users: i64) -> String {
         report::count(source.past_absolute),
         report::count(source.victims_refused),
     );
-    said += &format!(
-        "Pushing the deadline out only past the threshold took Redis writes from {:.2} to {:.2} \
-         per request ({:.1}x fewer), for one read per request either way.",
-        every.writes_per_request,
-        lesson.writes_per_request,
-        every.writes_per_request / lesson.writes_per_request.max(1e-9),
-    );
+    if every.writes_per_request > lesson.writes_per_request {
+        said += &format!(
+            "Pushing the deadline out only past the threshold took Redis writes from {:.2} to \
+             {:.2} per request ({:.1}x fewer), for one read per request either way.",
+            every.writes_per_request,
+            lesson.writes_per_request,
+            every.writes_per_request / lesson.writes_per_request.max(1e-9),
+        );
+    } else {
+        said += "The threshold saved no writes in this run (see the writes column): with \
+                 --refresh-after-ms shorter than --pace-ms, or Redis failing, it has nothing to \
+                 save.";
+    }
     if errors > 0 {
         said += &format!(
             " {} requests failed (Redis failed, so the sessions were refused with a 503, or a \
