@@ -96,8 +96,9 @@ impl SessionStore {
     ///   `created_ms` and `refreshed_ms` (both `now_ms`, as decimal text) and `elevated` (`0`).
     ///   The ID itself is stored nowhere in Redis, in no key and no value.
     /// - The record's key expires at the session's first deadline: its TTL is
-    ///   `min(idle_ms, absolute_ms)`, set with the record, so that no session is ever without
-    ///   one.
+    ///   `min(idle_ms, absolute_ms)`, set in the same call as the record (a script, or `MULTI`
+    ///   ... `EXEC`), so that no session is ever without one, even if Redis fails between two
+    ///   calls. The index's writes and its TTL likewise go in one call.
     /// - The ID's [`id_digest`] is added to the user's index, [`SessionStore::user_index_key`],
     ///   and the index's TTL is set to `absolute_ms` every time a session is added: never
     ///   shorter than the sessions it lists, and never without one. Add it to the index first,
@@ -117,7 +118,9 @@ impl SessionStore {
     /// - `None` for an ID without a record, and for a record that is not one [`Self::create`]
     ///   wrote: a missing field, a field that does not parse, a value that is not a hash (Redis
     ///   answers a hash command on it with a `WRONGTYPE` error). A corrupt record is no session:
-    ///   never a panic, never an `Err`.
+    ///   never a panic, never an `Err`. Any other Redis error (Redis unreachable, a timeout) is
+    ///   returned as the `Err` it is: not knowing is not "no session", and the service answers
+    ///   it with a 503 rather than logging the user out.
     /// - A session is valid while `now_ms` is before both its idle deadline,
     ///   `refreshed_ms + idle_ms` (from the stored `refreshed_ms`, not from `created_ms`), and
     ///   its absolute deadline, `created_ms + absolute_ms`. At or past either, `load` returns
@@ -199,7 +202,8 @@ impl SessionStore {
     ///
     /// The user of session `id` has confirmed who they are (typed their password again) before a
     /// sensitive action: returns their elevated session, or `None` if `id` is not valid at
-    /// `now_ms` (as [`Self::load`] says), writing nothing new then.
+    /// `now_ms` (as [`Self::load`] says, which may end it), creating no session and listing none
+    /// then.
     ///
     /// - The elevated session has a new ID, the same `user`, `elevated` true, and the same
     ///   `created_ms`: its absolute deadline does not move (a rotation is not a way to live
@@ -215,15 +219,17 @@ impl SessionStore {
     /// ## Task 3c: logout, here and everywhere
     ///
     /// Ends the session `id`: deletes its record and removes its digest from its user's index.
-    /// Returns whether there was a session to end. Every instance refuses it at once.
+    /// Returns whether its record was still in Redis (what `DEL` removed). Every instance refuses
+    /// it at once.
     pub async fn logout(&self, id: &str) -> redis::RedisResult<bool> {
         let _ = id;
         todo!("task 3c: the record, then the index entry")
     }
 
     /// Ends every session of `user` (a stolen laptop, a changed password): deletes the record of
-    /// every session the user's index lists, and the index's entries. Returns how many sessions
-    /// it ended (records that existed). Other users' sessions stay.
+    /// every session the user's index lists, and the index's entries. Returns how many records
+    /// it deleted: an entry whose record had already expired counts for nothing. Other users'
+    /// sessions stay.
     pub async fn logout_everywhere(&self, user: &str) -> redis::RedisResult<usize> {
         let _ = user;
         todo!("task 3c: every session the index lists")

@@ -550,10 +550,13 @@ async fn task1_debug_shows_the_session_but_never_its_id() {
     let session = create(&store, "alice", T0).await;
     let id = session.secret_id();
     for printed in [format!("{session:?}"), format!("{session:#?}")] {
+        // Any 8 consecutive digits of the ID: a prefix "to correlate log lines" is part of it.
+        let leaked = (0..=id.len() - 8).find(|&at| printed.contains(&id[at..at + 8]));
         assert!(
-            !printed.contains(&id[..16]),
-            "a session printed with Debug: expected no part of its ID ({id}), found {printed:?}. \
-             #[derive(Debug)] prints every field: whoever reads the logs can log in"
+            leaked.is_none(),
+            "a session printed with Debug: expected no part of its ID ({id}), found its digits \
+             from {leaked:?} on in {printed:?}. #[derive(Debug)] prints every field, and a \
+             prefix narrows a guess: whoever reads the logs must learn nothing of the ID"
         );
         assert!(
             printed.contains("alice") && printed.contains(&T0.to_string()),
@@ -587,7 +590,8 @@ async fn task1_the_cookie_is_httponly_samesite_and_secure_when_asked() {
     let site = site().await;
     let store = store(&site, usual()).await;
     let session = create(&store, "alice", T0).await;
-    let header = store.set_cookie(&session, at(40_500), true);
+    // 10.5 s in: 89.5 s to the absolute deadline, and the idle timeout (60 s) is shorter.
+    let header = store.set_cookie(&session, at(10_500), true);
     let (name, value, attributes) = parse_cookie(&header);
     assert_eq!(
         (name.as_str(), value.as_str()),
@@ -605,9 +609,9 @@ async fn task1_the_cookie_is_httponly_samesite_and_secure_when_asked() {
         ("secure", "", "asked for with secure: true (HTTPS only)"),
         (
             "max-age",
-            "59",
-            "the whole seconds left until the absolute deadline: created at T0, absolute 100 s, \
-             now T0 + 40.5 s",
+            "89",
+            "the whole seconds left until the absolute deadline, not the idle timeout (60 s, the \
+             server's to enforce): created at T0, absolute 100 s, now T0 + 10.5 s",
         ),
     ] {
         let found = attributes.get(attribute).map(|v| v.to_ascii_lowercase());
@@ -623,7 +627,7 @@ async fn task1_the_cookie_is_httponly_samesite_and_secure_when_asked() {
         "the cookie {header:?}: expected no Domain attribute (it would send the cookie to every \
          subdomain too)"
     );
-    let header = store.set_cookie(&session, at(40_500), false);
+    let header = store.set_cookie(&session, at(10_500), false);
     let (_, _, attributes) = parse_cookie(&header);
     assert!(
         !attributes.contains_key("secure")
@@ -1215,4 +1219,179 @@ async fn task3_every_instance_sees_a_logout_at_once() {
         "load on instance B of a session ended by logout_everywhere on instance A: expected \
          None, found {found:?}"
     );
+}
+
+// ---- added against wrong answers that passed: order, errors, what an ended session may do ------
+
+/// Commands that only group others (a transaction's brackets) or run a script: the writes they
+/// carry are counted where they run.
+const WRAPPERS: &[&str] = &[
+    "MULTI",
+    "EXEC",
+    "DISCARD",
+    "EVAL",
+    "EVALSHA",
+    "EVAL_RO",
+    "EVALSHA_RO",
+    "SCRIPT",
+    "FCALL",
+];
+
+#[tokio::test]
+async fn task1_create_lists_the_session_before_it_writes_it_and_never_leaves_a_key_without_ttl() {
+    let site = Site::private(PACKAGE).await;
+    let store = store(&site, usual()).await;
+    // A first session, so that any script is loaded before the watch starts.
+    create(&store, "bob", T0).await;
+    let mut watch = site.server().watch_commands().await.unwrap();
+    watch.since_last_in_full().await;
+    let session = create(&store, "alice", T0).await;
+    let sent = watch.since_last_in_full().await;
+    let record = store.session_key(session.secret_id());
+    let index = store.user_index_key("alice");
+    let shown: Vec<String> = sent
+        .iter()
+        .map(|c| {
+            format!(
+                "{}{} {}",
+                if c.by_script { "(script) " } else { "" },
+                c.name,
+                c.args.join(" ")
+            )
+        })
+        .collect();
+    let first_write_to = |key: &str| {
+        sent.iter().position(|c| {
+            !READS.contains(&c.name.as_str())
+                && !WRAPPERS.contains(&c.name.as_str())
+                && c.args.first().is_some_and(|first| first == key)
+        })
+    };
+    let (Some(listed), Some(written)) = (first_write_to(&index), first_write_to(&record)) else {
+        panic!(
+            "the commands create() sent: expected a write to the user's index ({index}) and one \
+             to the session's record ({record}), found {shown:#?}"
+        );
+    };
+    assert!(
+        listed < written,
+        "the commands create() sent: expected the index entry written before the record (a \
+         failure between the two then leaves a listed session that does not exist, which is \
+         harmless, not an unlisted one that survives log out everywhere), found the record \
+         first: {shown:#?}"
+    );
+    // Each key's writes and its TTL in one call: a script, or a MULTI ... EXEC.
+    for key in [&record, &index] {
+        let mut in_multi = false;
+        for (at, command) in sent.iter().enumerate() {
+            match command.name.as_str() {
+                "MULTI" => in_multi = true,
+                "EXEC" | "DISCARD" => in_multi = false,
+                _ => {}
+            }
+            let writes_key = !READS.contains(&command.name.as_str())
+                && !WRAPPERS.contains(&command.name.as_str())
+                && command.args.first() == Some(key);
+            assert!(
+                !writes_key || command.by_script || in_multi,
+                "command {at} create() sent, `{}`: expected every write to {key} in one call with \
+                 its TTL (a script, or MULTI ... EXEC), found it sent on its own, which leaves \
+                 the key without a TTL if the next call fails. All it sent: {shown:#?}",
+                shown[at]
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn task1_a_redis_error_is_an_error_not_a_missing_session() {
+    let site = Site::private(PACKAGE).await;
+    let store = store(&site, usual()).await;
+    let session = create(&store, "alice", T0).await;
+    site.server().stop();
+    let bound = std::time::Duration::from_secs(10);
+    let outcome = tokio::time::timeout(bound, store.load(session.secret_id(), at(1_000))).await;
+    let Ok(answer) = outcome else {
+        panic!(
+            "load() with Redis stopped: expected an error, found no answer within {bound:?} (a \
+             generous bound: this is a stall, not a speed test). Return the error at once"
+        );
+    };
+    assert!(
+        answer.is_err(),
+        "load() with Redis stopped: expected the Redis error, found {answer:?}. Only a missing or \
+         corrupt record is no session; an unreachable Redis is an error, which the service \
+         answers with a 503 instead of logging the user out"
+    );
+}
+
+#[tokio::test]
+async fn task3_elevate_of_an_ended_session_is_none_and_creates_nothing() {
+    let site = site().await;
+    let store = store(&site, usual()).await;
+    for (ended_at, how) in [(at(IDLE), "idle for 60 s"), (at(ABSOLUTE), "100 s old")] {
+        let mut old = create(&store, "alice", T0).await;
+        if ended_at == at(ABSOLUTE) {
+            // Kept busy, so that only the absolute deadline ends it.
+            for step in 1..=3 {
+                old = load(&store, old.secret_id(), at(step * 30_000))
+                    .await
+                    .expect("a session used every 30 s, before its deadlines");
+            }
+        }
+        let before = site.all_keys().await;
+        let index_before = site.index(&store.user_index_key("alice")).await;
+        let elevated = store
+            .elevate(old.secret_id(), ended_at)
+            .await
+            .expect("elevate: Redis answered with an error");
+        assert!(
+            elevated.is_none(),
+            "elevate at {} of a session {how} (idle 60 s, absolute 100 s): expected None, found \
+             {elevated:?}. A privilege change of an ended session would bring it back",
+            after(ended_at)
+        );
+        let new_keys: Vec<_> = site.all_keys().await.difference(&before).cloned().collect();
+        let index_after = site.index(&store.user_index_key("alice")).await;
+        let new_entries: Vec<_> = index_after.difference(&index_before).collect();
+        assert!(
+            new_keys.is_empty() && new_entries.is_empty(),
+            "Redis after elevate of a session {how}: expected no new session, found new keys \
+             {new_keys:?} and index entries {new_entries:?}. Check the session as load does \
+             before writing anything"
+        );
+    }
+}
+
+#[tokio::test]
+async fn task3_logout_everywhere_counts_the_records_it_deleted() {
+    let site = site().await;
+    let store = store(&site, usual()).await;
+    let kept = create(&store, "alice", T0).await;
+    let gone = create(&store, "alice", T0).await;
+    // Its record expires (here: deleted as its TTL would), its index entry stays.
+    let _: () = site
+        .conn()
+        .del(store.session_key(gone.secret_id()))
+        .await
+        .unwrap();
+    let ended = store
+        .logout_everywhere("alice")
+        .await
+        .expect("logout_everywhere: Redis error");
+    assert_eq!(
+        ended, 1,
+        "logout_everywhere(\"alice\") with two index entries, one of whose records had already \
+         expired: expected 1 (the records it deleted), found {ended}. Count what DEL removed, \
+         not the entries"
+    );
+    assert_ended(
+        &site,
+        &store,
+        kept.secret_id(),
+        "alice",
+        at(1_000),
+        "was ended by logout_everywhere",
+    )
+    .await;
 }
