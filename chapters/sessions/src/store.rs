@@ -99,6 +99,26 @@ impl RedisStore {
         Ok(ended)
     }
 
+    // ANCHOR: write
+    /// Writes `record` with its deadline as the key's TTL, on `condition` (`NX`: only as a new
+    /// session; `XX`: only over one that still exists); whether it was written.
+    async fn write(&self, record: &Record, condition: &str) -> session_store::Result<bool> {
+        let json = serde_json::to_string(record)
+            .map_err(|error| session_store::Error::Encode(error.to_string()))?;
+        let written: Option<String> = redis::cmd("SET")
+            .arg(self.key(&record.id))
+            .arg(json)
+            .arg(condition)
+            .arg("PX")
+            .arg(Self::ttl_ms(record))
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(backend)?;
+        self.stats.writes.inc();
+        Ok(written.is_some())
+    }
+    // ANCHOR_END: write
+
     /// The milliseconds left until `record` expires, at least 1 (a deadline already past is left
     /// to Redis to remove at once).
     fn ttl_ms(record: &Record) -> u64 {
@@ -118,29 +138,14 @@ impl SessionStore for RedisStore {
     /// A new session: a new random ID (tower-sessions' `Id`: 128 bits from the thread's CSPRNG),
     /// written only if no session has it (`NX`), and listed under its user.
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
-        let mut conn = self.conn.clone();
-        let json = serde_json::to_string(&*record)
-            .map_err(|error| session_store::Error::Encode(error.to_string()))?;
-        loop {
-            let created: Option<String> = redis::cmd("SET")
-                .arg(self.key(&record.id))
-                .arg(&json)
-                .arg("NX")
-                .arg("PX")
-                .arg(Self::ttl_ms(record))
-                .query_async(&mut conn)
-                .await
-                .map_err(backend)?;
-            self.stats.writes.inc();
-            if created.is_some() {
-                break;
-            }
+        while !self.write(record, "NX").await? {
             record.id = Id::default(); // 2^-128: never, but a collision must not join two users
         }
         if let Some(user) = SignedIn::of(record).map(|signed_in| signed_in.user) {
             // Both in one transaction (one key, so one slot): Redis failing between the two must
             // not leave a list without a TTL.
             let index = self.index_key(user);
+            let mut conn = self.conn.clone();
             let _: () = redis::pipe()
                 .atomic()
                 .sadd(&index, self.key(&record.id))
@@ -155,29 +160,15 @@ impl SessionStore for RedisStore {
         Ok(())
     }
 
-    // ANCHOR: save
     /// Replaces a session that still exists, with its new deadline (`XX`: a session another
     /// instance has ended stays ended).
     async fn save(&self, record: &Record) -> session_store::Result<()> {
-        let mut conn = self.conn.clone();
-        let json = serde_json::to_string(record)
-            .map_err(|error| session_store::Error::Encode(error.to_string()))?;
-        let _: Option<String> = redis::cmd("SET")
-            .arg(self.key(&record.id))
-            .arg(json)
-            .arg("XX")
-            .arg("PX")
-            .arg(Self::ttl_ms(record))
-            .query_async(&mut conn)
-            .await
-            .map_err(backend)?;
-        self.stats.writes.inc();
+        self.write(record, "XX").await?;
         Ok(())
     }
-    // ANCHOR_END: save
 
     /// The session `id`, if Redis has it and its deadline has not passed; a record that does not
-    /// decode is no session (logged in the count of misses, not as an error page).
+    /// decode is no session, not an error page.
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
         let mut conn = self.conn.clone();
         let json: Option<String> = conn.get(self.key(id)).await.map_err(backend)?;

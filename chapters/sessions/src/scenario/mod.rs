@@ -144,35 +144,18 @@ async fn one_user(
     settings: Settings,
     absolute: Duration,
 ) -> Tally {
-    let mut tally = Tally::default();
-    let mut rng = StdRng::seed_from_u64(settings.seed ^ user as u64);
-    let at = |rng: &mut StdRng| rng.random_range(0..3usize);
-    let call = async |tally: &mut Tally,
-                      instance: usize,
-                      method: Method,
-                      path: &str,
-                      id: Option<&str>,
-                      form: Option<&Login>|
-           -> Option<Answer> {
-        tally.requests += 1;
-        match send(client, method, &running.url(instance, path), id, form).await {
-            Ok(answer) if !answer.status.is_server_error() => Some(answer),
-            _ => {
-                tally.errors += 1;
-                None
-            }
-        }
-    };
-    let accepted = |answer: &Option<Answer>| {
-        answer.as_ref().is_some_and(|a| {
-            a.status == StatusCode::OK
-                && serde_json::from_str::<Me>(&a.body).is_ok_and(|me| me.user == user)
-        })
+    let mut visit = Visit {
+        user,
+        running,
+        client,
+        rng: StdRng::seed_from_u64(settings.seed ^ user as u64),
+        tally: Tally::default(),
     };
 
     // 1. A planted anonymous session, and a guessed password.
-    let cart = format!("/cart/{user}");
-    let planted = call(&mut tally, at(&mut rng), Method::POST, &cart, None, None)
+    let at = visit.any();
+    let planted = visit
+        .send(at, Method::POST, &format!("/cart/{user}"), None, None)
         .await
         .and_then(|a| a.new_id().map(str::to_owned))
         .unwrap_or_default();
@@ -180,17 +163,12 @@ async fn one_user(
         name: demo_name(user),
         password: "password123".into(),
     };
-    let guessed = call(
-        &mut tally,
-        at(&mut rng),
-        Method::POST,
-        "/login",
-        None,
-        Some(&guess),
-    )
-    .await;
+    let at = visit.any();
+    let guessed = visit
+        .send(at, Method::POST, "/login", None, Some(&guess))
+        .await;
     if guessed.is_some_and(|a| a.status == StatusCode::OK) {
-        tally.wrong_passwords_accepted += 1;
+        visit.tally.wrong_passwords_accepted += 1;
     }
 
     // 2. The victim's login with the planted cookie, and the attacker's try of it.
@@ -198,117 +176,110 @@ async fn one_user(
         name: demo_name(user),
         password: demo_password(user),
     };
-    let login = call(
-        &mut tally,
-        at(&mut rng),
-        Method::POST,
-        "/login",
-        Some(&planted),
-        Some(&form),
-    )
-    .await;
+    let at = visit.any();
+    let login = visit
+        .send(at, Method::POST, "/login", Some(&planted), Some(&form))
+        .await
+        .filter(|a| a.status == StatusCode::OK);
     let logged_in = Instant::now();
-    let Some(stolen) = login
-        .as_ref()
-        .and_then(|a| a.new_id())
-        .map(str::to_owned)
-        .or_else(|| {
-            // The source's login sets the cookie it was brought again; no cookie at all is a failure.
-            login
-                .as_ref()
-                .filter(|a| a.status == StatusCode::OK)
-                .map(|_| planted.clone())
-        })
-    else {
-        return tally;
+    // The source's login may set the cookie it was brought again, or set none.
+    let Some(stolen) = login.map(|a| a.new_id().unwrap_or(&planted).to_owned()) else {
+        return visit.tally;
     };
     let mut fixed = false;
-    for instance in 0..3 {
-        fixed |= accepted(
-            &call(
-                &mut tally,
-                instance,
-                Method::GET,
-                "/me",
-                Some(&planted),
-                None,
-            )
-            .await,
-        );
+    for instance in 0..running.instances.len() {
+        fixed |= visit.me(instance, &planted).await == Some(true);
     }
-    tally.fixations += u64::from(fixed);
+    visit.tally.fixations += u64::from(fixed);
 
     // 3. Browsing, with the cookie the attacker steals.
     for _ in 0..settings.browse {
         tokio::time::sleep(settings.pace).await;
         let started = Instant::now();
-        let answer = call(
-            &mut tally,
-            at(&mut rng),
-            Method::GET,
-            "/me",
-            Some(&stolen),
-            None,
-        )
-        .await;
-        if answer.is_some() {
-            tally.browsing.record(started.elapsed());
+        let at = visit.any();
+        let accepted = visit.me(at, &stolen).await;
+        if accepted.is_some() {
+            visit.tally.browsing.record(started.elapsed());
         }
-        if !accepted(&answer) {
-            tally.victims_refused += 1;
+        if accepted != Some(true) {
+            visit.tally.victims_refused += 1;
         }
     }
 
     // 4. A logout and replays, or a stolen session kept busy past the absolute timeout.
     if user % 2 == 1 {
-        call(
-            &mut tally,
-            at(&mut rng),
-            Method::POST,
-            "/logout",
-            Some(&stolen),
-            None,
-        )
-        .await;
+        let at = visit.any();
+        visit
+            .send(at, Method::POST, "/logout", Some(&stolen), None)
+            .await;
         let logged_out = Instant::now();
         while logged_out.elapsed() < settings.replay {
             tokio::time::sleep(settings.pace).await;
             let sent = logged_out.elapsed();
-            if accepted(
-                &call(
-                    &mut tally,
-                    at(&mut rng),
-                    Method::GET,
-                    "/me",
-                    Some(&stolen),
-                    None,
-                )
-                .await,
-            ) {
-                tally.after_logout += 1;
-                tally.after_logout_for = tally.after_logout_for.max(sent);
+            let at = visit.any();
+            if visit.me(at, &stolen).await == Some(true) {
+                visit.tally.after_logout += 1;
+                visit.tally.after_logout_for = visit.tally.after_logout_for.max(sent);
             }
         }
     } else {
-        let until = absolute + settings.replay;
-        while logged_in.elapsed() < until {
+        while logged_in.elapsed() < absolute + settings.replay {
             tokio::time::sleep(settings.pace).await;
             let past_limit = logged_in.elapsed() >= absolute;
-            if accepted(
-                &call(
-                    &mut tally,
-                    at(&mut rng),
-                    Method::GET,
-                    "/me",
-                    Some(&stolen),
-                    None,
-                )
-                .await,
-            ) && past_limit
-            {
-                tally.past_absolute += 1;
+            let at = visit.any();
+            if visit.me(at, &stolen).await == Some(true) && past_limit {
+                visit.tally.past_absolute += 1;
             }
         }
     }
-    tally
+    visit.tally
+}
+
+/// One user's requests (the victim's and the attacker's), and what they counted.
+struct Visit<'a> {
+    user: i64,
+    running: &'a Running,
+    client: &'a Client,
+    rng: StdRng,
+    tally: Tally,
+}
+
+impl Visit<'_> {
+    /// An instance, as the balancer picks it.
+    fn any(&mut self) -> usize {
+        self.rng.random_range(0..self.running.instances.len())
+    }
+
+    /// Sends a request to `instance`; its answer, or `None` (counted) for a 5xx or a transport
+    /// error.
+    async fn send(
+        &mut self,
+        instance: usize,
+        method: Method,
+        path: &str,
+        id: Option<&str>,
+        form: Option<&Login>,
+    ) -> Option<Answer> {
+        self.tally.requests += 1;
+        let url = self.running.url(instance, path);
+        match send(self.client, method, &url, id, form).await {
+            Ok(answer) if !answer.status.is_server_error() => Some(answer),
+            _ => {
+                self.tally.errors += 1;
+                None
+            }
+        }
+    }
+
+    /// `GET /me` with the session `id` on `instance`: whether it was let in as this user, or
+    /// `None` if it failed.
+    async fn me(&mut self, instance: usize, id: &str) -> Option<bool> {
+        let answer = self
+            .send(instance, Method::GET, "/me", Some(id), None)
+            .await?;
+        Some(
+            answer.status == StatusCode::OK
+                && serde_json::from_str::<Me>(&answer.body).is_ok_and(|me| me.user == self.user),
+        )
+    }
 }
