@@ -207,8 +207,8 @@ impl SessionStore {
     /// - Check the password against the user's hash in `users` with argon2:
     ///   `PasswordHash::new(hash)` and `Argon2::default().verify_password(password.as_bytes(),
     ///   &hash)`. An unknown name or a wrong password is [`LoginError::BadCredentials`], and
-    ///   writes nothing to Redis. (Verify against [`NO_ACCOUNT_HASH`] for an unknown name, so
-    ///   that both take as long.)
+    ///   writes nothing to Redis: `previous` too stays as it was. (Verify against
+    ///   [`NO_ACCOUNT_HASH`] for an unknown name, so that both take as long.)
     /// - A login creates a new session, as [`Self::create`] does, with an ID it never had
     ///   before: never `previous`, even when `previous` is a valid session, of this user or
     ///   another. An attacker who planted an ID of their own in the victim's browser (session

@@ -900,7 +900,8 @@ async fn task3_login_checks_the_password_and_writes_nothing_when_it_fails() {
         ("bob", ALICE_PASSWORD, "bob with alice's password"),
         ("mallory", ALICE_PASSWORD, "mallory, who has no account"),
     ] {
-        let found = login(&store, name, password, None, at(2_000)).await;
+        // The browser sends its session cookie with the form, as `previous`.
+        let found = login(&store, name, password, Some(session.secret_id()), at(2_000)).await;
         assert!(
             matches!(found, Err(LoginError::BadCredentials)),
             "the login of {what}: expected Err(BadCredentials), found {found:?}. Verify the \
@@ -910,8 +911,14 @@ async fn task3_login_checks_the_password_and_writes_nothing_when_it_fails() {
     let after_failures = site.all_keys().await;
     assert_eq!(
         after_failures, before,
-        "the keys in Redis after four failed logins: expected the same keys as before, found \
-         others. A failed login writes nothing"
+        "the keys in Redis after four failed logins, each sent with alice's session as \
+         `previous`: expected the same keys as before, found others. A failed login writes \
+         nothing: check the password before ending the previous session"
+    );
+    assert!(
+        load(&store, session.secret_id(), at(2_500)).await.is_some(),
+        "alice's session after four failed logins sent with it as `previous`: expected it still \
+         valid, found None. A failed login ends nothing"
     );
     let bob = login(&store, "bob", BOB_PASSWORD, None, at(3_000)).await;
     assert!(
