@@ -21,8 +21,12 @@
 
     // Simplest way to make mermaid re-render the diagrams in the new theme is via refreshing the page
 
+    // mdBook 0.5 names the theme menu's buttons `mdbook-theme-<name>` (0.4 named them `<name>`).
+    const button = (name) =>
+        document.getElementById(`mdbook-theme-${name}`) || document.getElementById(name);
+
     for (const darkTheme of darkThemes) {
-        document.getElementById(darkTheme).addEventListener('click', () => {
+        button(darkTheme)?.addEventListener('click', () => {
             if (lastThemeWasLight) {
                 window.location.reload();
             }
@@ -30,7 +34,7 @@
     }
 
     for (const lightTheme of lightThemes) {
-        document.getElementById(lightTheme).addEventListener('click', () => {
+        button(lightTheme)?.addEventListener('click', () => {
             if (!lastThemeWasLight) {
                 window.location.reload();
             }

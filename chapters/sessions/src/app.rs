@@ -68,8 +68,9 @@ pub struct Deployment {
     pub timeouts: Timeouts,
     /// How long the source's per-instance copy lives after each write.
     pub local_copy: Duration,
-    /// Whether the cookie is `Secure`: yes, unless the instance serves plain HTTP on loopback,
-    /// where browsers and the demo's client would not send it back.
+    /// Whether the cookie is `Secure` (sent over HTTPS only): yes behind TLS; the demo serves
+    /// plain HTTP on loopback and turns it off (browsers refuse a `Secure` cookie over plain
+    /// HTTP, except from localhost).
     pub secure: bool,
     /// The servers' clock.
     pub clock: Clock,

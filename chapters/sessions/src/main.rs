@@ -109,7 +109,8 @@ async fn run(cli: Cli, cleanup: Cleanup) -> anyhow::Result<()> {
         timeouts,
         // The source's memory layer keeps an entry an hour; here, longer than the run.
         local_copy: Duration::from_secs(3_600),
-        // Plain HTTP on loopback: a Secure cookie would never come back.
+        // Plain HTTP on loopback, as a deployment without TLS would serve it (browsers refuse a
+        // Secure cookie over plain HTTP, except from localhost).
         secure: false,
         clock: Clock::default(),
     };

@@ -6,19 +6,25 @@
 //! Redis, and to Redis Cluster, through redis-rs would carry a second client, its connections and
 //! its settings for four commands. This store is those four commands:
 //!
-//! - the key is a hash of the session ID, never the ID: whoever can list Redis's keys (a `SCAN`,
-//!   a `MONITOR`, a backup) learns no cookie that would log them in;
+//! - the ID is nowhere in Redis: the key is a hash of it, and the value is the session's data and
+//!   deadline without it (tower-sessions' `Record` carries its ID, which its JSON would write
+//!   out), so whoever reads Redis (a `SCAN`, a `MONITOR`, a replica, a backup) learns no cookie
+//!   that would log them in;
 //! - every record is written with a TTL, the deadline the session's timeouts allow, so Redis ends
 //!   a session the application forgets about;
 //! - a save only replaces a session that still exists (`SET ... XX`): a request still in flight on
 //!   one instance when another logs the session out cannot bring it back;
-//! - each user's sessions are listed in a set, so "log out everywhere" can find them.
+//! - each user's sessions are listed in a set, so "log out everywhere" can find them; a new
+//!   session is listed before it is written, so that a failure between the two leaves a listed
+//!   session that does not exist (harmless), never one that "log out everywhere" cannot find.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use redis::AsyncCommands;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use shared::metrics::Counter;
 use shared::{Namespace, RedisConn};
@@ -100,10 +106,14 @@ impl RedisStore {
     }
 
     // ANCHOR: write
-    /// Writes `record` with its deadline as the key's TTL, on `condition` (`NX`: only as a new
-    /// session; `XX`: only over one that still exists); whether it was written.
+    /// Writes `record` (without its ID) with its deadline as the key's TTL, on `condition` (`NX`:
+    /// only as a new session; `XX`: only over one that still exists); whether it was written.
     async fn write(&self, record: &Record, condition: &str) -> session_store::Result<bool> {
-        let json = serde_json::to_string(record)
+        let stored = Stored {
+            data: record.data.clone(),
+            expiry_date: record.expiry_date,
+        };
+        let json = serde_json::to_string(&stored)
             .map_err(|error| session_store::Error::Encode(error.to_string()))?;
         let written: Option<String> = redis::cmd("SET")
             .arg(self.key(&record.id))
@@ -119,6 +129,23 @@ impl RedisStore {
     }
     // ANCHOR_END: write
 
+    /// Lists the session `id` under `user`, with the list's TTL in the same transaction (one key,
+    /// so one slot): Redis failing between the two must not leave a list without a TTL.
+    async fn list(&self, user: i64, id: &Id) -> session_store::Result<()> {
+        let index = self.index_key(user);
+        let _: () = redis::pipe()
+            .atomic()
+            .sadd(&index, self.key(id))
+            .ignore()
+            .pexpire(&index, self.index_ttl_ms as i64)
+            .ignore()
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(backend)?;
+        self.stats.writes.add(2);
+        Ok(())
+    }
+
     /// The milliseconds left until `record` expires, at least 1 (a deadline already past is left
     /// to Redis to remove at once).
     fn ttl_ms(record: &Record) -> u64 {
@@ -127,8 +154,16 @@ impl RedisStore {
     }
 }
 
-/// A Redis failure as tower-sessions reports it (the middleware answers 500, and never with the
-/// session's ID: the key is a hash).
+/// What Redis holds of a session: its data and deadline, not its ID.
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    data: HashMap<String, serde_json::Value>,
+    expiry_date: OffsetDateTime,
+}
+
+/// A Redis failure as tower-sessions reports it, which never names the session's ID (the key is a
+/// hash). A handler that cannot load the session answers 503; the middleware, when it cannot save
+/// one after the handler, 500.
 fn backend(error: redis::RedisError) -> session_store::Error {
     session_store::Error::Backend(error.to_string())
 }
@@ -136,28 +171,18 @@ fn backend(error: redis::RedisError) -> session_store::Error {
 #[async_trait]
 impl SessionStore for RedisStore {
     /// A new session: a new random ID (tower-sessions' `Id`: 128 bits from the thread's CSPRNG),
-    /// written only if no session has it (`NX`), and listed under its user.
+    /// listed under its user first, then written only if no session has it (`NX`).
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
-        while !self.write(record, "NX").await? {
+        let user = SignedIn::of(record).map(|signed_in| signed_in.user);
+        loop {
+            if let Some(user) = user {
+                self.list(user, &record.id).await?;
+            }
+            if self.write(record, "NX").await? {
+                return Ok(());
+            }
             record.id = Id::default(); // 2^-128: never, but a collision must not join two users
         }
-        if let Some(user) = SignedIn::of(record).map(|signed_in| signed_in.user) {
-            // Both in one transaction (one key, so one slot): Redis failing between the two must
-            // not leave a list without a TTL.
-            let index = self.index_key(user);
-            let mut conn = self.conn.clone();
-            let _: () = redis::pipe()
-                .atomic()
-                .sadd(&index, self.key(&record.id))
-                .ignore()
-                .pexpire(&index, self.index_ttl_ms as i64)
-                .ignore()
-                .query_async(&mut conn)
-                .await
-                .map_err(backend)?;
-            self.stats.writes.add(2);
-        }
-        Ok(())
     }
 
     /// Replaces a session that still exists, with its new deadline (`XX`: a session another
@@ -173,8 +198,14 @@ impl SessionStore for RedisStore {
         let mut conn = self.conn.clone();
         let json: Option<String> = conn.get(self.key(id)).await.map_err(backend)?;
         self.stats.reads.inc();
-        let record = json.and_then(|json| serde_json::from_str::<Record>(&json).ok());
-        Ok(record.filter(|record| record.expiry_date > OffsetDateTime::now_utc()))
+        let stored = json.and_then(|json| serde_json::from_str::<Stored>(&json).ok());
+        Ok(stored
+            .filter(|stored| stored.expiry_date > OffsetDateTime::now_utc())
+            .map(|stored| Record {
+                id: *id,
+                data: stored.data,
+                expiry_date: stored.expiry_date,
+            }))
     }
 
     /// Removes the session `id` (its entry in the user's list goes with the list's TTL, or with

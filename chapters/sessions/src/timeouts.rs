@@ -8,9 +8,10 @@
 //! - an **absolute timeout**: it ends a fixed time after login, however busy it is.
 //!
 //! Sliding the idle deadline forward on every request is a Redis write on every request. The
-//! deadline only has to move when enough of it has run down: a session refreshed less than
+//! deadline only has to move when it was last moved a while ago: a session refreshed no more than
 //! `refresh_after` ago is read and not written, so a busy session costs one `GET` per request and
-//! one `SET` per `refresh_after`, and the idle timeout is honoured to within `refresh_after`.
+//! one `SET` per `refresh_after`, and it ends at most `refresh_after` before a full idle period
+//! after its last use.
 //!
 //! The state lives in the session's record under one key ([`SignedIn`]), written by the store
 //! with a TTL that is the earlier of the two deadlines: Redis ends the session even if no request
@@ -25,6 +26,7 @@ use tower_sessions::cookie::time::OffsetDateTime;
 use tower_sessions::session::{self, Record};
 use tower_sessions::{Expiry, Session};
 
+// ANCHOR: timeouts
 /// The two limits, and how stale the idle deadline may get before it is pushed out.
 #[derive(Clone, Copy, Debug)]
 pub struct Timeouts {
@@ -32,10 +34,12 @@ pub struct Timeouts {
     pub idle: Duration,
     /// The session ends this long after login, however it is used.
     pub absolute: Duration,
-    /// The idle deadline is pushed out only once this much of it has run down (0: on every
-    /// request).
+    /// The idle deadline is pushed out only once more than this has passed since it last was (0:
+    /// on every request). A session may so end up to this much sooner than a full idle period
+    /// after its last use, never later.
     pub refresh_after: Duration,
 }
+// ANCHOR_END: timeouts
 
 /// The server's clock in milliseconds since the epoch, which tests can move forward instead of
 /// sleeping through a timeout.
@@ -103,7 +107,8 @@ pub enum Verdict {
 
 // ANCHOR: check
 /// Checks the request's session against `timeouts` at `now_ms`: ends it if a timeout has passed,
-/// and pushes the idle deadline out if more than `refresh_after` of it has run down.
+/// and pushes the idle deadline out if more than `refresh_after` has passed since the last time
+/// it did (or on every request, with a `refresh_after` of 0).
 pub async fn check(
     session: &Session,
     timeouts: &Timeouts,
@@ -116,7 +121,9 @@ pub async fn check(
         session.flush().await?;
         return Ok(Verdict::Ended);
     }
-    if now_ms - signed_in.refreshed_ms >= timeouts.refresh_after.as_millis() as u64 {
+    let since_refresh = now_ms.saturating_sub(signed_in.refreshed_ms);
+    if timeouts.refresh_after.is_zero() || since_refresh > timeouts.refresh_after.as_millis() as u64
+    {
         signed_in.refreshed_ms = now_ms;
         store(session, signed_in, timeouts).await?;
     }

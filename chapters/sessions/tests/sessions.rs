@@ -10,7 +10,7 @@ use sessions::api::{Confirm, Login, Me};
 use sessions::app::Running;
 use sessions::client::{Answer, send};
 use sessions::{Accounts, Clock, Deployment, Sessions, Timeouts};
-use shared::{DbOptions, Stage};
+use shared::{DbOptions, ServerOptions, Stage};
 use tower_sessions::SessionStore;
 use tower_sessions::cookie::time::{Duration as CookieDuration, OffsetDateTime};
 use tower_sessions::session::{Id, Record};
@@ -30,13 +30,23 @@ struct Fixture {
     client: Client,
 }
 
-async fn fixture(sessions: Sessions) -> Fixture {
-    let options = DbOptions {
+/// The stage's database: the accounts' table only.
+fn db_options() -> DbOptions {
+    DbOptions {
         products: 1,
         users: 1,
         ..DbOptions::default()
-    };
-    let stage = Stage::from_env("sessions-test", options).await.unwrap();
+    }
+}
+
+async fn fixture(sessions: Sessions) -> Fixture {
+    let stage = Stage::from_env("sessions-test", db_options())
+        .await
+        .unwrap();
+    fixture_on(stage, sessions).await
+}
+
+async fn fixture_on(stage: Stage, sessions: Sessions) -> Fixture {
     let accounts = Accounts::create(stage.db().clone(), 2).await.unwrap();
     let deployment = Deployment {
         sessions,
@@ -429,7 +439,9 @@ async fn the_deadline_moves_only_past_the_threshold_one_write_instead_of_one_per
         0,
         "requests within the refresh threshold should write nothing to Redis"
     );
-    f.deployment.clock.advance(TIMEOUTS.refresh_after);
+    f.deployment
+        .clock
+        .advance(TIMEOUTS.refresh_after + Duration::from_secs(1));
     for instance in 0..6 {
         assert_eq!(f.me(instance, &id).await.0, StatusCode::OK);
     }
@@ -439,10 +451,11 @@ async fn the_deadline_moves_only_past_the_threshold_one_write_instead_of_one_per
         "past the threshold, one request should push the deadline out (one SET) and the next \
          ones write nothing"
     );
-    // The TTL is the idle timeout again, counted from the refresh (the clock is a minute ahead of
-    // Redis's, so the deadline is a minute further in Redis's time).
+    // The TTL is the idle timeout again, counted from the refresh (the clock is 61 s ahead of
+    // Redis's, so the deadline is 61 s further in Redis's time).
     let ttls = f.session_ttls().await;
-    let expected = (TIMEOUTS.idle + TIMEOUTS.refresh_after).as_millis() as i64;
+    let expected =
+        (TIMEOUTS.idle + TIMEOUTS.refresh_after + Duration::from_secs(1)).as_millis() as i64;
     assert!(
         ttls.len() == 1 && (expected - 5_000..=expected).contains(&ttls[0]),
         "after the refresh the key's TTL should be about {expected} ms; found {ttls:?}"
@@ -601,6 +614,52 @@ async fn a_corrupt_record_is_no_session_not_an_error() {
         f.me(1, &id).await.0,
         StatusCode::UNAUTHORIZED,
         "a session record that does not decode should be no session (401), not an error"
+    );
+    f.close().await;
+}
+
+#[tokio::test]
+async fn redis_holds_no_trace_of_a_session_id_neither_in_a_key_nor_in_a_value() {
+    let f = fixture(Sessions::Lesson).await;
+    let id = f.login(0, 1).await;
+    // The cookie's value, and the number tower-sessions' JSON of a record would write for it.
+    let number = id.parse::<Id>().expect("a session ID").0.to_string();
+    let mut conn = f.stage.conn();
+    for key in f.keys().await {
+        let value: String = if key.contains("session:") {
+            conn.get(&key).await.unwrap()
+        } else {
+            let members: Vec<String> = conn.smembers(&key).await.unwrap();
+            members.join(" ")
+        };
+        for (trace, what) in [(&id, "the cookie's value"), (&number, "the ID as a number")] {
+            assert!(
+                !key.contains(trace.as_str()) && !value.contains(trace.as_str()),
+                "{key} holds {what}: whoever reads Redis (a replica, a backup, MONITOR) could \
+                 log in. Its value: {value}"
+            );
+        }
+    }
+    f.close().await;
+}
+
+#[tokio::test]
+async fn with_redis_down_a_request_is_refused_with_503_neither_let_in_nor_logged_out() {
+    // A private server, since this test stops it.
+    let stage = Stage::private("sessions-test", db_options(), ServerOptions::default())
+        .await
+        .unwrap();
+    let f = fixture_on(stage, Sessions::Lesson).await;
+    let id = f.login(0, 1).await;
+    f.stage.server().stop();
+    let answer = f.send(1, Method::GET, "/me", Some(&id), None::<&()>).await;
+    assert_eq!(
+        (answer.status, answer.new_id()),
+        (StatusCode::SERVICE_UNAVAILABLE, None),
+        "GET /me with Redis stopped: expected 503 and the cookie left alone (the session is \
+         neither checked nor ended), found {} and Set-Cookie {:?}",
+        answer.status,
+        answer.set_cookie
     );
     f.close().await;
 }

@@ -24,7 +24,7 @@ pub struct Line {
     pub after_logout_ms: u64,
     /// Requests accepted past the absolute timeout.
     pub past_absolute: u64,
-    /// Browsing requests of signed-in victims refused.
+    /// Browsing requests of signed-in victims refused before their absolute timeout.
     pub victims_refused: u64,
     /// Redis reads per request.
     pub reads_per_request: f64,
