@@ -37,9 +37,9 @@ impl Sessions {
     /// The demo's label.
     pub fn label(self) -> &'static str {
         match self {
-            Sessions::Source => "source: L1 copy, no rotation, sliding",
-            Sessions::EveryRequest => "lesson, refreshed every request",
-            Sessions::Lesson => "lesson, refreshed past the threshold",
+            Sessions::Source => "source's",
+            Sessions::EveryRequest => "lesson's, every request",
+            Sessions::Lesson => "lesson's, threshold",
         }
     }
 
