@@ -25,7 +25,6 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use shared::metrics::Counter;
 use shared::{Namespace, RedisConn};
 use tower_sessions::cookie::time::OffsetDateTime;
@@ -74,11 +73,11 @@ impl RedisStore {
         }
     }
 
-    /// The key of the session `id`: a SHA-256 of the ID, so that Redis never holds a usable ID.
+    /// The key of the session `id`: a SHA-256 of the ID (128 bits of it, through the course's
+    /// [`shared::keys::hashed`]), so that Redis never holds a usable ID.
     pub fn key(&self, id: &Id) -> String {
-        let digest = Sha256::digest(id.to_string().as_bytes());
-        let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
-        self.namespace.key(&format!("session:{hex}"))
+        self.namespace
+            .key(&shared::keys::hashed("session", &id.to_string()))
     }
 
     /// The set of `user`'s session keys.
