@@ -29,6 +29,8 @@ impl Served {
         let worker = Worker::spawn(name, move |mut stop| async move {
             // Accept errors (out of file descriptors, say) are retried inside `serve`; it returns
             // only once the shutdown signal has fired and the open connections have closed.
+            // With the peer's address as `ConnectInfo`, for what keys on the client (a rate limit).
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
             let _ = axum::serve(listener, app)
                 .with_graceful_shutdown(async move { stop.requested().await })
                 .await;

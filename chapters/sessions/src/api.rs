@@ -63,14 +63,18 @@ pub struct Ended {
 
 /// The lesson's routes over `state`.
 pub fn routes(state: AppState) -> Router {
+    accounts().merge(anonymous()).with_state(state)
+}
+
+/// The routes of signing in and out, for a service that has the rest of its routes (the
+/// capstone): login, who am I, administration, logout, logout everywhere.
+pub fn accounts() -> Router<AppState> {
     Router::new()
         .route("/login", post(login))
         .route("/me", get(me))
         .route("/admin", post(admin))
         .route("/logout", post(logout))
         .route("/logout-everywhere", post(logout_everywhere))
-        .merge(anonymous())
-        .with_state(state)
 }
 
 /// The routes that need no login, shared with the source's version: a cart kept in the session,

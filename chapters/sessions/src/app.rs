@@ -79,11 +79,7 @@ pub struct Deployment {
 impl Deployment {
     /// One instance's application, and its Redis store (whose counts are this instance's).
     pub fn instance(&self) -> (Router, RedisStore) {
-        let store = RedisStore::new(
-            self.conn.clone(),
-            self.namespace.clone(),
-            self.timeouts.absolute.as_millis() as u64,
-        );
+        let store = self.store();
         let idle = CookieDuration::milliseconds(self.timeouts.idle.as_millis() as i64);
         let router = match self.sessions {
             Sessions::Source => {
@@ -103,19 +99,33 @@ impl Deployment {
                 if self.sessions == Sessions::EveryRequest {
                     timeouts.refresh_after = Duration::ZERO;
                 }
-                // An anonymous session (a cart) lives `idle` after its last change.
-                let layer = cookie_rules(SessionManagerLayer::new(store.clone()), self.secure)
-                    .with_expiry(Expiry::OnInactivity(idle));
                 api::routes(AppState {
                     accounts: self.accounts.clone(),
                     store: store.clone(),
                     timeouts,
                     clock: self.clock.clone(),
                 })
-                .layer(layer)
+                .layer(self.layer(&store))
             }
         };
         (router, store)
+    }
+
+    /// The lesson's session middleware over `store`, for routes of a service of its own (the
+    /// capstone's). An anonymous session (a cart) lives `idle` after its last change.
+    pub fn layer(&self, store: &RedisStore) -> SessionManagerLayer<RedisStore> {
+        let idle = CookieDuration::milliseconds(self.timeouts.idle.as_millis() as i64);
+        cookie_rules(SessionManagerLayer::new(store.clone()), self.secure)
+            .with_expiry(Expiry::OnInactivity(idle))
+    }
+
+    /// A Redis store for one instance of this deployment.
+    pub fn store(&self) -> RedisStore {
+        RedisStore::new(
+            self.conn.clone(),
+            self.namespace.clone(),
+            self.timeouts.absolute.as_millis() as u64,
+        )
     }
 }
 

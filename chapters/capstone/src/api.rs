@@ -1,0 +1,260 @@
+//! The service's HTTP endpoints: products, pages and tasks, each answered through the pattern the
+//! chapter's table gives it.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::pages::{PageKey, Source};
+use crate::service::Service;
+use crate::settings::Caching;
+use crate::tasks::{STATUSES, Task, TaskForm};
+
+/// A request's failure: a status and a short reason.
+#[derive(Debug)]
+pub struct Failure(pub StatusCode, pub &'static str);
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        (self.0, self.1).into_response()
+    }
+}
+
+impl From<sqlx::Error> for Failure {
+    fn from(_: sqlx::Error) -> Failure {
+        Failure(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the database is unavailable",
+        )
+    }
+}
+
+impl<E> From<Arc<E>> for Failure {
+    fn from(_: Arc<E>) -> Failure {
+        Failure(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the database is unavailable",
+        )
+    }
+}
+
+/// The header that says which layer answered a read, for the demo's counts and for `curl -i`.
+pub const ANSWERED_BY: &str = "x-answered-by";
+
+/// A product as the API shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProductView {
+    /// The item's id.
+    pub id: i64,
+    /// Its category.
+    pub category: String,
+    /// Its price in cents.
+    pub price_cents: i64,
+    /// Raised by every committed change.
+    pub version: i64,
+}
+
+/// A price change.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PriceForm {
+    /// The new price in cents.
+    pub price_cents: i64,
+}
+
+// ANCHOR: respond
+/// A `200` with `body`, or, for a client that kept this very answer, a `304` without it. The
+/// ETag is `etag` when the caller knows a version, else a hash of the body. Without conditional
+/// requests (the other configurations) no ETag is sent.
+fn respond(
+    service: &Service,
+    request: &HeaderMap,
+    content_type: &'static str,
+    body: Vec<u8>,
+    etag: Option<String>,
+    answered_by: &'static str,
+) -> Response {
+    let mut headers = HeaderMap::new();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(ANSWERED_BY, HeaderValue::from_static(answered_by));
+    if service.settings.caching == Caching::Conditional {
+        let etag = etag.unwrap_or_else(|| {
+            let digest = Sha256::digest(&body);
+            let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+            format!("\"{hex}\"")
+        });
+        let value = HeaderValue::from_str(&etag).expect("an ETag of hex digits and quotes");
+        headers.insert(header::ETAG, value);
+        // Every client may keep it, and must ask before using it again.
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        let kept = request.get(header::IF_NONE_MATCH);
+        if kept.is_some_and(|kept| http_caching::conditional::matches(kept, &etag)) {
+            return http_caching::conditional::not_modified(&headers);
+        }
+    }
+    (StatusCode::OK, headers, body).into_response()
+}
+// ANCHOR_END: respond
+
+/// `GET /products/{id}`: two tiers (L1 and Redis) in front of the database, absence cached too.
+pub async fn product(
+    State(service): State<Arc<Service>>,
+    Path(id): Path<i64>,
+    request: HeaderMap,
+) -> Result<Response, Failure> {
+    let (item, layer) = service.products.item(id).await?;
+    let Some(item) = item else {
+        return Err(Failure(StatusCode::NOT_FOUND, "no such product"));
+    };
+    let view = ProductView {
+        id: item.id,
+        category: shared::db::items::category_of(item.id).to_string(),
+        price_cents: item.price_cents,
+        version: item.version,
+    };
+    let body = serde_json::to_vec(&view).expect("a product encodes");
+    let etag = Some(format!("\"{}-v{}\"", item.id, item.version));
+    let response = respond(
+        &service,
+        &request,
+        "application/json",
+        body,
+        etag,
+        layer.slug(),
+    );
+    Ok(response)
+}
+
+/// `PUT /products/{id}/price`: committed, then every copy dropped (this instance's, Redis's, and
+/// the other instances' through the backplane).
+pub async fn set_price(
+    State(service): State<Arc<Service>>,
+    Path(id): Path<i64>,
+    Json(form): Json<PriceForm>,
+) -> Result<Json<ProductView>, Failure> {
+    if form.price_cents < 0 {
+        return Err(Failure(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "a price is at least 0",
+        ));
+    }
+    let Some(item) = service.products.set_price(id, form.price_cents).await? else {
+        return Err(Failure(StatusCode::NOT_FOUND, "no such product"));
+    };
+    Ok(Json(ProductView {
+        id: item.id,
+        category: shared::db::items::category_of(item.id).to_string(),
+        price_cents: item.price_cents,
+        version: item.version,
+    }))
+}
+
+/// `GET /pages/{category}/{page}`: a rendered page through memory, Redis and disk.
+pub async fn page(
+    State(service): State<Arc<Service>>,
+    Path((category, page)): Path<(String, u32)>,
+    request: HeaderMap,
+) -> Result<Response, Failure> {
+    if !shared::db::items::CATEGORIES.contains(&category.as_str()) || page == 0 {
+        return Err(Failure(StatusCode::NOT_FOUND, "no such page"));
+    }
+    let key = PageKey { category, page };
+    let (html, source) = service.pages.page(&key).await?;
+    let answered_by = match source {
+        Source::Memory => "l1",
+        Source::Redis => "l2",
+        Source::Disk => "l3",
+        Source::Rendered => "database",
+    };
+    let content_type = "text/html; charset=utf-8";
+    Ok(respond(
+        &service,
+        &request,
+        content_type,
+        html.to_vec(),
+        None,
+        answered_by,
+    ))
+}
+
+/// `POST /tasks`: a new task, its ID from the database.
+pub async fn create_task(
+    State(service): State<Arc<Service>>,
+    Json(form): Json<TaskForm>,
+) -> Result<(StatusCode, Json<Task>), Failure> {
+    let Some(title) = form.title.filter(|title| !title.trim().is_empty()) else {
+        return Err(Failure(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "a task needs a title",
+        ));
+    };
+    Ok((
+        StatusCode::CREATED,
+        Json(service.tasks.create(&title).await?),
+    ))
+}
+
+/// `GET /tasks/{id}`.
+pub async fn task(
+    State(service): State<Arc<Service>>,
+    Path(id): Path<i64>,
+) -> Result<Json<Task>, Failure> {
+    match service.tasks.get(id).await? {
+        Some(task) => Ok(Json(task)),
+        None => Err(Failure(StatusCode::NOT_FOUND, "no such task")),
+    }
+}
+
+/// `PUT /tasks/{id}`: a new title or status.
+pub async fn update_task(
+    State(service): State<Arc<Service>>,
+    Path(id): Path<i64>,
+    Json(form): Json<TaskForm>,
+) -> Result<Json<Task>, Failure> {
+    if form
+        .status
+        .as_deref()
+        .is_some_and(|status| !STATUSES.contains(&status))
+    {
+        return Err(Failure(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "a status is open or done",
+        ));
+    }
+    match service.tasks.update(id, &form).await? {
+        Some(task) => Ok(Json(task)),
+        None => Err(Failure(StatusCode::NOT_FOUND, "no such task")),
+    }
+}
+
+/// `DELETE /tasks/{id}`.
+pub async fn delete_task(
+    State(service): State<Arc<Service>>,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, Failure> {
+    match service.tasks.delete(id).await? {
+        true => Ok(StatusCode::NO_CONTENT),
+        false => Err(Failure(StatusCode::NOT_FOUND, "no such task")),
+    }
+}
+
+/// `GET /tasks/stats`: the counts by status, never older than the last write.
+pub async fn task_stats(
+    State(service): State<Arc<Service>>,
+    request: HeaderMap,
+) -> Result<Response, Failure> {
+    let stats = service.tasks.stats().await?;
+    let body = serde_json::to_vec(&stats).expect("counts encode");
+    Ok(respond(
+        &service,
+        &request,
+        "application/json",
+        body,
+        None,
+        "stats",
+    ))
+}

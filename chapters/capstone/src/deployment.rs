@@ -1,0 +1,118 @@
+//! The service deployed: its tables, and instances on loopback ports sharing Redis and the
+//! database, as the demo and the tests run it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use sessions::{Accounts, Clock, Timeouts};
+use shared::{Instance, Stage};
+use shared_http::Served;
+
+use crate::service::{Service, Shared};
+use crate::settings::Settings;
+use crate::tasks;
+
+/// The sessions' timeouts: OWASP's ranges for an application of ordinary risk.
+pub const TIMEOUTS: Timeouts = Timeouts {
+    idle: Duration::from_secs(15 * 60),
+    absolute: Duration::from_secs(8 * 3_600),
+    refresh_after: Duration::from_secs(60),
+};
+
+/// Creates the service's tables on the stage's database: `items` (seeded `1..=items`), `tasks`,
+/// and `accounts` (`users` of them, user 1 the administrator).
+pub async fn create_tables(stage: &Stage, items: i64, users: i64) -> anyhow::Result<Accounts> {
+    let db = stage.db();
+    shared::db::items::create(db, items)
+        .await
+        .context("could not create the items table")?;
+    tasks::create_table(db)
+        .await
+        .context("could not create the tasks table")?;
+    Accounts::create(db.clone(), users)
+        .await
+        .context("could not create the accounts table")
+}
+
+/// One configuration's shared parts on `stage`, its keys under `name` so that configurations
+/// never share a cache entry.
+pub fn shared_parts(stage: &Stage, accounts: Accounts, name: &str, instances: u32) -> Shared {
+    let namespace = stage.namespace().child(name);
+    Shared {
+        url: stage.redis_url(),
+        db: stage.db().clone(),
+        cache_namespace: namespace.child("cache"),
+        limit_namespace: namespace.child("limits"),
+        sessions: sessions::Deployment {
+            sessions: sessions::Sessions::Lesson,
+            conn: stage.conn(),
+            namespace: namespace.child("sessions"),
+            accounts,
+            timeouts: TIMEOUTS,
+            local_copy: Duration::ZERO,
+            // Plain HTTP on loopback; behind TLS this is true.
+            secure: false,
+            clock: Clock::default(),
+        },
+        instances,
+    }
+}
+
+/// The service running: its instances, each with its own Redis connection and port.
+pub struct Running {
+    /// The instances' parts, for the demo's counts and the tests.
+    pub services: Vec<Arc<Service>>,
+    /// Their servers.
+    pub served: Vec<Served>,
+    /// Their Redis connections and subscriptions, kept for as long as they serve.
+    _instances: Vec<Instance>,
+}
+
+/// A configuration and its shared parts.
+pub struct Deployment {
+    /// What every instance is set up with.
+    pub settings: Settings,
+    /// What they share.
+    pub shared: Shared,
+}
+
+impl Deployment {
+    /// Starts `shared.instances` instances on `stage`.
+    pub async fn start(&self, stage: &Stage) -> anyhow::Result<Running> {
+        let mut running = Running {
+            services: Vec::new(),
+            served: Vec::new(),
+            _instances: Vec::new(),
+        };
+        for _ in 0..self.shared.instances {
+            let instance = stage.instance().await?;
+            let service = Service::new(self.settings.clone(), &self.shared, &instance).await?;
+            let routes = service.routes(&self.shared.sessions);
+            running
+                .served
+                .push(Served::start("a capstone instance", routes).await?);
+            running.services.push(service);
+            running._instances.push(instance);
+        }
+        Ok(running)
+    }
+}
+
+impl Running {
+    /// The URL of `path` on instance `i` (any `i`: it wraps around).
+    pub fn url(&self, i: usize, path: &str) -> String {
+        self.served[i % self.served.len()].url(path)
+    }
+
+    /// Stops every instance: the requests in flight finish first, then the prefetches.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        for served in self.served {
+            served.stop().await?;
+        }
+        for service in &self.services {
+            service.pages.settle().await;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,44 @@
+//! The capstone: the source material's applications as one service, built from the lessons.
+//!
+//! The source teaches with applications: a product API with a cache manager, a task manager, a
+//! three-level cache with a disk layer, compression, warming and prefetching, and a complete app
+//! with sessions, a rate-limited endpoint and cache administration. Each lesson of the course took
+//! one pattern out of them and put it right. This crate puts the patterns back together, each
+//! where it fits, using the lessons' crates as libraries, and adds the two mechanisms no lesson
+//! has: a disk layer and compression.
+//!
+//! Read in this order:
+//!
+//! - [`settings`]: the four configurations the demo compares, from no cache to three layers and
+//!   conditional requests;
+//! - [`products`]: product reads through the two-tier lesson's cache, price changes that reach
+//!   every instance;
+//! - [`packed`] and [`disk`]: how a large value is stored (LZ4 above a size, a header, a
+//!   checksum) and the disk layer under Redis;
+//! - [`pages`]: rendered pages through memory, Redis and disk, warmed with jittered TTLs and
+//!   prefetched;
+//! - [`tasks`]: the task manager, IDs from the database, counts cached under a generation;
+//! - [`limits`]: the rate-limiting lesson's GCRA on the API, with its headers;
+//! - [`admin`] and [`health`]: clearing the service's own keys for an administrator, and a
+//!   health check that says what is down;
+//! - [`api`] and [`service`]: the endpoints and one instance's routes;
+//! - [`deployment`]: two instances on loopback, as the demo and the tests run them.
+
+#![warn(missing_docs)]
+
+pub mod admin;
+pub mod api;
+pub mod deployment;
+pub mod disk;
+pub mod health;
+pub mod limits;
+pub mod packed;
+pub mod pages;
+pub mod products;
+pub mod service;
+pub mod settings;
+pub mod tasks;
+
+pub use deployment::{Deployment, Running};
+pub use service::{Service, Shared};
+pub use settings::{Caching, Settings};

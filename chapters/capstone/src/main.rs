@@ -1,0 +1,3 @@
+//! `cargo run -p capstone`.
+
+fn main() {}

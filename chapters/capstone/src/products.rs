@@ -1,0 +1,70 @@
+//! Product reads and price changes: the two-tier lesson's cache, or the database alone.
+//!
+//! A product is read on every page view and changed rarely, and a wrong price is a wrong answer,
+//! so it gets the two-tier lesson's whole machine: L1 in each instance for a second at most, Redis
+//! for every instance, a lease so that a cold key is loaded once across instances, absence cached
+//! like a value (a scan of missing IDs does not reach the database), and a write that commits,
+//! then drops the copies and tells every instance through the backplane.
+
+use std::sync::Arc;
+
+use shared::{Database, Instance, Namespace, SetupError};
+use two_tier::catalog::{self, Item};
+use two_tier::{AnyCache, Kind, Layer};
+
+use crate::settings::Caching;
+
+/// One instance's products.
+pub enum Products {
+    /// Every read a query.
+    Direct(Arc<Database>),
+    /// Through the two-tier lesson's reader (Redis only, or L1 and Redis with the backplane).
+    Cached(Box<AnyCache>),
+}
+
+impl Products {
+    /// The products of `instance` under `caching`.
+    pub async fn new(
+        caching: Caching,
+        instance: &Instance,
+        url: &str,
+        db: Arc<Database>,
+        namespace: &Namespace,
+        settings: two_tier::Settings,
+    ) -> Result<Self, SetupError> {
+        let kind = match caching {
+            Caching::NoCache => return Ok(Products::Direct(db)),
+            Caching::RedisOnly => Kind::RedisOnly,
+            Caching::Layered | Caching::Conditional => Kind::TwoTier,
+        };
+        let cache = AnyCache::build(kind, instance, url, db, namespace, settings).await?;
+        Ok(Products::Cached(Box::new(cache)))
+    }
+
+    /// Item `id` (or `None`), and the layer that answered.
+    pub async fn item(&self, id: i64) -> Result<(Option<Item>, Layer), sqlx::Error> {
+        match self {
+            Products::Direct(db) => Ok((catalog::item(db, id).await?, Layer::Database)),
+            Products::Cached(cache) => {
+                let read = cache.item(id).await?;
+                Ok((read.value, read.layer))
+            }
+        }
+    }
+
+    /// Commits a price; the cached reader then drops every copy.
+    pub async fn set_price(&self, id: i64, price_cents: i64) -> Result<Option<Item>, sqlx::Error> {
+        match self {
+            Products::Direct(db) => catalog::commit_price(db, id, price_cents).await,
+            Products::Cached(cache) => cache.set_price(id, price_cents).await,
+        }
+    }
+
+    /// What the cached reader counted (nothing without one).
+    pub fn stats(&self) -> two_tier::Stats {
+        match self {
+            Products::Direct(_) => two_tier::Stats::default(),
+            Products::Cached(cache) => cache.stats(),
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! One instance of the service: its parts, built from the lessons' crates, and its routes.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::middleware;
+use axum::routing::{get, post, put};
+use sessions::api::AppState;
+use shared::sweep::OwnedDir;
+use shared::{Database, Instance, Namespace, RedisConn, SetupError};
+
+use crate::disk::DiskCache;
+use crate::limits::RateLimiter;
+use crate::pages::{Layers, Pages};
+use crate::products::Products;
+use crate::settings::Settings;
+use crate::tasks::Tasks;
+use crate::{admin, api, health};
+
+/// What the instances of one deployment share: Redis, the database, the namespaces, the accounts.
+#[derive(Clone)]
+pub struct Shared {
+    /// Redis's URL (the two-tier lesson's tracking reader opens its own connection).
+    pub url: String,
+    /// The database.
+    pub db: Arc<Database>,
+    /// Where the service's cache keys go; administration clears exactly these.
+    pub cache_namespace: Namespace,
+    /// Where the rate limiter's keys go.
+    pub limit_namespace: Namespace,
+    /// The sessions lesson's deployment: accounts, timeouts, the sessions' namespace, the clock.
+    pub sessions: sessions::Deployment,
+    /// How many instances share the rate limit.
+    pub instances: u32,
+}
+
+/// One instance: its caches, its limiter, its sessions.
+pub struct Service {
+    /// How it is set up.
+    pub settings: Settings,
+    /// Redis.
+    pub conn: RedisConn,
+    /// The database.
+    pub db: Arc<Database>,
+    /// See [`Shared::cache_namespace`].
+    pub cache_namespace: Namespace,
+    /// Product reads and writes.
+    pub products: Products,
+    /// Rendered pages.
+    pub pages: Arc<Pages>,
+    /// Tasks and their counts.
+    pub tasks: Tasks,
+    /// The rate limiter.
+    pub limiter: RateLimiter,
+    /// What the sessions lesson's handlers need.
+    pub sessions: AppState,
+    /// The disk layer's folder, removed with the instance.
+    _disk_folder: Option<OwnedDir>,
+}
+
+impl Service {
+    /// Builds one instance on `instance` (its own Redis connection and backplane subscription).
+    pub async fn new(
+        settings: Settings,
+        shared: &Shared,
+        instance: &Instance,
+    ) -> Result<Arc<Self>, SetupError> {
+        let caching = settings.caching;
+        let conn = instance.conn.clone();
+        let products = Products::new(
+            caching,
+            instance,
+            &shared.url,
+            shared.db.clone(),
+            &shared.cache_namespace.child("products"),
+            settings.products.clone(),
+        )
+        .await?;
+        let (disk_folder, disk) = if caching.local() {
+            let folder = OwnedDir::new("capstone-disk").map_err(SetupError::Io)?;
+            let disk =
+                DiskCache::open(folder.path(), settings.disk_budget).map_err(SetupError::Io)?;
+            (Some(folder), Some(disk))
+        } else {
+            (None, None)
+        };
+        let layers = Layers {
+            l1: caching.local(),
+            l2: caching.redis(),
+            l3: caching.local(),
+        };
+        let pages = Pages::new(
+            shared.db.clone(),
+            conn.clone(),
+            shared.cache_namespace.child("pages"),
+            layers,
+            disk,
+            settings.pages.clone(),
+        );
+        let stats_cache = caching
+            .redis()
+            .then(|| (conn.clone(), shared.cache_namespace.child("tasks")));
+        let tasks = Tasks::new(shared.db.clone(), stats_cache, settings.stats_ttl);
+        let limiter = RateLimiter::new(
+            conn.clone(),
+            shared.limit_namespace.clone(),
+            settings.rate_limit,
+            shared.instances,
+        );
+        let deployment = &shared.sessions;
+        let sessions = AppState {
+            accounts: deployment.accounts.clone(),
+            store: deployment.store(),
+            timeouts: deployment.timeouts,
+            clock: deployment.clock.clone(),
+        };
+        Ok(Arc::new(Service {
+            settings,
+            conn,
+            db: shared.db.clone(),
+            cache_namespace: shared.cache_namespace.clone(),
+            products,
+            pages,
+            tasks,
+            limiter,
+            sessions,
+            _disk_folder: disk_folder,
+        }))
+    }
+
+    /// Drops what this instance holds in memory (after an administrator cleared Redis). The
+    /// other instances' L1 copies run out within their TTL (a second).
+    pub fn forget_local(&self) {
+        self.pages.forget();
+    }
+
+    // ANCHOR: routes
+    /// The service's routes: the API behind the rate limit, the sessions lesson's sign-in routes
+    /// and the administration behind its session middleware, `/health` outside both.
+    pub fn routes(self: &Arc<Self>, deployment: &sessions::Deployment) -> Router {
+        let api = Router::new()
+            .route("/products/{id}", get(api::product))
+            .route("/products/{id}/price", put(api::set_price))
+            .route("/pages/{category}/{page}", get(api::page))
+            .route("/tasks", post(api::create_task))
+            .route("/tasks/stats", get(api::task_stats))
+            .route(
+                "/tasks/{id}",
+                get(api::task)
+                    .put(api::update_task)
+                    .delete(api::delete_task),
+            )
+            .with_state(self.clone());
+        let signed_in = sessions::api::accounts()
+            .with_state(self.sessions.clone())
+            .merge(
+                Router::new()
+                    .route("/admin/cache/clear", post(admin::clear))
+                    .with_state(self.clone()),
+            )
+            .layer(deployment.layer(&self.sessions.store));
+        api.merge(signed_in)
+            .layer(middleware::from_fn_with_state(
+                self.clone(),
+                crate::limits::limit,
+            ))
+            .route("/health", get(health::health).with_state(self.clone()))
+    }
+    // ANCHOR_END: routes
+}

@@ -1,0 +1,720 @@
+//! The capstone service over real HTTP on loopback, two instances, against a real Redis and
+//! database (as the environment names them). Each of the source's bugs that the service must not
+//! have is a test here, and each says how the source's version fails it.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use capstone::admin::Cleared;
+use capstone::api::{ANSWERED_BY, ProductView};
+use capstone::deployment::{self, Running};
+use capstone::disk::DiskCache;
+use capstone::health::Health;
+use capstone::pages::PageKey;
+use capstone::tasks::{Task, TaskStats};
+use capstone::{Caching, Deployment, Settings};
+use redis::AsyncCommands;
+use reqwest::{Client, Method, StatusCode};
+use sessions::accounts::{demo_name, demo_password};
+use sessions::api::{Confirm, Login};
+use sessions::client::send;
+use shared::{DbOptions, ServerOptions, Stage};
+
+/// Items seeded; users with accounts (user 1 the administrator).
+const ITEMS: i64 = 400;
+const USERS: i64 = 3;
+
+fn db_options() -> DbOptions {
+    DbOptions {
+        products: 1,
+        users: 1,
+        ..DbOptions::default()
+    }
+}
+
+/// Two instances of one configuration, a client, and the stage under them.
+struct Fixture {
+    stage: Stage,
+    deployment: Deployment,
+    running: Running,
+    client: Client,
+}
+
+async fn fixture(settings: Settings) -> Fixture {
+    let stage = Stage::from_env("capstone-test", db_options())
+        .await
+        .unwrap();
+    fixture_on(stage, settings).await
+}
+
+async fn fixture_on(stage: Stage, settings: Settings) -> Fixture {
+    let accounts = deployment::create_tables(&stage, ITEMS, USERS)
+        .await
+        .unwrap();
+    let shared = deployment::shared_parts(&stage, accounts, settings.caching.slug(), 2);
+    let deployment = Deployment { settings, shared };
+    let running = deployment.start(&stage).await.unwrap();
+    Fixture {
+        stage,
+        deployment,
+        running,
+        client: Client::new(),
+    }
+}
+
+/// A response's JSON body.
+async fn read<T: serde::de::DeserializeOwned>(response: reqwest::Response) -> T {
+    let bytes = response.bytes().await.unwrap();
+    serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+        panic!(
+            "not the JSON expected ({e}): {}",
+            String::from_utf8_lossy(&bytes)
+        )
+    })
+}
+
+impl Fixture {
+    async fn get(&self, instance: usize, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.running.url(instance, path))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn json<T: serde::de::DeserializeOwned>(&self, instance: usize, path: &str) -> T {
+        let response = self.get(instance, path).await;
+        assert_eq!(response.status(), StatusCode::OK, "GET {path}");
+        read(response).await
+    }
+
+    /// Signs user `user` in on `instance`; the session ID.
+    async fn login(&self, instance: usize, user: i64) -> String {
+        let form = Login {
+            name: demo_name(user),
+            password: demo_password(user),
+        };
+        let url = self.running.url(instance, "/login");
+        let answer = send(&self.client, Method::POST, &url, None, Some(&form))
+            .await
+            .unwrap();
+        assert_eq!(
+            answer.status,
+            StatusCode::OK,
+            "login of user {user}: {}",
+            answer.body
+        );
+        answer.new_id().expect("a login sets a cookie").to_string()
+    }
+
+    /// Confirms the password of `user` on session `id`; the new session ID.
+    async fn elevate(&self, user: i64, id: &str) -> String {
+        let url = self.running.url(0, "/admin");
+        let form = Confirm {
+            password: demo_password(user),
+        };
+        let answer = send(&self.client, Method::POST, &url, Some(id), Some(&form))
+            .await
+            .unwrap();
+        assert_eq!(answer.status, StatusCode::OK, "elevation: {}", answer.body);
+        answer
+            .new_id()
+            .expect("elevation rotates the ID")
+            .to_string()
+    }
+
+    async fn stop(self) {
+        self.running.stop().await.unwrap();
+        // The deployment holds the database too (the accounts, the shared parts).
+        drop(self.deployment);
+        self.stage.close().await.unwrap();
+    }
+}
+
+// ---- the disk layer (the source's bug 7) --------------------------------------------------
+
+/// The source named a file after its key: `../../x` wrote outside the folder.
+#[tokio::test]
+async fn a_disk_file_is_named_by_a_hash_inside_its_folder() {
+    let parent = tempfile::tempdir().unwrap();
+    let folder = parent.path().join("l3");
+    std::fs::create_dir(&folder).unwrap();
+    let disk = DiskCache::open(&folder, 1 << 20).unwrap();
+    let key = "../escaped";
+    let packed = capstone::packed::pack(b"<p>page</p>", u64::MAX, 1_024);
+    disk.put(key, packed).await.unwrap();
+    assert!(
+        !parent.path().join("escaped").exists(),
+        "the key `{key}` wrote a file outside the cache's folder: the key was used as a path"
+    );
+    let names: Vec<String> = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        vec![DiskCache::file_name(key)],
+        "files in the folder"
+    );
+    assert_eq!(DiskCache::file_name(key).len(), 64, "a hex SHA-256");
+    assert_eq!(disk.get(key, 0).await.as_deref(), Some(&b"<p>page</p>"[..]));
+}
+
+/// The source unpickled whatever its file held; a damaged file must be a miss, and go.
+#[tokio::test]
+async fn a_damaged_or_foreign_disk_file_is_a_miss_and_is_removed() {
+    let folder = tempfile::tempdir().unwrap();
+    let disk = DiskCache::open(folder.path(), 1 << 20).unwrap();
+    let page = "<li>tea</li>".repeat(400).into_bytes();
+    disk.put("page", capstone::packed::pack(&page, u64::MAX, 1_024))
+        .await
+        .unwrap();
+    let path = disk.path_of("page");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+    assert_eq!(
+        disk.get("page", 0).await,
+        None,
+        "a flipped byte must be a miss"
+    );
+    assert_eq!(disk.stats.corrupt.get(), 1, "corrupt files counted");
+    assert!(!path.exists(), "the damaged file is removed");
+    std::fs::write(disk.path_of("pickled"), b"\x80\x04\x95cos\nsystem\n").unwrap();
+    assert_eq!(disk.get("pickled", 0).await, None, "a pickle is not ours");
+    assert_eq!(disk.stats.corrupt.get(), 2);
+}
+
+/// The source called its disk layer unlimited; a disk fills up.
+#[tokio::test]
+async fn the_disk_layer_keeps_to_its_budget_least_recently_used_first() {
+    let folder = tempfile::tempdir().unwrap();
+    let budget = 10_000;
+    let disk = DiskCache::open(folder.path(), budget).unwrap();
+    let value = |i: u32| vec![b'a' + (i % 26) as u8; 2_000];
+    for i in 0..4 {
+        disk.put(
+            &format!("k{i}"),
+            capstone::packed::pack(&value(i), u64::MAX, usize::MAX),
+        )
+        .await
+        .unwrap();
+    }
+    // k0 read last: k1 is now the least recently used.
+    assert!(disk.get("k0", 0).await.is_some());
+    for i in 4..8 {
+        disk.put(
+            &format!("k{i}"),
+            capstone::packed::pack(&value(i), u64::MAX, usize::MAX),
+        )
+        .await
+        .unwrap();
+    }
+    let on_disk: u64 = std::fs::read_dir(folder.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().metadata().unwrap().len())
+        .sum();
+    assert!(
+        on_disk <= budget,
+        "{on_disk} bytes of files in the folder, budget {budget}: eviction does not delete files"
+    );
+    assert_eq!(disk.bytes(), on_disk, "the index counts what is on disk");
+    assert!(
+        !disk.path_of("k1").exists(),
+        "k1, least recently used, evicted"
+    );
+    assert!(disk.path_of("k7").exists(), "k7, the newest, kept");
+    assert!(disk.stats.evicted.get() >= 3, "evictions counted");
+}
+
+/// A write that never finished leaves a temporary file, which the next start removes.
+#[tokio::test]
+async fn a_temporary_file_left_by_a_crash_is_removed_at_start() {
+    let folder = tempfile::tempdir().unwrap();
+    std::fs::write(folder.path().join("abc.tmp"), b"half a page").unwrap();
+    let disk = DiskCache::open(folder.path(), 1 << 20).unwrap();
+    assert!(!folder.path().join("abc.tmp").exists());
+    assert_eq!(disk.files(), 0);
+}
+
+// ---- pages: warming (the source's bug 6), layers, compression ---------------------------------
+
+/// The source warmed every key with the same TTL: all of them expired in the same second.
+#[tokio::test]
+async fn warmed_pages_expire_apart_within_their_bounds() {
+    let f = fixture(Settings::new(Caching::Layered)).await;
+    let service = &f.running.services[0];
+    let keys: Vec<PageKey> = (1..=40)
+        .map(|page| PageKey {
+            category: "tea".to_string(),
+            page,
+        })
+        .collect();
+    service.pages.warm(&keys).await.unwrap();
+    let ttl = service.settings.pages.ttl.as_millis() as i64;
+    let jitter = service.settings.pages.jitter;
+    let mut conn = f.stage.conn();
+    let mut ttls = Vec::new();
+    for key in &keys {
+        let name = f
+            .deployment
+            .shared
+            .cache_namespace
+            .child("pages")
+            .key(&key.key());
+        let pttl: i64 = conn.pttl(&name).await.unwrap();
+        ttls.push(pttl);
+    }
+    let low = ((1.0 - jitter) * ttl as f64) as i64 - 1_000;
+    let high = ((1.0 + jitter) * ttl as f64) as i64;
+    for pttl in &ttls {
+        assert!(
+            (low..=high).contains(pttl),
+            "a warmed page's PTTL is {pttl} ms; expected within {low}..={high} (TTL {ttl} ms ± {jitter})"
+        );
+    }
+    let spread = ttls.iter().max().unwrap() - ttls.iter().min().unwrap();
+    assert!(
+        spread >= ttl / 10,
+        "40 warmed pages' TTLs span {spread} ms; expected at least a tenth of the TTL ({} ms): the \
+         warmed keys would expire together",
+        ttl / 10
+    );
+    assert_eq!(
+        service.pages.stats.renders.get(),
+        0,
+        "warming is no request"
+    );
+    f.stop().await;
+}
+
+/// A page read twice on one instance comes from memory the second time, on the other from Redis;
+/// stored compressed; and from disk once Redis has lost it.
+#[tokio::test]
+async fn a_page_comes_from_each_layer_in_turn() {
+    let mut settings = Settings::new(Caching::Layered);
+    settings.pages.prefetch = false;
+    let f = fixture(settings).await;
+    let layer = |response: &reqwest::Response| {
+        response.headers()[ANSWERED_BY]
+            .to_str()
+            .unwrap()
+            .to_string()
+    };
+    let first = f.get(0, "/pages/coffee/2").await;
+    assert_eq!(first.status(), StatusCode::OK);
+    assert_eq!(layer(&first), "database");
+    let html = first.text().await.unwrap();
+    assert!(html.contains("<h1>coffee</h1>"), "the page of its category");
+    assert_eq!(layer(&f.get(0, "/pages/coffee/2").await), "l1");
+    assert_eq!(layer(&f.get(1, "/pages/coffee/2").await), "l2");
+    let pages = &f.running.services[0].pages.stats;
+    assert!(
+        pages.stored_bytes.get() * 3 < pages.rendered_bytes.get(),
+        "a page of {} bytes stored as {} bytes: expected at least 3x smaller with LZ4",
+        pages.rendered_bytes.get(),
+        pages.stored_bytes.get()
+    );
+    // Redis loses everything; instance 0's L1 is dropped too: its disk still has the page.
+    let mut conn = f.stage.conn();
+    let namespace = f.deployment.shared.cache_namespace.clone();
+    namespace.remove_all(&mut conn).await.unwrap();
+    f.running.services[0].pages.forget();
+    let from_disk = f.get(0, "/pages/coffee/2").await;
+    assert_eq!(
+        layer(&from_disk),
+        "l3",
+        "Redis and L1 empty: the disk answers"
+    );
+    assert_eq!(from_disk.text().await.unwrap(), html, "the same page");
+    f.stop().await;
+}
+
+/// A reader of page n asks for page n + 1 next: the prefetch makes that a hit, and is counted.
+#[tokio::test]
+async fn a_prefetched_page_is_a_memory_hit_and_is_counted() {
+    let f = fixture(Settings::new(Caching::Layered)).await;
+    assert_eq!(f.get(0, "/pages/books/1").await.status(), StatusCode::OK);
+    let pages = f.running.services[0].pages.clone();
+    // The prefetch of page 2 runs in the background: wait for its render to be counted.
+    while pages.stats.prefetches.get() == 0 {
+        tokio::task::yield_now().await;
+    }
+    let next = f.get(0, "/pages/books/2").await;
+    assert_eq!(next.headers()[ANSWERED_BY], "l1");
+    assert_eq!(
+        pages.stats.prefetch_hits.get(),
+        1,
+        "the prefetch earned a hit"
+    );
+    drop(pages);
+    f.stop().await;
+}
+
+// ---- products ---------------------------------------------------------------------------------
+
+/// A missing product is cached as absent: asking again costs no query.
+#[tokio::test]
+async fn a_missing_product_is_cached_as_absent() {
+    let f = fixture(Settings::new(Caching::Layered)).await;
+    assert_eq!(
+        f.get(0, "/products/999999").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let before = f.stage.db().queries();
+    assert_eq!(
+        f.get(1, "/products/999999").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        f.stage.db().queries() - before,
+        0,
+        "a second read of a missing product reached the database: absence is not cached"
+    );
+    f.stop().await;
+}
+
+/// With conditional requests, a client that kept the product gets a `304`, and after a price
+/// change a `200` with the new price.
+#[tokio::test]
+async fn a_kept_product_is_not_sent_again_until_it_changes() {
+    let f = fixture(Settings::new(Caching::Conditional)).await;
+    let first = f.get(0, "/products/7").await;
+    let etag = first.headers()["etag"].to_str().unwrap().to_string();
+    let view: ProductView = read(first).await;
+    let again = f
+        .client
+        .get(f.running.url(1, "/products/7"))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+    let changed = f
+        .client
+        .put(f.running.url(0, "/products/7/price"))
+        .header("content-type", "application/json")
+        .body(serde_json::json!({"price_cents": view.price_cents + 100}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(changed.status(), StatusCode::OK);
+    let after = f
+        .client
+        .get(f.running.url(0, "/products/7"))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        after.status(),
+        StatusCode::OK,
+        "a changed product is sent again"
+    );
+    let view_after: ProductView = read(after).await;
+    assert_eq!(view_after.price_cents, view.price_cents + 100);
+    assert_eq!(view_after.version, view.version + 1);
+    f.stop().await;
+}
+
+// ---- tasks (the source's bugs 5 and 8) --------------------------------------------------------
+
+/// The source made an ID as `max(ids) + 1` across an `await`: concurrent creates overwrote each
+/// other. Fifty creates at once on two instances must make fifty tasks.
+#[tokio::test]
+async fn concurrent_creates_make_as_many_tasks() {
+    let f = Arc::new(fixture(Settings::new(Caching::Layered)).await);
+    let mut creates = Vec::new();
+    for i in 0..50 {
+        let f = f.clone();
+        creates.push(tokio::spawn(async move {
+            let response = f
+                .client
+                .post(f.running.url(i, "/tasks"))
+                .header("content-type", "application/json")
+                .body(serde_json::json!({"title": format!("task {i}")}).to_string())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::CREATED);
+            read::<Task>(response).await
+        }));
+    }
+    let mut ids = HashSet::new();
+    for create in creates {
+        ids.insert(create.await.unwrap().id);
+    }
+    assert_eq!(
+        ids.len(),
+        50,
+        "50 creates at once gave {} distinct IDs",
+        ids.len()
+    );
+    let stats: TaskStats = f.json(0, "/tasks/stats").await;
+    assert_eq!(
+        stats.open, 50,
+        "rows in the table: every create kept its own"
+    );
+    Arc::into_inner(f).unwrap().stop().await;
+}
+
+/// The source cached its statistics and never invalidated them. Each write must show in the next
+/// read, on either instance, while reads between writes come from the cache.
+#[tokio::test]
+async fn task_stats_follow_every_write_and_are_cached_between_writes() {
+    let f = fixture(Settings::new(Caching::Layered)).await;
+    let stats = |open, done| TaskStats { open, done };
+    assert_eq!(f.json::<TaskStats>(0, "/tasks/stats").await, stats(0, 0));
+    let response = f
+        .client
+        .post(f.running.url(0, "/tasks"))
+        .header("content-type", "application/json")
+        .body(serde_json::json!({"title": "write the chapter"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    let created: Task = read(response).await;
+    assert_eq!(
+        f.json::<TaskStats>(1, "/tasks/stats").await,
+        stats(1, 0),
+        "after a create, the other instance's stats"
+    );
+    let tasks = &f.running.services[1].tasks;
+    let hits = tasks.counts.hits.get();
+    assert_eq!(f.json::<TaskStats>(1, "/tasks/stats").await, stats(1, 0));
+    assert_eq!(
+        tasks.counts.hits.get(),
+        hits + 1,
+        "a read between writes is a hit"
+    );
+    let path = format!("/tasks/{}", created.id);
+    let done = f
+        .client
+        .put(f.running.url(1, &path))
+        .header("content-type", "application/json")
+        .body(serde_json::json!({"status": "done"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), StatusCode::OK);
+    assert_eq!(
+        f.json::<TaskStats>(0, "/tasks/stats").await,
+        stats(0, 1),
+        "after an update"
+    );
+    let deleted = f
+        .client
+        .delete(f.running.url(0, &path))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        f.json::<TaskStats>(1, "/tasks/stats").await,
+        stats(0, 0),
+        "after a delete"
+    );
+    f.stop().await;
+}
+
+// ---- the rate limit (the source's bug 2) ------------------------------------------------------
+
+/// The source named a client by `X-Forwarded-For` from anyone, and set its counter's TTL in a
+/// second call. A client that changes the header every request is still one client, refused
+/// past its burst with `Retry-After`, and its key in Redis has a TTL.
+#[tokio::test]
+async fn the_rate_limit_ignores_a_forged_forwarded_for_and_its_key_expires() {
+    let mut settings = Settings::new(Caching::Layered);
+    settings.rate_limit = 5;
+    let f = fixture(settings).await;
+    let mut statuses = Vec::new();
+    let mut refused = None;
+    for i in 0..8 {
+        let response = f
+            .client
+            .get(f.running.url(0, "/products/1"))
+            .header("x-forwarded-for", format!("203.0.113.{i}"))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(response.status().as_u16());
+        assert!(response.headers().contains_key("ratelimit-policy"));
+        if response.status() == StatusCode::TOO_MANY_REQUESTS && refused.is_none() {
+            refused = Some(response);
+        }
+    }
+    let refused = refused.unwrap_or_else(|| {
+        panic!(
+            "8 requests from one address, each with another X-Forwarded-For, limit 5 a second: \
+             statuses {statuses:?}; expected a 429 (the header was trusted)"
+        )
+    });
+    let retry: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry >= 1, "Retry-After in whole seconds, at least 1");
+    let mut conn = f.stage.conn();
+    let keys = f
+        .deployment
+        .shared
+        .limit_namespace
+        .keys(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 1, "one client, one key: {keys:?}");
+    let pttl: i64 = conn.pttl(&keys[0]).await.unwrap();
+    assert!(
+        (1..=2_000).contains(&pttl),
+        "the limiter's key has PTTL {pttl} ms; expected 1..=2000 (a key without a TTL is -1)"
+    );
+    f.stop().await;
+}
+
+// ---- sessions (the source's bug 3) and administration (bug 4) ---------------------------------
+
+/// The source let any password in and kept the session ID across the login.
+#[tokio::test]
+async fn a_login_checks_the_password_and_rotates_the_id() {
+    let f = fixture(Settings::new(Caching::Layered)).await;
+    let url = f.running.url(0, "/login");
+    let wrong = Login {
+        name: demo_name(2),
+        password: "guess".to_string(),
+    };
+    let answer = send(&f.client, Method::POST, &url, None, Some(&wrong))
+        .await
+        .unwrap();
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "a wrong password");
+    let id = f.login(0, 2).await;
+    let me = send(
+        &f.client,
+        Method::GET,
+        &f.running.url(1, "/me"),
+        Some(&id),
+        None::<&()>,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        me.status,
+        StatusCode::OK,
+        "the session works on the other instance"
+    );
+    assert!(!me.body.contains(&id), "the session ID is never in a body");
+    f.stop().await;
+}
+
+/// The source's cache clearing took no credentials and flushed the whole database. Only an
+/// elevated administrator may clear, and only the service's cache keys go.
+#[tokio::test]
+async fn only_an_elevated_administrator_clears_and_only_the_caches_keys_go() {
+    let f = fixture(Settings::new(Caching::Layered)).await;
+    assert_eq!(f.get(0, "/pages/tea/1").await.status(), StatusCode::OK);
+    assert_eq!(f.get(0, "/products/3").await.status(), StatusCode::OK);
+    let mut conn = f.stage.conn();
+    let foreign = f.stage.key("another-service:config");
+    let _: () = conn.set_ex(&foreign, "keep me", 600).await.unwrap();
+    let clear = |id: Option<String>| {
+        let url = f.running.url(1, "/admin/cache/clear");
+        let client = f.client.clone();
+        async move {
+            send(&client, Method::POST, &url, id.as_deref(), None::<&()>)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        clear(None).await.status,
+        StatusCode::UNAUTHORIZED,
+        "anonymous"
+    );
+    let user = f.login(0, 2).await;
+    let user = f.elevate(2, &user).await;
+    assert_eq!(
+        clear(Some(user)).await.status,
+        StatusCode::FORBIDDEN,
+        "not an administrator"
+    );
+    let admin = f.login(0, 1).await;
+    assert_eq!(
+        clear(Some(admin.clone())).await.status,
+        StatusCode::FORBIDDEN,
+        "an administrator who has not confirmed the password"
+    );
+    let admin = f.elevate(1, &admin).await;
+    let cached = f
+        .deployment
+        .shared
+        .cache_namespace
+        .keys(&mut conn)
+        .await
+        .unwrap();
+    assert!(!cached.is_empty(), "the reads above left cache keys");
+    let answer = clear(Some(admin.clone())).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let cleared: Cleared = serde_json::from_str(&answer.body).unwrap();
+    assert_eq!(cleared.keys, cached.len(), "keys removed");
+    let left = f
+        .deployment
+        .shared
+        .cache_namespace
+        .keys(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(left, Vec::<String>::new(), "cache keys left after a clear");
+    let kept: Option<String> = conn.get(&foreign).await.unwrap();
+    assert_eq!(
+        kept.as_deref(),
+        Some("keep me"),
+        "another service's key survives"
+    );
+    let me = send(
+        &f.client,
+        Method::GET,
+        &f.running.url(0, "/me"),
+        Some(&admin),
+        None::<&()>,
+    )
+    .await
+    .unwrap();
+    assert_eq!(me.status, StatusCode::OK, "a clear logs nobody out");
+    let _: () = conn.del(&foreign).await.unwrap();
+    f.stop().await;
+}
+
+// ---- health (the source's bug 8) --------------------------------------------------------------
+
+/// The source's `/health` said healthy whatever happened. With Redis stopped it must say
+/// degraded, and the service still answers from the database.
+#[tokio::test]
+async fn health_says_degraded_while_redis_is_down_and_reads_go_on() {
+    let stage = Stage::private("capstone-test", db_options(), ServerOptions::default())
+        .await
+        .unwrap();
+    let f = fixture_on(stage, Settings::new(Caching::Layered)).await;
+    let healthy: Health = f.json(0, "/health").await;
+    assert_eq!(healthy.status, "ok");
+    f.stage.server().stop();
+    let response = f.get(0, "/health").await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "Redis down: still serving"
+    );
+    let health: Health = read(response).await;
+    assert_eq!(health.status, "degraded", "Redis stopped: {health:?}");
+    assert_ne!(health.redis, "ok");
+    assert_eq!(health.database, "ok");
+    let product = f.get(1, "/products/5").await;
+    assert_eq!(
+        product.status(),
+        StatusCode::OK,
+        "reads go on from the database"
+    );
+    let page = f.get(1, "/pages/kitchen/1").await;
+    assert_eq!(page.status(), StatusCode::OK, "pages too");
+    f.stop().await;
+}
