@@ -19,6 +19,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use bytes::Bytes;
@@ -67,6 +68,9 @@ pub struct Answer<'a> {
     pub headers: &'a HeaderMap,
     /// The body, decompressed; for a `304`, the body the client kept with the ETag.
     pub body: &'a [u8],
+    /// When the request was sent: a check can tell what the server could have known then (a
+    /// write answered before it), and time the answer by class.
+    pub sent: Instant,
 }
 
 /// How the driver sends.
@@ -221,6 +225,7 @@ where
         if let Some((etag, _)) = &kept {
             sent = sent.header(header::IF_NONE_MATCH, etag);
         }
+        let sent_at = Instant::now();
         let response = sent.send().await.map_err(|e| format!("{request:?}: {e}"))?;
         let status = response.status();
         let headers = response.headers().clone();
@@ -260,6 +265,7 @@ where
             status,
             headers: &headers,
             body: &body,
+            sent: sent_at,
         };
         if let Err(why) = (self.check)(request, &answer) {
             self.wrong(format!(

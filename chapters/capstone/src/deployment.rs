@@ -78,20 +78,27 @@ pub struct Deployment {
 }
 
 impl Deployment {
-    /// Starts `shared.instances` instances on `stage`.
+    /// Starts `shared.instances` instances on `stage`, each on a free loopback port.
     pub async fn start(&self, stage: &Stage) -> anyhow::Result<Running> {
+        self.start_on(stage, 0).await
+    }
+
+    /// Starts the instances on loopback ports `port`, `port + 1`, ... (0: free ones).
+    pub async fn start_on(&self, stage: &Stage, port: u16) -> anyhow::Result<Running> {
         let mut running = Running {
             services: Vec::new(),
             served: Vec::new(),
             _instances: Vec::new(),
         };
-        for _ in 0..self.shared.instances {
+        for i in 0..self.shared.instances {
             let instance = stage.instance().await?;
             let service = Service::new(self.settings.clone(), &self.shared, &instance).await?;
             let routes = service.routes(&self.shared.sessions);
-            running
-                .served
-                .push(Served::start("a capstone instance", routes).await?);
+            let port = if port == 0 { 0 } else { port + i as u16 };
+            let served = Served::start_on("a capstone instance", routes, port)
+                .await
+                .with_context(|| format!("could not listen on loopback port {port}"))?;
+            running.served.push(served);
             running.services.push(service);
             running._instances.push(instance);
         }

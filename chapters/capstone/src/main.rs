@@ -1,3 +1,215 @@
-//! `cargo run -p capstone`.
+//! `cargo run -p capstone`: the service's two instances under one mixed workload in each
+//! configuration, from no cache to three layers and conditional requests, every answer checked.
+//! `cargo run -p capstone -- serve` keeps one deployment running for a browser and `curl`.
 
-fn main() {}
+mod scenario;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use shared::cli::{Backends, ReportArgs, number_in, whole_in};
+use shared::report::{Format, Report};
+use shared::{Cleanup, DbOptions};
+
+use scenario::plan::Mix;
+use scenario::{Run, table};
+
+/// The source material's applications as one service, built from the course's lessons.
+///
+/// Two instances of the service share Redis and the database: product reads through two tiers
+/// (memory, then Redis) kept in step by a backplane, category pages through memory, Redis and a
+/// disk layer (compressed with LZ4, warmed with jittered TTLs, the next page prefetched), task
+/// counts cached under a generation that every write raises, logins with rotating sessions, and a
+/// GCRA rate limit per client. The same requests (Zipf-distributed reads, price changes, new
+/// tasks, logins, and one client far over its limit) go through four configurations: no cache,
+/// Redis only, memory and Redis, and the same with clients that keep ETags. Every answer is
+/// checked, and every product read is checked for staleness against the writes acknowledged
+/// before it began.
+///
+/// Try --db-latency-ms 20 for a slower database, --skew 0.6 for flatter traffic, or `serve` to
+/// keep the service running.
+#[derive(Parser)]
+#[command(name = "capstone", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+
+    #[command(flatten)]
+    backends: Backends,
+
+    /// Requests sent to each configuration.
+    #[arg(long, default_value_t = 20_000, value_parser = whole_in(100, 10_000_000))]
+    requests: u64,
+
+    /// Requests in flight at once, over both instances.
+    #[arg(long, default_value_t = 16, value_parser = whole_in(2, 1_000))]
+    concurrency: u64,
+
+    /// Items in the catalogue.
+    #[arg(long, default_value_t = 2_000, value_parser = whole_in(10, 1_000_000))]
+    items: u64,
+
+    /// Users sending requests.
+    #[arg(long, default_value_t = 200, value_parser = whole_in(1, 1_000_000))]
+    users: u64,
+
+    /// How skewed the reads are (Zipf's exponent): 0 is uniform.
+    #[arg(long, default_value_t = 1.0, value_parser = number_in(0.0, 5.0))]
+    skew: f64,
+
+    /// The share of requests that write (a price change or a new task).
+    #[arg(long, default_value_t = 0.02, value_parser = number_in(0.0, 1.0))]
+    write_ratio: f64,
+
+    /// The share of requests sent by the one client over its limit.
+    #[arg(long, default_value_t = 0.1, value_parser = number_in(0.0, 1.0))]
+    greedy_ratio: f64,
+
+    /// Requests a second (and in a burst) each client may send.
+    #[arg(long, default_value_t = 50, value_parser = whole_in(1, 1_000_000))]
+    rate_limit: u64,
+
+    /// Added to every database query, in ms: a database across a network, under load.
+    #[arg(long, value_name = "MS", default_value_t = 5, value_parser = whole_in(0, 10_000))]
+    db_latency_ms: u64,
+
+    /// Category pages rendered into Redis and the disk before traffic starts.
+    #[arg(long, default_value_t = 8, value_parser = whole_in(0, 1_000))]
+    warm: u64,
+
+    /// Seed of the requests drawn.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+
+    #[command(flatten)]
+    report: ReportArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Keep the service running (memory, Redis and disk; ETags) until Ctrl-C, for a browser and
+    /// `curl`.
+    Serve {
+        /// The first instance's port; the second listens on the next one.
+        #[arg(long, default_value_t = 3000, value_parser = clap::value_parser!(u16).range(1024..))]
+        port: u16,
+    },
+}
+
+/// Users with an account (user 1 the administrator); each login hashes with Argon2.
+const ACCOUNTS: i64 = 10;
+
+fn main() -> ExitCode {
+    let cli: Cli = shared::cli::parse();
+    shared::run::run_demo(|cleanup| run(cli, cleanup))
+}
+
+async fn run(cli: Cli, cleanup: Cleanup) -> anyhow::Result<()> {
+    let db = DbOptions {
+        // The shared tables are not used: the service has tables of its own.
+        products: 1,
+        users: 1,
+        latency: Duration::from_millis(cli.db_latency_ms),
+        max_connections: 16,
+        ..DbOptions::default()
+    };
+    let stage = cli.backends.stage("capstone", db, &cleanup).await?;
+    let accounts = capstone::deployment::create_tables(&stage, cli.items as i64, ACCOUNTS).await?;
+    if let Some(Command::Serve { port }) = cli.command {
+        return serve::run(&stage, accounts, port).await;
+    }
+    let format = cli.report.format;
+    let run = Run {
+        stage: &stage,
+        accounts,
+        mix: Mix {
+            requests: cli.requests,
+            items: cli.items as i64,
+            users: cli.users as u32,
+            accounts: ACCOUNTS,
+            skew: cli.skew,
+            write_ratio: cli.write_ratio,
+            greedy_ratio: cli.greedy_ratio,
+            seed: cli.seed,
+        },
+        concurrency: cli.concurrency as usize,
+        rate_limit: cli.rate_limit as u32,
+        warm: cli.warm as u32,
+        progress: format.progress(),
+    };
+    let (measured, again) = run.all().await?;
+
+    let mut load = Report::new(format!(
+        "{} requests of {} users to two instances in each configuration, every answer checked",
+        shared::report::count(cli.requests),
+        cli.users
+    ));
+    load.setting("concurrency", cli.concurrency)
+        .setting("items", cli.items)
+        .setting("writes", shared::report::percent(cli.write_ratio))
+        .setting("over the limit", shared::report::percent(cli.greedy_ratio))
+        .setting("db latency", format!("{} ms", cli.db_latency_ms))
+        .setting("redis", cli.backends.redis_label())
+        .setting("database", stage.db().backend());
+    load.rows = table::Load::rows(&measured);
+    let mut layers = Report::new("Where product and page reads were answered");
+    layers
+        .setting("L1", "1 s")
+        .setting("L2 and L3", "60 s ± 20%");
+    layers.rows = table::Layers::rows(&measured);
+    layers.conclusion = table::conclude_layers(&layers.rows);
+    load.conclusion = shared::report::measured_again(&again).unwrap_or_default()
+        + &table::conclude(&load.rows, &layers.rows);
+    let mut latency = Report::new("Latency by kind of request");
+    latency.rows = table::Latency::rows(&measured);
+    latency.conclusion = table::conclude_latency(&latency.rows);
+    if format == Format::Json {
+        let all = serde_json::json!({ "load": load, "layers": layers, "latency": latency });
+        println!("{}", serde_json::to_string_pretty(&all)?);
+    } else {
+        load.print(format);
+        println!();
+        layers.print(format);
+        println!();
+        latency.print(format);
+    }
+    drop(run);
+    stage.close().await?;
+    Ok(())
+}
+
+mod serve {
+    //! `serve`: one deployment on fixed ports until Ctrl-C.
+
+    use capstone::{Caching, Deployment, Settings};
+    use sessions::Accounts;
+    use shared::Stage;
+
+    /// Runs the layered configuration with ETags on `port` and `port + 1` until Ctrl-C.
+    pub async fn run(stage: &Stage, accounts: Accounts, port: u16) -> anyhow::Result<()> {
+        let settings = Settings::new(Caching::Conditional);
+        let shared = capstone::deployment::shared_parts(stage, accounts, "serve", 2);
+        let deployment = Deployment { settings, shared };
+        let running = deployment.start_on(stage, port).await?;
+        let (a, b) = (running.url(0, ""), running.url(1, ""));
+        println!("The service is running on {a} and {b} (Ctrl-C stops it). Try:");
+        println!("  curl -i {a}/products/7");
+        println!("  curl -i {b}/pages/tea/1");
+        println!("  curl -i {a}/tasks/stats");
+        println!(
+            "  curl -i -X POST {a}/tasks -H 'content-type: application/json' -d '{{\"title\":\"try the capstone\"}}'"
+        );
+        println!("  curl -i {a}/health");
+        println!("As the administrator (user1; the demo accounts' passwords are in the chapter):");
+        println!(
+            "  curl -i -c jar -X POST {a}/login -H 'content-type: application/json' -d '{{\"name\":\"user1\",\"password\":\"'\"$PASSWORD\"'\"}}'"
+        );
+        println!(
+            "  curl -i -b jar -c jar -X POST {a}/admin -H 'content-type: application/json' -d '{{\"password\":\"'\"$PASSWORD\"'\"}}'"
+        );
+        println!("  curl -i -b jar -X POST {a}/admin/cache/clear");
+        std::future::pending::<()>().await;
+        unreachable!("pending never returns")
+    }
+}

@@ -54,6 +54,17 @@ impl PageKey {
     }
 }
 
+/// The first `n` pages a shop's visitors ask for: page 1 of each category, then page 2, ...
+pub fn first_pages(n: u32) -> Vec<PageKey> {
+    let categories = shared::db::items::CATEGORIES;
+    (0..n as usize)
+        .map(|i| PageKey {
+            category: categories[i % categories.len()].to_string(),
+            page: (i / categories.len()) as u32 + 1,
+        })
+        .collect()
+}
+
 /// How long each layer keeps a page, and what is compressed.
 #[derive(Clone, Debug)]
 pub struct PageSettings {

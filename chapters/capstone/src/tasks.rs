@@ -71,6 +71,15 @@ pub async fn create_table(db: &Database) -> Result<(), sqlx::Error> {
     setup.commit().await
 }
 
+/// Deletes every task (not counted): each of a demo's runs starts from an empty board.
+pub async fn delete_all(db: &Database) -> Result<(), sqlx::Error> {
+    let mut setup = db.setup().await?;
+    sqlx::query("DELETE FROM tasks")
+        .execute(&mut *setup)
+        .await?;
+    setup.commit().await
+}
+
 /// What the stats cache counted.
 #[derive(Default, Debug)]
 pub struct TaskCounts {
@@ -178,7 +187,7 @@ impl Tasks {
         };
         let key = namespace.key(&format!("tasks:stats:{generation}"));
         let cached: Option<Vec<u8>> = conn.get(&key).await.unwrap_or(None);
-        if let Some(stats) = cached.and_then(|bytes| shared::codec::decode(&bytes).ok()) {
+        if let Some(stats) = cached.and_then(|bytes: Vec<u8>| shared::codec::decode(&bytes).ok()) {
             self.counts.hits.inc();
             return Ok(stats);
         }
@@ -195,8 +204,10 @@ impl Tasks {
         if let Some((conn, namespace)) = &self.cache {
             let mut conn = conn.clone();
             let key = namespace.key("tasks:generation");
-            // The generation lives as long as any counts under it could, and a day more.
+            // The generation lives as long as any counts under it could, and a day more; both in
+            // one transaction, so no generation is ever left without a TTL.
             let _: Result<(), _> = redis::pipe()
+                .atomic()
                 .incr(&key, 1)
                 .ignore()
                 .expire(&key, 86_400 + self.ttl.as_secs() as i64)

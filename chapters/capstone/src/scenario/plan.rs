@@ -1,0 +1,229 @@
+//! The requests the demo sends, drawn from a seed, and the check of every answer.
+//!
+//! A shop's day in a few thousand requests: product reads and category pages chosen by Zipf's law
+//! (a few are most of the traffic), the task board's counts, price changes and new tasks, a few
+//! logins, and one API client far over its rate limit. Every configuration replays exactly the
+//! same requests.
+
+use std::sync::Mutex;
+use std::time::Instant;
+
+use axum::http::{Method, StatusCode};
+use capstone::api::ProductView;
+use capstone::tasks::{Task, TaskStats};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, Zipf};
+use sessions::accounts::{demo_name, demo_password};
+use shared::db::items::{CATEGORIES, category_of};
+use shared::metrics::Latency;
+use shared::staleness::Committed;
+use shared_http::{Answer, Request};
+
+shared::variants! {
+    /// What a request is, for the latency table.
+    pub enum Class {
+        /// `GET /products/{id}`.
+        Product = ("product", "product read"),
+        /// `GET /pages/{category}/{page}`.
+        Page = ("page", "page read"),
+        /// `GET /tasks/stats`.
+        Stats = ("stats", "task counts"),
+        /// A price change or a new task.
+        Write = ("write", "write"),
+        /// `POST /login` (an Argon2 hash each).
+        Login = ("login", "login"),
+        /// The client over its limit.
+        Greedy = ("greedy", "over the limit"),
+    }
+}
+
+/// The user whose client sends far more than its limit.
+pub const GREEDY: u32 = 0;
+
+/// What the demo sends.
+#[derive(Clone, Copy, Debug)]
+pub struct Mix {
+    /// Requests in all.
+    pub requests: u64,
+    /// Items in the catalogue.
+    pub items: i64,
+    /// Users sending (besides the greedy one).
+    pub users: u32,
+    /// Users with an account, who log in now and then.
+    pub accounts: i64,
+    /// The Zipf exponent of products and pages.
+    pub skew: f64,
+    /// The share of requests that write.
+    pub write_ratio: f64,
+    /// The share of requests the greedy client sends.
+    pub greedy_ratio: f64,
+    /// The draws' seed.
+    pub seed: u64,
+}
+
+/// The requests, in order.
+pub fn requests(mix: &Mix) -> Vec<Request> {
+    let mut rng = StdRng::seed_from_u64(mix.seed);
+    let items = Zipf::new(mix.items as f64, mix.skew).expect("items >= 1");
+    // A page: one of the categories' first ten pages.
+    let pages = Zipf::new((CATEGORIES.len() * 10) as f64, mix.skew).expect("pages");
+    (0..mix.requests)
+        .map(|i| {
+            let user = rng.random_range(1..=mix.users);
+            let roll: f64 = rng.random();
+            if roll < mix.greedy_ratio {
+                let id = items.sample(&mut rng) as i64;
+                return Request::get(GREEDY, format!("/products/{id}"));
+            }
+            if roll < mix.greedy_ratio + mix.write_ratio {
+                return if rng.random_bool(0.5) {
+                    let id = items.sample(&mut rng) as i64;
+                    let price: i64 = rng.random_range(100..10_000);
+                    json(user, Method::PUT, format!("/products/{id}/price"), serde_json::json!({ "price_cents": price }))
+                } else {
+                    let title = format!("task {i} of user {user}");
+                    json(user, Method::POST, "/tasks".to_string(), serde_json::json!({ "title": title }))
+                };
+            }
+            match rng.random_range(0..1_000) {
+                0..5 => {
+                    let account = rng.random_range(1..=mix.accounts);
+                    let form = serde_json::json!({ "name": demo_name(account), "password": demo_password(account) });
+                    json(user, Method::POST, "/login".to_string(), form)
+                }
+                5..550 => Request::get(user, format!("/products/{}", items.sample(&mut rng) as i64)),
+                550..900 => {
+                    let n = pages.sample(&mut rng) as usize - 1;
+                    let category = CATEGORIES[n % CATEGORIES.len()];
+                    Request::get(user, format!("/pages/{category}/{}", n / CATEGORIES.len() + 1))
+                }
+                _ => Request::get(user, "/tasks/stats"),
+            }
+        })
+        .collect()
+}
+
+fn json(user: u32, method: Method, path: String, body: serde_json::Value) -> Request {
+    Request {
+        user,
+        method,
+        path,
+        json: Some(body.to_string()),
+    }
+}
+
+/// The class of a request.
+pub fn class_of(request: &Request) -> Class {
+    match (&request.method, request.path.as_str()) {
+        _ if request.user == GREEDY => Class::Greedy,
+        (&Method::POST, "/login") => Class::Login,
+        (&Method::GET, "/tasks/stats") => Class::Stats,
+        (&Method::GET, path) if path.starts_with("/pages/") => Class::Page,
+        (&Method::GET, _) => Class::Product,
+        _ => Class::Write,
+    }
+}
+
+/// What the checks counted during one configuration's run.
+pub struct Tally {
+    /// The latest committed version of each item, and when each write returned.
+    pub committed: Committed,
+    /// Latency by class.
+    pub latency: Mutex<Vec<Latency>>,
+    /// Product reads that began after a newer version had been committed and returned an older
+    /// one; and how long, at most, the version served had been out of date.
+    pub stale: Mutex<(u64, std::time::Duration)>,
+}
+
+impl Tally {
+    /// A tally for items `1..=items`.
+    pub fn new(items: i64) -> Self {
+        Tally {
+            committed: Committed::new(items),
+            latency: Mutex::new(Class::ALL.iter().map(|_| Latency::default()).collect()),
+            stale: Mutex::default(),
+        }
+    }
+
+    // ANCHOR: check
+    /// Why `answer` is wrong for `request`, if it is; counted by class and checked for staleness.
+    pub fn check(&self, request: &Request, answer: &Answer) -> Result<(), String> {
+        let class = class_of(request);
+        let took = answer.sent.elapsed();
+        self.latency.lock().expect("not poisoned")[class as usize].record(took);
+        let status = answer.status;
+        match class {
+            _ if status == StatusCode::TOO_MANY_REQUESTS => match class {
+                Class::Greedy => Ok(()),
+                _ => Err("an honest client was refused by the rate limit".to_string()),
+            },
+            Class::Product | Class::Greedy => {
+                let view: ProductView = parse(answer)?;
+                let id = id_in(&request.path)?;
+                if view.id != id || view.category != category_of(id) {
+                    return Err(format!("product {id} answered with {view:?}"));
+                }
+                self.note_staleness(id, view.version, answer.sent);
+                Ok(())
+            }
+            Class::Page => {
+                let mut parts = request.path.trim_start_matches("/pages/").split('/');
+                let (category, page) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+                let html = String::from_utf8_lossy(answer.body);
+                if !html.contains(&format!("<h1>{category}</h1>"))
+                    || !html.contains(&format!("Page {page}."))
+                {
+                    return Err(format!("page {category}/{page} answered with another page"));
+                }
+                Ok(())
+            }
+            Class::Stats => parse::<TaskStats>(answer).map(|_| ()),
+            Class::Login => {
+                let me: serde_json::Value = parse(answer)?;
+                me.get("user")
+                    .map(|_| ())
+                    .ok_or_else(|| format!("a login answered {me}"))
+            }
+            Class::Write if request.method == Method::PUT => {
+                let view: ProductView = parse(answer)?;
+                self.committed.raise(view.id, view.version);
+                Ok(())
+            }
+            Class::Write => {
+                let task: Task = parse(answer)?;
+                let asked = request.json.as_deref().unwrap_or("");
+                match asked.contains(&task.title) {
+                    true => Ok(()),
+                    false => Err(format!("a new task came back as {task:?}")),
+                }
+            }
+        }
+    }
+    // ANCHOR_END: check
+
+    /// Counts a product read that began after a newer version's write had returned.
+    fn note_staleness(&self, id: i64, seen: i64, sent: Instant) {
+        let outdated = self.committed.outdated_for(id, seen, sent);
+        if !outdated.is_zero() {
+            let mut stale = self.stale.lock().expect("not poisoned");
+            stale.0 += 1;
+            stale.1 = stale.1.max(outdated);
+        }
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(answer: &Answer) -> Result<T, String> {
+    if !answer.status.is_success() && answer.status != StatusCode::NOT_MODIFIED {
+        return Err(format!("status {}", answer.status));
+    }
+    serde_json::from_slice(answer.body).map_err(|e| format!("not the JSON expected: {e}"))
+}
+
+fn id_in(path: &str) -> Result<i64, String> {
+    path.trim_start_matches("/products/")
+        .split('/')
+        .next()
+        .and_then(|id| id.parse().ok())
+        .ok_or_else(|| format!("no id in {path}"))
+}

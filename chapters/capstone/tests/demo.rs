@@ -1,0 +1,74 @@
+//! The demo binary: a small run answers every request right in every configuration, and the
+//! caches do what the chapter says; bad input exits non-zero with advice.
+
+use serde_json::Value;
+use shared::process::DemoOutput;
+
+fn demo(args: &[&str]) -> DemoOutput {
+    shared::process::demo_output(env!("CARGO_BIN_EXE_capstone"), args).expect("run the demo")
+}
+
+#[test]
+fn a_small_run_is_right_everywhere_and_the_caches_spare_the_database() {
+    let out = demo(&[
+        "--requests",
+        "1500",
+        "--db-latency-ms",
+        "0",
+        "--format",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", out.stderr);
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    let rows = report["load"]["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 4, "one row per configuration: {rows:?}");
+    for row in rows {
+        assert_eq!(row["wrong"], 0, "wrong answers: {row}");
+        assert_eq!(row["errors"], 0, "failed requests: {row}");
+        assert!(
+            row["refused"].as_u64().unwrap() > 0,
+            "the greedy client is refused: {row}"
+        );
+    }
+    let queries = |row: &Value| row["queries_per_1k"].as_f64().unwrap();
+    for row in &rows[1..] {
+        assert!(
+            queries(row) * 2.0 < queries(&rows[0]),
+            "{}: {} queries per 1,000 requests against {} without a cache: expected under half",
+            row["caching"],
+            queries(row),
+            queries(&rows[0])
+        );
+    }
+    let not_modified = |i: usize| rows[i]["not_modified"].as_u64().unwrap();
+    assert_eq!(not_modified(2), 0, "no ETags without conditional requests");
+    assert!(
+        not_modified(3) > 0,
+        "clients that keep ETags get 304s: {}",
+        rows[3]
+    );
+    let layers = report["layers"]["rows"].as_array().unwrap();
+    for row in layers {
+        assert_eq!(
+            row["stale"], 0,
+            "a product read older than an acknowledged write: {row}"
+        );
+    }
+    let l1 = layers[2]["shares"][0].as_f64().unwrap();
+    assert!(
+        l1 > 0.3,
+        "L1 answered {l1} of the layered configuration's reads: {}",
+        layers[2]
+    );
+    assert!(!report["load"]["conclusion"].as_str().unwrap().is_empty());
+}
+
+#[test]
+fn bad_input_is_refused_with_advice() {
+    let out = demo(&["--requests", "5"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stderr.contains("--requests"), "{}", out.stderr);
+    let out = demo(&["serve", "--port", "80"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stderr.contains("--port"), "{}", out.stderr);
+}
