@@ -325,7 +325,8 @@ pub fn conclude_layers(layers: &[Layers]) -> String {
         .iter()
         .find(|l| l.caching == Caching::RedisOnly.label());
     let mut said = format!(
-        "With memory in front of Redis, L1 answered {} of product and page reads and Redis {}{};          the database {}. ",
+        "With memory in front of Redis, L1 answered {} of product and page reads and Redis {}{}; \
+         the database {}. ",
         report::percent(layered.shares[0]),
         report::percent(layered.shares[1]),
         redis_only.map_or(String::new(), |r| format!(
@@ -335,7 +336,10 @@ pub fn conclude_layers(layers: &[Layers]) -> String {
         report::percent(layered.shares[3]),
     );
     said += &format!(
-        "Pages were stored {:.1}x smaller than rendered (LZ4). Prefetching the next page rendered          or brought up {} pages, which answered {} reads. The disk layer answers only when Redis          has lost a page (a restart, an eviction), so it answered {} here; the benchmark measures          it.",
+        "Pages were stored {:.1}x smaller than rendered (LZ4). Prefetching the next page \
+         rendered or brought up {} pages, which answered {} reads. The disk layer answers only \
+         when Redis has lost a page (a restart, an eviction), so it answered {} here; the \
+         benchmark measures it.",
         layered.compression,
         report::count(layered.prefetched),
         report::count(layered.prefetch_hits),
