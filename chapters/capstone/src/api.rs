@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::news::Views;
 use crate::pages::{PageKey, Source};
 use crate::service::Service;
 use crate::settings::Caching;
@@ -256,5 +257,86 @@ pub async fn task_stats(
         body,
         None,
         "stats",
+    ))
+}
+
+/// An article's new title and text.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ArticleForm {
+    /// Never empty.
+    pub title: String,
+    /// The text.
+    pub body: String,
+}
+
+/// `GET /news/{id}`: written through, so never older than the last acknowledged edit.
+pub async fn article(
+    State(service): State<Arc<Service>>,
+    Path(id): Path<i64>,
+    request: HeaderMap,
+) -> Result<Response, Failure> {
+    let Some(article) = service.news.article(id).await? else {
+        return Err(Failure(StatusCode::NOT_FOUND, "no such article"));
+    };
+    let body = serde_json::to_vec(&article).expect("an article encodes");
+    let etag = Some(format!("\"a{}-v{}\"", article.id, article.version));
+    Ok(respond(
+        &service,
+        &request,
+        "application/json",
+        body,
+        etag,
+        "article",
+    ))
+}
+
+/// `PUT /news/{id}`: committed, then the committed row written into Redis with its version.
+pub async fn update_article(
+    State(service): State<Arc<Service>>,
+    Path(id): Path<i64>,
+    Json(form): Json<ArticleForm>,
+) -> Result<Json<write_through::Article>, Failure> {
+    if form.title.trim().is_empty() {
+        return Err(Failure(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "an article needs a title",
+        ));
+    }
+    match service.news.update(id, &form.title, &form.body).await? {
+        Some(article) => Ok(Json(article)),
+        None => Err(Failure(StatusCode::NOT_FOUND, "no such article")),
+    }
+}
+
+/// `POST /news/{id}/views`: a view counted (written behind), and the count it makes.
+pub async fn view(
+    State(service): State<Arc<Service>>,
+    Path(id): Path<i64>,
+) -> Result<Json<Views>, Failure> {
+    match service.news.view(id).await {
+        Ok(Some(views)) => Ok(Json(views)),
+        Ok(None) => Err(Failure(StatusCode::NOT_FOUND, "no such article")),
+        Err(_) => Err(Failure(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "views cannot be counted now",
+        )),
+    }
+}
+
+/// `GET /news/trending`: the most viewed articles, at most `trending_ttl` plus the flusher's lag
+/// behind the views.
+pub async fn trending(
+    State(service): State<Arc<Service>>,
+    request: HeaderMap,
+) -> Result<Response, Failure> {
+    let trending = service.news.trending().await?;
+    let body = serde_json::to_vec(&trending).expect("trending encodes");
+    Ok(respond(
+        &service,
+        &request,
+        "application/json",
+        body,
+        None,
+        "trending",
     ))
 }

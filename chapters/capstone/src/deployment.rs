@@ -20,13 +20,20 @@ pub const TIMEOUTS: Timeouts = Timeouts {
     refresh_after: Duration::from_secs(60),
 };
 
+/// Articles on the news site.
+pub const ARTICLES: i64 = 200;
+
 /// Creates the service's tables on the stage's database: `items` (seeded `1..=items`), `tasks`,
-/// and `accounts` (`users` of them, user 1 the administrator).
+/// `articles` and `scores` (the news site's [`ARTICLES`] and their views), and `accounts` (`users`
+/// of them, user 1 the administrator).
 pub async fn create_tables(stage: &Stage, items: i64, users: i64) -> anyhow::Result<Accounts> {
     let db = stage.db();
     shared::db::items::create(db, items)
         .await
         .context("could not create the items table")?;
+    crate::news::create_tables(db, ARTICLES)
+        .await
+        .context("could not create the articles and scores tables")?;
     tasks::create_table(db)
         .await
         .context("could not create the tasks table")?;
@@ -112,13 +119,15 @@ impl Running {
         self.served[i % self.served.len()].url(path)
     }
 
-    /// Stops every instance: the requests in flight finish first, then the prefetches.
+    /// Stops every instance: the requests in flight finish first, then the prefetches, then
+    /// the flushers once the views queued are written.
     pub async fn stop(self) -> anyhow::Result<()> {
         for served in self.served {
             served.stop().await?;
         }
         for service in &self.services {
             service.pages.settle().await;
+            service.news.drain().await;
         }
         Ok(())
     }

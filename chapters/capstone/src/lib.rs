@@ -18,6 +18,7 @@
 //! - [`pages`]: rendered pages through memory, Redis and disk, warmed with jittered TTLs and
 //!   prefetched;
 //! - [`tasks`]: the task manager, IDs from the database, counts cached under a generation;
+//! - [`news`]: articles written through, views written behind, trending with a staleness bound;
 //! - [`limits`]: the rate-limiting lesson's GCRA on the API, with its headers;
 //! - [`admin`] and [`health`]: clearing the service's own keys for an administrator, and a
 //!   health check that says what is down;
@@ -32,6 +33,7 @@ pub mod deployment;
 pub mod disk;
 pub mod health;
 pub mod limits;
+pub mod news;
 pub mod packed;
 pub mod pages;
 pub mod products;

@@ -20,12 +20,13 @@ use scenario::{Run, table};
 /// Two instances of the service share Redis and the database: product reads through two tiers
 /// (memory, then Redis) kept in step by a backplane, category pages through memory, Redis and a
 /// disk layer (compressed with LZ4, warmed with jittered TTLs, the next page prefetched), task
-/// counts cached under a generation that every write raises, logins with rotating sessions, and a
-/// GCRA rate limit per client. The same requests (Zipf-distributed reads, price changes, new
-/// tasks, logins, and one client far over its limit) go through four configurations: no cache,
-/// Redis only, memory and Redis, and the same with clients that keep ETags. Every answer is
-/// checked, and every product read is checked for staleness against the writes acknowledged
-/// before it began.
+/// counts cached under a generation that every write raises, news articles written through, their
+/// views written behind and trending derived from them, logins with rotating sessions, and a GCRA
+/// rate limit per client. The same requests (Zipf-distributed reads, views, price changes, new
+/// tasks, edited articles, logins, and one client far over its limit) go through four
+/// configurations: no cache, Redis only, memory and Redis, and the same with clients that keep
+/// ETags. Every answer is checked; every product and article read is checked for staleness against
+/// the writes acknowledged before it began, and trending against the views acknowledged.
 ///
 /// Try --db-latency-ms 20 for a slower database, --skew 0.6 for flatter traffic, or `serve` to
 /// keep the service running.
@@ -126,6 +127,7 @@ async fn run(cli: Cli, cleanup: Cleanup) -> anyhow::Result<()> {
         mix: Mix {
             requests: cli.requests,
             items: cli.items as i64,
+            articles: capstone::deployment::ARTICLES,
             users: cli.users as u32,
             accounts: ACCOUNTS,
             skew: cli.skew,

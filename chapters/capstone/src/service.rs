@@ -11,6 +11,7 @@ use shared::{Database, Instance, Namespace, RedisConn, SetupError};
 
 use crate::disk::DiskCache;
 use crate::limits::RateLimiter;
+use crate::news::News;
 use crate::pages::{Layers, Pages};
 use crate::products::Products;
 use crate::settings::Settings;
@@ -50,6 +51,8 @@ pub struct Service {
     pub pages: Arc<Pages>,
     /// Tasks and their counts.
     pub tasks: Tasks,
+    /// Articles, views and trending.
+    pub news: News,
     /// The rate limiter.
     pub limiter: RateLimiter,
     /// What the sessions lesson's handlers need.
@@ -101,6 +104,15 @@ impl Service {
             .redis()
             .then(|| (conn.clone(), shared.cache_namespace.child("tasks")));
         let tasks = Tasks::new(shared.db.clone(), stats_cache, settings.stats_ttl);
+        let news = if caching.redis() {
+            // A consumer name of its own: the instances' flushers share each queue's work.
+            let consumer = format!("instance-{:016x}", rand::random::<u64>());
+            let namespace = shared.cache_namespace.child("news");
+            let (db, url, ttl) = (shared.db.clone(), &shared.url, settings.trending_ttl);
+            News::cached(db, conn.clone(), url, namespace, &consumer, ttl).await?
+        } else {
+            News::direct(shared.db.clone())
+        };
         let limiter = RateLimiter::new(
             conn.clone(),
             shared.limit_namespace.clone(),
@@ -122,6 +134,7 @@ impl Service {
             products,
             pages,
             tasks,
+            news,
             limiter,
             sessions,
             _disk_folder: disk_folder,
@@ -150,6 +163,9 @@ impl Service {
                     .put(api::update_task)
                     .delete(api::delete_task),
             )
+            .route("/news/trending", get(api::trending))
+            .route("/news/{id}", get(api::article).put(api::update_article))
+            .route("/news/{id}/views", post(api::view))
             .with_state(self.clone());
         let signed_in = sessions::api::accounts()
             .with_state(self.sessions.clone())

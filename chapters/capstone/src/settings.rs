@@ -43,6 +43,8 @@ pub struct Settings {
     pub disk_budget: u64,
     /// How long task counts are kept.
     pub stats_ttl: Duration,
+    /// How long trending is kept: with the flusher's lag, how far it may trail the views.
+    pub trending_ttl: Duration,
     /// Requests per second a client may make (and as many in a burst).
     pub rate_limit: u32,
     /// Users allowed to administer the caches (after confirming their password).
@@ -65,6 +67,7 @@ impl Settings {
             },
             disk_budget: 64 << 20,
             stats_ttl: Duration::from_secs(60),
+            trending_ttl: Duration::from_secs(1),
             rate_limit: 200,
             administrators: vec![1],
         }

@@ -4,12 +4,14 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use capstone::admin::Cleared;
 use capstone::api::{ANSWERED_BY, ProductView};
 use capstone::deployment::{self, Running};
 use capstone::disk::DiskCache;
 use capstone::health::Health;
+use capstone::news::{Trend, Views};
 use capstone::pages::PageKey;
 use capstone::tasks::{Task, TaskStats};
 use capstone::{Caching, Deployment, Settings};
@@ -19,6 +21,8 @@ use sessions::accounts::{demo_name, demo_password};
 use sessions::api::{Confirm, Login};
 use sessions::client::send;
 use shared::{DbOptions, ServerOptions, Stage};
+use write_behind::table::Scores;
+use write_through::Article;
 
 /// Items seeded; users with accounts (user 1 the administrator).
 const ITEMS: i64 = 400;
@@ -518,6 +522,107 @@ async fn task_stats_follow_every_write_and_are_cached_between_writes() {
     f.stop().await;
 }
 
+// ---- news: articles written through, views written behind, trending -------------------------
+
+/// An edit is acknowledged after the committed row is in Redis: the other instance reads it at
+/// once, at its new version.
+#[tokio::test]
+async fn an_edited_article_is_read_at_its_new_version_on_either_instance() {
+    let f = fixture(Settings::new(Caching::Layered)).await;
+    let before: Article = f.json(1, "/news/3").await;
+    let response = f
+        .client
+        .put(f.running.url(0, "/news/3"))
+        .header("content-type", "application/json")
+        .body(serde_json::json!({"title": "Rewritten", "body": "New text."}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let queries = f.stage.db().queries();
+    let after: Article = f.json(1, "/news/3").await;
+    assert_eq!(
+        (after.title.as_str(), after.version),
+        ("Rewritten", before.version + 1),
+        "the other instance, right after the edit was acknowledged"
+    );
+    assert_eq!(
+        f.stage.db().queries(),
+        queries,
+        "the read after an edit came from the database: the edit did not write the cache"
+    );
+    f.stop().await;
+}
+
+/// A view is acknowledged from Redis; the flusher writes it to the database, and a clean stop
+/// leaves none unwritten.
+#[tokio::test]
+async fn acknowledged_views_all_reach_the_database() {
+    let f = fixture(Settings::new(Caching::Layered)).await;
+    let mut last = 0;
+    for i in 0..20 {
+        let response = f
+            .client
+            .post(f.running.url(i, "/news/4/views"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let views: Views = read(response).await;
+        assert_eq!(views.views, last + 1, "each view's count, in order");
+        last = views.views;
+    }
+    let Fixture {
+        stage,
+        deployment,
+        running,
+        ..
+    } = f;
+    running.stop().await.unwrap();
+    drop(deployment);
+    let row = stage.db().score(4).await.unwrap().unwrap();
+    assert_eq!(
+        row.points, 20,
+        "views in the database after the flushers drained"
+    );
+    stage.close().await.unwrap();
+}
+
+/// Trending is derived from the flushed views and kept a second: it catches up with the views
+/// acknowledged, and counts none twice.
+#[tokio::test]
+async fn trending_catches_up_with_the_acknowledged_views() {
+    let f = fixture(Settings::new(Caching::Layered)).await;
+    for _ in 0..7 {
+        let response = f
+            .client
+            .post(f.running.url(0, "/news/9/views"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    let mut polls = 0;
+    let trending = loop {
+        let trending: Vec<Trend> = f.json(1, "/news/trending").await;
+        if trending.iter().any(|t| t.id == 9 && t.views >= 7) {
+            break trending;
+        }
+        polls += 1;
+        assert!(
+            polls < 1_000,
+            "trending never showed article 9's 7 views: {trending:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(
+        trending[0],
+        Trend { id: 9, views: 7 },
+        "no view counted twice"
+    );
+    f.stop().await;
+}
+
 // ---- the rate limit (the source's bug 2) ------------------------------------------------------
 
 /// The source named a client by `X-Forwarded-For` from anyone, and set its counter's TTL in a
@@ -716,5 +821,18 @@ async fn health_says_degraded_while_redis_is_down_and_reads_go_on() {
     );
     let page = f.get(1, "/pages/kitchen/1").await;
     assert_eq!(page.status(), StatusCode::OK, "pages too");
+    // Back, so that the flushers drain (what is queued waits in Redis for a flusher otherwise).
+    f.stage.server().restart().unwrap();
+    // The connection finds out on its next command that it must reconnect.
+    let mut polls = 0;
+    loop {
+        let health: Health = f.json(0, "/health").await;
+        if health.status == "ok" {
+            break;
+        }
+        polls += 1;
+        assert!(polls < 500, "Redis restarted, /health still says {health:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     f.stop().await;
 }

@@ -67,6 +67,7 @@ impl Run<'_> {
                 shared::comeback::again_after_outage(&conn, &url, caching.label(), || async move {
                     shared::db::items::reset(self.stage.db()).await?;
                     capstone::tasks::delete_all(self.stage.db()).await?;
+                    capstone::news::reset(self.stage.db(), self.mix.articles).await?;
                     self.one(caching, requests.clone()).await
                 })
                 .await?;
@@ -97,7 +98,7 @@ impl Run<'_> {
                 .await
                 .context("warming failed")?;
         }
-        let tally = Arc::new(Tally::new(self.mix.items));
+        let tally = Arc::new(Tally::new(self.mix.items, self.mix.articles));
         let db = self.stage.db();
         let mut conn = self.stage.conn();
         let (queries, commands) = (db.queries(), conn.commands_processed().await?);

@@ -1,8 +1,9 @@
 //! The requests the demo sends, drawn from a seed, and the check of every answer.
 //!
-//! A shop's day in a few thousand requests: product reads and category pages chosen by Zipf's law
-//! (a few are most of the traffic), the task board's counts, price changes and new tasks, a few
-//! logins, and one API client far over its rate limit. Every configuration replays exactly the
+//! A shop's day in a few thousand requests: product reads, category pages and news articles chosen
+//! by Zipf's law (a few are most of the traffic), views counted, trending, the task board's counts,
+//! price changes, new tasks and edited articles, a few logins, and one API client far over its
+//! rate limit. Every configuration replays exactly the
 //! same requests.
 
 use std::sync::Mutex;
@@ -10,6 +11,7 @@ use std::time::Instant;
 
 use axum::http::{Method, StatusCode};
 use capstone::api::ProductView;
+use capstone::news::{Trend, Views};
 use capstone::tasks::{Task, TaskStats};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -19,6 +21,7 @@ use shared::db::items::{CATEGORIES, category_of};
 use shared::metrics::Latency;
 use shared::staleness::Committed;
 use shared_http::{Answer, Request};
+use write_through::Article;
 
 shared::variants! {
     /// What a request is, for the latency table.
@@ -29,7 +32,13 @@ shared::variants! {
         Page = ("page", "page read"),
         /// `GET /tasks/stats`.
         Stats = ("stats", "task counts"),
-        /// A price change or a new task.
+        /// `GET /news/{id}`.
+        Article = ("article", "article read"),
+        /// `POST /news/{id}/views`.
+        View = ("view", "view counted"),
+        /// `GET /news/trending`.
+        Trending = ("trending", "trending"),
+        /// A price change, a new task or an article edited.
         Write = ("write", "write"),
         /// `POST /login` (an Argon2 hash each).
         Login = ("login", "login"),
@@ -48,6 +57,8 @@ pub struct Mix {
     pub requests: u64,
     /// Items in the catalogue.
     pub items: i64,
+    /// Articles on the news site.
+    pub articles: i64,
     /// Users sending (besides the greedy one).
     pub users: u32,
     /// Users with an account, who log in now and then.
@@ -68,6 +79,7 @@ pub fn requests(mix: &Mix) -> Vec<Request> {
     let items = Zipf::new(mix.items as f64, mix.skew).expect("items >= 1");
     // A page: one of the categories' first ten pages.
     let pages = Zipf::new((CATEGORIES.len() * 10) as f64, mix.skew).expect("pages");
+    let articles = Zipf::new(mix.articles as f64, mix.skew).expect("articles >= 1");
     (0..mix.requests)
         .map(|i| {
             let user = rng.random_range(1..=mix.users);
@@ -77,13 +89,23 @@ pub fn requests(mix: &Mix) -> Vec<Request> {
                 return Request::get(GREEDY, format!("/products/{id}"));
             }
             if roll < mix.greedy_ratio + mix.write_ratio {
-                return if rng.random_bool(0.5) {
-                    let id = items.sample(&mut rng) as i64;
-                    let price: i64 = rng.random_range(100..10_000);
-                    json(user, Method::PUT, format!("/products/{id}/price"), serde_json::json!({ "price_cents": price }))
-                } else {
-                    let title = format!("task {i} of user {user}");
-                    json(user, Method::POST, "/tasks".to_string(), serde_json::json!({ "title": title }))
+                return match rng.random_range(0..3) {
+                    0 => {
+                        let id = items.sample(&mut rng) as i64;
+                        let price: i64 = rng.random_range(100..10_000);
+                        let form = serde_json::json!({ "price_cents": price });
+                        json(user, Method::PUT, format!("/products/{id}/price"), form)
+                    }
+                    1 => {
+                        let title = format!("task {i} of user {user}");
+                        let form = serde_json::json!({ "title": title });
+                        json(user, Method::POST, "/tasks".to_string(), form)
+                    }
+                    _ => {
+                        let id = articles.sample(&mut rng) as i64;
+                        let form = serde_json::json!({ "title": format!("Article {id}, edit {i}"), "body": "Edited." });
+                        json(user, Method::PUT, format!("/news/{id}"), form)
+                    }
                 };
             }
             match rng.random_range(0..1_000) {
@@ -92,12 +114,18 @@ pub fn requests(mix: &Mix) -> Vec<Request> {
                     let form = serde_json::json!({ "name": demo_name(account), "password": demo_password(account) });
                     json(user, Method::POST, "/login".to_string(), form)
                 }
-                5..550 => Request::get(user, format!("/products/{}", items.sample(&mut rng) as i64)),
-                550..900 => {
+                5..400 => Request::get(user, format!("/products/{}", items.sample(&mut rng) as i64)),
+                400..650 => {
                     let n = pages.sample(&mut rng) as usize - 1;
                     let category = CATEGORIES[n % CATEGORIES.len()];
                     Request::get(user, format!("/pages/{category}/{}", n / CATEGORIES.len() + 1))
                 }
+                650..800 => Request::get(user, format!("/news/{}", articles.sample(&mut rng) as i64)),
+                800..890 => {
+                    let id = articles.sample(&mut rng) as i64;
+                    Request { user, method: Method::POST, path: format!("/news/{id}/views"), json: None }
+                }
+                890..915 => Request::get(user, "/news/trending"),
                 _ => Request::get(user, "/tasks/stats"),
             }
         })
@@ -119,6 +147,9 @@ pub fn class_of(request: &Request) -> Class {
         _ if request.user == GREEDY => Class::Greedy,
         (&Method::POST, "/login") => Class::Login,
         (&Method::GET, "/tasks/stats") => Class::Stats,
+        (&Method::GET, "/news/trending") => Class::Trending,
+        (&Method::GET, path) if path.starts_with("/news/") => Class::Article,
+        (&Method::POST, path) if path.ends_with("/views") => Class::View,
         (&Method::GET, path) if path.starts_with("/pages/") => Class::Page,
         (&Method::GET, _) => Class::Product,
         _ => Class::Write,
@@ -129,18 +160,29 @@ pub fn class_of(request: &Request) -> Class {
 pub struct Tally {
     /// The latest committed version of each item, and when each write returned.
     pub committed: Committed,
+    /// The same for the articles.
+    pub articles: Committed,
+    /// Each article's acknowledged views, as versions: when the view that made the count `n`
+    /// was acknowledged.
+    pub views: Committed,
+    /// How far, at most, trending trailed the acknowledged views: the longest time a count it
+    /// showed had been out of date when the request was sent.
+    pub trending_lag: Mutex<std::time::Duration>,
     /// Latency by class.
     pub latency: Mutex<Vec<Latency>>,
-    /// Product reads that began after a newer version had been committed and returned an older
-    /// one; and how long, at most, the version served had been out of date.
+    /// Product and article reads that began after a newer version had been committed and
+    /// returned an older one; and how long, at most, the version served had been out of date.
     pub stale: Mutex<(u64, std::time::Duration)>,
 }
 
 impl Tally {
-    /// A tally for items `1..=items`.
-    pub fn new(items: i64) -> Self {
+    /// A tally for items `1..=items` and articles `1..=articles`.
+    pub fn new(items: i64, articles: i64) -> Self {
         Tally {
             committed: Committed::new(items),
+            articles: Committed::new(articles),
+            views: Committed::new(articles),
+            trending_lag: Mutex::default(),
             latency: Mutex::new(Class::ALL.iter().map(|_| Latency::default()).collect()),
             stale: Mutex::default(),
         }
@@ -164,7 +206,30 @@ impl Tally {
                 if view.id != id || view.category != category_of(id) {
                     return Err(format!("product {id} answered with {view:?}"));
                 }
-                self.note_staleness(id, view.version, answer.sent);
+                self.note_staleness(&self.committed, id, view.version, answer.sent);
+                Ok(())
+            }
+            Class::Article => {
+                let article: Article = parse(answer)?;
+                let id = id_in(&request.path)?;
+                if article.id != id {
+                    return Err(format!("article {id} answered with article {}", article.id));
+                }
+                self.note_staleness(&self.articles, id, article.version, answer.sent);
+                Ok(())
+            }
+            Class::View => {
+                let views: Views = parse(answer)?;
+                self.views.raise(views.id, views.views);
+                Ok(())
+            }
+            Class::Trending => {
+                let trending: Vec<Trend> = parse(answer)?;
+                let mut lag = self.trending_lag.lock().expect("not poisoned");
+                for trend in trending {
+                    let behind = self.views.outdated_for(trend.id, trend.views, answer.sent);
+                    *lag = (*lag).max(behind);
+                }
                 Ok(())
             }
             Class::Page => {
@@ -185,6 +250,11 @@ impl Tally {
                     .map(|_| ())
                     .ok_or_else(|| format!("a login answered {me}"))
             }
+            Class::Write if request.path.starts_with("/news/") => {
+                let article: Article = parse(answer)?;
+                self.articles.raise(article.id, article.version);
+                Ok(())
+            }
             Class::Write if request.method == Method::PUT => {
                 let view: ProductView = parse(answer)?;
                 self.committed.raise(view.id, view.version);
@@ -202,9 +272,9 @@ impl Tally {
     }
     // ANCHOR_END: check
 
-    /// Counts a product read that began after a newer version's write had returned.
-    fn note_staleness(&self, id: i64, seen: i64, sent: Instant) {
-        let outdated = self.committed.outdated_for(id, seen, sent);
+    /// Counts a read that began after a newer version's write had returned.
+    fn note_staleness(&self, committed: &Committed, id: i64, seen: i64, sent: Instant) {
+        let outdated = committed.outdated_for(id, seen, sent);
         if !outdated.is_zero() {
             let mut stale = self.stale.lock().expect("not poisoned");
             stale.0 += 1;
@@ -222,6 +292,7 @@ fn parse<T: serde::de::DeserializeOwned>(answer: &Answer) -> Result<T, String> {
 
 fn id_in(path: &str) -> Result<i64, String> {
     path.trim_start_matches("/products/")
+        .trim_start_matches("/news/")
         .split('/')
         .next()
         .and_then(|id| id.parse().ok())

@@ -122,11 +122,13 @@ pub struct Layers {
     pub caching: &'static str,
     /// Share of product and page reads answered by L1, L2, L3 and the database.
     pub shares: [f64; 4],
-    /// Product reads that began after a newer price had been committed and returned an older
-    /// one.
+    /// Product and article reads that began after a newer version had been committed and
+    /// returned an older one.
     pub stale: u64,
     /// How long, at most, the version such a read served had been out of date, in ms.
     pub longest_stale_ms: f64,
+    /// How far trending trailed the acknowledged views, at most, in ms.
+    pub trending_lag_ms: f64,
     /// Page bytes rendered over page bytes stored.
     pub compression: f64,
     /// Pages a prefetch rendered or brought up.
@@ -148,6 +150,13 @@ impl Layers {
                     shares: m.layers.map(|n| n as f64 / reads),
                     stale: stale.0,
                     longest_stale_ms: stale.1.as_secs_f64() * 1_000.0,
+                    trending_lag_ms: m
+                        .tally
+                        .trending_lag
+                        .lock()
+                        .expect("not poisoned")
+                        .as_secs_f64()
+                        * 1_000.0,
                     compression: m.page_bytes.0 as f64 / m.page_bytes.1.max(1) as f64,
                     prefetched: m.prefetch.0,
                     prefetch_hits: m.prefetch.1,
@@ -167,9 +176,8 @@ impl Row for Layers {
             "database",
             "stale reads",
             "longest",
+            "trending lag",
             "compression",
-            "prefetched",
-            "their hits",
         ]
     }
 
@@ -189,12 +197,11 @@ impl Row for Layers {
                 0 => "–".to_string(),
                 _ => format!("{:.1} ms", self.longest_stale_ms),
             },
+            format!("{:.0} ms", self.trending_lag_ms),
             match self.compression > 0.0 && self.caching != Caching::NoCache.label() {
                 true => format!("{:.1}x", self.compression),
                 false => "–".to_string(),
             },
-            report::count(self.prefetched),
-            report::count(self.prefetch_hits),
         ]
     }
 }
@@ -286,8 +293,8 @@ pub fn conclude(load: &[Load], layers: &[Layers]) -> String {
         best.caching, best.speedup, best.queries_per_1k, none.queries_per_1k
     );
     said += &match stale {
-        0 => "No product read returned a price older than one already committed and \
-              acknowledged when the read began. "
+        0 => "No product or article read returned a version older than one already \
+              committed and acknowledged when the read began. "
             .to_string(),
         _ => {
             let longest = layers
@@ -295,8 +302,9 @@ pub fn conclude(load: &[Load], layers: &[Layers]) -> String {
                 .map(|l| l.longest_stale_ms)
                 .fold(0.0, f64::max);
             format!(
-                "{} product reads returned a price older than one already acknowledged, for at \
-                 most {longest:.1} ms: the backplane's delay between instances. ",
+                "{} product or article reads returned a version older than one already \
+                 acknowledged, for at most {longest:.1} ms: the backplane's delay between \
+                 instances, within L1's TTL. ",
                 report::count(stale)
             )
         }
@@ -339,11 +347,16 @@ pub fn conclude_layers(layers: &[Layers]) -> String {
         "Pages were stored {:.1}x smaller than rendered (LZ4). Prefetching the next page \
          rendered or brought up {} pages, which answered {} reads. The disk layer answers only \
          when Redis has lost a page (a restart, an eviction), so it answered {} here; the \
-         benchmark measures it.",
+         benchmark measures it. ",
         layered.compression,
         report::count(layered.prefetched),
         report::count(layered.prefetch_hits),
         report::percent(layered.shares[2]),
+    );
+    let lag = layers.iter().map(|l| l.trending_lag_ms).fold(0.0, f64::max);
+    said += &format!(
+        "Trending trailed the views already acknowledged by at most {lag:.0} ms, within its bound: \
+         its TTL (1 s) plus the time the flusher takes to write a view to the database."
     );
     said
 }

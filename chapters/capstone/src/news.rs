@@ -1,0 +1,267 @@
+//! The news site: articles written through, view counts written behind, and trending derived
+//! from the counts with a staleness bound.
+//!
+//! An article is read far more than it is edited, and an edited article must show at once: the
+//! write-through lesson's repository commits, then writes the committed row into Redis with its
+//! version, so a slower writer can never put an older row back ([`write_through::WriteThrough`]).
+//!
+//! A view is the opposite: written on every read of an article, and no reader needs the exact
+//! count that instant. Writing each to the database is a write per page view; the write-behind
+//! lesson acknowledges it once it is in Redis with its queue entry, in one script, and a flusher
+//! on each instance writes batches to the database ([`write_behind::WriteBehind`]). Its table is
+//! the lesson's `scores`, one row per article: the points are the article's views. A view needs
+//! Redis: with Redis down it is refused (503) rather than counted twice later.
+//!
+//! Trending (the ten most viewed) is derived from the flushed counts and cached for
+//! `trending_ttl`, so it lags the acknowledged views by at most that TTL plus the flusher's lag:
+//! the demo measures the lag against every view it was told was counted.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use redis::AsyncCommands;
+use serde::{Deserialize, Serialize};
+use shared::metrics::Counter;
+use shared::{Database, Namespace, RedisConn, SetupError};
+use sqlx::Row;
+use write_behind::table::Scores;
+use write_behind::{Apply, Flusher, Layout, WriteBehind};
+use write_through::table::Articles;
+use write_through::{Article, WriteThrough};
+
+/// How many articles trending lists.
+pub const TRENDING: i64 = 10;
+
+/// One entry of trending.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trend {
+    /// The article.
+    pub id: i64,
+    /// Its views, as flushed.
+    pub views: i64,
+}
+
+/// An article's views after a view was counted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Views {
+    /// The article.
+    pub id: i64,
+    /// Its views, this one included.
+    pub views: i64,
+}
+
+/// Creates the `articles` and `scores` tables, seeded with articles `1..=count` and no views.
+pub async fn create_tables(db: &Database, count: i64) -> Result<(), sqlx::Error> {
+    write_through::table::create(db, count).await?;
+    write_behind::table::create(db, count).await
+}
+
+/// Every article back to its seed row and no views (not counted): each of a demo's runs starts
+/// from the same rows.
+pub async fn reset(db: &Database, count: i64) -> Result<(), sqlx::Error> {
+    let mut setup = db.setup().await?;
+    sqlx::query("DELETE FROM articles")
+        .execute(&mut *setup)
+        .await?;
+    for id in 1..=count {
+        let article = write_through::table::seed_article(id);
+        sqlx::query("INSERT INTO articles (id, title, body, version) VALUES ($1, $2, $3, $4)")
+            .bind(article.id)
+            .bind(&article.title)
+            .bind(&article.body)
+            .bind(article.version)
+            .execute(&mut *setup)
+            .await?;
+    }
+    setup.commit().await?;
+    write_behind::table::reset(db).await
+}
+
+/// What the trending cache counted.
+#[derive(Default, Debug)]
+pub struct NewsCounts {
+    /// Trending answered from Redis.
+    pub trending_hits: Counter,
+    /// Trending computed by a query.
+    pub trending_misses: Counter,
+}
+
+/// The news of one instance: with caching, the lessons' repositories and this instance's
+/// flusher; without, the database alone.
+pub struct News {
+    db: Arc<Database>,
+    cached: Option<Cached>,
+    /// What it counted.
+    pub counts: NewsCounts,
+}
+
+/// The cached configuration's parts.
+struct Cached {
+    conn: RedisConn,
+    namespace: Namespace,
+    articles: WriteThrough,
+    views: WriteBehind,
+    flusher: Mutex<Option<write_behind::Running>>,
+    trending_ttl: Duration,
+}
+
+impl News {
+    /// The news without a cache.
+    pub fn direct(db: Arc<Database>) -> Self {
+        News {
+            db,
+            cached: None,
+            counts: NewsCounts::default(),
+        }
+    }
+
+    /// The news with caching: keys under `namespace`, this instance's flusher (named `consumer`)
+    /// started on the Redis at `url`.
+    pub async fn cached(
+        db: Arc<Database>,
+        conn: RedisConn,
+        url: &str,
+        namespace: Namespace,
+        consumer: &str,
+        trending_ttl: Duration,
+    ) -> Result<Self, SetupError> {
+        let articles = WriteThrough::new(
+            db.clone(),
+            conn.clone(),
+            namespace.child("articles"),
+            write_through::Settings::default(),
+        );
+        let settings = write_behind::Settings::default();
+        let layout = Layout::new(namespace.child("views"), settings.shards);
+        write_behind::write::create_queues(&conn, &layout)
+            .await
+            .map_err(|e| SetupError::RedisCommand(e.to_string()))?;
+        let flusher = Arc::new(Flusher::new(
+            db.clone(),
+            layout.clone(),
+            settings.clone(),
+            Apply::Versioned,
+            consumer,
+        ));
+        let flusher = flusher.start(url).await?;
+        let views = WriteBehind::new(conn.clone(), db.clone(), layout, settings);
+        Ok(News {
+            db,
+            cached: Some(Cached {
+                conn,
+                namespace,
+                articles,
+                views,
+                flusher: Mutex::new(Some(flusher)),
+                trending_ttl,
+            }),
+            counts: NewsCounts::default(),
+        })
+    }
+
+    /// Article `id`, or `None`.
+    pub async fn article(&self, id: i64) -> Result<Option<Article>, sqlx::Error> {
+        match &self.cached {
+            Some(cached) => cached.articles.get(id).await,
+            None => self.db.article(id).await,
+        }
+    }
+
+    /// Rewrites article `id`; the committed row, or `None`.
+    pub async fn update(
+        &self,
+        id: i64,
+        title: &str,
+        body: &str,
+    ) -> Result<Option<Article>, sqlx::Error> {
+        match &self.cached {
+            Some(cached) => cached.articles.update(id, title, body).await,
+            None => self.db.update_article(id, title, body).await,
+        }
+    }
+
+    // ANCHOR: view
+    /// Counts a view of article `id`: acknowledged once it is in Redis with its queue entry
+    /// (written behind), or committed to the database (no cache). `None` if there is no such
+    /// article; an error if the view could not be counted.
+    pub async fn view(&self, id: i64) -> Result<Option<Views>, ViewError> {
+        match &self.cached {
+            Some(cached) => match cached.views.add_points(id, 1).await {
+                Ok(ack) => Ok(Some(Views {
+                    id,
+                    views: ack.points,
+                })),
+                Err(write_behind::WriteError::NoSuchPlayer(_)) => Ok(None),
+                Err(_) => Err(ViewError),
+            },
+            None => {
+                let row = self.db.add_points_now(id, 1).await.map_err(|_| ViewError)?;
+                Ok(row.map(|row| Views {
+                    id,
+                    views: row.points,
+                }))
+            }
+        }
+    }
+    // ANCHOR_END: view
+
+    // ANCHOR: trending
+    /// The most viewed articles: from Redis if computed less than `trending_ttl` ago, else from
+    /// the flushed counts (one query), stored for `trending_ttl`.
+    pub async fn trending(&self) -> Result<Vec<Trend>, sqlx::Error> {
+        let Some(cached) = &self.cached else {
+            return self.count().await;
+        };
+        let key = cached.namespace.key("trending");
+        let mut conn = cached.conn.clone();
+        let stored: Option<Vec<u8>> = conn.get(&key).await.unwrap_or(None);
+        if let Some(trending) = stored.and_then(|bytes| shared::codec::decode(&bytes).ok()) {
+            self.counts.trending_hits.inc();
+            return Ok(trending);
+        }
+        self.counts.trending_misses.inc();
+        let trending = self.count().await?;
+        let bytes = shared::codec::encode(&trending).expect("trending encodes");
+        let ttl = cached.trending_ttl.as_millis().max(1) as u64;
+        let _: Result<(), _> = conn.pset_ex(&key, bytes, ttl).await;
+        Ok(trending)
+    }
+    // ANCHOR_END: trending
+
+    /// The ten most viewed articles in the database.
+    async fn count(&self) -> Result<Vec<Trend>, sqlx::Error> {
+        let mut conn = self.db.connection().await?;
+        let rows = sqlx::query(
+            "SELECT player_id, points FROM scores WHERE points > 0 \
+             ORDER BY points DESC, player_id LIMIT $1",
+        )
+        .bind(TRENDING)
+        .fetch_all(&mut *conn)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Trend {
+                    id: row.try_get("player_id")?,
+                    views: row.try_get("points")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Stops this instance's flusher once every queue it reads is empty: no acknowledged view is
+    /// left unwritten by a clean stop.
+    pub async fn drain(&self) {
+        let flusher = self
+            .cached
+            .as_ref()
+            .and_then(|cached| cached.flusher.lock().expect("never poisoned").take());
+        if let Some(flusher) = flusher {
+            // A flusher that panicked has said so on stderr; what it left stays queued.
+            let _ = flusher.drain().await;
+        }
+    }
+}
+
+/// A view that could not be counted: Redis (or, without a cache, the database) did not take it.
+#[derive(Debug)]
+pub struct ViewError;
