@@ -19,6 +19,7 @@ fn settings() -> PageSettings {
         jitter: 0.2,
         compress_from: 1_024,
         prefetch: false,
+        redis_timeout: Duration::from_millis(100),
     }
 }
 

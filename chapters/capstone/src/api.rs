@@ -160,7 +160,8 @@ pub async fn page(
     Path((category, page)): Path<(String, u32)>,
     request: HeaderMap,
 ) -> Result<Response, Failure> {
-    if !shared::db::items::CATEGORIES.contains(&category.as_str()) || page == 0 {
+    let known = shared::db::items::CATEGORIES.contains(&category.as_str());
+    if !known || !(1..=crate::pages::LAST_PAGE).contains(&page) {
         return Err(Failure(StatusCode::NOT_FOUND, "no such page"));
     }
     let key = PageKey { category, page };

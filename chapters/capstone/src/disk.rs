@@ -105,9 +105,9 @@ impl DiskCache {
         self.dir.join(Self::file_name(key))
     }
 
-    /// `key`'s value, if its file is there, whole, ours and not expired at `now_ms`. Anything
-    /// else is a miss; a damaged or expired file is removed.
-    pub async fn get(&self, key: &str, now_ms: u64) -> Option<Vec<u8>> {
+    /// `key`'s value and its expiry, if its file is there, whole, ours and not expired at
+    /// `now_ms`. Anything else is a miss; a damaged or expired file is removed.
+    pub async fn get(&self, key: &str, now_ms: u64) -> Option<(Vec<u8>, u64)> {
         let name = Self::file_name(key);
         let path = self.dir.join(&name);
         let read = tokio::task::spawn_blocking(move || {
@@ -117,10 +117,10 @@ impl DiskCache {
         .await
         .expect("reading a file does not panic");
         match read {
-            Some(Ok(value)) => {
+            Some(Ok(found)) => {
                 self.files.get(&name); // most recently used now
                 self.stats.hits.inc();
-                Some(value)
+                Some(found)
             }
             Some(Err(why)) => {
                 if let Unpacked::Corrupt(_) = why {
@@ -131,6 +131,8 @@ impl DiskCache {
                 None
             }
             None => {
+                // Gone (removed by hand, or by an eviction racing a rewrite): not in the budget.
+                self.files.invalidate(&name);
                 self.stats.misses.inc();
                 None
             }
@@ -172,6 +174,13 @@ impl DiskCache {
     pub fn files(&self) -> u64 {
         self.files.run_pending_tasks();
         self.files.entry_count()
+    }
+
+    /// Removes every file of the layer (an administrator's clear).
+    pub fn clear(&self) {
+        for (name, _) in self.files.iter() {
+            self.remove(&name);
+        }
     }
 
     /// Removes a file and its index entry.

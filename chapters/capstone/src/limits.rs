@@ -7,7 +7,10 @@
 //! changes the header every request is a new client every request). The GCRA is one script that
 //! sets its key's expiry in the call that writes it; the client is the API key it signs its
 //! requests with, or else its address as the socket saw it, a forwarded address believed only
-//! from a proxy the service was told to trust ([`rate_limiting::client_ip`]).
+//! from a proxy the service was told to trust ([`rate_limiting::client_ip`]). An API key is a
+//! client only if the service issued it: a made-up key is refused with 401, or a client that
+//! sends a new one with every request would be a new client every request, the forged header
+//! again by another name.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -31,11 +34,20 @@ pub struct RateLimiter {
     limit: Limit,
     /// The proxies whose `X-Forwarded-For` is believed (none by default).
     pub trusted_proxies: Vec<IpAddr>,
+    /// The API keys issued: `u0` to `u{n-1}` (the load driver's tokens; a real service looks its
+    /// keys up in a table).
+    pub api_keys: u32,
 }
 
 impl RateLimiter {
     /// `per_second` requests a second per client, as many in a burst, shared by `instances`.
-    pub fn new(conn: RedisConn, namespace: Namespace, per_second: u32, instances: u32) -> Self {
+    pub fn new(
+        conn: RedisConn,
+        namespace: Namespace,
+        per_second: u32,
+        instances: u32,
+        api_keys: u32,
+    ) -> Self {
         let limit = Limit::per(per_second, Duration::from_secs(1)).with_burst(per_second);
         let redis = RedisLimiter::new(Algorithm::Gcra, limit, conn, namespace);
         let budget = Duration::from_millis(50);
@@ -43,6 +55,7 @@ impl RateLimiter {
             guarded: Guarded::new(redis, limit, instances, OnRedisDown::FailOpen, budget),
             limit,
             trusted_proxies: Vec::new(),
+            api_keys,
         }
     }
 
@@ -53,23 +66,42 @@ impl RateLimiter {
 }
 
 // ANCHOR: client
-/// Who a request counts against: its API key (`Authorization: Bearer ...`), or else its address,
-/// `X-Forwarded-For` believed only from a trusted proxy.
-pub fn client_of(headers: &HeaderMap, peer: IpAddr, trusted: &[IpAddr]) -> String {
+/// Who a request counts against: its API key (`Authorization: Bearer ...`) if the service issued
+/// it, or else its address, `X-Forwarded-For` believed only from a trusted proxy. A key the
+/// service never issued is an error.
+pub fn client_of(
+    headers: &HeaderMap,
+    peer: IpAddr,
+    limiter: &RateLimiter,
+) -> Result<String, UnknownKey> {
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "));
     match bearer {
-        Some(key) => format!("key:{key}"),
+        Some(key) => {
+            let issued = key
+                .strip_prefix('u')
+                .and_then(|n| n.parse::<u32>().ok())
+                .is_some_and(|n| n < limiter.api_keys);
+            match issued {
+                true => Ok(format!("key:{key}")),
+                false => Err(UnknownKey),
+            }
+        }
         None => {
             let forwarded = headers
                 .get("x-forwarded-for")
                 .and_then(|value| value.to_str().ok());
-            format!("ip:{}", rate_limiting::client_ip(peer, forwarded, trusted))
+            let ip = rate_limiting::client_ip(peer, forwarded, &limiter.trusted_proxies);
+            Ok(format!("ip:{ip}"))
         }
     }
 }
+
+/// An `Authorization` header with a key the service did not issue.
+#[derive(Debug)]
+pub struct UnknownKey;
 // ANCHOR_END: client
 
 // ANCHOR: middleware
@@ -82,7 +114,9 @@ pub async fn limit(
     next: Next,
 ) -> Response {
     let limiter = &service.limiter;
-    let client = client_of(request.headers(), peer.ip(), &limiter.trusted_proxies);
+    let Ok(client) = client_of(request.headers(), peer.ip(), limiter) else {
+        return (StatusCode::UNAUTHORIZED, "unknown API key").into_response();
+    };
     let (decision, decided_by) = limiter.check(&client).await;
     let mut response = if decision.allowed {
         next.run(request).await

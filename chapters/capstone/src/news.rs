@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
+use shared::budget;
 use shared::metrics::Counter;
 use shared::{Database, Namespace, RedisConn, SetupError};
 use sqlx::Row;
@@ -84,6 +85,8 @@ pub struct NewsCounts {
     pub trending_hits: Counter,
     /// Trending computed by a query.
     pub trending_misses: Counter,
+    /// Redis calls that failed or ran out of time.
+    pub redis_errors: Counter,
 }
 
 /// The news of one instance: with caching, the lessons' repositories and this instance's
@@ -103,6 +106,7 @@ struct Cached {
     views: WriteBehind,
     flusher: Mutex<Option<write_behind::Running>>,
     trending_ttl: Duration,
+    redis_timeout: Duration,
 }
 
 impl News {
@@ -124,6 +128,7 @@ impl News {
         namespace: Namespace,
         consumer: &str,
         trending_ttl: Duration,
+        redis_timeout: Duration,
     ) -> Result<Self, SetupError> {
         let articles = WriteThrough::new(
             db.clone(),
@@ -154,6 +159,7 @@ impl News {
                 views,
                 flusher: Mutex::new(Some(flusher)),
                 trending_ttl,
+                redis_timeout,
             }),
             counts: NewsCounts::default(),
         })
@@ -214,7 +220,9 @@ impl News {
         };
         let key = cached.namespace.key("trending");
         let mut conn = cached.conn.clone();
-        let stored: Option<Vec<u8>> = conn.get(&key).await.unwrap_or(None);
+        let (budget, errors) = (cached.redis_timeout, &self.counts.redis_errors);
+        let read = conn.get::<_, Option<Vec<u8>>>(&key);
+        let stored = budget::within(budget, errors, read).await.flatten();
         if let Some(trending) = stored.and_then(|bytes| shared::codec::decode(&bytes).ok()) {
             self.counts.trending_hits.inc();
             return Ok(trending);
@@ -223,7 +231,8 @@ impl News {
         let trending = self.count().await?;
         let bytes = shared::codec::encode(&trending).expect("trending encodes");
         let ttl = cached.trending_ttl.as_millis().max(1) as u64;
-        let _: Result<(), _> = conn.pset_ex(&key, bytes, ttl).await;
+        let store = conn.pset_ex::<_, _, ()>(&key, bytes, ttl);
+        budget::within(budget, errors, store).await;
         Ok(trending)
     }
     // ANCHOR_END: trending

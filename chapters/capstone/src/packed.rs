@@ -1,7 +1,7 @@
 //! How the service stores a large value in Redis and on disk: compressed above a threshold, with a
 //! header that says how, until when, and what the bytes must add up to.
 //!
-//! The source's advanced system compresses with zlib above a size and pickles what it stores. A
+//! The source's advanced system compresses values above a size (1 KB) and pickles what it stores. A
 //! pickle runs code when it is read, so a cache file anybody could write becomes a way in; and a
 //! value with no checksum is believed however it was cut short. Here a stored value is plain bytes
 //! (the rendered page) behind a fixed header:
@@ -11,7 +11,7 @@
 //! | 4 | `CCv1`, so a file of anything else is refused |
 //! | 1 | the codec: 0 raw, 1 LZ4 |
 //! | 8 | the expiry, Unix milliseconds (the disk layer's own TTL; Redis keeps its own) |
-//! | 4 | CRC-32 of what follows |
+//! | 4 | CRC-32 of the codec, the expiry and the payload |
 //! | rest | the payload: the value, or its LZ4 block with the value's length in front |
 //!
 //! LZ4 rather than zlib: it decompresses at several GB/s, so a hit pays little for it, and a
@@ -62,9 +62,19 @@ pub fn pack(value: &[u8], expires_at_ms: u64, threshold: usize) -> Vec<u8> {
     packed.extend_from_slice(MAGIC);
     packed.push(codec as u8);
     packed.extend_from_slice(&expires_at_ms.to_le_bytes());
-    packed.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    packed.extend_from_slice(&checksum(codec as u8, expires_at_ms, payload).to_le_bytes());
     packed.extend_from_slice(payload);
     packed
+}
+
+/// CRC-32 of the codec, the expiry and the payload: a flipped bit in any of them is caught (in
+/// the expiry it could otherwise keep a page alive for years).
+fn checksum(codec: u8, expires_at_ms: u64, payload: &[u8]) -> u32 {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&[codec]);
+    hasher.update(&expires_at_ms.to_le_bytes());
+    hasher.update(payload);
+    hasher.finalize()
 }
 
 /// The codec of packed bytes, if they have a header.
@@ -76,21 +86,21 @@ pub fn codec_of(packed: &[u8]) -> Option<Codec> {
     }
 }
 
-/// The value in `packed`, if it is whole, ours, and not expired at `now_ms`.
-pub fn unpack(packed: &[u8], now_ms: u64) -> Result<Vec<u8>, Unpacked> {
+/// The value in `packed` and its expiry, if it is whole, ours, and not expired at `now_ms`.
+pub fn unpack(packed: &[u8], now_ms: u64) -> Result<(Vec<u8>, u64), Unpacked> {
     if packed.len() < HEADER || &packed[..4] != MAGIC {
         return Err(Unpacked::Corrupt("no header"));
     }
     let expires_at_ms = u64::from_le_bytes(packed[5..13].try_into().expect("8 bytes"));
     let checksum = u32::from_le_bytes(packed[13..17].try_into().expect("4 bytes"));
     let payload = &packed[HEADER..];
-    if crc32fast::hash(payload) != checksum {
+    if self::checksum(packed[4], expires_at_ms, payload) != checksum {
         return Err(Unpacked::Corrupt("checksum mismatch"));
     }
     if now_ms >= expires_at_ms {
         return Err(Unpacked::Expired);
     }
-    match codec_of(packed) {
+    let value = match codec_of(packed) {
         Some(Codec::Raw) => Ok(payload.to_vec()),
         Some(Codec::Lz4) => {
             let length = payload
@@ -103,7 +113,8 @@ pub fn unpack(packed: &[u8], now_ms: u64) -> Result<Vec<u8>, Unpacked> {
             }
         }
         None => Err(Unpacked::Corrupt("unknown codec")),
-    }
+    }?;
+    Ok((value, expires_at_ms))
 }
 
 #[cfg(test)]
@@ -121,11 +132,11 @@ mod tests {
             page.len(),
             packed.len()
         );
-        assert_eq!(unpack(&packed, 1_000).unwrap(), page);
+        assert_eq!(unpack(&packed, 1_000).unwrap(), (page, 2_000));
         let small = b"{\"id\":1}".to_vec();
         let packed = pack(&small, 2_000, 1_024);
         assert_eq!(codec_of(&packed), Some(Codec::Raw));
-        assert_eq!(unpack(&packed, 1_000).unwrap(), small);
+        assert_eq!(unpack(&packed, 1_000).unwrap(), (small, 2_000));
     }
 
     #[test]
@@ -144,6 +155,13 @@ mod tests {
             unpack(&packed[..packed.len() / 2], 1_000),
             Err(Unpacked::Corrupt("checksum mismatch")),
             "a value cut short must be refused"
+        );
+        let mut later = packed.clone();
+        later[12] ^= 0x40; // the expiry's top byte: years later
+        assert_eq!(
+            unpack(&later, 1_000),
+            Err(Unpacked::Corrupt("checksum mismatch")),
+            "a damaged expiry must be refused"
         );
         assert_eq!(
             unpack(b"\x80\x04pickle", 1_000),

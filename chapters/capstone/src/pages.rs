@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use rand::Rng;
 use redis::AsyncCommands;
+use shared::budget;
 use shared::metrics::Counter;
 use shared::{Database, Namespace, RedisConn};
 use sqlx::Row;
@@ -29,6 +30,9 @@ use crate::packed;
 
 /// Products per page.
 pub const PAGE_SIZE: usize = 10;
+/// The last page number served: pages past the items are empty, and caching an empty page for
+/// every number a client can type would fill the caches with them.
+pub const LAST_PAGE: u32 = 100;
 
 /// A page's address: a category and a page number from 1.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -45,12 +49,12 @@ impl PageKey {
         shared::keys::hashed("page", &(&self.category, self.page))
     }
 
-    /// The page a reader of this one most likely asks for next.
-    pub fn next(&self) -> PageKey {
-        PageKey {
+    /// The page a reader of this one most likely asks for next, if there is one.
+    pub fn next(&self) -> Option<PageKey> {
+        (self.page < LAST_PAGE).then(|| PageKey {
             category: self.category.clone(),
             page: self.page + 1,
-        }
+        })
     }
 }
 
@@ -80,6 +84,8 @@ pub struct PageSettings {
     pub compress_from: usize,
     /// After a read of page `n`, render page `n + 1` in the background if no layer has it.
     pub prefetch: bool,
+    /// How long a Redis call may take before the layers below answer.
+    pub redis_timeout: Duration,
 }
 
 /// Which layers a configuration has.
@@ -117,8 +123,12 @@ pub struct PageStats {
     pub l3_hits: Counter,
     /// Pages rendered for a request (a query each).
     pub renders: Counter,
-    /// Pages rendered by a prefetch.
+    /// Pages a prefetch put in L1 (rendered, or brought up from L2 or L3).
     pub prefetches: Counter,
+    /// Of those, the pages a prefetch rendered: the extra loads prefetching costs.
+    pub prefetch_renders: Counter,
+    /// Redis calls that failed or ran out of time: answered by the layers below.
+    pub redis_errors: Counter,
     /// Reads answered by a page a prefetch put in L1 (rendered, or brought up from L2 or L3),
     /// before anything else read it.
     pub prefetch_hits: Counter,
@@ -197,8 +207,17 @@ impl Pages {
         while prefetching.join_next().await.is_some() {}
     }
 
-    /// Drops every page from L1 (after an administrator cleared Redis).
+    /// Drops every page this instance holds, in L1 and on its disk (after an administrator
+    /// cleared Redis).
     pub fn forget(&self) {
+        self.forget_memory();
+        if let Some(disk) = &self.disk {
+            disk.clear();
+        }
+    }
+
+    /// Drops every page from L1 only: what a restart of the instance does (the disk stays).
+    pub fn forget_memory(&self) {
         self.l1.invalidate_all();
     }
 
@@ -210,8 +229,8 @@ impl Pages {
     /// Page `key`'s HTML, and where it came from.
     pub async fn page(self: &Arc<Self>, key: &PageKey) -> Result<(Arc<Vec<u8>>, Source), Failed> {
         let answer = self.lookup(key, false).await?;
-        if self.settings.prefetch && self.layers.l1 {
-            let (pages, next) = (self.clone(), key.next());
+        if let (true, true, Some(next)) = (self.settings.prefetch, self.layers.l1, key.next()) {
+            let pages = self.clone();
             let mut prefetching = self.prefetching.lock().expect("never poisoned");
             while prefetching.try_join_next().is_some() {}
             // A bounded number in flight: under a burst, prefetching is the first thing dropped.
@@ -250,6 +269,9 @@ impl Pages {
             })
             .await?;
         let held = entry.value();
+        if prefetch && entry.is_fresh() {
+            self.stats.prefetches.inc();
+        }
         let source = if entry.is_fresh() {
             held.source
         } else {
@@ -295,9 +317,10 @@ impl Pages {
             return None;
         }
         let mut conn = self.conn.clone();
-        let stored: Option<Vec<u8>> = conn.get(self.namespace.key(cache_key)).await.ok()?;
-        match packed::unpack(&stored?, now) {
-            Ok(html) => Some(html),
+        let get = conn.get::<_, Option<Vec<u8>>>(self.namespace.key(cache_key));
+        let stored = budget::within(self.settings.redis_timeout, &self.stats.redis_errors, get);
+        match packed::unpack(&stored.await??, now) {
+            Ok((html, _)) => Some(html),
             Err(_) => {
                 self.stats.corrupt.inc();
                 None
@@ -305,19 +328,17 @@ impl Pages {
         }
     }
 
-    /// L3's copy, put back into L2 for the other instances if it was not there.
+    /// L3's copy, put back into L2 for the other instances if it was not there, with what is
+    /// left of its lifetime (not a new one: a page may not outlive the TTL it was rendered with).
     async fn on_disk(&self, cache_key: &str, now: u64) -> Option<Vec<u8>> {
         if !self.layers.l3 {
             return None;
         }
-        let html = self.disk.as_ref()?.get(cache_key, now).await?;
+        let (html, expires) = self.disk.as_ref()?.get(cache_key, now).await?;
         if self.layers.l2 {
-            let packed = packed::pack(
-                &html,
-                now + self.ttl().as_millis() as u64,
-                self.settings.compress_from,
-            );
-            self.store_in_redis(cache_key, &packed).await;
+            let packed = packed::pack(&html, expires, self.settings.compress_from);
+            let left = Duration::from_millis(expires.saturating_sub(now));
+            self.store_in_redis(cache_key, &packed, left).await;
         }
         Some(html)
     }
@@ -326,7 +347,7 @@ impl Pages {
     async fn render(&self, key: &PageKey, prefetch: bool) -> Result<Vec<u8>, sqlx::Error> {
         let html = render(&self.db, key).await?;
         if prefetch {
-            self.stats.prefetches.inc();
+            self.stats.prefetch_renders.inc();
         } else {
             self.stats.renders.inc();
         }
@@ -346,7 +367,7 @@ impl Pages {
         self.stats.rendered_bytes.add(html.len() as u64);
         self.stats.stored_bytes.add(packed.len() as u64);
         if self.layers.l2 {
-            self.store_in_redis_for(cache_key, &packed, ttl).await;
+            self.store_in_redis(cache_key, &packed, ttl).await;
         }
         if let (true, Some(disk)) = (self.layers.l3, &self.disk) {
             // A disk that cannot take the file leaves a miss for next time, nothing worse.
@@ -362,21 +383,13 @@ impl Pages {
     }
     // ANCHOR_END: store
 
-    async fn store_in_redis(&self, cache_key: &str, packed: &[u8]) {
-        self.store_in_redis_for(cache_key, packed, self.ttl()).await;
-    }
-
-    async fn store_in_redis_for(&self, cache_key: &str, packed: &[u8], ttl: Duration) {
+    /// Stores packed bytes in Redis for `ttl`, within the time budget. Redis down: the page is
+    /// served all the same, and stored next time.
+    async fn store_in_redis(&self, cache_key: &str, packed: &[u8], ttl: Duration) {
         let mut conn = self.conn.clone();
         let millis = ttl.as_millis().max(1) as u64;
-        // Redis down: the page is served all the same, and stored next time.
-        let _: Result<(), _> = redis::cmd("SET")
-            .arg(self.namespace.key(cache_key))
-            .arg(packed)
-            .arg("PX")
-            .arg(millis)
-            .query_async(&mut conn)
-            .await;
+        let set = conn.pset_ex::<_, _, ()>(self.namespace.key(cache_key), packed, millis);
+        budget::within(self.settings.redis_timeout, &self.stats.redis_errors, set).await;
     }
 
     /// Renders `key` into L1 (and below) if no layer has it, so the reader's next page is a hit.
@@ -440,7 +453,7 @@ pub async fn render(db: &Database, key: &PageKey) -> Result<Vec<u8>, sqlx::Error
         "</ul><nav class=\"pages\"><a href=\"/pages/{category}/{next}\">next page</a></nav></main>\
          \n<footer>Prices include VAT. Page {page}.</footer></body></html>\n",
         category = key.category,
-        next = key.page + 1,
+        next = key.page.saturating_add(1),
         page = key.page
     ));
     Ok(html.into_bytes())

@@ -103,13 +103,28 @@ impl Service {
         let stats_cache = caching
             .redis()
             .then(|| (conn.clone(), shared.cache_namespace.child("tasks")));
-        let tasks = Tasks::new(shared.db.clone(), stats_cache, settings.stats_ttl);
+        let redis_timeout = settings.pages.redis_timeout;
+        let tasks = Tasks::new(
+            shared.db.clone(),
+            stats_cache,
+            settings.stats_ttl,
+            redis_timeout,
+        );
         let news = if caching.redis() {
             // A consumer name of its own: the instances' flushers share each queue's work.
             let consumer = format!("instance-{:016x}", rand::random::<u64>());
             let namespace = shared.cache_namespace.child("news");
             let (db, url, ttl) = (shared.db.clone(), &shared.url, settings.trending_ttl);
-            News::cached(db, conn.clone(), url, namespace, &consumer, ttl).await?
+            News::cached(
+                db,
+                conn.clone(),
+                url,
+                namespace,
+                &consumer,
+                ttl,
+                redis_timeout,
+            )
+            .await?
         } else {
             News::direct(shared.db.clone())
         };
@@ -118,6 +133,7 @@ impl Service {
             shared.limit_namespace.clone(),
             settings.rate_limit,
             shared.instances,
+            settings.api_keys,
         );
         let deployment = &shared.sessions;
         let sessions = AppState {
@@ -141,8 +157,9 @@ impl Service {
         }))
     }
 
-    /// Drops what this instance holds in memory (after an administrator cleared Redis). The
-    /// other instances' L1 copies run out within their TTL (a second).
+    /// Drops the pages this instance holds, in memory and on disk (after an administrator cleared
+    /// Redis). Its product L1 and the other instance's copies run out within their TTLs: a second
+    /// for L1, the page TTL for the other instance's disk.
     pub fn forget_local(&self) {
         self.pages.forget();
     }

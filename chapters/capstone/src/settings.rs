@@ -47,6 +47,8 @@ pub struct Settings {
     pub trending_ttl: Duration,
     /// Requests per second a client may make (and as many in a burst).
     pub rate_limit: u32,
+    /// API keys issued: `u0` to `u{n-1}`.
+    pub api_keys: u32,
     /// Users allowed to administer the caches (after confirming their password).
     pub administrators: Vec<i64>,
 }
@@ -64,11 +66,13 @@ impl Settings {
                 jitter: 0.2,
                 compress_from: 1_024,
                 prefetch: true,
+                redis_timeout: Duration::from_millis(100),
             },
             disk_budget: 64 << 20,
             stats_ttl: Duration::from_secs(60),
             trending_ttl: Duration::from_secs(1),
             rate_limit: 200,
+            api_keys: 1_000,
             administrators: vec![1],
         }
     }

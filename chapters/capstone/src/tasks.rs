@@ -1,24 +1,28 @@
 //! The task manager: tasks created, read, changed and deleted, and their counts by status, cached
 //! and never behind a write.
 //!
-//! Two of the source's bugs live here. Its task manager made a new ID as `max(ids) + 1`, read
-//! before an `await` and used after it: two concurrent creates read the same maximum and the
-//! second overwrote the first. Here the database makes the ID (an identity column), in the same
-//! statement that inserts the row. And its statistics were cached and never invalidated, so a
-//! dashboard showed yesterday's counts after every write.
+//! Two of the source's bugs live here. Its complete app made a new ID as `max(ids) + 1` (its
+//! product create), read before an `await` and used after it: two concurrent creates read the
+//! same maximum and the second overwrote the first. Here the database makes the ID (an identity
+//! column), in the same statement that inserts the row. And its analytics dashboard was cached for
+//! an hour and no write invalidated it; the task counts are that kind of derived value, and here
+//! every write reaches them.
 //!
-//! The counts are cached under a *generation*: the key holds a number that every write raises
-//! after it commits (`INCR`). A reader reads the generation, then the counts under it; a write
-//! that commits while a reader is computing the counts raises the generation, so the reader's
-//! late `SET` goes under a generation nobody asks for again. Deleting the key instead would leave
-//! exactly that window open (the invalidation chapter measures it). The old generations' keys
-//! expire by their TTL.
+//! The counts are cached under a *generation*: a key holding a number that every write replaces
+//! after it commits, with a random one, so no number is ever handed out twice (not even after an
+//! administrator's clear removed the key). A reader reads the generation, then the counts under
+//! it; a write that commits while a reader is computing the counts changes the generation, so the
+//! reader's late `SET` goes under a generation nobody asks for again. Deleting the key instead
+//! would leave exactly that window open (the invalidation chapter measures it). The old
+//! generations' keys expire by their TTL. A write whose new generation Redis did not take (Redis
+//! down for that moment) leaves the counts up to their TTL old: the bound the chapter states.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
+use shared::budget;
 use shared::metrics::Counter;
 use shared::{Database, Namespace, RedisConn};
 use sqlx::Row;
@@ -87,6 +91,8 @@ pub struct TaskCounts {
     pub hits: Counter,
     /// Stats computed by a query.
     pub misses: Counter,
+    /// Redis calls that failed or ran out of time.
+    pub redis_errors: Counter,
 }
 
 /// The tasks of one instance: the database, and the stats cache (`None`: no cache).
@@ -94,17 +100,25 @@ pub struct Tasks {
     db: Arc<Database>,
     cache: Option<(RedisConn, Namespace)>,
     ttl: Duration,
+    redis_timeout: Duration,
     /// What the stats cache counted.
     pub counts: TaskCounts,
 }
 
 impl Tasks {
-    /// Tasks on `db`, their stats cached in Redis under `namespace` for `ttl` (or not at all).
-    pub fn new(db: Arc<Database>, cache: Option<(RedisConn, Namespace)>, ttl: Duration) -> Self {
+    /// Tasks on `db`, their stats cached in Redis under `namespace` for `ttl` (or not at all),
+    /// each Redis call given `redis_timeout`.
+    pub fn new(
+        db: Arc<Database>,
+        cache: Option<(RedisConn, Namespace)>,
+        ttl: Duration,
+        redis_timeout: Duration,
+    ) -> Self {
         Tasks {
             db,
             cache,
             ttl,
+            redis_timeout,
             counts: TaskCounts::default(),
         }
     }
@@ -180,14 +194,18 @@ impl Tasks {
             return self.count().await;
         };
         let mut conn = conn.clone();
-        let generation: Result<Option<u64>, _> = conn.get(namespace.key("tasks:generation")).await;
-        // Redis unreachable: the database answers, nothing is stored.
-        let Ok(generation) = generation.map(Option::unwrap_or_default) else {
+        let errors = &self.counts.redis_errors;
+        let read = conn.get::<_, Option<u64>>(namespace.key("tasks:generation"));
+        // Redis unreachable or slow: the database answers, nothing is stored.
+        let Some(generation) = budget::within(self.redis_timeout, errors, read).await else {
             return self.count().await;
         };
-        let key = namespace.key(&format!("tasks:stats:{generation}"));
-        let cached: Option<Vec<u8>> = conn.get(&key).await.unwrap_or(None);
-        if let Some(stats) = cached.and_then(|bytes: Vec<u8>| shared::codec::decode(&bytes).ok()) {
+        let key = namespace.key(&format!("tasks:stats:{}", generation.unwrap_or_default()));
+        let read = conn.get::<_, Option<Vec<u8>>>(&key);
+        let cached = budget::within(self.redis_timeout, errors, read)
+            .await
+            .flatten();
+        if let Some(stats) = cached.and_then(|bytes| shared::codec::decode(&bytes).ok()) {
             self.counts.hits.inc();
             return Ok(stats);
         }
@@ -195,25 +213,21 @@ impl Tasks {
         let stats = self.count().await?;
         let bytes = shared::codec::encode(&stats).expect("counts encode");
         let ttl = self.ttl.as_millis().max(1) as u64;
-        let _: Result<(), _> = conn.pset_ex(&key, bytes, ttl).await;
+        let store = conn.pset_ex::<_, _, ()>(&key, bytes, ttl);
+        budget::within(self.redis_timeout, errors, store).await;
         Ok(stats)
     }
 
-    /// After a committed write: a new generation, so no reader finds the counts from before it.
+    /// After a committed write: a new generation, never used before, so no reader finds the
+    /// counts from before the write.
     async fn changed(&self) {
         if let Some((conn, namespace)) = &self.cache {
             let mut conn = conn.clone();
             let key = namespace.key("tasks:generation");
-            // The generation lives as long as any counts under it could, and a day more; both in
-            // one transaction, so no generation is ever left without a TTL.
-            let _: Result<(), _> = redis::pipe()
-                .atomic()
-                .incr(&key, 1)
-                .ignore()
-                .expire(&key, 86_400 + self.ttl.as_secs() as i64)
-                .ignore()
-                .query_async(&mut conn)
-                .await;
+            // It lives as long as any counts under it could, and a day more.
+            let ttl = 86_400 + self.ttl.as_secs();
+            let set = conn.set_ex::<_, _, ()>(&key, rand::random::<u64>() >> 1, ttl);
+            budget::within(self.redis_timeout, &self.counts.redis_errors, set).await;
         }
     }
     // ANCHOR_END: stats

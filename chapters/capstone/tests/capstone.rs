@@ -161,7 +161,8 @@ async fn a_disk_file_is_named_by_a_hash_inside_its_folder() {
         "files in the folder"
     );
     assert_eq!(DiskCache::file_name(key).len(), 64, "a hex SHA-256");
-    assert_eq!(disk.get(key, 0).await.as_deref(), Some(&b"<p>page</p>"[..]));
+    let (page, _) = disk.get(key, 0).await.expect("the page");
+    assert_eq!(page, b"<p>page</p>");
 }
 
 /// The source unpickled whatever its file held; a damaged file must be a miss, and go.
@@ -324,7 +325,19 @@ async fn a_page_comes_from_each_layer_in_turn() {
     let mut conn = f.stage.conn();
     let namespace = f.deployment.shared.cache_namespace.clone();
     namespace.remove_all(&mut conn).await.unwrap();
-    f.running.services[0].pages.forget();
+    let pages = &f.running.services[0].pages;
+    pages.forget_memory();
+    // The file says the page has 10 s left: the copy put back into Redis must not live longer.
+    let key = PageKey {
+        category: "coffee".to_string(),
+        page: 2,
+    };
+    let disk = pages
+        .disk()
+        .expect("the layered configuration has a disk layer");
+    let expires = shared::clock::now_ms() + 10_000;
+    let file = capstone::packed::pack(html.as_bytes(), expires, 1_024);
+    std::fs::write(disk.path_of(&key.key()), file).unwrap();
     let from_disk = f.get(0, "/pages/coffee/2").await;
     assert_eq!(
         layer(&from_disk),
@@ -332,6 +345,18 @@ async fn a_page_comes_from_each_layer_in_turn() {
         "Redis and L1 empty: the disk answers"
     );
     assert_eq!(from_disk.text().await.unwrap(), html, "the same page");
+    let in_redis = f
+        .deployment
+        .shared
+        .cache_namespace
+        .child("pages")
+        .key(&key.key());
+    let pttl: i64 = conn.pttl(&in_redis).await.unwrap();
+    assert!(
+        (5_000..=10_000).contains(&pttl),
+        "the page read from disk was put back into Redis with PTTL {pttl} ms; expected what the \
+         file had left (at most 10,000 ms): a new TTL would let it outlive its bound"
+    );
     f.stop().await;
 }
 
@@ -655,6 +680,19 @@ async fn the_rate_limit_ignores_a_forged_forwarded_for_and_its_key_expires() {
              statuses {statuses:?}; expected a 429 (the header was trusted)"
         )
     });
+    let forged = f
+        .client
+        .get(f.running.url(0, "/products/1"))
+        .header("authorization", "Bearer made-up-key-7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        forged.status(),
+        StatusCode::UNAUTHORIZED,
+        "a key the service never issued: a client sending a new one each request would be a \
+         new client each request"
+    );
     let retry: u64 = refused.headers()["retry-after"]
         .to_str()
         .unwrap()
@@ -693,7 +731,36 @@ async fn a_login_checks_the_password_and_rotates_the_id() {
         .await
         .unwrap();
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "a wrong password");
-    let id = f.login(0, 2).await;
+    // A browser that already has a session (say, one an attacker planted) logs in: the session
+    // it brought must not be the one signed in.
+    let brought = f.login(0, 3).await;
+    let form = Login {
+        name: demo_name(2),
+        password: demo_password(2),
+    };
+    let answer = send(&f.client, Method::POST, &url, Some(&brought), Some(&form))
+        .await
+        .unwrap();
+    assert_eq!(answer.status, StatusCode::OK);
+    let id = answer.new_id().expect("a login sets a cookie").to_string();
+    assert_ne!(
+        id, brought,
+        "the login kept the session ID the browser brought"
+    );
+    let old = send(
+        &f.client,
+        Method::GET,
+        &f.running.url(1, "/me"),
+        Some(&brought),
+        None::<&()>,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        old.status,
+        StatusCode::UNAUTHORIZED,
+        "the ID brought is dead after the login"
+    );
     let me = send(
         &f.client,
         Method::GET,
@@ -831,7 +898,10 @@ async fn health_says_degraded_while_redis_is_down_and_reads_go_on() {
             break;
         }
         polls += 1;
-        assert!(polls < 500, "Redis restarted, /health still says {health:?}");
+        assert!(
+            polls < 500,
+            "Redis restarted, /health still says {health:?}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     f.stop().await;

@@ -31,8 +31,8 @@ pub struct Measured {
     pub layers: [u64; 4],
     /// Page bytes rendered, and as stored (compressed or not).
     pub page_bytes: (u64, u64),
-    /// Pages rendered by a prefetch, and the reads they answered.
-    pub prefetch: (u64, u64),
+    /// Pages a prefetch put in L1, the reads they answered, and the pages it rendered.
+    pub prefetch: (u64, u64, u64),
 }
 
 /// How the demo runs each configuration.
@@ -86,6 +86,8 @@ impl Run<'_> {
     ) -> anyhow::Result<Measured> {
         let mut settings = Settings::new(caching);
         settings.rate_limit = self.rate_limit;
+        // The users' keys, and the greedy client's (u0).
+        settings.api_keys = self.mix.users + 1;
         let shared = deployment::shared_parts(self.stage, self.accounts.clone(), caching.slug(), 2);
         let deployment = Deployment { settings, shared };
         let running = deployment.start(self.stage).await?;
@@ -127,10 +129,12 @@ impl Run<'_> {
                     s.pages.stats.stored_bytes.get(),
                 )
             }),
-            prefetch: sum(&running, |s| {
+            prefetch: running.services.iter().fold((0, 0, 0), |(a, b, c), s| {
+                let stats = &s.pages.stats;
                 (
-                    s.pages.stats.prefetches.get(),
-                    s.pages.stats.prefetch_hits.get(),
+                    a + stats.prefetches.get(),
+                    b + stats.prefetch_hits.get(),
+                    c + stats.prefetch_renders.get(),
                 )
             }),
         };

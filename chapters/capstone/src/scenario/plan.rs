@@ -163,7 +163,7 @@ pub struct Tally {
     /// The same for the articles.
     pub articles: Committed,
     /// Each article's acknowledged views, as versions: when the view that made the count `n`
-    /// was acknowledged.
+    /// was acknowledged, as version `n + 1` (a count starts at 0, a version at 1).
     pub views: Committed,
     /// How far, at most, trending trailed the acknowledged views: the longest time a count it
     /// showed had been out of date when the request was sent.
@@ -220,14 +220,16 @@ impl Tally {
             }
             Class::View => {
                 let views: Views = parse(answer)?;
-                self.views.raise(views.id, views.views);
+                self.views.raise(views.id, views.views + 1);
                 Ok(())
             }
             Class::Trending => {
                 let trending: Vec<Trend> = parse(answer)?;
                 let mut lag = self.trending_lag.lock().expect("not poisoned");
                 for trend in trending {
-                    let behind = self.views.outdated_for(trend.id, trend.views, answer.sent);
+                    let behind = self
+                        .views
+                        .outdated_for(trend.id, trend.views + 1, answer.sent);
                     *lag = (*lag).max(behind);
                 }
                 Ok(())

@@ -131,10 +131,12 @@ pub struct Layers {
     pub trending_lag_ms: f64,
     /// Page bytes rendered over page bytes stored.
     pub compression: f64,
-    /// Pages a prefetch rendered or brought up.
+    /// Pages a prefetch put in L1 (rendered, or brought up from L2 or L3).
     pub prefetched: u64,
     /// Reads that a prefetched page answered.
     pub prefetch_hits: u64,
+    /// Pages a prefetch rendered: the extra loads it cost.
+    pub prefetch_renders: u64,
 }
 
 impl Layers {
@@ -160,6 +162,7 @@ impl Layers {
                     compression: m.page_bytes.0 as f64 / m.page_bytes.1.max(1) as f64,
                     prefetched: m.prefetch.0,
                     prefetch_hits: m.prefetch.1,
+                    prefetch_renders: m.prefetch.2,
                 }
             })
             .collect()
@@ -344,12 +347,13 @@ pub fn conclude_layers(layers: &[Layers]) -> String {
         report::percent(layered.shares[3]),
     );
     said += &format!(
-        "Pages were stored {:.1}x smaller than rendered (LZ4). Prefetching the next page \
-         rendered or brought up {} pages, which answered {} reads. The disk layer answers only \
-         when Redis has lost a page (a restart, an eviction), so it answered {} here; the \
-         benchmark measures it. ",
+        "Pages were stored {:.1}x smaller than rendered (LZ4). Prefetching the next page put {} \
+         pages in memory ahead of their readers ({} of them rendered for it, its extra loads), \
+         which answered {} reads. The disk layer answers only when Redis has lost a page (a \
+         restart, an eviction), so it answered {} here; the benchmark measures it. ",
         layered.compression,
         report::count(layered.prefetched),
+        report::count(layered.prefetch_renders),
         report::count(layered.prefetch_hits),
         report::percent(layered.shares[2]),
     );
