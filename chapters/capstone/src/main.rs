@@ -155,10 +155,11 @@ async fn run(cli: Cli, cleanup: Cleanup) -> anyhow::Result<()> {
         .setting("redis", cli.backends.redis_label())
         .setting("database", stage.db().backend());
     load.rows = table::Load::rows(&measured);
-    let mut layers = Report::new("Where product and page reads were answered");
+    let mut layers = Report::new("Where reads were answered, and how far behind they were");
     layers
         .setting("L1", "1 s")
-        .setting("L2 and L3", "60 s ± 20%");
+        .setting("L2 and L3", "60 s ± 20%")
+        .setting("trending", "1 s");
     layers.rows = table::Layers::rows(&measured);
     layers.conclusion = table::conclude_layers(&layers.rows);
     load.conclusion = shared::report::measured_again(&again).unwrap_or_default()
