@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use sessions::timeouts::{self, Verdict};
@@ -33,8 +33,41 @@ pub async fn clear(
     State(service): State<Arc<Service>>,
     session: Session,
 ) -> Result<Json<Cleared>, Failure> {
+    administrator(&service, &session).await?;
+    let mut conn = service.conn.clone();
+    let pattern = service.cache_namespace.pattern();
+    let unlinked = shared::namespace::unlink_matching(&mut conn, &pattern, 500)
+        .await
+        .map_err(|_| Failure(StatusCode::SERVICE_UNAVAILABLE, "Redis is unavailable"))?;
+    service.forget_local();
+    Ok(Json(Cleared {
+        keys: unlinked.keys,
+    }))
+}
+// ANCHOR_END: clear
+
+/// `POST /admin/cache/groups/{group}`: one group of the response cache dropped (`c:tea`, the tea
+/// listing; `c`, the listing of every category), for an elevated administrator.
+pub async fn drop_group(
+    State(service): State<Arc<Service>>,
+    Path(group): Path<String>,
+    session: Session,
+) -> Result<StatusCode, Failure> {
+    administrator(&service, &session).await?;
+    let Some(responses) = &service.responses else {
+        return Err(Failure(
+            StatusCode::NOT_FOUND,
+            "this configuration has no response cache",
+        ));
+    };
+    responses.invalidate(&group).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Passes only a session that is signed in, elevated and an administrator's.
+async fn administrator(service: &Service, session: &Session) -> Result<(), Failure> {
     let state = &service.sessions;
-    let verdict = timeouts::check(&session, &state.timeouts, state.clock.now_ms())
+    let verdict = timeouts::check(session, &state.timeouts, state.clock.now_ms())
         .await
         .map_err(|_| Failure(StatusCode::SERVICE_UNAVAILABLE, "sessions are unavailable"))?;
     let Verdict::SignedIn(signed_in) = verdict else {
@@ -49,14 +82,5 @@ pub async fn clear(
             "confirm your password at POST /admin first",
         ));
     }
-    let mut conn = service.conn.clone();
-    let pattern = service.cache_namespace.pattern();
-    let unlinked = shared::namespace::unlink_matching(&mut conn, &pattern, 500)
-        .await
-        .map_err(|_| Failure(StatusCode::SERVICE_UNAVAILABLE, "Redis is unavailable"))?;
-    service.forget_local();
-    Ok(Json(Cleared {
-        keys: unlinked.keys,
-    }))
+    Ok(())
 }
-// ANCHOR_END: clear

@@ -7,9 +7,11 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use http_caching::response_cache::Changed;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::listing;
 use crate::news::Views;
 use crate::pages::{PageKey, Source};
 use crate::service::Service;
@@ -130,13 +132,13 @@ pub async fn product(
     Ok(response)
 }
 
-/// `PUT /products/{id}/price`: committed, then every copy dropped (this instance's, Redis's, and
-/// the other instances' through the backplane).
+/// `PUT /products/{id}/price`: committed, then every copy dropped (this instance's, Redis's, the
+/// other instances' through the backplane, and the listings that show it).
 pub async fn set_price(
     State(service): State<Arc<Service>>,
     Path(id): Path<i64>,
     Json(form): Json<PriceForm>,
-) -> Result<Json<ProductView>, Failure> {
+) -> Result<Response, Failure> {
     if form.price_cents < 0 {
         return Err(Failure(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -146,12 +148,18 @@ pub async fn set_price(
     let Some(item) = service.products.set_price(id, form.price_cents).await? else {
         return Err(Failure(StatusCode::NOT_FOUND, "no such product"));
     };
-    Ok(Json(ProductView {
+    let category = shared::db::items::category_of(item.id);
+    let view = ProductView {
         id: item.id,
-        category: shared::db::items::category_of(item.id).to_string(),
+        category: category.to_string(),
         price_cents: item.price_cents,
         version: item.version,
-    }))
+    };
+    // The listings that show the item: the response cache drops them before this answer leaves.
+    let changed = Changed(vec![listing::group(Some(category)), listing::group(None)]);
+    let mut response = Json(view).into_response();
+    response.extensions_mut().insert(changed);
+    Ok(response)
 }
 
 /// `GET /pages/{category}/{page}`: a rendered page through memory, Redis and disk.

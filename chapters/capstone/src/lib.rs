@@ -17,6 +17,8 @@
 //!   checksum) and the disk layer under Redis;
 //! - [`pages`]: rendered pages through memory, Redis and disk, warmed with jittered TTLs and
 //!   prefetched;
+//! - [`listing`]: the product listing behind the HTTP lesson's response cache, keyed by its parsed
+//!   query and dropped by the price changes that make it wrong;
 //! - [`tasks`]: the task manager, IDs from the database, counts cached under a generation;
 //! - [`news`]: articles written through, views written behind, trending with a staleness bound;
 //! - [`limits`]: the rate-limiting lesson's GCRA on the API, with its headers;
@@ -33,6 +35,7 @@ pub mod deployment;
 pub mod disk;
 pub mod health;
 pub mod limits;
+pub mod listing;
 pub mod news;
 pub mod packed;
 pub mod pages;

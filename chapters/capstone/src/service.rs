@@ -3,8 +3,9 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::middleware;
+use axum::middleware::{self, from_fn_with_state};
 use axum::routing::{get, post, put};
+use http_caching::ResponseCache;
 use sessions::api::AppState;
 use shared::sweep::OwnedDir;
 use shared::{Database, Instance, Namespace, RedisConn, SetupError};
@@ -14,9 +15,9 @@ use crate::limits::RateLimiter;
 use crate::news::News;
 use crate::pages::{Layers, Pages};
 use crate::products::Products;
-use crate::settings::Settings;
+use crate::settings::{Caching, Settings};
 use crate::tasks::Tasks;
-use crate::{admin, api, health};
+use crate::{admin, api, health, listing};
 
 /// What the instances of one deployment share: Redis, the database, the namespaces, the accounts.
 #[derive(Clone)]
@@ -49,6 +50,8 @@ pub struct Service {
     pub products: Products,
     /// Rendered pages.
     pub pages: Arc<Pages>,
+    /// The HTTP lesson's response cache, in front of the listing (`None`: no cache).
+    pub responses: Option<Arc<ResponseCache>>,
     /// Tasks and their counts.
     pub tasks: Tasks,
     /// Articles, views and trending.
@@ -104,6 +107,18 @@ impl Service {
             .redis()
             .then(|| (conn.clone(), shared.cache_namespace.child("tasks")));
         let redis_timeout = settings.pages.redis_timeout;
+        let responses = caching.redis().then(|| {
+            let namespace = shared.cache_namespace.child("responses");
+            // With conditional requests, it answers a kept ETag from Redis with a 304.
+            let conditional = caching == Caching::Conditional;
+            ResponseCache::new(
+                conn.clone(),
+                namespace,
+                listing::describe,
+                conditional,
+                redis_timeout,
+            )
+        });
         let tasks = Tasks::new(
             shared.db.clone(),
             stats_cache,
@@ -149,6 +164,7 @@ impl Service {
             cache_namespace: shared.cache_namespace.clone(),
             products,
             pages,
+            responses,
             tasks,
             news,
             limiter,
@@ -168,9 +184,16 @@ impl Service {
     /// The service's routes: the API behind the rate limit, the sessions lesson's sign-in routes
     /// and the administration behind its session middleware, `/health` outside both.
     pub fn routes(self: &Arc<Self>, deployment: &sessions::Deployment) -> Router {
-        let api = Router::new()
+        let mut products = Router::new()
+            .route("/products", get(listing::listing))
             .route("/products/{id}", get(api::product))
             .route("/products/{id}/price", put(api::set_price))
+            .with_state(self.clone());
+        if let Some(responses) = &self.responses {
+            let respond = from_fn_with_state(responses.clone(), ResponseCache::respond);
+            products = products.layer(respond);
+        }
+        let api = Router::new()
             .route("/pages/{category}/{page}", get(api::page))
             .route("/tasks", post(api::create_task))
             .route("/tasks/stats", get(api::task_stats))
@@ -183,12 +206,14 @@ impl Service {
             .route("/news/trending", get(api::trending))
             .route("/news/{id}", get(api::article).put(api::update_article))
             .route("/news/{id}/views", post(api::view))
-            .with_state(self.clone());
+            .with_state(self.clone())
+            .merge(products);
         let signed_in = sessions::api::accounts()
             .with_state(self.sessions.clone())
             .merge(
                 Router::new()
                     .route("/admin/cache/clear", post(admin::clear))
+                    .route("/admin/cache/groups/{group}", post(admin::drop_group))
                     .with_state(self.clone()),
             )
             .layer(deployment.layer(&self.sessions.store));

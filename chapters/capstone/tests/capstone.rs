@@ -11,6 +11,7 @@ use capstone::api::{ANSWERED_BY, ProductView};
 use capstone::deployment::{self, Running};
 use capstone::disk::DiskCache;
 use capstone::health::Health;
+use capstone::listing::ListingPage;
 use capstone::news::{Trend, Views};
 use capstone::pages::PageKey;
 use capstone::tasks::{Task, TaskStats};
@@ -447,6 +448,71 @@ async fn a_kept_product_is_not_sent_again_until_it_changes() {
     f.stop().await;
 }
 
+// ---- the listing behind the response cache (the source's bug 1) ----------------------------
+
+/// The source keyed a cached response by its path: `/products?category=tea` answered for
+/// `/products` too. Each query has its own entry, and an equivalent query shares it.
+#[tokio::test]
+async fn listings_of_different_queries_never_share_an_entry() {
+    let f = fixture(Settings::new(Caching::Layered)).await;
+    let tea: ListingPage = f.json(0, "/products?category=tea").await;
+    assert!(
+        tea.items.iter().all(|item| item.category == "tea"),
+        "{tea:?}"
+    );
+    let every: ListingPage = f.json(0, "/products").await;
+    let categories: HashSet<&str> = every.items.iter().map(|i| i.category.as_str()).collect();
+    assert!(
+        categories.len() > 1,
+        "GET /products answered with the categories {categories:?}: the tea listing's entry \
+         answered for every category (a key without the query)"
+    );
+    let queries = f.stage.db().queries();
+    let same: ListingPage = f.json(1, "/products?page=1&category=tea").await;
+    assert_eq!(same, tea, "the same listing, the query written another way");
+    assert_eq!(
+        f.stage.db().queries(),
+        queries,
+        "?page=1&category=tea reached the database after ?category=tea was cached: the key is \
+         the raw query, not the parsed one"
+    );
+    let unknown = f.get(0, "/products?category=tea&utm=x").await;
+    assert_eq!(
+        unknown.status(),
+        StatusCode::BAD_REQUEST,
+        "an unknown parameter is refused"
+    );
+    f.stop().await;
+}
+
+/// A price change drops the listings that show the item before it is acknowledged.
+#[tokio::test]
+async fn a_price_change_drops_the_listings_that_show_it() {
+    let f = fixture(Settings::new(Caching::Layered)).await;
+    let before: ListingPage = f.json(1, "/products?category=coffee").await;
+    let item = before.items[0].clone();
+    let _: ListingPage = f.json(1, "/products").await;
+    let response = f
+        .client
+        .put(f.running.url(0, &format!("/products/{}/price", item.id)))
+        .header("content-type", "application/json")
+        .body(serde_json::json!({"price_cents": item.price_cents + 1}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    for path in ["/products?category=coffee", "/products"] {
+        let after: ListingPage = f.json(1, path).await;
+        let shown = after.items.iter().find(|i| i.id == item.id);
+        assert_eq!(
+            shown.map(|i| i.version),
+            Some(item.version + 1),
+            "{path} after the price change was acknowledged: the cached listing was not dropped"
+        );
+    }
+    f.stop().await;
+}
+
 // ---- tasks (the source's bugs 5 and 8) --------------------------------------------------------
 
 /// The source made an ID as `max(ids) + 1` across an `await`: concurrent creates overwrote each
@@ -853,6 +919,21 @@ async fn only_an_elevated_administrator_clears_and_only_the_caches_keys_go() {
     .await
     .unwrap();
     assert_eq!(me.status, StatusCode::OK, "a clear logs nobody out");
+    let group = send(
+        &f.client,
+        Method::POST,
+        &f.running.url(0, "/admin/cache/groups/c:tea"),
+        Some(&admin),
+        None::<&()>,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        group.status,
+        StatusCode::NO_CONTENT,
+        "dropping a group: {}",
+        group.body
+    );
     let _: () = conn.del(&foreign).await.unwrap();
     f.stop().await;
 }

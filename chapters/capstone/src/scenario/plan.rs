@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use axum::http::{Method, StatusCode};
 use capstone::api::ProductView;
+use capstone::listing::{ListingPage, listing_of};
 use capstone::news::{Trend, Views};
 use capstone::tasks::{Task, TaskStats};
 use rand::rngs::StdRng;
@@ -30,6 +31,8 @@ shared::variants! {
         Product = ("product", "product read"),
         /// `GET /pages/{category}/{page}`.
         Page = ("page", "page read"),
+        /// `GET /products?category=...&page=...`.
+        Listing = ("listing", "listing read"),
         /// `GET /tasks/stats`.
         Stats = ("stats", "task counts"),
         /// `GET /news/{id}`.
@@ -114,7 +117,16 @@ pub fn requests(mix: &Mix) -> Vec<Request> {
                     let form = serde_json::json!({ "name": demo_name(account), "password": demo_password(account) });
                     json(user, Method::POST, "/login".to_string(), form)
                 }
-                5..400 => Request::get(user, format!("/products/{}", items.sample(&mut rng) as i64)),
+                5..350 => Request::get(user, format!("/products/{}", items.sample(&mut rng) as i64)),
+                350..400 => {
+                    // Every category, or one; one of the first five pages.
+                    let n = pages.sample(&mut rng) as usize - 1;
+                    let page = n / CATEGORIES.len() % 5 + 1;
+                    match n % (CATEGORIES.len() + 1) {
+                        0 => Request::get(user, format!("/products?page={page}")),
+                        c => Request::get(user, format!("/products?category={}&page={page}", CATEGORIES[c - 1])),
+                    }
+                }
                 400..650 => {
                     let n = pages.sample(&mut rng) as usize - 1;
                     let category = CATEGORIES[n % CATEGORIES.len()];
@@ -151,6 +163,7 @@ pub fn class_of(request: &Request) -> Class {
         (&Method::GET, path) if path.starts_with("/news/") => Class::Article,
         (&Method::POST, path) if path.ends_with("/views") => Class::View,
         (&Method::GET, path) if path.starts_with("/pages/") => Class::Page,
+        (&Method::GET, path) if path.starts_with("/products?") => Class::Listing,
         (&Method::GET, _) => Class::Product,
         _ => Class::Write,
     }
@@ -245,6 +258,29 @@ impl Tally {
                 }
                 Ok(())
             }
+            Class::Listing => {
+                let page: ListingPage = parse(answer)?;
+                let asked = listing_of(request.path.split_once('?').map(|(_, q)| q))?;
+                if page.listing != asked {
+                    return Err(format!("{asked:?} answered with {:?}", page.listing));
+                }
+                let mut outdated = std::time::Duration::ZERO;
+                for item in &page.items {
+                    if asked.category.as_ref().is_some_and(|c| *c != item.category) {
+                        return Err(format!(
+                            "{asked:?} listed item {} of {}",
+                            item.id, item.category
+                        ));
+                    }
+                    let behind = self
+                        .committed
+                        .outdated_for(item.id, item.version, answer.sent);
+                    outdated = outdated.max(behind);
+                }
+                // One stale read however many of its items were behind.
+                self.note_outdated(outdated);
+                Ok(())
+            }
             Class::Stats => parse::<TaskStats>(answer).map(|_| ()),
             Class::Login => {
                 let me: serde_json::Value = parse(answer)?;
@@ -276,7 +312,11 @@ impl Tally {
 
     /// Counts a read that began after a newer version's write had returned.
     fn note_staleness(&self, committed: &Committed, id: i64, seen: i64, sent: Instant) {
-        let outdated = committed.outdated_for(id, seen, sent);
+        self.note_outdated(committed.outdated_for(id, seen, sent));
+    }
+
+    /// Counts a read that served something `outdated` out of date, if it was.
+    fn note_outdated(&self, outdated: std::time::Duration) {
         if !outdated.is_zero() {
             let mut stale = self.stale.lock().expect("not poisoned");
             stale.0 += 1;
