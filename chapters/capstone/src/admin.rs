@@ -39,15 +39,15 @@ pub async fn clear(
     let unlinked = shared::namespace::unlink_matching(&mut conn, &pattern, 500)
         .await
         .map_err(|_| Failure(StatusCode::SERVICE_UNAVAILABLE, "Redis is unavailable"))?;
-    service.forget_local();
+    service.forget_local().await;
     Ok(Json(Cleared {
         keys: unlinked.keys,
     }))
 }
 // ANCHOR_END: clear
 
-/// `POST /admin/cache/groups/{group}`: one group of the response cache dropped (`c:tea`, the tea
-/// listing; `c`, the listing of every category), for an elevated administrator.
+/// `POST /admin/cache/groups/{group}`: one group of the response cache dropped (`c:tea:2`, page 2
+/// of the tea listing; `c:every:1`, page 1 of every category), for an elevated administrator.
 pub async fn drop_group(
     State(service): State<Arc<Service>>,
     Path(group): Path<String>,

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http_caching::response_cache::Changed;
@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use crate::listing;
 use crate::news::Views;
 use crate::pages::{PageKey, Source};
+use crate::products::ProductView;
 use crate::service::Service;
 use crate::settings::Caching;
 use crate::tasks::{STATUSES, Task, TaskForm};
@@ -49,19 +50,6 @@ impl<E> From<Arc<E>> for Failure {
 /// The header that says which layer answered a read, for the demo's counts and for `curl -i`.
 pub const ANSWERED_BY: &str = "x-answered-by";
 
-/// A product as the API shows it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProductView {
-    /// The item's id.
-    pub id: i64,
-    /// Its category.
-    pub category: String,
-    /// Its price in cents.
-    pub price_cents: i64,
-    /// Raised by every committed change.
-    pub version: i64,
-}
-
 /// A price change.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PriceForm {
@@ -72,18 +60,21 @@ pub struct PriceForm {
 // ANCHOR: respond
 /// A `200` with `body`, or, for a client that kept this very answer, a `304` without it. The
 /// ETag is `etag` when the caller knows a version, else a hash of the body. Without conditional
-/// requests (the other configurations) no ETag is sent.
+/// requests (the other configurations) no ETag is sent. `x-answered-by` names the layer that
+/// answered, for the reads that have layers.
 fn respond(
     service: &Service,
     request: &HeaderMap,
     content_type: &'static str,
     body: Vec<u8>,
     etag: Option<String>,
-    answered_by: &'static str,
+    answered_by: Option<&'static str>,
 ) -> Response {
     let mut headers = HeaderMap::new();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    headers.insert(ANSWERED_BY, HeaderValue::from_static(answered_by));
+    if let Some(layer) = answered_by {
+        headers.insert(ANSWERED_BY, HeaderValue::from_static(layer));
+    }
     if service.settings.caching == Caching::Conditional {
         let etag = etag.unwrap_or_else(|| {
             let digest = Sha256::digest(&body);
@@ -127,7 +118,7 @@ pub async fn product(
         "application/json",
         body,
         etag,
-        layer.slug(),
+        Some(layer.slug()),
     );
     Ok(response)
 }
@@ -155,8 +146,9 @@ pub async fn set_price(
         price_cents: item.price_cents,
         version: item.version,
     };
-    // The listings that show the item: the response cache drops them before this answer leaves.
-    let changed = Changed(vec![listing::group(Some(category)), listing::group(None)]);
+    // The listing pages that show the item: the response cache drops them before this answer
+    // leaves.
+    let changed = Changed(listing::pages_showing(item.id).to_vec());
     let mut response = Json(view).into_response();
     response.extensions_mut().insert(changed);
     Ok(response)
@@ -187,7 +179,7 @@ pub async fn page(
         content_type,
         html.to_vec(),
         None,
-        answered_by,
+        Some(answered_by),
     ))
 }
 
@@ -265,7 +257,7 @@ pub async fn task_stats(
         "application/json",
         body,
         None,
-        "stats",
+        None,
     ))
 }
 
@@ -295,7 +287,7 @@ pub async fn article(
         "application/json",
         body,
         etag,
-        "article",
+        None,
     ))
 }
 
@@ -346,6 +338,41 @@ pub async fn trending(
         "application/json",
         body,
         None,
-        "trending",
+        None,
     ))
+}
+
+/// `GET /products?category=...&page=...`: one query, and `Cache-Control` that lets a shared cache
+/// keep the answer a minute (the response cache drops it sooner when a price changes).
+pub async fn listing(
+    State(service): State<Arc<Service>>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, Failure> {
+    let asked = listing::listing_of(query.as_deref()).map_err(|_| {
+        Failure(
+            StatusCode::BAD_REQUEST,
+            "category is one of the categories, page 1 to 100",
+        )
+    })?;
+    let page = listing::page(&service.db, asked).await?;
+    let body = serde_json::to_vec(&page).expect("a listing encodes");
+    let digest = Sha256::digest(&body);
+    let etag: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    let mut response = (StatusCode::OK, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=0, s-maxage=60"),
+    );
+    // The response cache answers a kept ETag with a 304 in the configuration with conditional
+    // requests; the others send none, as the other endpoints do.
+    if service.settings.caching == Caching::Conditional {
+        let etag = HeaderValue::from_str(&format!("\"{etag}\"")).expect("hex digits and quotes");
+        headers.insert(header::ETAG, etag);
+    }
+    Ok(response)
 }

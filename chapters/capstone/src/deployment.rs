@@ -51,6 +51,7 @@ pub fn shared_parts(stage: &Stage, accounts: Accounts, name: &str, instances: u3
         db: stage.db().clone(),
         cache_namespace: namespace.child("cache"),
         limit_namespace: namespace.child("limits"),
+        queue_namespace: namespace.child("views"),
         sessions: sessions::Deployment {
             sessions: sessions::Sessions::Lesson,
             conn: stage.conn(),
@@ -100,7 +101,7 @@ impl Deployment {
         for i in 0..self.shared.instances {
             let instance = stage.instance().await?;
             let service = Service::new(self.settings.clone(), &self.shared, &instance).await?;
-            let routes = service.routes(&self.shared.sessions);
+            let routes = crate::routes::routes(&service, &self.shared.sessions);
             let port = if port == 0 { 0 } else { port + i as u16 };
             let served = Served::start_on("a capstone instance", routes, port)
                 .await

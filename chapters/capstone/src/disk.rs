@@ -176,11 +176,20 @@ impl DiskCache {
         self.files.entry_count()
     }
 
-    /// Removes every file of the layer (an administrator's clear).
-    pub fn clear(&self) {
-        for (name, _) in self.files.iter() {
-            self.remove(&name);
-        }
+    /// Removes every file of the layer (an administrator's clear), on a blocking thread: there
+    /// may be thousands.
+    pub async fn clear(&self) {
+        let names: Vec<String> = self.files.iter().map(|(name, _)| (*name).clone()).collect();
+        self.files.invalidate_all();
+        let dir = self.dir.clone();
+        tokio::task::spawn_blocking(move || {
+            for name in names {
+                // Already gone is fine; one that cannot be removed is read as a miss next time.
+                let _ = std::fs::remove_file(dir.join(name));
+            }
+        })
+        .await
+        .expect("removing files does not panic");
     }
 
     /// Removes a file and its index entry.

@@ -24,7 +24,7 @@
 //! - [`limits`]: the rate-limiting lesson's GCRA on the API, with its headers;
 //! - [`admin`] and [`health`]: clearing the service's own keys for an administrator, and a
 //!   health check that says what is down;
-//! - [`api`] and [`service`]: the endpoints and one instance's routes;
+//! - [`api`], [`service`] and [`routes`]: the endpoints, one instance's parts, and its routes;
 //! - [`deployment`]: two instances on loopback, as the demo and the tests run them.
 
 #![warn(missing_docs)]
@@ -40,6 +40,7 @@ pub mod news;
 pub mod packed;
 pub mod pages;
 pub mod products;
+pub mod routes;
 pub mod service;
 pub mod settings;
 pub mod tasks;

@@ -23,8 +23,6 @@ use axum::response::{IntoResponse, Response};
 use rate_limiting::{Algorithm, DecidedBy, Decision, Guarded, Limit, OnRedisDown, RedisLimiter};
 use shared::{Namespace, RedisConn};
 
-use crate::service::Service;
-
 /// The policy's name in the `RateLimit` headers.
 const POLICY: &str = "per-client";
 
@@ -108,18 +106,22 @@ pub struct UnknownKey;
 /// Lets a request through or refuses it with `429` and `Retry-After`; either way the answer says
 /// the policy and, when Redis decided, what is left.
 pub async fn limit(
-    State(service): State<Arc<Service>>,
+    State(limiter): State<Arc<RateLimiter>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
     next: Next,
 ) -> Response {
-    let limiter = &service.limiter;
-    let Ok(client) = client_of(request.headers(), peer.ip(), limiter) else {
-        return (StatusCode::UNAUTHORIZED, "unknown API key").into_response();
+    let (client, known) = match client_of(request.headers(), peer.ip(), &limiter) {
+        Ok(client) => (client, true),
+        // A made-up key still counts, against the address that sent it: a flood of them is
+        // limited like any other.
+        Err(UnknownKey) => (format!("ip:{}", peer.ip()), false),
     };
     let (decision, decided_by) = limiter.check(&client).await;
-    let mut response = if decision.allowed {
+    let mut response = if decision.allowed && known {
         next.run(request).await
+    } else if decision.allowed {
+        (StatusCode::UNAUTHORIZED, "unknown API key").into_response()
     } else {
         let mut refused = (StatusCode::TOO_MANY_REQUESTS, "slow down").into_response();
         // Whole seconds, rounded up: a client that comes back sooner is refused again.

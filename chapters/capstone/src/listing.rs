@@ -6,26 +6,20 @@
 //! both. The HTTP lesson's cache keys the *parsed* query, defaults filled in
 //! ([`http_caching::key`]): `?page=1&category=tea` and `?category=tea` share an entry, no category
 //! and `?category=tea` do not. Here the routes tell it what a request is ([`describe`]): its
-//! group (`c:tea`, or `c` for every category) and its normalised query. A price change names the
-//! groups it made wrong (the item's category and the whole listing) on its response, and the
-//! cache drops them before the response leaves: a listing read after a price change was
-//! acknowledged shows the new price.
+//! group (one listing page: `c:tea:2`) and its normalised query. A price change names the groups
+//! it made wrong (the two pages that show the item) on its response, and the cache drops them
+//! before the response leaves: a listing read after a price change was acknowledged shows the new
+//! price, and the pages that do not show the item stay cached.
 
-use std::sync::Arc;
-
-use axum::body::Body;
-use axum::extract::{RawQuery, State};
+use axum::http::Method;
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, Method, Response, StatusCode, header};
-use axum::response::IntoResponse;
 use http_caching::key::Described;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use shared::db::items::CATEGORIES;
+use shared::Database;
+use shared::db::items::{CATEGORIES, category_of};
 use sqlx::Row;
 
-use crate::api::{Failure, ProductView};
-use crate::service::Service;
+use crate::products::ProductView;
 
 /// Items per listing page.
 pub const LISTING_SIZE: i64 = 20;
@@ -78,13 +72,31 @@ pub fn listing_of(query: Option<&str>) -> Result<Listing, String> {
 }
 // ANCHOR_END: parse
 
-/// The response-cache group of a listing: `c:tea`, or `c` for every category.
-pub fn group(category: Option<&str>) -> String {
-    match category {
-        Some(category) => format!("c:{category}"),
-        None => "c".to_string(),
-    }
+/// The response-cache group of a listing page: `c:tea:2` for the tea listing's page 2, `c:every:2`
+/// for page 2 of every category. A group per page, not per listing: a price change drops the two
+/// pages that show the item, and every other page stays cached.
+pub fn group(listing: &Listing) -> String {
+    let category = listing.category.as_deref().unwrap_or("every");
+    format!("c:{category}:{}", listing.page)
 }
+
+// ANCHOR: pages_showing
+/// The groups of the two listing pages that show item `id`: its page of every category (items by
+/// id, from 1), and its page of its own category (whose items are every fourth id, as
+/// [`category_of`] assigns them, so `id` is the `(id - 1) / 4`-th).
+pub fn pages_showing(id: i64) -> [String; 2] {
+    let page_of = |position: i64| (position / LISTING_SIZE) as u32 + 1;
+    let every = Listing {
+        category: None,
+        page: page_of(id - 1),
+    };
+    let own = Listing {
+        category: Some(category_of(id).to_string()),
+        page: page_of((id - 1) / CATEGORIES.len() as i64),
+    };
+    [group(&every), group(&own)]
+}
+// ANCHOR_END: pages_showing
 
 // ANCHOR: describe
 /// What the response cache may store: listings only, each in its group, keyed by its parsed
@@ -96,28 +108,18 @@ pub fn describe(request: &Parts) -> Option<Described> {
     }
     let listing = listing_of(request.uri.query()).ok()?;
     Some(Described {
-        group: group(listing.category.as_deref()),
+        group: group(&listing),
         query: serde_json::to_value(&listing).ok()?,
         user: None,
     })
 }
 // ANCHOR_END: describe
 
-/// `GET /products?category=...&page=...`: one query, and `Cache-Control` that lets a shared cache
-/// keep the answer a minute (the response cache drops it sooner when a price changes).
-pub async fn listing(
-    State(service): State<Arc<Service>>,
-    RawQuery(query): RawQuery,
-) -> Result<Response<Body>, Failure> {
-    let listing = listing_of(query.as_deref()).map_err(|_| {
-        Failure(
-            StatusCode::BAD_REQUEST,
-            "category is one of the categories, page 1 to 100",
-        )
-    })?;
+/// The listing page `listing` asks for: one query.
+pub async fn page(db: &Database, listing: Listing) -> Result<ListingPage, sqlx::Error> {
     let offset = i64::from(listing.page - 1) * LISTING_SIZE;
     let rows = {
-        let mut conn = service.db.connection().await?;
+        let mut conn = db.connection().await?;
         let query = match &listing.category {
             Some(category) => sqlx::query(
                 "SELECT id, category, price_cents, version FROM items WHERE category = $1 \
@@ -146,20 +148,5 @@ pub async fn listing(
             })
         })
         .collect::<Result<Vec<_>, sqlx::Error>>()?;
-    let body = serde_json::to_vec(&ListingPage { listing, items }).expect("a listing encodes");
-    let digest = Sha256::digest(&body);
-    let etag: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
-    let mut response = (StatusCode::OK, body).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=0, s-maxage=60"),
-    );
-    let etag = HeaderValue::from_str(&format!("\"{etag}\"")).expect("hex digits and quotes");
-    headers.insert(header::ETAG, etag);
-    Ok(response)
+    Ok(ListingPage { listing, items })
 }

@@ -59,7 +59,7 @@ struct Cli {
     #[arg(long, default_value_t = 1.0, value_parser = number_in(0.0, 5.0))]
     skew: f64,
 
-    /// The share of requests that write (a price change or a new task).
+    /// The share of requests that write (a price change, a new task or an edited article).
     #[arg(long, default_value_t = 0.02, value_parser = number_in(0.0, 1.0))]
     write_ratio: f64,
 
@@ -161,7 +161,8 @@ async fn run(cli: Cli, cleanup: Cleanup) -> anyhow::Result<()> {
         .setting("L2 and L3", "60 s ± 20%")
         .setting("trending", "1 s");
     layers.rows = table::Layers::rows(&measured);
-    layers.conclusion = table::conclude_layers(&layers.rows);
+    let trending_ttl = capstone::Settings::new(capstone::Caching::Layered).trending_ttl;
+    layers.conclusion = table::conclude_layers(&layers.rows, trending_ttl);
     load.conclusion = shared::report::measured_again(&again).unwrap_or_default()
         + &table::conclude(&load.rows, &layers.rows);
     let mut latency = Report::new("Latency by kind of request");

@@ -78,6 +78,15 @@ pub async fn reset(db: &Database, count: i64) -> Result<(), sqlx::Error> {
     write_behind::table::reset(db).await
 }
 
+/// How long trending is kept, and how long a Redis call may take.
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    /// Trending's TTL.
+    pub trending_ttl: Duration,
+    /// The budget of one Redis call on the request path.
+    pub redis_timeout: Duration,
+}
+
 /// What the trending cache counted.
 #[derive(Default, Debug)]
 pub struct NewsCounts {
@@ -105,8 +114,7 @@ struct Cached {
     articles: WriteThrough,
     views: WriteBehind,
     flusher: Mutex<Option<write_behind::Running>>,
-    trending_ttl: Duration,
-    redis_timeout: Duration,
+    timing: Timing,
 }
 
 impl News {
@@ -119,25 +127,32 @@ impl News {
         }
     }
 
-    /// The news with caching: keys under `namespace`, this instance's flusher (named `consumer`)
-    /// started on the Redis at `url`.
+    /// The news with caching: cached articles and trending under `cache`, the views' queues and
+    /// counts under `queues` (never under the cache's namespace: an administrator's clear would
+    /// delete acknowledged views with it), this instance's flusher (named `consumer`) started on
+    /// the Redis at `url`.
     pub async fn cached(
         db: Arc<Database>,
         conn: RedisConn,
         url: &str,
-        namespace: Namespace,
+        cache: Namespace,
+        queues: Namespace,
         consumer: &str,
-        trending_ttl: Duration,
-        redis_timeout: Duration,
+        timing: Timing,
     ) -> Result<Self, SetupError> {
+        // A Redis that may evict any key (allkeys-*) may evict queued views: refused, as the
+        // write-behind lesson refuses it.
+        write_behind::write::check_eviction_policy(&conn)
+            .await
+            .map_err(SetupError::RedisCommand)?;
         let articles = WriteThrough::new(
             db.clone(),
             conn.clone(),
-            namespace.child("articles"),
+            cache.child("articles"),
             write_through::Settings::default(),
         );
         let settings = write_behind::Settings::default();
-        let layout = Layout::new(namespace.child("views"), settings.shards);
+        let layout = Layout::new(queues, settings.shards);
         write_behind::write::create_queues(&conn, &layout)
             .await
             .map_err(|e| SetupError::RedisCommand(e.to_string()))?;
@@ -154,12 +169,11 @@ impl News {
             db,
             cached: Some(Cached {
                 conn,
-                namespace,
+                namespace: cache,
                 articles,
                 views,
                 flusher: Mutex::new(Some(flusher)),
-                trending_ttl,
-                redis_timeout,
+                timing,
             }),
             counts: NewsCounts::default(),
         })
@@ -220,7 +234,7 @@ impl News {
         };
         let key = cached.namespace.key("trending");
         let mut conn = cached.conn.clone();
-        let (budget, errors) = (cached.redis_timeout, &self.counts.redis_errors);
+        let (budget, errors) = (cached.timing.redis_timeout, &self.counts.redis_errors);
         let read = conn.get::<_, Option<Vec<u8>>>(&key);
         let stored = budget::within(budget, errors, read).await.flatten();
         if let Some(trending) = stored.and_then(|bytes| shared::codec::decode(&bytes).ok()) {
@@ -230,7 +244,7 @@ impl News {
         self.counts.trending_misses.inc();
         let trending = self.count().await?;
         let bytes = shared::codec::encode(&trending).expect("trending encodes");
-        let ttl = cached.trending_ttl.as_millis().max(1) as u64;
+        let ttl = cached.timing.trending_ttl.as_millis().max(1) as u64;
         let store = conn.pset_ex::<_, _, ()>(&key, bytes, ttl);
         budget::within(budget, errors, store).await;
         Ok(trending)

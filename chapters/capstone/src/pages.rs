@@ -209,10 +209,10 @@ impl Pages {
 
     /// Drops every page this instance holds, in L1 and on its disk (after an administrator
     /// cleared Redis).
-    pub fn forget(&self) {
+    pub async fn forget(&self) {
         self.forget_memory();
         if let Some(disk) = &self.disk {
-            disk.clear();
+            disk.clear().await;
         }
     }
 

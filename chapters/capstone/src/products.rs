@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
 use shared::{Database, Instance, Namespace, SetupError};
 use two_tier::catalog::{self, Item};
 use two_tier::{AnyCache, Kind, Layer};
@@ -67,4 +68,17 @@ impl Products {
             Products::Cached(cache) => cache.stats(),
         }
     }
+}
+
+/// A product as the API shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProductView {
+    /// The item's id.
+    pub id: i64,
+    /// Its category.
+    pub category: String,
+    /// Its price in cents.
+    pub price_cents: i64,
+    /// Raised by every committed change.
+    pub version: i64,
 }

@@ -2,9 +2,6 @@
 
 use std::sync::Arc;
 
-use axum::Router;
-use axum::middleware::{self, from_fn_with_state};
-use axum::routing::{get, post, put};
 use http_caching::ResponseCache;
 use sessions::api::AppState;
 use shared::sweep::OwnedDir;
@@ -12,12 +9,12 @@ use shared::{Database, Instance, Namespace, RedisConn, SetupError};
 
 use crate::disk::DiskCache;
 use crate::limits::RateLimiter;
-use crate::news::News;
+use crate::listing;
+use crate::news::{News, Timing};
 use crate::pages::{Layers, Pages};
 use crate::products::Products;
 use crate::settings::{Caching, Settings};
 use crate::tasks::Tasks;
-use crate::{admin, api, health, listing};
 
 /// What the instances of one deployment share: Redis, the database, the namespaces, the accounts.
 #[derive(Clone)]
@@ -30,6 +27,8 @@ pub struct Shared {
     pub cache_namespace: Namespace,
     /// Where the rate limiter's keys go.
     pub limit_namespace: Namespace,
+    /// Where the views' queues and the counts not yet flushed live: not a cache, never cleared.
+    pub queue_namespace: Namespace,
     /// The sessions lesson's deployment: accounts, timeouts, the sessions' namespace, the clock.
     pub sessions: sessions::Deployment,
     /// How many instances share the rate limit.
@@ -57,7 +56,7 @@ pub struct Service {
     /// Articles, views and trending.
     pub news: News,
     /// The rate limiter.
-    pub limiter: RateLimiter,
+    pub limiter: Arc<RateLimiter>,
     /// What the sessions lesson's handlers need.
     pub sessions: AppState,
     /// The disk layer's folder, removed with the instance.
@@ -128,28 +127,27 @@ impl Service {
         let news = if caching.redis() {
             // A consumer name of its own: the instances' flushers share each queue's work.
             let consumer = format!("instance-{:016x}", rand::random::<u64>());
-            let namespace = shared.cache_namespace.child("news");
-            let (db, url, ttl) = (shared.db.clone(), &shared.url, settings.trending_ttl);
-            News::cached(
-                db,
-                conn.clone(),
-                url,
-                namespace,
-                &consumer,
-                ttl,
+            let cache = shared.cache_namespace.child("news");
+            let timing = Timing {
+                trending_ttl: settings.trending_ttl,
                 redis_timeout,
-            )
-            .await?
+            };
+            let (db, url, queues) = (
+                shared.db.clone(),
+                &shared.url,
+                shared.queue_namespace.clone(),
+            );
+            News::cached(db, conn.clone(), url, cache, queues, &consumer, timing).await?
         } else {
             News::direct(shared.db.clone())
         };
-        let limiter = RateLimiter::new(
+        let limiter = Arc::new(RateLimiter::new(
             conn.clone(),
             shared.limit_namespace.clone(),
             settings.rate_limit,
             shared.instances,
             settings.api_keys,
-        );
+        ));
         let deployment = &shared.sessions;
         let sessions = AppState {
             accounts: deployment.accounts.clone(),
@@ -176,53 +174,7 @@ impl Service {
     /// Drops the pages this instance holds, in memory and on disk (after an administrator cleared
     /// Redis). Its product L1 and the other instance's copies run out within their TTLs: a second
     /// for L1, the page TTL for the other instance's disk.
-    pub fn forget_local(&self) {
-        self.pages.forget();
+    pub async fn forget_local(&self) {
+        self.pages.forget().await;
     }
-
-    // ANCHOR: routes
-    /// The service's routes: the API behind the rate limit, the sessions lesson's sign-in routes
-    /// and the administration behind its session middleware, `/health` outside both.
-    pub fn routes(self: &Arc<Self>, deployment: &sessions::Deployment) -> Router {
-        let mut products = Router::new()
-            .route("/products", get(listing::listing))
-            .route("/products/{id}", get(api::product))
-            .route("/products/{id}/price", put(api::set_price))
-            .with_state(self.clone());
-        if let Some(responses) = &self.responses {
-            let respond = from_fn_with_state(responses.clone(), ResponseCache::respond);
-            products = products.layer(respond);
-        }
-        let api = Router::new()
-            .route("/pages/{category}/{page}", get(api::page))
-            .route("/tasks", post(api::create_task))
-            .route("/tasks/stats", get(api::task_stats))
-            .route(
-                "/tasks/{id}",
-                get(api::task)
-                    .put(api::update_task)
-                    .delete(api::delete_task),
-            )
-            .route("/news/trending", get(api::trending))
-            .route("/news/{id}", get(api::article).put(api::update_article))
-            .route("/news/{id}/views", post(api::view))
-            .with_state(self.clone())
-            .merge(products);
-        let signed_in = sessions::api::accounts()
-            .with_state(self.sessions.clone())
-            .merge(
-                Router::new()
-                    .route("/admin/cache/clear", post(admin::clear))
-                    .route("/admin/cache/groups/{group}", post(admin::drop_group))
-                    .with_state(self.clone()),
-            )
-            .layer(deployment.layer(&self.sessions.store));
-        api.merge(signed_in)
-            .layer(middleware::from_fn_with_state(
-                self.clone(),
-                crate::limits::limit,
-            ))
-            .route("/health", get(health::health).with_state(self.clone()))
-    }
-    // ANCHOR_END: routes
 }

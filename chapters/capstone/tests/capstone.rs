@@ -7,13 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use capstone::admin::Cleared;
-use capstone::api::{ANSWERED_BY, ProductView};
+use capstone::api::ANSWERED_BY;
 use capstone::deployment::{self, Running};
 use capstone::disk::DiskCache;
 use capstone::health::Health;
 use capstone::listing::ListingPage;
 use capstone::news::{Trend, Views};
 use capstone::pages::PageKey;
+use capstone::products::ProductView;
 use capstone::tasks::{Task, TaskStats};
 use capstone::{Caching, Deployment, Settings};
 use redis::AsyncCommands;
@@ -312,6 +313,13 @@ async fn a_page_comes_from_each_layer_in_turn() {
     assert_eq!(first.status(), StatusCode::OK);
     assert_eq!(layer(&first), "database");
     let html = first.text().await.unwrap();
+    for past in ["/pages/coffee/101", "/pages/coffee/0", "/pages/teapots/1"] {
+        assert_eq!(
+            f.get(0, past).await.status(),
+            StatusCode::NOT_FOUND,
+            "{past}"
+        );
+    }
     assert!(html.contains("<h1>coffee</h1>"), "the page of its category");
     assert_eq!(layer(&f.get(0, "/pages/coffee/2").await), "l1");
     assert_eq!(layer(&f.get(1, "/pages/coffee/2").await), "l2");
@@ -485,13 +493,19 @@ async fn listings_of_different_queries_never_share_an_entry() {
     f.stop().await;
 }
 
-/// A price change drops the listings that show the item before it is acknowledged.
+/// A price change drops the two listing pages that show the item before it is acknowledged, and
+/// only those.
 #[tokio::test]
-async fn a_price_change_drops_the_listings_that_show_it() {
+async fn a_price_change_drops_the_listing_pages_that_show_it_and_only_those() {
     let f = fixture(Settings::new(Caching::Layered)).await;
-    let before: ListingPage = f.json(1, "/products?category=coffee").await;
-    let item = before.items[0].clone();
-    let _: ListingPage = f.json(1, "/products").await;
+    let before: ListingPage = f.json(1, "/products?category=coffee&page=2").await;
+    let item = before.items[3].clone();
+    // Its page of every category: items by id, twenty to a page.
+    let every = format!("/products?page={}", (item.id - 1) / 20 + 1);
+    let unrelated = "/products?category=tea&page=2";
+    for path in [every.as_str(), unrelated] {
+        let _: ListingPage = f.json(1, path).await;
+    }
     let response = f
         .client
         .put(f.running.url(0, &format!("/products/{}/price", item.id)))
@@ -501,15 +515,24 @@ async fn a_price_change_drops_the_listings_that_show_it() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    for path in ["/products?category=coffee", "/products"] {
+    for path in ["/products?category=coffee&page=2", every.as_str()] {
         let after: ListingPage = f.json(1, path).await;
         let shown = after.items.iter().find(|i| i.id == item.id);
         assert_eq!(
             shown.map(|i| i.version),
             Some(item.version + 1),
-            "{path} after the price change was acknowledged: the cached listing was not dropped"
+            "{path} after item {}'s price change was acknowledged: the cached page was not dropped",
+            item.id
         );
     }
+    let queries = f.stage.db().queries();
+    let _: ListingPage = f.json(1, unrelated).await;
+    assert_eq!(
+        f.stage.db().queries(),
+        queries,
+        "{unrelated}, which does not show item {}, was dropped by its price change",
+        item.id
+    );
     f.stop().await;
 }
 
@@ -724,6 +747,19 @@ async fn the_rate_limit_ignores_a_forged_forwarded_for_and_its_key_expires() {
     let mut settings = Settings::new(Caching::Layered);
     settings.rate_limit = 5;
     let f = fixture(settings).await;
+    let forged = f
+        .client
+        .get(f.running.url(0, "/products/1"))
+        .header("authorization", "Bearer made-up-key-7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        forged.status(),
+        StatusCode::UNAUTHORIZED,
+        "a key the service never issued: a client sending a new one each request would be a \
+         new client each request (it counts against the address that sent it)"
+    );
     let mut statuses = Vec::new();
     let mut refused = None;
     for i in 0..8 {
@@ -746,19 +782,6 @@ async fn the_rate_limit_ignores_a_forged_forwarded_for_and_its_key_expires() {
              statuses {statuses:?}; expected a 429 (the header was trusted)"
         )
     });
-    let forged = f
-        .client
-        .get(f.running.url(0, "/products/1"))
-        .header("authorization", "Bearer made-up-key-7")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        forged.status(),
-        StatusCode::UNAUTHORIZED,
-        "a key the service never issued: a client sending a new one each request would be a \
-         new client each request"
-    );
     let retry: u64 = refused.headers()["retry-after"]
         .to_str()
         .unwrap()
@@ -851,6 +874,7 @@ async fn a_login_checks_the_password_and_rotates_the_id() {
 async fn only_an_elevated_administrator_clears_and_only_the_caches_keys_go() {
     let f = fixture(Settings::new(Caching::Layered)).await;
     assert_eq!(f.get(0, "/pages/tea/1").await.status(), StatusCode::OK);
+    assert_eq!(f.get(1, "/pages/tea/1").await.status(), StatusCode::OK);
     assert_eq!(f.get(0, "/products/3").await.status(), StatusCode::OK);
     let mut conn = f.stage.conn();
     let foreign = f.stage.key("another-service:config");
@@ -903,6 +927,12 @@ async fn only_an_elevated_administrator_clears_and_only_the_caches_keys_go() {
         .await
         .unwrap();
     assert_eq!(left, Vec::<String>::new(), "cache keys left after a clear");
+    let page = f.get(1, "/pages/tea/1").await;
+    assert_eq!(
+        page.headers()[ANSWERED_BY],
+        "database",
+        "a page read on the instance that cleared: its memory and its disk must be empty too"
+    );
     let kept: Option<String> = conn.get(&foreign).await.unwrap();
     assert_eq!(
         kept.as_deref(),
@@ -922,7 +952,7 @@ async fn only_an_elevated_administrator_clears_and_only_the_caches_keys_go() {
     let group = send(
         &f.client,
         Method::POST,
-        &f.running.url(0, "/admin/cache/groups/c:tea"),
+        &f.running.url(0, "/admin/cache/groups/c:tea:1"),
         Some(&admin),
         None::<&()>,
     )
@@ -969,6 +999,17 @@ async fn health_says_degraded_while_redis_is_down_and_reads_go_on() {
     );
     let page = f.get(1, "/pages/kitchen/1").await;
     assert_eq!(page.status(), StatusCode::OK, "pages too");
+    let view = f
+        .client
+        .post(f.running.url(0, "/news/1/views"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        view.status(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "a view cannot be acknowledged without Redis (counted later, it could be counted twice)"
+    );
     // Back, so that the flushers drain (what is queued waits in Redis for a flusher otherwise).
     f.stage.server().restart().unwrap();
     // The connection finds out on its next command that it must reconnect.

@@ -58,6 +58,16 @@ fn a_small_run_is_right_everywhere_and_the_caches_spare_the_database() {
              L1 TTL (1,000 ms): an invalidation was lost: {row}"
         );
     }
+    for row in layers {
+        // Trending is kept 1 s, and the flushers write a view within milliseconds of its
+        // acknowledgement on an idle machine: 5 s is a loaded machine's margin, not a target.
+        let lag = row["trending_lag_ms"].as_f64().unwrap();
+        assert!(
+            lag <= 5_000.0,
+            "trending trailed the acknowledged views by {lag} ms; expected at most its TTL (1 s) \
+             plus the flusher's lag: are the flushers running? {row}"
+        );
+    }
     for row in &layers[..2] {
         assert_eq!(row["stale"], 0, "without L1 no read may be stale: {row}");
     }

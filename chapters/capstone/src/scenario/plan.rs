@@ -10,9 +10,9 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use axum::http::{Method, StatusCode};
-use capstone::api::ProductView;
 use capstone::listing::{ListingPage, listing_of};
 use capstone::news::{Trend, Views};
+use capstone::products::ProductView;
 use capstone::tasks::{Task, TaskStats};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};

@@ -122,8 +122,8 @@ pub struct Layers {
     pub caching: &'static str,
     /// Share of product and page reads answered by L1, L2, L3 and the database.
     pub shares: [f64; 4],
-    /// Product and article reads that began after a newer version had been committed and
-    /// returned an older one.
+    /// Product, article and listing reads that began after a newer version had been committed
+    /// and returned an older one.
     pub stale: u64,
     /// How long, at most, the version such a read served had been out of date, in ms.
     pub longest_stale_ms: f64,
@@ -296,7 +296,7 @@ pub fn conclude(load: &[Load], layers: &[Layers]) -> String {
         best.caching, best.speedup, best.queries_per_1k, none.queries_per_1k
     );
     said += &match stale {
-        0 => "No product or article read returned a version older than one already \
+        0 => "No product, article or listing read returned a version older than one already \
               committed and acknowledged when the read began. "
             .to_string(),
         _ => {
@@ -305,7 +305,7 @@ pub fn conclude(load: &[Load], layers: &[Layers]) -> String {
                 .map(|l| l.longest_stale_ms)
                 .fold(0.0, f64::max);
             format!(
-                "{} product or article reads returned a version older than one already \
+                "{} product, article or listing reads returned a version older than one already \
                  acknowledged, for at most {longest:.1} ms: the backplane's delay between \
                  instances, within L1's TTL. ",
                 report::count(stale)
@@ -325,7 +325,7 @@ pub fn conclude(load: &[Load], layers: &[Layers]) -> String {
 }
 
 /// What the layers did, in the configuration with all three.
-pub fn conclude_layers(layers: &[Layers]) -> String {
+pub fn conclude_layers(layers: &[Layers], trending_ttl: std::time::Duration) -> String {
     let Some(layered) = layers
         .iter()
         .find(|l| l.caching == Caching::Layered.label())
@@ -359,8 +359,9 @@ pub fn conclude_layers(layers: &[Layers]) -> String {
     );
     let lag = layers.iter().map(|l| l.trending_lag_ms).fold(0.0, f64::max);
     said += &format!(
-        "Trending trailed the views already acknowledged by at most {lag:.0} ms, within its bound: \
-         its TTL (1 s) plus the time the flusher takes to write a view to the database."
+        "Trending trailed the views already acknowledged by at most {lag:.0} ms: its TTL ({} ms) \
+         plus the time the flusher took to write the views to the database.",
+        trending_ttl.as_millis()
     );
     said
 }
