@@ -518,7 +518,9 @@ async fn task2_the_refresh_lock_has_a_ttl_and_is_released_after_the_refresh() {
     let t0 = now();
     let (a, _b, _) = dashboard_one_write_behind(&w, t0).await;
     let hold = w.shop.hold_next_dashboard();
-    a.get(t0 + FRESH_MS).await.unwrap();
+    let a = Arc::new(a);
+    let reader = a.clone();
+    let read = tokio::spawn(async move { reader.get(t0 + FRESH_MS).await.unwrap() });
     refresh_started(&hold).await;
     let mut conn = w.stage.conn();
     let lock = w.a.refresh_lock_key();
@@ -529,6 +531,7 @@ async fn task2_the_refresh_lock_has_a_ttl_and_is_released_after_the_refresh() {
          {LOCK_TTL_MS} (-2: no lock taken; -1: a lock that never expires if its holder dies)"
     );
     hold.release();
+    joined(read).await;
     a.refreshes.settle().await;
     let exists: bool = conn.exists(&lock).await.unwrap();
     assert!(
@@ -543,7 +546,9 @@ async fn task2_a_refresher_whose_lock_expired_does_not_release_the_next_holders(
     let t0 = now();
     let (a, _b, _) = dashboard_one_write_behind(&w, t0).await;
     let hold = w.shop.hold_next_dashboard();
-    a.get(t0 + FRESH_MS).await.unwrap();
+    let a = Arc::new(a);
+    let reader = a.clone();
+    let read = tokio::spawn(async move { reader.get(t0 + FRESH_MS).await.unwrap() });
     refresh_started(&hold).await;
     // The lock expires during a slow refresh, and another refresher takes it.
     let mut conn = w.stage.conn();
@@ -554,6 +559,7 @@ async fn task2_a_refresher_whose_lock_expired_does_not_release_the_next_holders(
         .await
         .unwrap();
     hold.release();
+    joined(read).await;
     a.refreshes.settle().await;
     let holder: Option<String> = conn.get(&lock).await.unwrap();
     assert_eq!(
