@@ -99,7 +99,8 @@ impl Shop {
             let mut conn = self.db.connection().await?;
             let row = sqlx::query(
                 "SELECT COUNT(*) AS n, COALESCE(MIN(price_cents), 0) AS low, \
-                 COALESCE(MAX(price_cents), 0) AS high, COALESCE(SUM(version), 0) AS versions \
+                 COALESCE(MAX(price_cents), 0) AS high, \
+                 CAST(COALESCE(SUM(version), 0) AS BIGINT) AS versions \
                  FROM items WHERE category = $1",
             )
             .bind(category)
@@ -123,7 +124,8 @@ impl Shop {
         let mut conn = self.db.connection().await?;
         let rows = sqlx::query(
             "SELECT category, COUNT(*) AS n, MIN(price_cents) AS low, MAX(price_cents) AS high, \
-             SUM(version) AS versions FROM items GROUP BY category ORDER BY category",
+             CAST(SUM(version) AS BIGINT) AS versions \
+             FROM items GROUP BY category ORDER BY category",
         )
         .fetch_all(&mut *conn)
         .await?;
