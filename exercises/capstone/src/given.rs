@@ -110,7 +110,7 @@ impl Shop {
         };
         let hold = self.summary_hold.lock().expect("not poisoned").take();
         if let Some(hold) = hold {
-            hold.wait().await;
+            hold.wait().await?;
         }
         Ok(summary)
     }
@@ -119,7 +119,7 @@ impl Shop {
     pub async fn dashboard_from_db(&self) -> Result<Dashboard, sqlx::Error> {
         let hold = self.dashboard_hold.lock().expect("not poisoned").take();
         if let Some(hold) = hold {
-            hold.wait().await;
+            hold.wait().await?;
         }
         let mut conn = self.db.connection().await?;
         let rows = sqlx::query(
@@ -145,7 +145,7 @@ impl Shop {
     ) -> Result<Option<i64>, sqlx::Error> {
         let hold = self.commit_hold.lock().expect("not poisoned").take();
         if let Some(hold) = hold {
-            hold.wait().await;
+            hold.wait().await?;
         }
         let mut conn = self.db.connection().await?;
         let row = sqlx::query(
@@ -197,22 +197,39 @@ fn summary_of(category: &str, row: &sqlx::any::AnyRow) -> Result<Summary, sqlx::
 #[derive(Clone)]
 pub struct Hold {
     reached: Arc<Notify>,
-    released: watch::Sender<bool>,
+    released: watch::Sender<Option<Outcome>>,
+}
+
+/// How a held query goes on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    /// As if nothing happened.
+    Succeed,
+    /// With an error, as a database that failed would answer.
+    Fail,
 }
 
 impl Hold {
     fn new() -> Self {
         Hold {
             reached: Arc::new(Notify::new()),
-            released: watch::channel(false).0,
+            released: watch::channel(None).0,
         }
     }
 
-    async fn wait(&self) {
+    /// Stops until released; an error if the test made the query fail.
+    async fn wait(&self) -> Result<(), sqlx::Error> {
         self.reached.notify_one();
         let mut released = self.released.subscribe();
         // The sender lives in `self`: `wait_for` ends only by the release.
-        let _ = released.wait_for(|released| *released).await;
+        let outcome = *released
+            .wait_for(Option::is_some)
+            .await
+            .expect("the sender lives in the hold");
+        match outcome {
+            Some(Outcome::Fail) => Err(sqlx::Error::PoolTimedOut),
+            _ => Ok(()),
+        }
     }
 
     /// Waits until the held query has reached the hold.
@@ -222,7 +239,12 @@ impl Hold {
 
     /// Lets the held query go on.
     pub fn release(&self) {
-        self.released.send_replace(true);
+        self.released.send_replace(Some(Outcome::Succeed));
+    }
+
+    /// Makes the held query fail, as a database that is down would.
+    pub fn fail(&self) {
+        self.released.send_replace(Some(Outcome::Fail));
     }
 }
 

@@ -57,8 +57,10 @@ impl Summaries {
     /// before the change goes under the old generation, where no reader looks again. Read the
     /// generation after the query and you store yesterday's prices where today's readers look.
     ///
-    /// A value under the key that does not decode is a miss: recompute it and overwrite it. With
-    /// Redis failing or slower than [`REDIS_TIMEOUT`], answer from the database and store nothing.
+    /// A value under the key that does not decode is a miss: recompute it and overwrite it. If
+    /// reading the generation fails (Redis down, slower than [`REDIS_TIMEOUT`], or a value that
+    /// is not a number), you cannot know which summary is current: answer from the database and
+    /// store nothing.
     pub async fn summary(&self, category: &str) -> Result<Summary, sqlx::Error> {
         let mut conn = self.instance.conn.clone();
         let read = conn.get::<_, Option<u64>>(self.instance.generation_key(category));
@@ -81,10 +83,10 @@ impl Summaries {
     ///
     /// Commits item `id`'s new price ([`Shop::commit_price`], one query) and returns its new
     /// version (`None`: no such item, and nothing else happens). Then, after the commit, give the
-    /// item's category ([`category_of`]) a new generation: `INCR` its generation key, and give
-    /// that key a TTL of [`GENERATION_TTL`] in the same `MULTI` transaction, so that no crash
-    /// between the two leaves a generation that never expires. Only that category's: the other
-    /// categories' summaries stay cached.
+    /// item's category ([`category_of`]) a new generation: `INCR` its generation key, and set
+    /// that key's TTL to [`GENERATION_TTL`] again (from this change, not the first) in the same
+    /// `MULTI` transaction, so that no crash between the two leaves a generation that never
+    /// expires. Only that category's: the other categories' summaries stay cached.
     ///
     /// The commit comes first: raise the generation before it and a reader may cache the old
     /// price under the new generation in between. Redis failing or slow after the commit is not
@@ -141,15 +143,18 @@ impl DashboardCache {
     ///   [`LOCK_TTL_MS`] (so a refresher that dies frees it). Only the request that takes it
     ///   refreshes, in a task spawned on [`DashboardCache::refreshes`]: one query
     ///   ([`Shop::dashboard_from_db`]), stored stamped with the `now_ms` of the read that started
-    ///   it; then the lock is released, but only if it still holds *this* token (it may have
-    ///   expired and been taken by another refresher: compare and delete in one Lua script). A
-    ///   stale read returns the stale dashboard, never the refreshed one: it does not wait.
+    ///   it; then, whether the query succeeded or failed (a failed refresh leaves the stale
+    ///   dashboard in place), the lock is released, but only if it still holds *this* token (a
+    ///   random one per refresh: it may have expired and been taken by another refresher; compare
+    ///   and delete in one Lua script). A stale read returns the stale dashboard, never the
+    ///   refreshed one: it does not wait.
     /// - **Missing, undecodable, or too old** (`now_ms >= computed_ms + MAX_STALE_MS`): compute
     ///   it now, one query, store it stamped `now_ms`, and return it.
     ///
-    /// Store it with a Redis TTL that ends when it becomes too old to serve: `computed_ms +
-    /// MAX_STALE_MS - now_ms` milliseconds (at least 1). With Redis failing or slower than
-    /// [`REDIS_TIMEOUT`], answer from the database each time (no lock, nothing stored).
+    /// Store it with a Redis TTL that ends when it becomes too old to serve: every store is
+    /// stamped with a read's `now_ms`, so that is [`MAX_STALE_MS`]. Instances' clocks differ a
+    /// little: a stamp later than `now_ms` is fresh, not an error. With Redis failing or slower
+    /// than [`REDIS_TIMEOUT`], answer from the database each time (no lock, nothing stored).
     pub async fn get(&self, now_ms: u64) -> Result<Dashboard, sqlx::Error> {
         let mut conn = self.instance.conn.clone();
         let key = self.instance.dashboard_key();
