@@ -60,21 +60,7 @@ pub async fn create_tables(db: &Database, count: i64) -> Result<(), sqlx::Error>
 /// Every article back to its seed row and no views (not counted): each of a demo's runs starts
 /// from the same rows.
 pub async fn reset(db: &Database, count: i64) -> Result<(), sqlx::Error> {
-    let mut setup = db.setup().await?;
-    sqlx::query("DELETE FROM articles")
-        .execute(&mut *setup)
-        .await?;
-    for id in 1..=count {
-        let article = write_through::table::seed_article(id);
-        sqlx::query("INSERT INTO articles (id, title, body, version) VALUES ($1, $2, $3, $4)")
-            .bind(article.id)
-            .bind(&article.title)
-            .bind(&article.body)
-            .bind(article.version)
-            .execute(&mut *setup)
-            .await?;
-    }
-    setup.commit().await?;
+    write_through::table::reset(db, count).await?;
     write_behind::table::reset(db).await
 }
 

@@ -94,6 +94,23 @@ impl Fixture {
         read(response).await
     }
 
+    /// Sends `json` to `path` on `instance` with `method`.
+    async fn send_json(
+        &self,
+        method: Method,
+        instance: usize,
+        path: &str,
+        json: serde_json::Value,
+    ) -> reqwest::Response {
+        self.client
+            .request(method, self.running.url(instance, path))
+            .header("content-type", "application/json")
+            .body(json.to_string())
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// Signs user `user` in on `instance`; the session ID.
     async fn login(&self, instance: usize, user: i64) -> String {
         let form = Login {
@@ -430,13 +447,13 @@ async fn a_kept_product_is_not_sent_again_until_it_changes() {
         .unwrap();
     assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
     let changed = f
-        .client
-        .put(f.running.url(0, "/products/7/price"))
-        .header("content-type", "application/json")
-        .body(serde_json::json!({"price_cents": view.price_cents + 100}).to_string())
-        .send()
-        .await
-        .unwrap();
+        .send_json(
+            Method::PUT,
+            0,
+            "/products/7/price",
+            serde_json::json!({"price_cents": view.price_cents + 100}),
+        )
+        .await;
     assert_eq!(changed.status(), StatusCode::OK);
     let after = f
         .client
@@ -548,13 +565,13 @@ async fn concurrent_creates_make_as_many_tasks() {
         let f = f.clone();
         creates.push(tokio::spawn(async move {
             let response = f
-                .client
-                .post(f.running.url(i, "/tasks"))
-                .header("content-type", "application/json")
-                .body(serde_json::json!({"title": format!("task {i}")}).to_string())
-                .send()
-                .await
-                .unwrap();
+                .send_json(
+                    Method::POST,
+                    i,
+                    "/tasks",
+                    serde_json::json!({"title": format!("task {i}")}),
+                )
+                .await;
             assert_eq!(response.status(), StatusCode::CREATED);
             read::<Task>(response).await
         }));
@@ -585,13 +602,13 @@ async fn task_stats_follow_every_write_and_are_cached_between_writes() {
     let stats = |open, done| TaskStats { open, done };
     assert_eq!(f.json::<TaskStats>(0, "/tasks/stats").await, stats(0, 0));
     let response = f
-        .client
-        .post(f.running.url(0, "/tasks"))
-        .header("content-type", "application/json")
-        .body(serde_json::json!({"title": "write the chapter"}).to_string())
-        .send()
-        .await
-        .unwrap();
+        .send_json(
+            Method::POST,
+            0,
+            "/tasks",
+            serde_json::json!({"title": "write the chapter"}),
+        )
+        .await;
     let created: Task = read(response).await;
     assert_eq!(
         f.json::<TaskStats>(1, "/tasks/stats").await,
@@ -608,13 +625,8 @@ async fn task_stats_follow_every_write_and_are_cached_between_writes() {
     );
     let path = format!("/tasks/{}", created.id);
     let done = f
-        .client
-        .put(f.running.url(1, &path))
-        .header("content-type", "application/json")
-        .body(serde_json::json!({"status": "done"}).to_string())
-        .send()
-        .await
-        .unwrap();
+        .send_json(Method::PUT, 1, &path, serde_json::json!({"status": "done"}))
+        .await;
     assert_eq!(done.status(), StatusCode::OK);
     assert_eq!(
         f.json::<TaskStats>(0, "/tasks/stats").await,
@@ -645,13 +657,13 @@ async fn an_edited_article_is_read_at_its_new_version_on_either_instance() {
     let f = fixture(Settings::new(Caching::Layered)).await;
     let before: Article = f.json(1, "/news/3").await;
     let response = f
-        .client
-        .put(f.running.url(0, "/news/3"))
-        .header("content-type", "application/json")
-        .body(serde_json::json!({"title": "Rewritten", "body": "New text."}).to_string())
-        .send()
-        .await
-        .unwrap();
+        .send_json(
+            Method::PUT,
+            0,
+            "/news/3",
+            serde_json::json!({"title": "Rewritten", "body": "New text."}),
+        )
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
     let queries = f.stage.db().queries();
     let after: Article = f.json(1, "/news/3").await;
