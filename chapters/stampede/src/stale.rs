@@ -108,36 +108,102 @@ impl<S: Source> StaleWhileRevalidate<S> {
     async fn refresh_in_background(&self, local: &str) {
         let inner = self.inner.clone();
         let key = inner.cache.key(local);
-        if !self
-            .attempting
-            .lock()
-            .expect("attempting lock")
-            .insert(key.clone())
-        {
-            return; // a request of this instance is on it
-        }
-        let attempting = Attempting(self.attempting.clone(), key.clone());
-        let mut conn = inner.cache.conn();
-        let guard = refresh_key(&key);
-        let attempt = token_lock::try_acquire(&mut conn, &guard, inner.settings.lock_ttl);
-        let Some(Attempt::Acquired(lock)) = inner.cache.bounded(attempt).await else {
-            return; // another instance is refreshing it (or Redis failed: serve stale, try later)
+        let Some(claim) = inner.claim(&self.attempting, &key).await else {
+            return; // a request here, or another instance, is refreshing it (or Redis failed)
         };
-        inner.cache.metrics.refreshes.inc();
+        let attempting = self.attempting.clone();
         let local = local.to_string();
         self.refreshes.spawn(async move {
-            // A failed refresh leaves the stale value in place; the next stale read tries again.
-            if let Ok(value) = strategy::load(&*inner.source, &inner.cache.metrics, &local).await {
-                inner.store(&key, &value).await;
+            let mut claim = claim;
+            loop {
+                let changes = inner.changes(&key).await;
+                // A failed refresh leaves the stale value in place; the next stale read tries
+                // again.
+                if let Ok(value) =
+                    strategy::load(&*inner.source, &inner.cache.metrics, &local).await
+                {
+                    inner.store(&key, &value).await;
+                }
+                claim.release(&inner.cache).await;
+                // A write acknowledged during the load (see `refresh_after_write`) may be missing
+                // from what was stored: load again, unless someone else has taken the refresh
+                // since (then theirs began after the write, or will see it as this one did).
+                if inner.changes(&key).await == changes {
+                    break;
+                }
+                match inner.claim(&attempting, &key).await {
+                    Some(again) => claim = again,
+                    None => break,
+                }
             }
-            inner.cache.bounded(lock.release(&mut conn)).await;
-            drop(attempting);
         });
     }
     // ANCHOR_END: refresh
+
+    // ANCHOR: refresh_after_write
+    /// Tells the cache that a write the value of `local` depends on has been committed: it is
+    /// refreshed now, in the background, by this instance or by the one refreshing it already.
+    /// Readers keep the value they had meanwhile: after the write, `local` is stale for at most
+    /// the refresh under way and one more, not for the rest of its TTL.
+    ///
+    /// The write is counted on a key of its own (INCR) before the refresh is asked for; a refresh
+    /// compares that count before its load and after its store, and loads again when it moved.
+    /// With Redis unreachable the count is lost, and `local` is refreshed when it goes stale.
+    pub async fn refresh_after_write(&self, local: &str) {
+        let inner = &self.inner;
+        let changes = changes_key(&inner.cache.key(local));
+        let hard_ttl = inner.settings.ttl + inner.settings.serve_stale_for;
+        let mut conn = inner.cache.conn();
+        let mut count = redis::pipe();
+        count
+            .incr(&changes, 1)
+            .ignore()
+            .pexpire(&changes, hard_ttl.as_millis() as i64)
+            .ignore();
+        let counted: Option<()> = inner.cache.bounded(count.query_async(&mut conn)).await;
+        if counted.is_some() {
+            self.refresh_in_background(local).await;
+        }
+    }
+    // ANCHOR_END: refresh_after_write
 }
 
 impl<S: Source> Inner<S> {
+    /// Claims the refresh of `key`: this instance's mark that a request of its own is on it, then
+    /// the lock across instances. `None` when either is taken (or Redis failed).
+    async fn claim(&self, attempting: &Arc<Mutex<HashSet<String>>>, key: &str) -> Option<Claim> {
+        if !attempting
+            .lock()
+            .expect("attempting lock")
+            .insert(key.to_string())
+        {
+            return None; // a request of this instance is on it
+        }
+        let attempting = Attempting(attempting.clone(), key.to_string());
+        let mut conn = self.cache.conn();
+        let guard = refresh_key(key);
+        let attempt = token_lock::try_acquire(&mut conn, &guard, self.settings.lock_ttl);
+        let Some(Attempt::Acquired(lock)) = self.cache.bounded(attempt).await else {
+            return None; // another instance is refreshing it (or Redis failed: try later)
+        };
+        self.cache.metrics.refreshes.inc();
+        Some(Claim {
+            lock,
+            _attempting: attempting,
+        })
+    }
+
+    /// The writes counted against `key` so far (`None`: none, or Redis failed).
+    async fn changes(&self, key: &str) -> Option<i64> {
+        let mut conn = self.cache.conn();
+        let mut read = redis::cmd("GET");
+        read.arg(changes_key(key));
+        self.cache
+            .bounded(read.query_async::<Option<i64>>(&mut conn))
+            .await
+            .flatten()
+    }
+
     /// Stores `value` as fresh for `ttl`, kept in Redis for `ttl + serve_stale_for`.
     async fn store(&self, key: &str, value: &S::Value) {
         let record = SoftExpiring {
@@ -164,6 +230,20 @@ impl<S: Source> Strategy for StaleWhileRevalidate<S> {
 /// Marks a key as being refreshed by this instance until dropped, whichever way the attempt ends.
 struct Attempting(Arc<Mutex<HashSet<String>>>, String);
 
+/// The right to refresh a key: the lock across instances and this instance's mark.
+struct Claim {
+    lock: token_lock::TokenLock,
+    _attempting: Attempting,
+}
+
+impl Claim {
+    /// Gives the refresh up: the lock first, then the mark.
+    async fn release(self, cache: &RedisCache) {
+        let mut conn = cache.conn();
+        cache.bounded(self.lock.release(&mut conn)).await;
+    }
+}
+
 impl Drop for Attempting {
     fn drop(&mut self) {
         self.0.lock().expect("attempting lock").remove(&self.1);
@@ -173,4 +253,10 @@ impl Drop for Attempting {
 /// The key of the lock that lets one request refresh `key`.
 pub fn refresh_key(key: &str) -> String {
     format!("{key}:refresh")
+}
+
+/// The key that counts the writes acknowledged against `key`
+/// ([`StaleWhileRevalidate::refresh_after_write`]).
+pub fn changes_key(key: &str) -> String {
+    format!("{key}:changes")
 }

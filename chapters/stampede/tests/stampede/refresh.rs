@@ -131,6 +131,60 @@ async fn stale_while_revalidate_serves_the_old_value_at_once_and_refreshes_once(
     assert_eq!(instances[1].stats().hits, 1);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_refreshes_a_fresh_value_at_once() {
+    let fx = fixture().await;
+    let pages = fx.pages();
+    let swr = fx.stale(&pages, &settings()).await;
+    swr.get("44").await.unwrap();
+    fx.db().set_price(44, 7).await.unwrap();
+
+    swr.refresh_after_write("44").await;
+    swr.finish_refreshes().await.unwrap();
+    let after = swr.get("44").await.unwrap();
+    assert_eq!(
+        after.price_cents, 7,
+        "a read after refresh_after_write finished: expected the written price 7, got {} (the \
+         write did not start a refresh, and the value is served until its soft TTL)",
+        after.price_cents
+    );
+    assert_eq!(pages.started(), 2, "the first load and the refresh");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_during_a_refresh_makes_it_load_again() {
+    let fx = fixture().await;
+    let pages = fx.pages();
+    let soft = Settings {
+        ttl: Duration::from_millis(200),
+        serve_stale_for: Duration::from_secs(60),
+        ..settings()
+    };
+    let (a, b) = (fx.stale(&pages, &soft).await, fx.stale(&pages, &soft).await);
+    a.get("45").await.unwrap();
+    // Time is the subject here: let the soft TTL pass.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+
+    // Instance a's refresh starts and is held; the write lands meanwhile, on instance b, whose
+    // own refresh cannot start (a holds the lock).
+    pages.close();
+    a.get("45").await.unwrap();
+    pages.until_started(2).await;
+    fx.db().set_price(45, 9).await.unwrap();
+    b.refresh_after_write("45").await;
+    assert_eq!(b.stats().refreshes, 0, "b's refresh: a holds the lock");
+
+    pages.open();
+    a.finish_refreshes().await.unwrap();
+    assert_eq!(
+        pages.started(),
+        3,
+        "loads: the first, a's refresh, and a second refresh because a write was counted while \
+         the first ran (without it, whatever the first load read stays until the soft TTL)"
+    );
+    assert_eq!(b.get("45").await.unwrap().price_cents, 9);
+}
+
 #[tokio::test]
 async fn after_the_hard_ttl_the_value_is_gone() {
     let fx = fixture().await;
