@@ -149,6 +149,8 @@ pub async fn set_price(
         price_cents: item.price_cents,
         version: item.version,
     };
+    // The dashboard's figures include the price: refreshed now, in the background.
+    service.analytics.changed().await;
     // The listing pages that show the item: the response cache drops them before this answer
     // leaves.
     let changed = Changed(listing::pages_showing(item.id).to_vec());
@@ -183,6 +185,30 @@ pub async fn page(
         html.to_vec(),
         None,
         Some(answered_by),
+    ))
+}
+
+/// `GET /analytics/dashboard`: the report, from Redis at once (stale while one refresh runs),
+/// refreshed after every price change.
+pub async fn dashboard(
+    State(service): State<Arc<Service>>,
+    request: HeaderMap,
+) -> Result<Response, Failure> {
+    let Ok(dashboard) = service.analytics.dashboard().await else {
+        return Err(Failure(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the database is unavailable",
+        ));
+    };
+    let body = serde_json::to_vec(&dashboard).expect("a dashboard encodes");
+    let etag = Some(format!("\"d{}\"", dashboard.as_of_ms));
+    Ok(respond(
+        &service,
+        &request,
+        "application/json",
+        body,
+        etag,
+        None,
     ))
 }
 

@@ -19,6 +19,8 @@
 //!   prefetched;
 //! - [`listing`]: the product listing behind the HTTP lesson's response cache, keyed by its parsed
 //!   query and dropped by the price changes that make it wrong;
+//! - [`analytics`]: the slow dashboard, served stale while one refresh runs, refreshed after
+//!   every price change;
 //! - [`tasks`]: the task manager, IDs from the database, counts cached under a generation;
 //! - [`news`]: articles written through, views written behind, trending with a staleness bound;
 //! - [`limits`]: the rate-limiting lesson's GCRA on the API, with its headers;
@@ -30,6 +32,7 @@
 #![warn(missing_docs)]
 
 pub mod admin;
+pub mod analytics;
 pub mod api;
 pub mod deployment;
 pub mod disk;

@@ -7,6 +7,7 @@ use sessions::api::AppState;
 use shared::sweep::OwnedDir;
 use shared::{Database, Instance, Namespace, RedisConn, SetupError};
 
+use crate::analytics::{Analytics, Report};
 use crate::disk::DiskCache;
 use crate::limits::RateLimiter;
 use crate::listing;
@@ -49,6 +50,8 @@ pub struct Service {
     pub products: Products,
     /// Rendered pages.
     pub pages: Arc<Pages>,
+    /// The analytics dashboard.
+    pub analytics: Analytics,
     /// The HTTP lesson's response cache, in front of the listing (`None`: no cache).
     pub responses: Option<Arc<ResponseCache>>,
     /// Tasks and their counts.
@@ -141,6 +144,14 @@ impl Service {
         } else {
             News::direct(shared.db.clone())
         };
+        let report = Report::new(shared.db.clone(), settings.report_cost);
+        let analytics = if caching.redis() {
+            let namespace = shared.cache_namespace.child("analytics");
+            let fresh = settings.dashboard_fresh;
+            Analytics::cached(report, conn.clone(), namespace, fresh, redis_timeout)
+        } else {
+            Analytics::Direct(report)
+        };
         let limiter = Arc::new(RateLimiter::new(
             conn.clone(),
             shared.limit_namespace.clone(),
@@ -162,6 +173,7 @@ impl Service {
             cache_namespace: shared.cache_namespace.clone(),
             products,
             pages,
+            analytics,
             responses,
             tasks,
             news,

@@ -45,6 +45,10 @@ pub struct Settings {
     pub stats_ttl: Duration,
     /// How long trending is kept: with the flusher's lag, how far it may trail the views.
     pub trending_ttl: Duration,
+    /// How long the analytics report takes to compute.
+    pub report_cost: Duration,
+    /// How long the dashboard is fresh when no write refreshes it sooner.
+    pub dashboard_fresh: Duration,
     /// Requests per second a client may make (and as many in a burst).
     pub rate_limit: u32,
     /// API keys issued: `u0` to `u{n-1}`.
@@ -71,6 +75,8 @@ impl Settings {
             disk_budget: 64 << 20,
             stats_ttl: Duration::from_secs(60),
             trending_ttl: Duration::from_secs(1),
+            report_cost: Duration::from_secs(2),
+            dashboard_fresh: Duration::from_secs(60),
             rate_limit: 200,
             api_keys: 1_000,
             administrators: vec![1],

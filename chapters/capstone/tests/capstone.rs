@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use capstone::admin::Cleared;
+use capstone::analytics::Dashboard;
 use capstone::api::ANSWERED_BY;
 use capstone::deployment::{self, Running};
 use capstone::disk::DiskCache;
@@ -644,6 +645,62 @@ async fn task_stats_follow_every_write_and_are_cached_between_writes() {
         f.json::<TaskStats>(1, "/tasks/stats").await,
         stats(0, 0),
         "after a delete"
+    );
+    f.stop().await;
+}
+
+/// The source cached its analytics under a TTL that no write shortened, and when the entry
+/// expired every reader waited for the slow report (its version fails both halves: the figures
+/// after the price change are the old ones until the TTL ends). Here a price change refreshes the
+/// dashboard in the background, once for both instances, and readers never wait for it.
+#[tokio::test]
+async fn the_dashboard_is_refreshed_by_a_price_change_and_nobody_waits_for_it() {
+    let mut settings = Settings::new(Caching::Layered);
+    settings.report_cost = Duration::from_millis(500);
+    let f = fixture(settings).await;
+    let value_of =
+        |dashboard: &Dashboard| -> i64 { dashboard.categories.iter().map(|c| c.value_cents).sum() };
+    let first: Dashboard = f.json(0, "/analytics/dashboard").await;
+    let item: ProductView = f.json(0, "/products/1").await;
+    let changed = f
+        .send_json(
+            Method::PUT,
+            1,
+            "/products/1/price",
+            serde_json::json!({"price_cents": item.price_cents + 1_000}),
+        )
+        .await;
+    assert_eq!(changed.status(), StatusCode::OK);
+    // The refresh takes the report's half second: meanwhile both instances answer at once.
+    for instance in [0, 1, 0, 1] {
+        let during: Dashboard = f.json(instance, "/analytics/dashboard").await;
+        assert!(
+            during == first || value_of(&during) == value_of(&first) + 1_000,
+            "a dashboard read during the refresh: expected the old or the new figures, got \
+             {during:?}"
+        );
+    }
+    for service in &f.running.services {
+        service.analytics.settle().await;
+    }
+    let after: Dashboard = f.json(0, "/analytics/dashboard").await;
+    assert_eq!(
+        value_of(&after),
+        value_of(&first) + 1_000,
+        "the shop's value on the dashboard after the refresh a price change started: expected \
+         the old value plus the 1,000 cents added (the change did not start a refresh, and the \
+         old figures stay until the TTL)"
+    );
+    let stats = f.running.services.iter().fold((0, 0), |(m, r), s| {
+        let stats = s.analytics.stats();
+        (m + stats.misses, r + stats.refreshes)
+    });
+    assert_eq!(
+        stats,
+        (1, 1),
+        "(reads that found nothing and ran the report, refreshes) over both instances: expected \
+         the first read's miss and one refresh (more misses: a reader waited for the report; more \
+         refreshes: both instances refreshed)"
     );
     f.stop().await;
 }

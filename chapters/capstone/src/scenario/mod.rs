@@ -47,6 +47,8 @@ pub struct Run<'a> {
     pub concurrency: usize,
     /// Each client's limit, requests a second.
     pub rate_limit: u32,
+    /// How long the analytics report takes.
+    pub report_cost: std::time::Duration,
     /// Pages warmed at start.
     pub warm: u32,
     /// Progress bars.
@@ -86,6 +88,7 @@ impl Run<'_> {
     ) -> anyhow::Result<Measured> {
         let mut settings = Settings::new(caching);
         settings.rate_limit = self.rate_limit;
+        settings.report_cost = self.report_cost;
         // The users' keys, and the greedy client's (u0).
         settings.api_keys = self.mix.users + 1;
         let shared = deployment::shared_parts(self.stage, self.accounts.clone(), caching.slug(), 2);

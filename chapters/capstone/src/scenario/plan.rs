@@ -10,6 +10,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use axum::http::{Method, StatusCode};
+use capstone::analytics::Dashboard;
 use capstone::listing::{ListingPage, listing_of};
 use capstone::news::{Trend, Views};
 use capstone::products::ProductView;
@@ -18,6 +19,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Zipf};
 use sessions::accounts::{demo_name, demo_password};
+use shared::clock::now_ms;
 use shared::db::items::{CATEGORIES, category_of};
 use shared::metrics::Latency;
 use shared::staleness::Committed;
@@ -41,6 +43,8 @@ shared::variants! {
         View = ("view", "view counted"),
         /// `GET /news/trending`.
         Trending = ("trending", "trending"),
+        /// `GET /analytics/dashboard`.
+        Dashboard = ("dashboard", "dashboard"),
         /// A price change, a new task or an article edited.
         Write = ("write", "write"),
         /// `POST /login` (an Argon2 hash each).
@@ -137,7 +141,9 @@ pub fn requests(mix: &Mix) -> Vec<Request> {
                     let id = articles.sample(&mut rng) as i64;
                     Request { user, method: Method::POST, path: format!("/news/{id}/views"), json: None }
                 }
-                890..915 => Request::get(user, "/news/trending"),
+                890..914 => Request::get(user, "/news/trending"),
+                // About one request in 2,000: the report takes seconds without its cache.
+                914 if rng.random_bool(0.5) => Request::get(user, "/analytics/dashboard"),
                 _ => Request::get(user, "/tasks/stats"),
             }
         })
@@ -160,6 +166,7 @@ pub fn class_of(request: &Request) -> Class {
         (&Method::POST, "/login") => Class::Login,
         (&Method::GET, "/tasks/stats") => Class::Stats,
         (&Method::GET, "/news/trending") => Class::Trending,
+        (&Method::GET, "/analytics/dashboard") => Class::Dashboard,
         (&Method::GET, path) if path.starts_with("/news/") => Class::Article,
         (&Method::POST, path) if path.ends_with("/views") => Class::View,
         (&Method::GET, path) if path.starts_with("/pages/") => Class::Page,
@@ -181,6 +188,11 @@ pub struct Tally {
     /// How far, at most, trending trailed the acknowledged views: the longest time a count it
     /// showed had been out of date when the request was sent.
     pub trending_lag: Mutex<std::time::Duration>,
+    /// When each price change was acknowledged.
+    pub price_changes: Mutex<Vec<Instant>>,
+    /// How far, at most, the dashboard trailed the price changes: the longest time a change
+    /// missing from its figures had been acknowledged when the request was sent.
+    pub dashboard_lag: Mutex<std::time::Duration>,
     /// Latency by class.
     pub latency: Mutex<Vec<Latency>>,
     /// Product and article reads that began after a newer version had been committed and
@@ -196,6 +208,8 @@ impl Tally {
             articles: Committed::new(articles),
             views: Committed::new(articles),
             trending_lag: Mutex::default(),
+            price_changes: Mutex::default(),
+            dashboard_lag: Mutex::default(),
             latency: Mutex::new(Class::ALL.iter().map(|_| Latency::default()).collect()),
             stale: Mutex::default(),
         }
@@ -244,6 +258,22 @@ impl Tally {
                         .views
                         .outdated_for(trend.id, trend.views + 1, answer.sent);
                     *lag = (*lag).max(behind);
+                }
+                Ok(())
+            }
+            Class::Dashboard => {
+                let dashboard: Dashboard = parse(answer)?;
+                if dashboard.categories.len() != CATEGORIES.len() {
+                    return Err(format!("a dashboard of {dashboard:?}"));
+                }
+                // When its query ran, on this machine's clock as an `Instant`.
+                let age = now_ms().saturating_sub(dashboard.as_of_ms);
+                let as_of = Instant::now() - std::time::Duration::from_millis(age);
+                let changes = self.price_changes.lock().expect("not poisoned");
+                let missing = changes.iter().filter(|&&at| at > as_of && at < answer.sent);
+                if let Some(first) = missing.min() {
+                    let mut lag = self.dashboard_lag.lock().expect("not poisoned");
+                    *lag = (*lag).max(answer.sent - *first);
                 }
                 Ok(())
             }
@@ -296,6 +326,11 @@ impl Tally {
             Class::Write if request.method == Method::PUT => {
                 let view: ProductView = parse(answer)?;
                 self.committed.raise(view.id, view.version);
+                let acknowledged = Instant::now();
+                self.price_changes
+                    .lock()
+                    .expect("not poisoned")
+                    .push(acknowledged);
                 Ok(())
             }
             Class::Write => {

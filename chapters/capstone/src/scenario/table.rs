@@ -129,6 +129,8 @@ pub struct Layers {
     pub longest_stale_ms: f64,
     /// How far trending trailed the acknowledged views, at most, in ms.
     pub trending_lag_ms: f64,
+    /// How far the dashboard trailed the acknowledged price changes, at most, in ms.
+    pub dashboard_lag_ms: f64,
     /// Page bytes rendered over page bytes stored.
     pub compression: f64,
     /// Pages a prefetch put in L1 (rendered, or brought up from L2 or L3).
@@ -152,13 +154,8 @@ impl Layers {
                     shares: m.layers.map(|n| n as f64 / reads),
                     stale: stale.0,
                     longest_stale_ms: stale.1.as_secs_f64() * 1_000.0,
-                    trending_lag_ms: m
-                        .tally
-                        .trending_lag
-                        .lock()
-                        .expect("not poisoned")
-                        .as_secs_f64()
-                        * 1_000.0,
+                    trending_lag_ms: ms(*m.tally.trending_lag.lock().expect("not poisoned")),
+                    dashboard_lag_ms: ms(*m.tally.dashboard_lag.lock().expect("not poisoned")),
                     compression: m.page_bytes.0 as f64 / m.page_bytes.1.max(1) as f64,
                     prefetched: m.prefetch.0,
                     prefetch_hits: m.prefetch.1,
@@ -180,6 +177,7 @@ impl Row for Layers {
             "stale reads",
             "longest",
             "trending lag",
+            "dashboard lag",
             "compression",
         ]
     }
@@ -201,6 +199,7 @@ impl Row for Layers {
                 _ => format!("{:.1} ms", self.longest_stale_ms),
             },
             format!("{:.0} ms", self.trending_lag_ms),
+            format!("{:.0} ms", self.dashboard_lag_ms),
             match self.compression > 0.0 && self.caching != Caching::NoCache.label() {
                 true => format!("{:.1}x", self.compression),
                 false => "–".to_string(),
@@ -324,8 +323,17 @@ pub fn conclude(load: &[Load], layers: &[Layers]) -> String {
     said
 }
 
+/// `duration` in milliseconds.
+fn ms(duration: std::time::Duration) -> f64 {
+    duration.as_secs_f64() * 1_000.0
+}
+
 /// What the layers did, in the configuration with all three.
-pub fn conclude_layers(layers: &[Layers], trending_ttl: std::time::Duration) -> String {
+pub fn conclude_layers(
+    layers: &[Layers],
+    trending_ttl: std::time::Duration,
+    report_cost: std::time::Duration,
+) -> String {
     let Some(layered) = layers
         .iter()
         .find(|l| l.caching == Caching::Layered.label())
@@ -360,8 +368,18 @@ pub fn conclude_layers(layers: &[Layers], trending_ttl: std::time::Duration) -> 
     let lag = layers.iter().map(|l| l.trending_lag_ms).fold(0.0, f64::max);
     said += &format!(
         "Trending trailed the views already acknowledged by at most {lag:.0} ms: its TTL ({} ms) \
-         plus the time the flusher took to write the views to the database.",
+         plus the time the flusher took to write the views to the database. ",
         trending_ttl.as_millis()
+    );
+    let lag = layers
+        .iter()
+        .map(|l| l.dashboard_lag_ms)
+        .fold(0.0, f64::max);
+    said += &format!(
+        "The dashboard trailed the price changes already acknowledged by at most {lag:.0} ms: a \
+         change refreshes it at once, and a refresh under way when it landed runs again, so at \
+         most two reports ({} ms each) behind.",
+        report_cost.as_millis()
     );
     said
 }
