@@ -16,9 +16,11 @@
 //! usual. The single flight here is per instance; the stampede lesson's lock makes it one call per
 //! key across instances.
 //!
-//! [`FakeWeather`] is the service: on loopback, with a latency, a failure rate and an off switch.
+//! One cache serves every kind of answer the service gives ([`Resource`]: a city's [`Weather`],
+//! a currency's [`Rates`]), each under its own path and keys. [`FakeUpstream`] is the service: on
+//! loopback, with a latency, a failure rate and an off switch.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -28,11 +30,19 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, Response, StatusCode, header};
 use axum::routing::get;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use shared::clock::now_ms;
 use shared::metrics::Counter;
 use shared::worker::Tasks;
 use shared::{Namespace, RedisConn};
+
+/// A kind of answer the service gives for a name: where the service serves it
+/// (`/{PATH}/{name}`), and where the cache keeps it (`upstream:{PATH}:{name}`).
+pub trait Resource: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
+    /// The first segment of its path, and of its keys.
+    const PATH: &'static str;
+}
 
 /// A city's weather, as the service reports it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -45,8 +55,38 @@ pub struct Weather {
     pub observed_ms: u64,
 }
 
-/// The fake third-party service: slow, failing some of the time, and switched off at will.
-pub struct FakeWeather {
+impl Resource for Weather {
+    const PATH: &'static str = "weather";
+}
+
+/// A currency's exchange rates, as the service reports them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Rates {
+    /// The currency the rates are for (lower case): one unit of it buys `rates[other]` of each
+    /// other.
+    pub base: String,
+    /// The other currencies' rates.
+    pub rates: BTreeMap<String, f64>,
+    /// When the service quoted them, in ms since the epoch.
+    pub observed_ms: u64,
+}
+
+impl Resource for Rates {
+    const PATH: &'static str = "rates";
+}
+
+/// The currencies the service quotes, and what one unit of each is worth in the first.
+pub const CURRENCIES: [(&str, f64); 5] = [
+    ("usd", 1.0),
+    ("eur", 1.08),
+    ("gbp", 1.27),
+    ("chf", 1.12),
+    ("jpy", 0.0067),
+];
+
+/// The fake third-party service: weather and exchange rates, slow, failing some of the time, and
+/// switched off at will.
+pub struct FakeUpstream {
     latency: Duration,
     failure_rate: f64,
     down: AtomicBool,
@@ -54,10 +94,10 @@ pub struct FakeWeather {
     pub calls: Counter,
 }
 
-impl FakeWeather {
+impl FakeUpstream {
     /// A service answering after `latency`, failing a `failure_rate` of requests with a `503`.
     pub fn new(latency: Duration, failure_rate: f64) -> Arc<Self> {
-        Arc::new(FakeWeather {
+        Arc::new(FakeUpstream {
             latency,
             failure_rate,
             down: AtomicBool::new(false),
@@ -70,19 +110,28 @@ impl FakeWeather {
         self.down.store(down, Ordering::SeqCst);
     }
 
-    /// Its one route, `GET /weather/{city}`.
+    /// Its routes, `GET /weather/{city}` and `GET /rates/{currency}`.
     pub fn routes(self: &Arc<Self>) -> Router {
         Router::new()
             .route("/weather/{city}", get(Self::weather))
+            .route("/rates/{currency}", get(Self::rates))
             .with_state(self.clone())
     }
 
-    async fn weather(State(service): State<Arc<Self>>, Path(city): Path<String>) -> Response<Body> {
-        service.calls.inc();
-        tokio::time::sleep(service.latency).await;
-        if service.down.load(Ordering::SeqCst) || rand::random_bool(service.failure_rate) {
-            let mut failed = Response::new(Body::from("the weather service is unavailable"));
+    /// Counts a call, waits the latency, and fails as often as it should.
+    async fn answer(&self) -> Result<(), Response<Body>> {
+        self.calls.inc();
+        tokio::time::sleep(self.latency).await;
+        if self.down.load(Ordering::SeqCst) || rand::random_bool(self.failure_rate) {
+            let mut failed = Response::new(Body::from("the service is unavailable"));
             *failed.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+            return Err(failed);
+        }
+        Ok(())
+    }
+
+    async fn weather(State(service): State<Arc<Self>>, Path(city): Path<String>) -> Response<Body> {
+        if let Err(failed) = service.answer().await {
             return failed;
         }
         let observed_ms = now_ms();
@@ -91,6 +140,31 @@ impl FakeWeather {
         let body = Weather {
             city,
             temp_c,
+            observed_ms,
+        };
+        Response::new(Body::from(serde_json::to_vec(&body).expect("plain data")))
+    }
+
+    async fn rates(State(service): State<Arc<Self>>, Path(base): Path<String>) -> Response<Body> {
+        let Some(&(_, worth)) = CURRENCIES.iter().find(|(name, _)| *name == base) else {
+            let mut unknown = Response::new(Body::from("no such currency"));
+            *unknown.status_mut() = StatusCode::NOT_FOUND;
+            return unknown;
+        };
+        if let Err(failed) = service.answer().await {
+            return failed;
+        }
+        let observed_ms = now_ms();
+        // Moves by up to 1% every ten seconds.
+        let drift = 1.0 + ((observed_ms / 10_000) % 3) as f64 / 100.0;
+        let rates = CURRENCIES
+            .iter()
+            .filter(|(name, _)| *name != base)
+            .map(|(name, other)| (name.to_string(), worth / other * drift))
+            .collect();
+        let body = Rates {
+            base,
+            rates,
             observed_ms,
         };
         Response::new(Body::from(serde_json::to_vec(&body).expect("plain data")))
@@ -137,9 +211,9 @@ pub enum Served {
 
 /// An answer and how old it is.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Answer {
+pub struct Answer<R> {
     /// The service's answer.
-    pub weather: Weather,
+    pub value: R,
     /// How long ago the service gave it, in whole seconds.
     pub age_s: u64,
     /// How it was served.
@@ -148,8 +222,8 @@ pub struct Answer {
 
 /// What a cache of the service stores: the answer and when it was fetched.
 #[derive(Serialize, Deserialize)]
-struct Kept {
-    weather: Weather,
+struct Kept<R> {
+    value: R,
     fetched_ms: u64,
 }
 
@@ -168,38 +242,39 @@ pub struct UpstreamStats {
     pub errors: Counter,
 }
 
-/// What the fetches of one city remember: when the last one failed.
+/// What the fetches of one name remember: when the last one failed.
 #[derive(Debug, Default)]
 struct Flight {
     failed_at: Option<Instant>,
 }
 
-/// After a failed fetch, how long a city's requests serve what is kept (within stale-if-error)
+/// After a failed fetch, how long a name's requests serve what is kept (within stale-if-error)
 /// without calling the service again. Without it, every request queued behind a failing fetch
 /// makes a failing fetch of its own, one after another, each waiting for the service's error.
 pub const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
 
 /// The service failed and no usable answer was kept.
 #[derive(Debug, thiserror::Error)]
-#[error("the weather service failed ({0}) and no answer young enough was kept")]
+#[error("the service failed ({0}) and no answer young enough was kept")]
 pub struct Unavailable(pub String);
 
-/// The cache in front of the service.
-pub struct UpstreamCache {
+/// The cache in front of the service, for one kind of answer.
+pub struct UpstreamCache<R: Resource> {
     conn: RedisConn,
     namespace: Namespace,
     client: reqwest::Client,
     service: String,
     freshness: Freshness,
     budget: Duration,
-    /// One lock per city: the fetch under way, which the others wait for.
+    /// One lock per name: the fetch under way, which the others wait for.
     flights: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Flight>>>>,
     background: Tasks,
     /// What it did.
     pub stats: UpstreamStats,
+    kind: std::marker::PhantomData<R>,
 }
 
-impl UpstreamCache {
+impl<R: Resource> UpstreamCache<R> {
     /// A cache of the service at `service` (`http://127.0.0.1:PORT`), kept in `namespace`
     /// through `conn`, every Redis call within `budget`.
     pub fn new(
@@ -217,25 +292,27 @@ impl UpstreamCache {
             freshness,
             budget,
             flights: Mutex::default(),
-            background: Tasks::new("weather revalidation"),
+            background: Tasks::new(&format!("{} revalidation", R::PATH)),
             stats: UpstreamStats::default(),
+            kind: std::marker::PhantomData,
         })
     }
 
-    /// The key of `city`'s answer: the city trimmed and in lower case, so that "Paris", "paris "
+    /// The key of `name`'s answer: the name trimmed and in lower case, so that "Paris", "paris "
     /// and "PARIS" share one entry (the source material had one example with `.lower()` and one
     /// without).
-    pub fn key(&self, city: &str) -> String {
+    pub fn key(&self, name: &str) -> String {
         self.namespace
-            .key(&format!("upstream:weather:{}", normalised(city)))
+            .key(&format!("upstream:{}:{}", R::PATH, normalised(name)))
     }
 
     // ANCHOR: weather
-    /// `city`'s weather: fresh from Redis; stale while one background fetch replaces it; or
-    /// fetched now, one fetch per city at a time, and stale again if that fetch fails.
-    pub async fn weather(self: &Arc<Self>, city: &str) -> Result<Answer, Unavailable> {
-        let city = normalised(city);
-        let key = self.key(&city);
+    /// The answer for `name` (a city's weather, a currency's rates): fresh from Redis; stale
+    /// while one background fetch replaces it; or fetched now, one fetch per name at a time, and
+    /// stale again if that fetch fails.
+    pub async fn get(self: &Arc<Self>, name: &str) -> Result<Answer<R>, Unavailable> {
+        let name = normalised(name);
+        let key = self.key(&name);
         let kept = self.read(&key).await;
         if let Some(kept) = &kept {
             let age = age(kept);
@@ -243,14 +320,14 @@ impl UpstreamCache {
                 return Ok(answer(kept, Served::Fresh));
             }
             if age < self.freshness.fresh + self.freshness.while_revalidate {
-                self.revalidate_in_background(&city);
+                self.revalidate_in_background(&name);
                 self.stats.stale_while_revalidate.inc();
                 return Ok(answer(kept, Served::StaleWhileRevalidate));
             }
         }
-        // No usable answer: fetch, one request per city at a time; the others wait here, then
+        // No usable answer: fetch, one request per name at a time; the others wait here, then
         // find what the first one stored, or that it failed a moment ago.
-        let flight = self.flight(&city);
+        let flight = self.flight(&name);
         let mut turn = flight.lock().await;
         if let Some(kept) = self.read(&key).await
             && age(&kept) < self.freshness.fresh
@@ -265,7 +342,7 @@ impl UpstreamCache {
         let fetched = if failed_recently && kept.is_some() {
             Err("it failed less than a second ago".to_string())
         } else {
-            self.fetch_and_store(&city).await
+            self.fetch_and_store(&name).await
         };
         turn.failed_at = fetched.is_err().then(Instant::now);
         match fetched {
@@ -281,17 +358,17 @@ impl UpstreamCache {
     }
     // ANCHOR_END: weather
 
-    /// Starts one background fetch of `city`, unless one is under way.
-    fn revalidate_in_background(self: &Arc<Self>, city: &str) {
-        let flight = self.flight(city);
+    /// Starts one background fetch for `name`, unless one is under way.
+    fn revalidate_in_background(self: &Arc<Self>, name: &str) {
+        let flight = self.flight(name);
         let Ok(turn) = flight.try_lock_owned() else {
             return; // a fetch is under way: it will store the new answer
         };
-        let (cache, city) = (self.clone(), city.to_string());
+        let (cache, name) = (self.clone(), name.to_string());
         self.background.spawn(async move {
             let mut turn = turn;
             // A failure leaves the stale answer in place, served until stale-if-error ends.
-            let fetched = cache.fetch_and_store(&city).await;
+            let fetched = cache.fetch_and_store(&name).await;
             turn.failed_at = fetched.is_err().then(Instant::now);
         });
     }
@@ -301,32 +378,32 @@ impl UpstreamCache {
         let _ = self.background.join().await;
     }
 
-    /// The lock of `city`'s fetches.
-    fn flight(&self, city: &str) -> Arc<tokio::sync::Mutex<Flight>> {
-        // One small entry per city ever asked for: bounded by the cities the service knows.
+    /// The lock of the fetches for `name`.
+    fn flight(&self, name: &str) -> Arc<tokio::sync::Mutex<Flight>> {
+        // One small entry per name ever asked for: bounded by the names the service knows.
         let mut flights = self.flights.lock().unwrap();
-        flights.entry(city.to_string()).or_default().clone()
+        flights.entry(name.to_string()).or_default().clone()
     }
 
     /// Asks the service, and stores its answer for as long as it may be served stale.
-    async fn fetch_and_store(&self, city: &str) -> Result<Kept, String> {
+    async fn fetch_and_store(&self, name: &str) -> Result<Kept<R>, String> {
         self.stats.fetches.inc();
-        let fetched = self.fetch(city).await;
-        let weather = match fetched {
-            Ok(weather) => weather,
+        let fetched = fetch::<R>(&self.client, &self.service, name).await;
+        let value = match fetched {
+            Ok(value) => value,
             Err(why) => {
                 self.stats.failed.inc();
                 return Err(why);
             }
         };
         let kept = Kept {
-            weather,
+            value,
             fetched_ms: now_ms(),
         };
         let longest =
             self.freshness.fresh + self.freshness.while_revalidate.max(self.freshness.if_error);
         let mut set = redis::cmd("SET");
-        set.arg(self.key(city))
+        set.arg(self.key(name))
             .arg(serde_json::to_vec(&kept).expect("plain data"))
             .arg("PX")
             .arg(longest.as_millis() as u64);
@@ -337,24 +414,8 @@ impl UpstreamCache {
         Ok(kept)
     }
 
-    async fn fetch(&self, city: &str) -> Result<Weather, String> {
-        let url = format!("{}/weather/{city}", self.service);
-        let response = self
-            .client
-            .get(&url)
-            .timeout(Duration::from_secs(2))
-            .send()
-            .await
-            .map_err(|e| format!("no answer: {e}"))?;
-        if !response.status().is_success() {
-            return Err(format!("it answered {}", response.status()));
-        }
-        let body = response.bytes().await.map_err(|e| e.to_string())?;
-        serde_json::from_slice(&body).map_err(|e| format!("an unreadable answer: {e}"))
-    }
-
     /// The kept answer, if any; an unreadable one is none (and is replaced by the next fetch).
-    async fn read(&self, key: &str) -> Option<Kept> {
+    async fn read(&self, key: &str) -> Option<Kept<R>> {
         let mut conn = self.conn.clone();
         let read: Option<Option<Vec<u8>>> = shared::budget::within(
             self.budget,
@@ -366,16 +427,16 @@ impl UpstreamCache {
         serde_json::from_slice(&bytes).ok()
     }
 
-    /// The route `GET /weather/{city}` in front of the cache: the answer with its `Age`, or a
-    /// `503` when the service failed and nothing young enough was kept.
+    /// The route `GET /{PATH}/{name}` (`/weather/paris`) in front of the cache: the answer with
+    /// its `Age`, or a `503` when the service failed and nothing young enough was kept.
     pub fn routes(self: &Arc<Self>) -> Router {
         Router::new()
-            .route("/weather/{city}", get(Self::route))
+            .route(&format!("/{}/{{name}}", R::PATH), get(Self::route))
             .with_state(self.clone())
     }
 
-    async fn route(State(cache): State<Arc<Self>>, Path(city): Path<String>) -> Response<Body> {
-        match cache.weather(&city).await {
+    async fn route(State(cache): State<Arc<Self>>, Path(name): Path<String>) -> Response<Body> {
+        match cache.get(&name).await {
             Ok(answer) => {
                 let mut response =
                     Response::new(Body::from(serde_json::to_vec(&answer).expect("plain data")));
@@ -433,7 +494,7 @@ impl SourceWeather {
         let key = cache.namespace.key(&format!("weather:{city}"));
         let mut conn = cache.conn.clone();
         if let Ok(Some(kept)) = conn.get::<_, Option<Vec<u8>>>(&key).await
-            && let Ok(kept) = serde_json::from_slice::<Kept>(&kept)
+            && let Ok(kept) = serde_json::from_slice::<Kept<Weather>>(&kept)
         {
             return Response::new(Body::from(
                 serde_json::to_vec(&answer(&kept, Served::Fresh)).expect("plain data"),
@@ -450,7 +511,7 @@ impl SourceWeather {
             return failed;
         };
         let kept = Kept {
-            weather,
+            value: weather,
             fetched_ms: now_ms(),
         };
         let bytes = serde_json::to_vec(&kept).expect("plain data");
@@ -463,19 +524,39 @@ impl SourceWeather {
     }
 }
 
-/// A city name as the cache keys it: trimmed, lower case.
-pub fn normalised(city: &str) -> String {
-    city.trim().to_lowercase()
+/// Asks the service at `service` for `name`'s answer, once, within 2 s.
+pub async fn fetch<R: Resource>(
+    client: &reqwest::Client,
+    service: &str,
+    name: &str,
+) -> Result<R, String> {
+    let url = format!("{service}/{}/{name}", R::PATH);
+    let response = client
+        .get(&url)
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await
+        .map_err(|e| format!("no answer: {e}"))?;
+    if !response.status().is_success() {
+        return Err(format!("it answered {}", response.status()));
+    }
+    let body = response.bytes().await.map_err(|e| e.to_string())?;
+    serde_json::from_slice(&body).map_err(|e| format!("an unreadable answer: {e}"))
 }
 
-fn answer(kept: &Kept, served: Served) -> Answer {
+/// A name as the cache keys it: trimmed, lower case.
+pub fn normalised(name: &str) -> String {
+    name.trim().to_lowercase()
+}
+
+fn answer<R: Clone>(kept: &Kept<R>, served: Served) -> Answer<R> {
     Answer {
-        weather: kept.weather.clone(),
+        value: kept.value.clone(),
         age_s: age(kept).as_secs(),
         served,
     }
 }
 
-fn age(kept: &Kept) -> Duration {
+fn age<R>(kept: &Kept<R>) -> Duration {
     Duration::from_millis(now_ms().saturating_sub(kept.fetched_ms))
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use http_caching::api::{self, ListingPage, ProductPage, SavedPage};
 use http_caching::app::Caches;
 use http_caching::upstream::{
-    FakeWeather, Freshness, Served as ServedFrom, SourceWeather, UpstreamCache,
+    FakeUpstream, Freshness, Rates, Served as ServedFrom, SourceWeather, UpstreamCache, Weather,
 };
 use http_caching::{Caching, Catalogue, app, source};
 use redis::AsyncCommands;
@@ -510,7 +510,7 @@ fn freshness(fresh_ms: u64) -> Freshness {
     }
 }
 
-async fn weather(stage: &Stage, service: &Served, fresh_ms: u64) -> Arc<UpstreamCache> {
+async fn weather(stage: &Stage, service: &Served, fresh_ms: u64) -> Arc<UpstreamCache<Weather>> {
     UpstreamCache::new(
         stage.conn(),
         stage.namespace().child("weather"),
@@ -525,7 +525,7 @@ async fn many_requests_for_a_cold_city_make_one_upstream_call_and_case_does_not_
     let stage = Stage::from_env("http-caching-test", DbOptions::default())
         .await
         .unwrap();
-    let service = FakeWeather::new(Duration::from_millis(100), 0.0);
+    let service = FakeUpstream::new(Duration::from_millis(100), 0.0);
     let served = Served::start("weather", service.routes()).await.unwrap();
     let cache = weather(&stage, &served, 60_000).await;
     let asks: Vec<_> = ["Paris", "paris", " PARIS ", "paris"]
@@ -534,12 +534,12 @@ async fn many_requests_for_a_cold_city_make_one_upstream_call_and_case_does_not_
         .take(20)
         .map(|city| {
             let cache = cache.clone();
-            tokio::spawn(async move { cache.weather(city).await.unwrap() })
+            tokio::spawn(async move { cache.get(city).await.unwrap() })
         })
         .collect();
     for ask in asks {
         let answer = ask.await.unwrap();
-        assert_eq!(answer.weather.city, "paris");
+        assert_eq!(answer.value.city, "paris");
     }
     assert_eq!(
         service.calls.get(),
@@ -553,19 +553,58 @@ async fn many_requests_for_a_cold_city_make_one_upstream_call_and_case_does_not_
     );
 }
 
+/// The same cache keeps another kind of answer, a currency's exchange rates, under keys of its own.
+#[tokio::test]
+async fn exchange_rates_are_cached_like_the_weather_under_keys_of_their_own() {
+    let stage = Stage::from_env("http-caching-test", DbOptions::default())
+        .await
+        .unwrap();
+    let service = FakeUpstream::new(Duration::ZERO, 0.0);
+    let served = Served::start("rates", service.routes()).await.unwrap();
+    let rates = UpstreamCache::<Rates>::new(
+        stage.conn(),
+        stage.namespace().child("rates"),
+        served.url(""),
+        freshness(60_000),
+        Duration::from_millis(200),
+    );
+    let first = rates.get(" EUR").await.unwrap();
+    assert_eq!(first.value.base, "eur");
+    assert_eq!(
+        first.value.rates.len(),
+        4,
+        "the other four currencies: {:?}",
+        first.value.rates
+    );
+    let again = rates.get("eur").await.unwrap();
+    assert_eq!(again.served, ServedFrom::Fresh);
+    assert_eq!(service.calls.get(), 1, "one call for EUR, asked twice");
+    let key = rates.key("Eur");
+    assert!(key.ends_with("{upstream:rates:eur}"), "{key}");
+    let ttl: i64 = stage.conn().pttl(&key).await.unwrap();
+    assert!(
+        (299_000..=360_000).contains(&ttl),
+        "kept for fresh + stale-if-error (60 s + 300 s): {ttl} ms"
+    );
+    assert!(
+        rates.get("xyz").await.is_err(),
+        "a currency the service does not quote is the service's error, not an answer"
+    );
+}
+
 #[tokio::test]
 async fn a_stale_answer_is_served_at_once_while_one_fetch_replaces_it() {
     let stage = Stage::from_env("http-caching-test", DbOptions::default())
         .await
         .unwrap();
-    let service = FakeWeather::new(Duration::from_millis(50), 0.0);
+    let service = FakeUpstream::new(Duration::from_millis(50), 0.0);
     let served = Served::start("weather", service.routes()).await.unwrap();
     let cache = weather(&stage, &served, 0).await; // fresh for 0 ms: stale at once
-    cache.weather("oslo").await.unwrap();
+    cache.get("oslo").await.unwrap();
     let answers: Vec<_> = (0..10)
         .map(|_| {
             let cache = cache.clone();
-            tokio::spawn(async move { cache.weather("oslo").await.unwrap().served })
+            tokio::spawn(async move { cache.get("oslo").await.unwrap().served })
         })
         .collect();
     for answer in answers {
@@ -589,9 +628,9 @@ async fn with_the_service_down_the_stale_answer_is_served_with_its_age_not_an_er
     let stage = Stage::from_env("http-caching-test", DbOptions::default())
         .await
         .unwrap();
-    let service = FakeWeather::new(Duration::ZERO, 0.0);
+    let service = FakeUpstream::new(Duration::ZERO, 0.0);
     let served = Served::start("weather", service.routes()).await.unwrap();
-    let cache = UpstreamCache::new(
+    let cache = UpstreamCache::<Weather>::new(
         stage.conn(),
         stage.namespace().child("weather"),
         served.url(""),
@@ -617,7 +656,7 @@ async fn with_the_service_down_the_stale_answer_is_served_with_its_age_not_an_er
             "the service is down, a stale answer was at hand"
         );
         assert!(response.headers().contains_key(header::AGE));
-        let answer: http_caching::upstream::Answer =
+        let answer: http_caching::upstream::Answer<Weather> =
             serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
         assert_eq!(answer.served, ServedFrom::StaleIfError);
     }

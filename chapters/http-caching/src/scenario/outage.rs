@@ -16,7 +16,7 @@ use shared::report::{self, Row};
 use shared_http::{Answer, Load, Request, Served};
 
 use http_caching::upstream::{
-    self, FakeWeather, Freshness, Served as ServedFrom, SourceWeather, UpstreamCache,
+    self, FakeUpstream, Freshness, Served as ServedFrom, SourceWeather, UpstreamCache, Weather,
 };
 
 /// The cities asked for; some in several spellings, as users type them.
@@ -114,13 +114,13 @@ pub async fn run(stage: &Stage, settings: Settings, progress: bool) -> anyhow::R
         .collect();
     let mut lines = Vec::new();
     for lessons in [false, true] {
-        let service = FakeWeather::new(settings.latency, settings.failure_rate);
+        let service = FakeUpstream::new(settings.latency, settings.failure_rate);
         let upstream = Served::start("the weather service", service.routes()).await?;
         let namespace = stage
             .namespace()
             .child(if lessons { "weather" } else { "source-weather" });
         let (routes, cache, label) = if lessons {
-            let cache = UpstreamCache::new(
+            let cache = UpstreamCache::<Weather>::new(
                 stage.conn(),
                 namespace,
                 upstream.url(""),
@@ -148,17 +148,17 @@ pub async fn run(stage: &Stage, settings: Settings, progress: bool) -> anyhow::R
                 if answer.status != StatusCode::OK {
                     return Err(format!("status {}", answer.status));
                 }
-                let got: upstream::Answer =
+                let got: upstream::Answer<Weather> =
                     serde_json::from_slice(answer.body).map_err(|e| e.to_string())?;
                 if got.served != ServedFrom::Fresh && got.served != ServedFrom::Fetched {
                     stale.fetch_add(1, Ordering::Relaxed);
                 }
                 oldest.fetch_max(got.age_s, Ordering::Relaxed);
                 let asked = upstream::normalised(request.path.trim_start_matches("/weather/"));
-                if upstream::normalised(&got.weather.city) == asked {
+                if upstream::normalised(&got.value.city) == asked {
                     Ok(())
                 } else {
-                    Err(format!("asked for {asked}, got {}", got.weather.city))
+                    Err(format!("asked for {asked}, got {}", got.value.city))
                 }
             }
         };
