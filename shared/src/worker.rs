@@ -121,6 +121,13 @@ impl Tasks {
         }
         outcome
     }
+
+    /// Aborts every task still running, and waits until each has ended (and dropped what it
+    /// held).
+    pub async fn abort(&self) {
+        let mut running = std::mem::take(&mut *self.running.lock().expect("tasks lock"));
+        running.shutdown().await;
+    }
 }
 
 /// A joined task's result as ours: a panic becomes [`Panicked`], an abort is a normal end.

@@ -159,6 +159,14 @@ impl Analytics {
         }
     }
 
+    /// Abandons the refresh under way (at stop): the report is seconds long, and an instance that
+    /// stops should not wait for it. The stale figures stay; the lock expires.
+    pub async fn stop(&self) {
+        if let Analytics::Cached(cache) = self {
+            cache.abandon_refreshes().await;
+        }
+    }
+
     /// Refreshes started and loads made (nothing without a cache).
     pub fn stats(&self) -> stampede::Stats {
         match self {

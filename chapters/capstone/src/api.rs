@@ -18,6 +18,8 @@ use crate::products::ProductView;
 use crate::service::Service;
 use crate::settings::Caching;
 use crate::tasks::{STATUSES, Task, TaskForm};
+use crate::upstream;
+use http_caching::upstream::{Answer, Unavailable};
 
 /// A request's failure: a status and a short reason.
 #[derive(Debug)]
@@ -210,6 +212,61 @@ pub async fn dashboard(
         etag,
         None,
     ))
+}
+
+/// `GET /weather/{city}`: the third party's answer through the upstream cache, with its `Age`.
+pub async fn weather(
+    State(service): State<Arc<Service>>,
+    Path(city): Path<String>,
+    request: HeaderMap,
+) -> Result<Response, Failure> {
+    if !upstream::CITIES.contains(&upstream_name(&city).as_str()) {
+        return Err(Failure(StatusCode::NOT_FOUND, "no such city"));
+    }
+    let answer = service.weather.get(&city).await;
+    upstream_answer(&service, &request, answer)
+}
+
+/// `GET /rates/{currency}`: the same, for a currency's exchange rates.
+pub async fn rates(
+    State(service): State<Arc<Service>>,
+    Path(currency): Path<String>,
+    request: HeaderMap,
+) -> Result<Response, Failure> {
+    let known = upstream::CURRENCIES
+        .iter()
+        .any(|(name, _)| *name == upstream_name(&currency));
+    if !known {
+        return Err(Failure(StatusCode::NOT_FOUND, "no such currency"));
+    }
+    let answer = service.rates.get(&currency).await;
+    upstream_answer(&service, &request, answer)
+}
+
+/// A name as the third party knows it.
+fn upstream_name(name: &str) -> String {
+    http_caching::upstream::normalised(name)
+}
+
+/// An upstream answer with its `Age`, or a `502` when the service failed and nothing young
+/// enough was kept.
+fn upstream_answer<R: serde::Serialize>(
+    service: &Service,
+    request: &HeaderMap,
+    answer: Result<Answer<R>, Unavailable>,
+) -> Result<Response, Failure> {
+    let Ok(answer) = answer else {
+        return Err(Failure(
+            StatusCode::BAD_GATEWAY,
+            "the third-party service failed and no recent answer was kept",
+        ));
+    };
+    let body = serde_json::to_vec(&answer).expect("an answer encodes");
+    let mut response = respond(service, request, "application/json", body, None, None);
+    response
+        .headers_mut()
+        .insert(header::AGE, HeaderValue::from(answer.age_s));
+    Ok(response)
 }
 
 /// `POST /tasks`: a new task, its ID from the database.

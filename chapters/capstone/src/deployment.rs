@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use http_caching::upstream::FakeUpstream;
 use sessions::{Accounts, Clock, Timeouts};
 use shared::{Instance, Stage};
 use shared_http::Served;
@@ -67,12 +68,17 @@ pub fn shared_parts(stage: &Stage, accounts: Accounts, name: &str, instances: u3
     }
 }
 
-/// The service running: its instances, each with its own Redis connection and port.
+/// The service running: its instances, each with its own Redis connection and port, and the
+/// third-party service they ask for weather and rates.
 pub struct Running {
     /// The instances' parts, for the demo's counts and the tests.
     pub services: Vec<Arc<Service>>,
     /// Their servers.
     pub served: Vec<Served>,
+    /// The third-party service (its calls are counted).
+    pub third_party: Arc<FakeUpstream>,
+    /// Its server.
+    third_party_served: Served,
     /// Their Redis connections and subscriptions, kept for as long as they serve.
     _instances: Vec<Instance>,
 }
@@ -91,16 +97,26 @@ impl Deployment {
         self.start_on(stage, 0).await
     }
 
-    /// Starts the instances on loopback ports `port`, `port + 1`, ... (0: free ones).
+    /// Starts the instances on loopback ports `port`, `port + 1`, ... (0: free ones), and the
+    /// third-party service on a free one.
     pub async fn start_on(&self, stage: &Stage, port: u16) -> anyhow::Result<Running> {
+        let third_party = crate::upstream::service();
+        let third_party_served =
+            Served::start("the weather and rates service", third_party.routes())
+                .await
+                .context("could not start the third-party service on loopback")?;
+        let third_party_url = third_party_served.url("");
         let mut running = Running {
             services: Vec::new(),
             served: Vec::new(),
+            third_party,
+            third_party_served,
             _instances: Vec::new(),
         };
         for i in 0..self.shared.instances {
             let instance = stage.instance().await?;
-            let service = Service::new(self.settings.clone(), &self.shared, &instance).await?;
+            let settings = self.settings.clone();
+            let service = Service::new(settings, &self.shared, &instance, &third_party_url).await?;
             let routes = crate::routes::routes(&service, &self.shared.sessions);
             let port = if port == 0 { 0 } else { port + i as u16 };
             let served = Served::start_on("a capstone instance", routes, port)
@@ -120,16 +136,21 @@ impl Running {
         self.served[i % self.served.len()].url(path)
     }
 
-    /// Stops every instance: the requests in flight finish first, then the prefetches, then
-    /// the flushers once the views queued are written.
+    /// Stops every instance: the requests in flight finish first, then the prefetches and the
+    /// upstream fetches; the dashboard's refresh is abandoned; then the flushers stop once the
+    /// views queued are written.
     pub async fn stop(self) -> anyhow::Result<()> {
         for served in self.served {
             served.stop().await?;
         }
         for service in &self.services {
             service.pages.settle().await;
+            service.weather.settle().await;
+            service.rates.settle().await;
+            service.analytics.stop().await;
             service.news.drain().await;
         }
+        self.third_party_served.stop().await?;
         Ok(())
     }
 }

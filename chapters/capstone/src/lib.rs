@@ -23,6 +23,8 @@
 //!   every price change;
 //! - [`tasks`]: the task manager, IDs from the database, counts cached under a generation;
 //! - [`news`]: articles written through, views written behind, trending with a staleness bound;
+//! - [`upstream`]: weather and exchange rates from a third party, through the HTTP lesson's
+//!   upstream cache;
 //! - [`limits`]: the rate-limiting lesson's GCRA on the API, with its headers;
 //! - [`admin`] and [`health`]: clearing the service's own keys for an administrator, and a
 //!   health check that says what is down;
@@ -47,6 +49,7 @@ pub mod routes;
 pub mod service;
 pub mod settings;
 pub mod tasks;
+pub mod upstream;
 
 pub use deployment::{Deployment, Running};
 pub use service::{Service, Shared};

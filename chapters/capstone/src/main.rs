@@ -21,13 +21,15 @@ use scenario::{Run, table};
 /// (memory, then Redis) kept in step by a backplane, category pages through memory, Redis and a
 /// disk layer (compressed with LZ4, warmed with jittered TTLs, the next page prefetched), task
 /// counts cached under a generation that every write raises, a slow analytics dashboard served
-/// stale while one refresh runs (and refreshed by every price change), news articles written
-/// through, their views written behind and trending derived from them, logins with rotating
-/// sessions, and a GCRA rate limit per client. The same requests (Zipf-distributed reads, views, price changes, new
-/// tasks, edited articles, logins, and one client far over its limit) go through four
-/// configurations: no cache, Redis only, memory and Redis, and the same with clients that keep
-/// ETags. Every answer is checked; every product and article read is checked for staleness against
-/// the writes acknowledged before it began, and trending against the views acknowledged.
+/// stale while one refresh runs (and refreshed by every price change), weather and exchange rates
+/// from a slow third party through an upstream cache, news articles written through, their views
+/// written behind and trending derived from them, logins with rotating sessions, and a GCRA rate
+/// limit per client. The same requests (Zipf-distributed reads, views, price changes, new tasks,
+/// edited articles, logins, and one client far over its limit) go through four configurations: no
+/// cache, Redis only, memory and Redis, and the same with clients that keep ETags. Every answer is
+/// checked; every product and article read is checked for staleness against the writes
+/// acknowledged before it began, trending against the views acknowledged, and the dashboard
+/// against the price changes acknowledged.
 ///
 /// Try --db-latency-ms 20 for a slower database, --skew 0.6 for flatter traffic, or `serve` to
 /// keep the service running.
@@ -210,6 +212,8 @@ mod serve {
         println!("  curl -i {b}/pages/tea/1");
         println!("  curl -i {a}/tasks/stats");
         println!("  curl -i {b}/analytics/dashboard");
+        println!("  curl -i {a}/weather/paris");
+        println!("  curl -i {b}/rates/eur");
         println!(
             "  curl -i -X POST {a}/tasks -H 'content-type: application/json' -d '{{\"title\":\"try the capstone\"}}'"
         );

@@ -27,6 +27,8 @@ pub fn routes(service: &Arc<Service>, deployment: &sessions::Deployment) -> Rout
     let api = Router::new()
         .route("/pages/{category}/{page}", get(api::page))
         .route("/analytics/dashboard", get(api::dashboard))
+        .route("/weather/{city}", get(api::weather))
+        .route("/rates/{currency}", get(api::rates))
         .route("/tasks", post(api::create_task))
         .route("/tasks/stats", get(api::task_stats))
         .route(

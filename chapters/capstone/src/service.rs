@@ -16,6 +16,7 @@ use crate::pages::{Layers, Pages};
 use crate::products::Products;
 use crate::settings::{Caching, Settings};
 use crate::tasks::Tasks;
+use crate::upstream::{Rates, Upstream, Weather};
 
 /// What the instances of one deployment share: Redis, the database, the namespaces, the accounts.
 #[derive(Clone)]
@@ -58,6 +59,10 @@ pub struct Service {
     pub tasks: Tasks,
     /// Articles, views and trending.
     pub news: News,
+    /// The weather, from the third-party service.
+    pub weather: Upstream<Weather>,
+    /// Exchange rates, from the same service.
+    pub rates: Upstream<Rates>,
     /// The rate limiter.
     pub limiter: Arc<RateLimiter>,
     /// What the sessions lesson's handlers need.
@@ -67,11 +72,13 @@ pub struct Service {
 }
 
 impl Service {
-    /// Builds one instance on `instance` (its own Redis connection and backplane subscription).
+    /// Builds one instance on `instance` (its own Redis connection and backplane subscription),
+    /// asking the third-party service at `third_party` for weather and rates.
     pub async fn new(
         settings: Settings,
         shared: &Shared,
         instance: &Instance,
+        third_party: &str,
     ) -> Result<Arc<Self>, SetupError> {
         let caching = settings.caching;
         let conn = instance.conn.clone();
@@ -152,6 +159,20 @@ impl Service {
         } else {
             Analytics::Direct(report)
         };
+        let upstream_cache = |name: &str| {
+            let namespace = shared.cache_namespace.child(name);
+            caching.redis().then(|| (conn.clone(), namespace))
+        };
+        let weather = Upstream::new(
+            third_party.to_string(),
+            upstream_cache("weather"),
+            redis_timeout,
+        );
+        let rates = Upstream::new(
+            third_party.to_string(),
+            upstream_cache("rates"),
+            redis_timeout,
+        );
         let limiter = Arc::new(RateLimiter::new(
             conn.clone(),
             shared.limit_namespace.clone(),
@@ -177,6 +198,8 @@ impl Service {
             responses,
             tasks,
             news,
+            weather,
+            rates,
             limiter,
             sessions,
             _disk_folder: disk_folder,

@@ -17,7 +17,9 @@ use capstone::news::{Trend, Views};
 use capstone::pages::PageKey;
 use capstone::products::ProductView;
 use capstone::tasks::{Task, TaskStats};
+use capstone::upstream::{Rates, Weather};
 use capstone::{Caching, Deployment, Settings};
+use http_caching::upstream::{Answer, Served as ServedFrom};
 use redis::AsyncCommands;
 use reqwest::{Client, Method, StatusCode};
 use sessions::accounts::{demo_name, demo_password};
@@ -701,6 +703,55 @@ async fn the_dashboard_is_refreshed_by_a_price_change_and_nobody_waits_for_it() 
         "(reads that found nothing and ran the report, refreshes) over both instances: expected \
          the first read's miss and one refresh (more misses: a reader waited for the report; more \
          refreshes: both instances refreshed)"
+    );
+    f.stop().await;
+}
+
+// ---- weather and exchange rates from a third party -------------------------------------------
+
+/// The source cached the third party's answers with a plain TTL: every request in the moment an
+/// entry expired called the service (its version makes 12 calls here, one per request). Through
+/// the HTTP lesson's upstream cache, a cold city costs one call per instance at most, and what was
+/// fetched is served with its age, to either instance, without another call.
+#[tokio::test]
+async fn weather_and_rates_call_the_third_party_once_per_name_and_say_their_age() {
+    let f = fixture(Settings::new(Caching::Layered)).await;
+    let calls = || f.running.third_party.calls.get();
+    let fixture = &f;
+    let asks = (0..12).map(|i| async move {
+        let spelling = ["Paris", "paris", "%20PARIS"][i % 3];
+        fixture.get(i % 2, &format!("/weather/{spelling}")).await
+    });
+    for response in futures_util::future::join_all(asks).await {
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(
+            response.headers().contains_key("age"),
+            "an answer says its Age"
+        );
+        let answer: Answer<Weather> = read(response).await;
+        assert_eq!(answer.value.city, "paris");
+    }
+    assert!(
+        (1..=2).contains(&calls()),
+        "calls to the service for 12 concurrent requests of one cold city over two instances: \
+         expected 1 or 2 (one fetch per name at a time in each instance), found {} (no single \
+         flight: every request that missed called the service)",
+        calls()
+    );
+    let before = calls();
+    for instance in [0, 1] {
+        let again: Answer<Weather> = f.json(instance, "/weather/paris").await;
+        assert_eq!(again.served, ServedFrom::Fresh);
+    }
+    let rates: Answer<Rates> = f.json(1, "/rates/EUR").await;
+    assert_eq!(rates.value.base, "eur");
+    let unknown = f.get(0, "/weather/atlantis").await;
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        calls(),
+        before + 1,
+        "calls after two reads of a kept city, EUR's rates and a city the service does not know: \
+         expected one more (the rates); a kept answer or a made-up name must not reach the service"
     );
     f.stop().await;
 }

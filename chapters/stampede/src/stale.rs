@@ -79,6 +79,12 @@ impl<S: Source> StaleWhileRevalidate<S> {
         self.refreshes.join().await
     }
 
+    /// Abandons the background refreshes under way (a service stopping): each leaves the stale
+    /// value in place, and its lock to expire.
+    pub async fn abandon_refreshes(&self) {
+        self.refreshes.abort().await;
+    }
+
     // ANCHOR: get
     async fn get(&self, local: &str) -> Result<S::Value, Error> {
         let inner = &self.inner;

@@ -27,6 +27,8 @@ pub struct Measured {
     pub queries: u64,
     /// Redis commands during the run, whoever sent them.
     pub commands: u64,
+    /// Calls to the third-party service during the run.
+    pub upstream_calls: u64,
     /// Reads answered by each layer, products and pages together: L1, L2, L3, the database.
     pub layers: [u64; 4],
     /// Page bytes rendered, and as stored (compressed or not).
@@ -107,8 +109,10 @@ impl Run<'_> {
         let db = self.stage.db();
         let mut conn = self.stage.conn();
         let (queries, commands) = (db.queries(), conn.commands_processed().await?);
+        let upstream_calls = running.third_party.calls.get();
         let load = self.drive(&running, caching, requests, &tally).await;
         let queries = db.queries() - queries;
+        let upstream_calls = running.third_party.calls.get() - upstream_calls;
         let after = conn.commands_processed().await?;
         // A server that restarted during the run counts from zero again: the run is measured
         // again once it is back, as when a command failed.
@@ -125,6 +129,7 @@ impl Run<'_> {
             tally,
             queries,
             commands,
+            upstream_calls,
             layers: layers(&running),
             page_bytes: sum(&running, |s| {
                 (

@@ -15,6 +15,8 @@ use capstone::listing::{ListingPage, listing_of};
 use capstone::news::{Trend, Views};
 use capstone::products::ProductView;
 use capstone::tasks::{Task, TaskStats};
+use capstone::upstream::{CITIES, CURRENCIES, Rates, Weather};
+use http_caching::upstream::Answer as Upstream;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Zipf};
@@ -45,6 +47,8 @@ shared::variants! {
         Trending = ("trending", "trending"),
         /// `GET /analytics/dashboard`.
         Dashboard = ("dashboard", "dashboard"),
+        /// `GET /weather/{city}` and `GET /rates/{currency}`.
+        Upstream = ("upstream", "weather, rates"),
         /// A price change, a new task or an article edited.
         Write = ("write", "write"),
         /// `POST /login` (an Argon2 hash each).
@@ -144,6 +148,14 @@ pub fn requests(mix: &Mix) -> Vec<Request> {
                 890..914 => Request::get(user, "/news/trending"),
                 // About one request in 2,000: the report takes seconds without its cache.
                 914 if rng.random_bool(0.5) => Request::get(user, "/analytics/dashboard"),
+                915..920 => {
+                    let city = CITIES[rng.random_range(0..CITIES.len())];
+                    Request::get(user, format!("/weather/{city}"))
+                }
+                920..925 => {
+                    let (currency, _) = CURRENCIES[rng.random_range(0..CURRENCIES.len())];
+                    Request::get(user, format!("/rates/{currency}"))
+                }
                 _ => Request::get(user, "/tasks/stats"),
             }
         })
@@ -167,6 +179,9 @@ pub fn class_of(request: &Request) -> Class {
         (&Method::GET, "/tasks/stats") => Class::Stats,
         (&Method::GET, "/news/trending") => Class::Trending,
         (&Method::GET, "/analytics/dashboard") => Class::Dashboard,
+        (&Method::GET, path) if path.starts_with("/weather/") || path.starts_with("/rates/") => {
+            Class::Upstream
+        }
         (&Method::GET, path) if path.starts_with("/news/") => Class::Article,
         (&Method::POST, path) if path.ends_with("/views") => Class::View,
         (&Method::GET, path) if path.starts_with("/pages/") => Class::Page,
@@ -276,6 +291,17 @@ impl Tally {
                     *lag = (*lag).max(answer.sent - *first);
                 }
                 Ok(())
+            }
+            Class::Upstream => {
+                let (kind, name) = request.path[1..].split_once('/').unwrap_or_default();
+                let answered = match kind {
+                    "weather" => parse::<Upstream<Weather>>(answer)?.value.city,
+                    _ => parse::<Upstream<Rates>>(answer)?.value.base,
+                };
+                match answered == name {
+                    true => Ok(()),
+                    false => Err(format!("{} answered for {answered}", request.path)),
+                }
             }
             Class::Page => {
                 let mut parts = request.path.trim_start_matches("/pages/").split('/');

@@ -43,6 +43,8 @@ pub struct Load {
     pub speedup: f64,
     /// Database queries per 1,000 requests.
     pub queries_per_1k: f64,
+    /// Calls to the third-party service per 1,000 requests.
+    pub upstream_per_1k: f64,
     /// Redis commands per request.
     pub redis_per_request: f64,
     /// Response body bytes per request.
@@ -70,6 +72,7 @@ impl Load {
                     requests_per_sec: m.load.requests_per_sec,
                     speedup: m.load.requests_per_sec / baseline.max(1e-9),
                     queries_per_1k: m.queries as f64 * 1_000.0 / requests,
+                    upstream_per_1k: m.upstream_calls as f64 * 1_000.0 / requests,
                     redis_per_request: m.commands as f64 / requests,
                     bytes_per_request: m.load.body_bytes as f64 / requests,
                     not_modified: m.load.count(axum::http::StatusCode::NOT_MODIFIED),
@@ -89,6 +92,7 @@ impl Row for Load {
             "req/s",
             "vs none",
             "db/1k req",
+            "upstream/1k",
             "redis/req",
             "bytes/req",
             "304",
@@ -104,6 +108,7 @@ impl Row for Load {
             report::count(self.requests_per_sec as u64),
             format!("{:.1}x", self.speedup),
             format!("{:.0}", self.queries_per_1k),
+            format!("{:.1}", self.upstream_per_1k),
             format!("{:.2}", self.redis_per_request),
             report::count(self.bytes_per_request as u64),
             report::count(self.not_modified),
@@ -291,8 +296,14 @@ pub fn conclude(load: &[Load], layers: &[Layers]) -> String {
     };
     said += &format!(
         "{} served {:.1}x the requests per second of no cache, with {:.0} database queries per \
-         1,000 requests instead of {:.0}. ",
-        best.caching, best.speedup, best.queries_per_1k, none.queries_per_1k
+         1,000 requests instead of {:.0}, and {:.1} calls to the third-party service instead of \
+         {:.1}. ",
+        best.caching,
+        best.speedup,
+        best.queries_per_1k,
+        none.queries_per_1k,
+        best.upstream_per_1k,
+        none.upstream_per_1k
     );
     said += &match stale {
         0 => "No product, article or listing read returned a version older than one already \
