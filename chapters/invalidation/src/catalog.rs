@@ -15,7 +15,7 @@
 use serde::{Deserialize, Serialize};
 use shared::Database;
 use shared::clock::now_ms;
-use shared::db::items;
+use shared::db::{Transaction, items};
 use sqlx::any::AnyRow;
 use sqlx::{Executor, Row};
 
@@ -55,6 +55,11 @@ pub const OUTBOX_CHANNEL: &str = "course_invalidation_outbox";
 /// version 1, and the outbox (not counted).
 pub async fn create(db: &Database, count: i64) -> Result<(), sqlx::Error> {
     items::create(db, count).await?;
+    create_outbox(db).await
+}
+
+/// Creates the `outbox` table alone (not counted), for a service whose items are made elsewhere.
+pub async fn create_outbox(db: &Database) -> Result<(), sqlx::Error> {
     let mut setup = db.setup().await?;
     setup
         .execute(
@@ -72,6 +77,35 @@ pub async fn create(db: &Database, count: i64) -> Result<(), sqlx::Error> {
         .execute("CREATE INDEX outbox_waiting ON outbox (relayed, written_ms)")
         .await?;
     setup.commit().await
+}
+
+/// Records, inside the transaction `tx` of `db`, that the write of `item` at `version` owes the
+/// invalidation of `keys`; on PostgreSQL it also notifies [`OUTBOX_CHANNEL`], which is delivered
+/// only if that transaction commits. Every write that owes an invalidation calls this before its
+/// commit, never after.
+pub async fn owe(
+    db: &Database,
+    tx: &mut Transaction<'_>,
+    item: i64,
+    version: i64,
+    keys: &[String],
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO outbox (item_id, version, cache_keys, written_ms) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(item)
+    .bind(version)
+    .bind(keys.join("\n"))
+    .bind(now_ms() as i64)
+    .execute(tx.conn().await)
+    .await?;
+    if db.backend() == "postgres" {
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(OUTBOX_CHANNEL)
+            .execute(tx.conn().await)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Every item back to its seed price at version 1, and the outbox empty (not counted): each of
@@ -156,22 +190,7 @@ impl Catalog for Database {
         .await?;
         let item = row.map(|row| item_from_row(&row)).transpose()?;
         if let (Some(item), Some(keys)) = (&item, outbox) {
-            sqlx::query(
-                "INSERT INTO outbox (item_id, version, cache_keys, written_ms) \
-                 VALUES ($1, $2, $3, $4)",
-            )
-            .bind(item.id)
-            .bind(item.version)
-            .bind(keys.join("\n"))
-            .bind(now_ms() as i64)
-            .execute(tx.conn().await)
-            .await?;
-            if self.backend() == "postgres" {
-                sqlx::query("SELECT pg_notify($1, '')")
-                    .bind(OUTBOX_CHANNEL)
-                    .execute(tx.conn().await)
-                    .await?;
-            }
+            owe(self, &mut tx, item.id, item.version, keys).await?;
         }
         tx.commit().await?;
         Ok(item)

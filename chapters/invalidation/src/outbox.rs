@@ -61,14 +61,53 @@ impl Strategy for Outbox {
     }
 }
 
+// ANCHOR: forget
+/// What the relay does with an outbox row's keys. This lesson's rows name Redis keys, which
+/// [`DeleteKeys`] deletes; a service whose dependents are more than keys (an L1 in every instance,
+/// a group of responses) says what each of its names means.
+pub trait Forget: Send + Sync + 'static {
+    /// Makes the caches forget what `keys` name; `false` if it could not (Redis did not answer),
+    /// and then the row stays in the outbox, to be tried again.
+    fn forget(&self, keys: &[String]) -> impl Future<Output = bool> + Send;
+}
+// ANCHOR_END: forget
+
+/// Deletes the keys, with their leases, in one `DEL` within the Redis budget.
+pub struct DeleteKeys {
+    conn: RedisConn,
+    timeout: Duration,
+    errors: Counter,
+}
+
+impl DeleteKeys {
+    /// Deletes through `conn`, each call within `timeout`.
+    pub fn new(conn: RedisConn, timeout: Duration) -> Self {
+        DeleteKeys {
+            conn,
+            timeout,
+            errors: Counter::default(),
+        }
+    }
+}
+
+impl Forget for DeleteKeys {
+    async fn forget(&self, keys: &[String]) -> bool {
+        let mut conn = self.conn.clone();
+        let deleted = conn.del::<_, ()>(with_leases(keys));
+        budget::within(self.timeout, &self.errors, deleted)
+            .await
+            .is_some()
+    }
+}
+
 /// What a relay has done.
 #[derive(Default)]
 pub struct RelayMetrics {
-    /// Outbox rows whose keys were deleted and which were marked relayed.
+    /// Outbox rows whose keys were forgotten and which were marked relayed.
     pub relayed: Counter,
     /// Batches that failed (Redis or the database) and were tried again.
     pub retries: Counter,
-    /// `DEL` commands sent.
+    /// Calls to forget an entry's keys (one `DEL` each with [`DeleteKeys`]).
     pub commands: Counter,
     /// From a write's commit to the deletion of its keys.
     pub lag: Mutex<Latency>,
@@ -95,24 +134,30 @@ pub enum RelayError {
     },
 }
 
-/// Deletes what the outbox says, and marks it done.
-pub struct Relay {
+/// Forgets what the outbox says, and marks it done.
+pub struct Relay<F: Forget = DeleteKeys> {
     db: Arc<Database>,
-    conn: RedisConn,
+    forget: F,
     settings: Settings,
-    errors: Counter,
     /// What it has done so far.
     pub metrics: RelayMetrics,
 }
 
 impl Relay {
-    /// A relay from `db`'s outbox to the Redis behind `conn`.
+    /// A relay from `db`'s outbox to the Redis behind `conn`, deleting the keys.
     pub fn new(db: Arc<Database>, conn: RedisConn, settings: Settings) -> Self {
+        let forget = DeleteKeys::new(conn, settings.redis_timeout);
+        Relay::with(db, forget, settings)
+    }
+}
+
+impl<F: Forget> Relay<F> {
+    /// A relay from `db`'s outbox that hands each row's keys to `forget`.
+    pub fn with(db: Arc<Database>, forget: F, settings: Settings) -> Self {
         Relay {
             db,
-            conn,
+            forget,
             settings,
-            errors: Counter::default(),
             metrics: RelayMetrics::default(),
         }
     }
@@ -127,14 +172,11 @@ impl Relay {
         let mut failed = None;
         for entry in waiting {
             self.metrics.commands.inc();
-            let mut conn = self.conn.clone();
-            let deleted = conn.del::<_, ()>(with_leases(&entry.keys));
-            match budget::within(self.settings.redis_timeout, &self.errors, deleted).await {
-                Some(()) => done.push(entry),
-                None => {
-                    failed = Some(entry.keys);
-                    break;
-                }
+            if self.forget.forget(&entry.keys).await {
+                done.push(entry);
+            } else {
+                failed = Some(entry.keys);
+                break;
             }
         }
         self.db.mark_relayed(&done).await?;

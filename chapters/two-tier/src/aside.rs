@@ -46,9 +46,15 @@ impl Aside {
     pub async fn set_price(&self, id: i64, price_cents: i64) -> Result<Option<Item>, sqlx::Error> {
         let committed = catalog::commit_price(&self.db, id, price_cents).await?;
         if committed.is_some() {
-            self.l2.delete(id).await;
+            self.forget(id).await;
         }
         Ok(committed)
+    }
+
+    /// After a commit that changed item `id`: deletes the Redis key (with tracking, the server
+    /// then tells every connection that read it). `false` if Redis did not take it.
+    pub async fn forget(&self, id: i64) -> bool {
+        self.l2.delete(id).await
     }
 
     /// What this instance counted so far; with tracking, the reads its connection answered from

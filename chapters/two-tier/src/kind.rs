@@ -96,6 +96,16 @@ impl AnyCache {
         }
     }
 
+    /// After a commit made elsewhere that changed item `id` (a create, a delete): forgets the
+    /// copies as this reader's own writes do. `false` if Redis did not take the delete.
+    pub async fn forget(&self, id: i64) -> bool {
+        match self {
+            AnyCache::Aside(c) => c.forget(id).await,
+            AnyCache::Source(c) => c.forget(id).await,
+            AnyCache::TwoTier(c) => c.forget(id).await,
+        }
+    }
+
     /// What this instance counted. For tracking, the replies its connection served from memory
     /// are moved from the L2 hits to the L1 hits, where they belong.
     pub fn stats(&self) -> Stats {

@@ -122,10 +122,16 @@ impl SourceTwoTier {
     pub async fn set_price(&self, id: i64, price_cents: i64) -> Result<Option<Item>, sqlx::Error> {
         let committed = catalog::commit_price(&self.db, id, price_cents).await?;
         if committed.is_some() {
-            self.l1.lock().expect("not poisoned").remove(id);
-            self.l2.delete(id).await;
+            self.forget(id).await;
         }
         Ok(committed)
+    }
+
+    /// After a commit that changed item `id`: drops the writer's own copy and the Redis key;
+    /// nobody else hears. `false` if Redis did not take the delete.
+    pub async fn forget(&self, id: i64) -> bool {
+        self.l1.lock().expect("not poisoned").remove(id);
+        self.l2.delete(id).await
     }
 
     /// What this instance counted so far.

@@ -106,22 +106,29 @@ impl TwoTier {
         })
     }
 
-    /// Commits a new price; then drops this instance's copy, deletes the Redis key and
-    /// announces the change to every other instance. The committed row, or `None` if there is
-    /// no such item.
+    // ANCHOR: set_price
+    /// Commits a new price, then forgets every copy of the item. The committed row, or `None` if
+    /// there is no such item.
     pub async fn set_price(&self, id: i64, price_cents: i64) -> Result<Option<Item>, sqlx::Error> {
-        // ANCHOR: set_price
         let committed = catalog::commit_price(&self.db, id, price_cents).await?;
         if committed.is_some() {
-            self.l1.invalidate(id).await;
-            self.l2.delete(id).await;
-            let conn = self.l2.conn();
-            let (settings, metrics) = (&self.settings, &*self.metrics);
-            self.backplane.announce(&conn, id, settings, metrics).await;
+            self.forget(id).await;
         }
         Ok(committed)
-        // ANCHOR_END: set_price
     }
+
+    /// After a commit that changed item `id` (here, or a create or delete made elsewhere): drops
+    /// this instance's copy, deletes the Redis key with its lease, and announces the change to
+    /// every other instance. `false` if Redis did not take the delete.
+    pub async fn forget(&self, id: i64) -> bool {
+        self.l1.invalidate(id).await;
+        let deleted = self.l2.delete(id).await;
+        let conn = self.l2.conn();
+        let (settings, metrics) = (&self.settings, &*self.metrics);
+        self.backplane.announce(&conn, id, settings, metrics).await;
+        deleted
+    }
+    // ANCHOR_END: set_price
 
     /// What this instance counted so far.
     pub fn stats(&self) -> Stats {
