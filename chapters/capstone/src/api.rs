@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use crate::listing;
 use crate::news::Views;
 use crate::pages::{PageKey, Source};
-use crate::products::ProductView;
+use crate::products::{self, NewProduct, ProductView};
 use crate::service::Service;
 use crate::settings::Caching;
 use crate::tasks::{STATUSES, Task, TaskForm};
@@ -109,14 +109,9 @@ pub async fn product(
     let Some(item) = item else {
         return Err(Failure(StatusCode::NOT_FOUND, "no such product"));
     };
-    let view = ProductView {
-        id: item.id,
-        category: shared::db::items::category_of(item.id).to_string(),
-        price_cents: item.price_cents,
-        version: item.version,
-    };
+    let view = ProductView::from(item);
     let body = serde_json::to_vec(&view).expect("a product encodes");
-    let etag = Some(format!("\"{}-v{}\"", item.id, item.version));
+    let etag = Some(format!("\"{}-v{}\"", view.id, view.version));
     let response = respond(
         &service,
         &request,
@@ -144,21 +139,46 @@ pub async fn set_price(
     let Some(item) = service.products.set_price(id, form.price_cents).await? else {
         return Err(Failure(StatusCode::NOT_FOUND, "no such product"));
     };
-    let category = shared::db::items::category_of(item.id);
-    let view = ProductView {
-        id: item.id,
-        category: category.to_string(),
-        price_cents: item.price_cents,
-        version: item.version,
-    };
     // The dashboard's figures include the price: refreshed now, in the background.
     service.analytics.changed().await;
     // The listing pages that show the item: the response cache drops them before this answer
     // leaves.
-    let changed = Changed(listing::pages_showing(item.id).to_vec());
+    let position = listing::position(&service.db, item.id, &item.category).await?;
+    let changed = Changed(listing::pages_showing(&position).to_vec());
+    let view = ProductView::from(item);
     let mut response = Json(view).into_response();
     response.extensions_mut().insert(changed);
     Ok(response)
+}
+
+/// `POST /products`: a new product, its ID from the database; what its creation makes wrong goes
+/// into the outbox with it, and the relay drops it.
+pub async fn create_product(
+    State(service): State<Arc<Service>>,
+    Json(new): Json<NewProduct>,
+) -> Result<(StatusCode, Json<ProductView>), Failure> {
+    if !shared::db::items::CATEGORIES.contains(&new.category.as_str()) || new.price_cents < 0 {
+        return Err(Failure(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "a product has one of the categories and a price of at least 0",
+        ));
+    }
+    let owes = service.settings.caching.redis();
+    let item = products::create(&service.db, &new, owes).await?;
+    Ok((StatusCode::CREATED, Json(ProductView::from(item))))
+}
+
+/// `DELETE /products/{id}`: the row deleted; its entry, the listing pages from its own on and the
+/// dashboard owed in the outbox.
+pub async fn delete_product(
+    State(service): State<Arc<Service>>,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, Failure> {
+    let owes = service.settings.caching.redis();
+    match products::delete(&service.db, id, owes).await? {
+        Some(_) => Ok(StatusCode::NO_CONTENT),
+        None => Err(Failure(StatusCode::NOT_FOUND, "no such product")),
+    }
 }
 
 /// `GET /pages/{category}/{page}`: a rendered page through memory, Redis and disk.

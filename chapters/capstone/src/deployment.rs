@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use http_caching::upstream::FakeUpstream;
 use sessions::{Accounts, Clock, Timeouts};
+use shared::worker::Worker;
 use shared::{Instance, Stage};
 use shared_http::Served;
 
@@ -24,7 +25,8 @@ pub const TIMEOUTS: Timeouts = Timeouts {
 /// Articles on the news site.
 pub const ARTICLES: i64 = 200;
 
-/// Creates the service's tables on the stage's database: `items` (seeded `1..=items`), `tasks`,
+/// Creates the service's tables on the stage's database: `items` (seeded `1..=items`, new IDs
+/// from a sequence after them) and the `outbox` of what their writes owe the caches, `tasks`,
 /// `articles` and `scores` (the news site's [`ARTICLES`] and their views), and `accounts` (`users`
 /// of them, user 1 the administrator).
 pub async fn create_tables(stage: &Stage, items: i64, users: i64) -> anyhow::Result<Accounts> {
@@ -32,6 +34,12 @@ pub async fn create_tables(stage: &Stage, items: i64, users: i64) -> anyhow::Res
     shared::db::items::create(db, items)
         .await
         .context("could not create the items table")?;
+    crate::products::create_id_sequence(db, items)
+        .await
+        .context("could not create the product IDs' sequence")?;
+    invalidation::catalog::create_outbox(db)
+        .await
+        .context("could not create the outbox table")?;
     crate::news::create_tables(db, ARTICLES)
         .await
         .context("could not create the articles and scores tables")?;
@@ -79,6 +87,8 @@ pub struct Running {
     pub third_party: Arc<FakeUpstream>,
     /// Its server.
     third_party_served: Served,
+    /// Each instance's outbox relay (none without a cache).
+    relays: Vec<Worker>,
     /// Their Redis connections and subscriptions, kept for as long as they serve.
     _instances: Vec<Instance>,
 }
@@ -111,6 +121,7 @@ impl Deployment {
             served: Vec::new(),
             third_party,
             third_party_served,
+            relays: Vec::new(),
             _instances: Vec::new(),
         };
         for i in 0..self.shared.instances {
@@ -123,6 +134,11 @@ impl Deployment {
                 .await
                 .with_context(|| format!("could not listen on loopback port {port}"))?;
             running.served.push(served);
+            if self.settings.caching.redis() {
+                running
+                    .relays
+                    .push(crate::dependents::start_relay(&service));
+            }
             running.services.push(service);
             running._instances.push(instance);
         }
@@ -136,12 +152,16 @@ impl Running {
         self.served[i % self.served.len()].url(path)
     }
 
-    /// Stops every instance: the requests in flight finish first, then the prefetches and the
+    /// Stops every instance: the requests in flight finish first, then the outbox relays (what
+    /// they leave waiting, the next start relays), then the prefetches and the
     /// upstream fetches; the dashboard's refresh is abandoned; then the flushers stop once the
     /// views queued are written.
     pub async fn stop(self) -> anyhow::Result<()> {
         for served in self.served {
             served.stop().await?;
+        }
+        for relay in self.relays {
+            relay.stop().await?;
         }
         for service in &self.services {
             service.pages.settle().await;

@@ -16,7 +16,7 @@ use axum::http::request::Parts;
 use http_caching::key::Described;
 use serde::{Deserialize, Serialize};
 use shared::Database;
-use shared::db::items::{CATEGORIES, category_of};
+use shared::db::items::CATEGORIES;
 use sqlx::Row;
 
 use crate::products::ProductView;
@@ -81,20 +81,76 @@ pub fn group(listing: &Listing) -> String {
 }
 
 // ANCHOR: pages_showing
-/// The groups of the two listing pages that show item `id`: its page of every category (items by
-/// id, from 1), and its page of its own category (whose items are every fourth id, as
-/// [`category_of`] assigns them, so `id` is the `(id - 1) / 4`-th).
-pub fn pages_showing(id: i64) -> [String; 2] {
-    let page_of = |position: i64| (position / LISTING_SIZE) as u32 + 1;
+/// Where an item stands in the two listings that show it: how many items come before it (by id)
+/// in every category, and in its own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Position {
+    /// The item's category.
+    pub category: String,
+    /// Items before it, of every category.
+    pub every: i64,
+    /// Items before it, of its category.
+    pub own: i64,
+}
+
+/// The query of a position: `$1` the item's id, `$2` its category.
+pub const POSITION: &str = "SELECT CAST(COUNT(*) AS BIGINT) AS every, \
+     CAST(COALESCE(SUM(CASE WHEN category = $2 THEN 1 ELSE 0 END), 0) AS BIGINT) AS own \
+     FROM items WHERE id < $1";
+
+/// Where item `id` of `category` stands (one counted query). Items are created at the end and
+/// deleted anywhere, so a position is asked for, never worked out from the id.
+pub async fn position(db: &Database, id: i64, category: &str) -> Result<Position, sqlx::Error> {
+    let mut conn = db.connection().await?;
+    let row = sqlx::query(POSITION)
+        .bind(id)
+        .bind(category)
+        .fetch_one(&mut *conn)
+        .await?;
+    position_from(&row, category)
+}
+
+/// A position from [`POSITION`]'s row.
+pub fn position_from(row: &sqlx::any::AnyRow, category: &str) -> Result<Position, sqlx::Error> {
+    Ok(Position {
+        category: category.to_string(),
+        every: row.try_get("every")?,
+        own: row.try_get("own")?,
+    })
+}
+
+/// The page a position falls on, from 1.
+fn page_of(position: i64) -> u32 {
+    (position / LISTING_SIZE) as u32 + 1
+}
+
+/// The groups of the two listing pages that show the item at `position`: its page of every
+/// category, and its page of its own. A price change makes these two wrong, and no other.
+pub fn pages_showing(position: &Position) -> [String; 2] {
     let every = Listing {
         category: None,
-        page: page_of(id - 1),
+        page: page_of(position.every),
     };
     let own = Listing {
-        category: Some(category_of(id).to_string()),
-        page: page_of((id - 1) / CATEGORIES.len() as i64),
+        category: Some(position.category.clone()),
+        page: page_of(position.own),
     };
     [group(&every), group(&own)]
+}
+
+/// The groups of the pages from the item's to the last, in both listings: a deleted item moves
+/// every item after it one place up, so each of these pages changes.
+pub fn pages_from(position: &Position) -> Vec<String> {
+    let last = crate::pages::LAST_PAGE;
+    let every = (page_of(position.every)..=last).map(|page| Listing {
+        category: None,
+        page,
+    });
+    let own = (page_of(position.own)..=last).map(|page| Listing {
+        category: Some(position.category.clone()),
+        page,
+    });
+    every.chain(own).map(|listing| group(&listing)).collect()
 }
 // ANCHOR_END: pages_showing
 

@@ -16,8 +16,11 @@ use crate::{admin, api, health, limits};
 /// and the administration behind its session middleware, `/health` outside both.
 pub fn routes(service: &Arc<Service>, deployment: &sessions::Deployment) -> Router {
     let mut products = Router::new()
-        .route("/products", get(api::listing))
-        .route("/products/{id}", get(api::product))
+        .route("/products", get(api::listing).post(api::create_product))
+        .route(
+            "/products/{id}",
+            get(api::product).delete(api::delete_product),
+        )
         .route("/products/{id}/price", put(api::set_price))
         .with_state(service.clone());
     if let Some(responses) = &service.responses {

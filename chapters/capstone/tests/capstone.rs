@@ -476,6 +476,136 @@ async fn a_kept_product_is_not_sent_again_until_it_changes() {
     f.stop().await;
 }
 
+// ---- products created and deleted: IDs from the database, dependents through the outbox ------
+
+impl Fixture {
+    /// Waits until the instances' relays have paid everything the outbox owes (they poll it every
+    /// 100 ms), at most 10 s.
+    async fn until_relayed(&self) {
+        let db = self.stage.db();
+        for _ in 0..200 {
+            let mut conn = db.connection().await.unwrap();
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT CAST(COUNT(*) AS BIGINT) FROM outbox WHERE relayed = 0",
+            )
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+            if waiting == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the outbox still owed invalidations after 10 s: the relays do not run");
+    }
+
+    async fn listing(&self, instance: usize, query: &str) -> Vec<i64> {
+        let page: ListingPage = self.json(instance, &format!("/products?{query}")).await;
+        page.items.iter().map(|item| item.id).collect()
+    }
+}
+
+/// The source gave a new record `max(ids) + 1`, read before an `await` and written after it, so
+/// creates at once took the same ID and overwrote each other (its version ends with fewer than 8
+/// products here). Here the database hands out the IDs; and what a creation makes wrong (the
+/// absence of its ID, cached by a read before it existed, and the listing page it lands on) is
+/// owed in the outbox in the create's transaction, and dropped by the relay.
+#[tokio::test]
+async fn created_products_get_ids_of_their_own_and_replace_what_was_cached_before() {
+    let f = fixture(Settings::new(Caching::Layered)).await;
+    let next = ITEMS + 1;
+    for instance in [0, 1] {
+        let before = f.get(instance, &format!("/products/{next}")).await;
+        assert_eq!(before.status(), StatusCode::NOT_FOUND);
+    }
+    // 100 tea items on pages 1 to 5: a new one lands on page 6, empty until then.
+    assert!(f.listing(0, "category=tea&page=6").await.is_empty());
+    let fixture = &f;
+    let creates = (0..8).map(|i| async move {
+        let form = serde_json::json!({"category": "tea", "price_cents": 100 + i});
+        let response = fixture
+            .send_json(Method::POST, i as usize % 2, "/products", form)
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        read::<ProductView>(response).await.id
+    });
+    let mut ids = futures_util::future::join_all(creates).await;
+    ids.sort();
+    let expected: Vec<i64> = (next..next + 8).collect();
+    assert_eq!(
+        ids, expected,
+        "the IDs of 8 products created at once over two instances: expected 8 distinct IDs after \
+         the seeded {ITEMS} (the same ID twice: an ID worked out by the service, not the database)"
+    );
+    f.until_relayed().await;
+    for instance in [0, 1] {
+        let product: ProductView = f.json(instance, &format!("/products/{next}")).await;
+        assert_eq!(
+            (product.category.as_str(), product.version),
+            ("tea", 1),
+            "product {next} on instance {instance} after the relay: the absence cached before \
+             it was created must be gone from both instances' L1 and from Redis"
+        );
+    }
+    assert_eq!(
+        f.listing(1, "category=tea&page=6").await,
+        expected,
+        "tea's page 6 after the relay: the listing page the new products landed on must have been \
+         dropped from the response cache"
+    );
+    f.stop().await;
+}
+
+/// A deleted product leaves both instances' L1 and Redis, and every listing page from its own on
+/// (each item after it moves up one place), through the outbox. The source's delete removed the
+/// row and left every cached copy to its TTL.
+#[tokio::test]
+async fn a_deleted_product_leaves_every_cache_through_the_outbox() {
+    let f = fixture(Settings::new(Caching::Layered)).await;
+    for instance in [0, 1] {
+        let _: ProductView = f.json(instance, "/products/5").await;
+    }
+    assert_eq!(f.listing(0, "page=1").await, (1..=20).collect::<Vec<_>>());
+    assert_eq!(f.listing(0, "page=2").await, (21..=40).collect::<Vec<_>>());
+    let deleted = f
+        .client
+        .delete(f.running.url(1, "/products/5"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    let again = f
+        .client
+        .delete(f.running.url(0, "/products/5"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::NOT_FOUND, "a second delete");
+    f.until_relayed().await;
+    for instance in [0, 1] {
+        let gone = f.get(instance, "/products/5").await;
+        assert_eq!(
+            gone.status(),
+            StatusCode::NOT_FOUND,
+            "product 5 on instance {instance} after its delete was relayed: expected 404 (its copy \
+             in L1 or Redis outlived the delete)"
+        );
+    }
+    let first: Vec<i64> = (1..=4).chain(6..=21).collect();
+    assert_eq!(
+        f.listing(0, "page=1").await,
+        first,
+        "page 1 after deleting item 5: 1 to 4 and 6 to 21"
+    );
+    assert_eq!(
+        f.listing(1, "page=2").await,
+        (22..=41).collect::<Vec<_>>(),
+        "page 2 after deleting item 5: every item moved up one place, so page 2 must have been \
+         dropped too, though item 5 was never on it"
+    );
+    f.stop().await;
+}
+
 // ---- the listing behind the response cache (the source's bug 1) ----------------------------
 
 /// The source keyed a cached response by its path: `/products?category=tea` answered for

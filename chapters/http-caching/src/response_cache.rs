@@ -314,8 +314,9 @@ impl ResponseCache {
     }
 
     // ANCHOR: invalidate
-    /// Drops every entry of `group` and raises its generation, in one script.
-    pub async fn invalidate(&self, group: &str) {
+    /// Drops every entry of `group` and raises its generation, in one script. `false` if Redis
+    /// did not answer in time.
+    pub async fn invalidate(&self, group: &str) -> bool {
         let mut call = self.invalidate.prepare_invoke();
         call.key(key::generation_key(&self.namespace, group))
             .key(key::members_key(&self.namespace, group))
@@ -325,6 +326,7 @@ impl ResponseCache {
         if unlinked.is_some() {
             self.stats.invalidated.inc();
         }
+        unlinked.is_some()
     }
     // ANCHOR_END: invalidate
 

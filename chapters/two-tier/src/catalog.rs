@@ -20,6 +20,8 @@ pub use shared::db::items::{create, reset};
 pub struct Item {
     /// The primary key.
     pub id: i64,
+    /// Its category, one of [`shared::db::items::CATEGORIES`].
+    pub category: String,
     /// The price in cents.
     pub price_cents: i64,
     /// Starts at 1 and rises by one with every committed write.
@@ -29,7 +31,7 @@ pub struct Item {
 /// One item, or `None` (one counted query).
 pub async fn item(db: &Database, id: i64) -> Result<Option<Item>, sqlx::Error> {
     let mut conn = db.connection().await?;
-    let row = sqlx::query("SELECT id, price_cents, version FROM items WHERE id = $1")
+    let row = sqlx::query("SELECT id, category, price_cents, version FROM items WHERE id = $1")
         .bind(id)
         .fetch_optional(&mut *conn)
         .await?;
@@ -46,7 +48,7 @@ pub async fn commit_price(
     let mut conn = db.connection().await?;
     let row = sqlx::query(
         "UPDATE items SET price_cents = $1, version = version + 1 WHERE id = $2 \
-         RETURNING id, price_cents, version",
+         RETURNING id, category, price_cents, version",
     )
     .bind(price_cents)
     .bind(id)
@@ -58,6 +60,7 @@ pub async fn commit_price(
 fn item_from_row(row: &AnyRow) -> Result<Item, sqlx::Error> {
     Ok(Item {
         id: row.try_get("id")?,
+        category: row.try_get("category")?,
         price_cents: row.try_get("price_cents")?,
         version: row.try_get("version")?,
     })
