@@ -11,10 +11,11 @@ use http_caching::response_cache::Changed;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::catalog::{self, NewProduct};
 use crate::listing;
 use crate::news::Views;
 use crate::pages::{PageKey, Source};
-use crate::products::{self, NewProduct, ProductView};
+use crate::products::ProductView;
 use crate::service::Service;
 use crate::settings::Caching;
 use crate::tasks::{STATUSES, Task, TaskForm};
@@ -164,7 +165,7 @@ pub async fn create_product(
         ));
     }
     let owes = service.settings.caching.redis();
-    let item = products::create(&service.db, &new, owes).await?;
+    let item = catalog::create(&service.db, &new, owes).await?;
     Ok((StatusCode::CREATED, Json(ProductView::from(item))))
 }
 
@@ -175,7 +176,7 @@ pub async fn delete_product(
     Path(id): Path<i64>,
 ) -> Result<StatusCode, Failure> {
     let owes = service.settings.caching.redis();
-    match products::delete(&service.db, id, owes).await? {
+    match catalog::delete(&service.db, id, owes).await? {
         Some(_) => Ok(StatusCode::NO_CONTENT),
         None => Err(Failure(StatusCode::NOT_FOUND, "no such product")),
     }

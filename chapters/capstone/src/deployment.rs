@@ -34,7 +34,7 @@ pub async fn create_tables(stage: &Stage, items: i64, users: i64) -> anyhow::Res
     shared::db::items::create(db, items)
         .await
         .context("could not create the items table")?;
-    crate::products::create_id_sequence(db, items)
+    crate::catalog::create_id_sequence(db, items)
         .await
         .context("could not create the product IDs' sequence")?;
     invalidation::catalog::create_outbox(db)

@@ -12,7 +12,9 @@
 //! - [`settings`]: the four configurations the demo compares, from no cache to three layers and
 //!   conditional requests;
 //! - [`products`]: product reads through the two-tier lesson's cache, price changes that reach
-//!   every instance, products created and deleted with IDs from the database;
+//!   every instance;
+//! - [`catalog`]: products created and deleted, IDs from the database, their dependents owed in
+//!   the outbox;
 //! - [`dependents`]: what a created or deleted product owes the caches, paid by the invalidation
 //!   lesson's outbox relay;
 //! - [`packed`] and [`disk`]: how a large value is stored (LZ4 above a size, a header, a
@@ -38,6 +40,7 @@
 pub mod admin;
 pub mod analytics;
 pub mod api;
+pub mod catalog;
 pub mod dependents;
 pub mod deployment;
 pub mod disk;

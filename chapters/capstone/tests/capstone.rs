@@ -485,12 +485,11 @@ impl Fixture {
         let db = self.stage.db();
         for _ in 0..200 {
             let mut conn = db.connection().await.unwrap();
-            let waiting: i64 = sqlx::query_scalar(
-                "SELECT CAST(COUNT(*) AS BIGINT) FROM outbox WHERE relayed = 0",
-            )
-            .fetch_one(&mut *conn)
-            .await
-            .unwrap();
+            let waiting: i64 =
+                sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM outbox WHERE relayed = 0")
+                    .fetch_one(&mut *conn)
+                    .await
+                    .unwrap();
             if waiting == 0 {
                 return;
             }
