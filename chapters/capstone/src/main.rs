@@ -175,16 +175,29 @@ async fn run(cli: Cli, cleanup: Cleanup) -> anyhow::Result<()> {
     layers.conclusion = table::conclude_layers(&layers.rows, trending_ttl, report_cost);
     load.conclusion = shared::report::measured_again(&again).unwrap_or_default()
         + &table::conclude(&load.rows, &layers.rows);
+    let mut loss = Report::new("When Redis lost the pages (L1 + Redis): the next page reads");
+    if let Some(after) = measured.iter().find_map(|m| m.after_loss.as_ref()) {
+        loss.setting("pages read", "each category's first 10, L1 emptied first");
+        loss.rows = scenario::loss::rows(after);
+        loss.conclusion = scenario::loss::conclude(after);
+    }
     let mut latency = Report::new("Latency by kind of request");
     latency.rows = table::Latency::rows(&measured);
     latency.conclusion = table::conclude_latency(&latency.rows);
     if format == Format::Json {
-        let all = serde_json::json!({ "load": load, "layers": layers, "latency": latency });
+        let all = serde_json::json!({
+            "load": load,
+            "layers": layers,
+            "after_loss": loss,
+            "latency": latency
+        });
         println!("{}", serde_json::to_string_pretty(&all)?);
     } else {
         load.print(format);
         println!();
         layers.print(format);
+        println!();
+        loss.print(format);
         println!();
         latency.print(format);
     }

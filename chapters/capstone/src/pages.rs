@@ -241,6 +241,12 @@ impl Pages {
         Ok(answer)
     }
 
+    /// Page `key`'s HTML and where it came from, without prefetching the next one: a read that
+    /// measures the layers, not one a visitor makes.
+    pub async fn read(&self, key: &PageKey) -> Result<(Arc<Vec<u8>>, Source), Failed> {
+        self.lookup(key, false).await
+    }
+
     // ANCHOR: lookup
     /// Through the layers in order; a page found low is copied into the layers above it.
     /// Concurrent misses of one page in one instance wait for a single lookup (moka's entry

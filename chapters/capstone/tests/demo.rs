@@ -20,6 +20,8 @@ fn a_small_run_is_right_everywhere_and_the_caches_spare_the_database() {
         "0",
         "--rate-limit",
         "20",
+        "--report-ms",
+        "200",
         "--format",
         "json",
     ]);
@@ -43,6 +45,19 @@ fn a_small_run_is_right_everywhere_and_the_caches_spare_the_database() {
             row["caching"],
             queries(row),
             queries(&rows[0])
+        );
+    }
+    let upstream = |row: &Value| row["upstream_per_1k"].as_f64().unwrap();
+    // In so small a run most weather and rate requests ask for a name once: the cache can only
+    // save calls, never add one (the test of the service counts what it saves).
+    for row in &rows[1..] {
+        assert!(
+            upstream(row) <= upstream(&rows[0]),
+            "{}: {} calls to the third party per 1,000 requests against {} without a cache: \
+             expected no more",
+            row["caching"],
+            upstream(row),
+            upstream(&rows[0])
         );
     }
     let not_modified = |i: usize| rows[i]["not_modified"].as_u64().unwrap();
@@ -81,6 +96,27 @@ fn a_small_run_is_right_everywhere_and_the_caches_spare_the_database() {
         l1 > 0.3,
         "L1 answered {l1} of the layered configuration's reads: {}",
         layers[2]
+    );
+    for row in layers {
+        // A price change refreshes the dashboard (200 ms a report here), and a refresh under way
+        // runs again: two reports behind at most, and 5 s of margin for a loaded machine.
+        let lag = row["dashboard_lag_ms"].as_f64().unwrap();
+        assert!(
+            lag <= 5_400.0,
+            "the dashboard trailed the acknowledged price changes by {lag} ms; expected about two \
+             reports (400 ms): does a price change refresh it? {row}"
+        );
+    }
+    let after_loss = report["after_loss"]["rows"].as_array().unwrap();
+    let reads = |i: usize| after_loss[i]["reads"].as_u64().unwrap();
+    assert_eq!(
+        (reads(0), reads(1)),
+        (0, 0),
+        "after Redis lost the pages and L1 was emptied, no read can come from either: {after_loss:?}"
+    );
+    assert!(
+        reads(2) > 0,
+        "after Redis lost the pages, the disk answered none of the reads: {after_loss:?}"
     );
     assert!(!report["load"]["conclusion"].as_str().unwrap().is_empty());
 }

@@ -1,6 +1,7 @@
 //! The demo's measurement: the same requests through each configuration of the service, two
 //! instances each, every answer checked.
 
+pub mod loss;
 pub mod plan;
 pub mod table;
 
@@ -35,6 +36,8 @@ pub struct Measured {
     pub page_bytes: (u64, u64),
     /// Pages a prefetch put in L1, the reads they answered, and the pages it rendered.
     pub prefetch: (u64, u64, u64),
+    /// In the configuration with every layer: what the reads found once Redis lost the pages.
+    pub after_loss: Option<loss::AfterLoss>,
 }
 
 /// How the demo runs each configuration.
@@ -123,6 +126,11 @@ impl Run<'_> {
             );
             redis::RedisError::from(reset)
         })?;
+        // Once measured: what the disk layer does when Redis loses the pages.
+        let after_loss = match caching {
+            Caching::Layered => Some(loss::measure(&deployment, &running).await?),
+            _ => None,
+        };
         let measured = Measured {
             caching,
             load,
@@ -145,6 +153,7 @@ impl Run<'_> {
                     c + stats.prefetch_renders.get(),
                 )
             }),
+            after_loss,
         };
         running.stop().await?;
         Ok(measured)

@@ -369,7 +369,7 @@ pub fn conclude_layers(
         "Pages were stored {:.1}x smaller than rendered (LZ4). Prefetching the next page put {} \
          pages in memory ahead of their readers ({} of them rendered for it, its extra loads), \
          which answered {} reads. The disk layer answers only when Redis has lost a page (a \
-         restart, an eviction), so it answered {} here; the benchmark measures it. ",
+         restart, an eviction), so it answered {} here; the next table has it answer. ",
         layered.compression,
         report::count(layered.prefetched),
         report::count(layered.prefetch_renders),
