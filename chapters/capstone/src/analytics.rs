@@ -152,6 +152,14 @@ impl Analytics {
     }
     // ANCHOR_END: dashboard
 
+    /// Starts computing the dashboard in the background, so that the first reader finds it (a
+    /// reader that finds nothing at all runs the report itself, as any cache miss does).
+    pub async fn warm(&self) {
+        if let Analytics::Cached(cache) = self {
+            cache.refresh_after_write(DASHBOARD).await;
+        }
+    }
+
     /// Waits for the refreshes this instance started (the tests).
     pub async fn settle(&self) {
         if let Analytics::Cached(cache) = self {

@@ -219,6 +219,7 @@ mod serve {
         let shared = capstone::deployment::shared_parts(stage, accounts, "serve", 2);
         let deployment = Deployment { settings, shared };
         let running = deployment.start_on(stage, port).await?;
+        running.services[0].analytics.warm().await;
         let (a, b) = (running.url(0, ""), running.url(1, ""));
         println!("The service is running on {a} and {b} (Ctrl-C stops it). Try:");
         println!("  curl -i {a}/products/7");

@@ -100,6 +100,8 @@ impl Run<'_> {
         let deployment = Deployment { settings, shared };
         let running = deployment.start(self.stage).await?;
         if caching.redis() {
+            // The dashboard's report starts at once, in the background.
+            running.services[0].analytics.warm().await;
             // Warmed once, through the first instance: Redis and its disk have them.
             let keys = capstone::pages::first_pages(self.warm);
             running.services[0]
