@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::catalog::{self, NewProduct};
 use crate::listing;
-use crate::news::Views;
+use crate::news::{LIST_PAGES, Views};
 use crate::pages::{PageKey, Source};
 use crate::products::ProductView;
 use crate::service::Service;
@@ -375,6 +375,45 @@ pub struct ArticleForm {
     pub title: String,
     /// The text.
     pub body: String,
+}
+
+/// `GET /news?page=N`: a page of the article list (1 to 10), never behind an acknowledged edit;
+/// `&cache=bypass` reads it from the database, for comparison.
+pub async fn news(
+    State(service): State<Arc<Service>>,
+    RawQuery(query): RawQuery,
+    request: HeaderMap,
+) -> Result<Response, Failure> {
+    let refused = Failure(
+        StatusCode::BAD_REQUEST,
+        "page is 1 to 10, and cache=bypass the one other parameter",
+    );
+    let (mut page, mut bypass) = (1, false);
+    for pair in query
+        .as_deref()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        match pair.split_once('=').unwrap_or((pair, "")) {
+            ("page", n) => match n.parse::<u32>() {
+                Ok(n) if (1..=LIST_PAGES).contains(&n) => page = n,
+                _ => return Err(refused),
+            },
+            ("cache", "bypass") => bypass = true,
+            _ => return Err(refused),
+        }
+    }
+    let list = service.news.list(page, bypass).await?;
+    let body = serde_json::to_vec(&list).expect("headlines encode");
+    Ok(respond(
+        &service,
+        &request,
+        "application/json",
+        body,
+        None,
+        None,
+    ))
 }
 
 /// `GET /news/{id}`: written through, so never older than the last acknowledged edit.

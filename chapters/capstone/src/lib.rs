@@ -25,6 +25,7 @@
 //!   query and dropped by the price changes that make it wrong;
 //! - [`analytics`]: the slow dashboard, served stale while one refresh runs, refreshed after
 //!   every price change;
+//! - [`generation`]: a derived value cached under a generation each write replaces;
 //! - [`tasks`]: the task manager, IDs from the database, counts cached under a generation;
 //! - [`news`]: articles written through, views written behind, trending with a staleness bound;
 //! - [`upstream`]: weather and exchange rates from a third party, through the HTTP lesson's
@@ -44,6 +45,7 @@ pub mod catalog;
 pub mod dependents;
 pub mod deployment;
 pub mod disk;
+pub mod generation;
 pub mod health;
 pub mod limits;
 pub mod listing;

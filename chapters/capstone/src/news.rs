@@ -12,6 +12,11 @@
 //! the lesson's `scores`, one row per article: the points are the article's views. A view needs
 //! Redis: with Redis down it is refused (503) rather than counted twice later.
 //!
+//! The article list (20 headlines a page) is derived from the articles and cached under a
+//! generation that every edit replaces after its commit ([`crate::generation`]): never behind an
+//! acknowledged edit. `?cache=bypass` reads it from the database, the source's uncached twin, for
+//! comparison.
+//!
 //! Trending (the ten most viewed) is derived from the flushed counts and cached for
 //! `trending_ttl`, so it lags the acknowledged views by at most that TTL plus the flusher's lag:
 //! the demo measures the lag against every view it was told was counted.
@@ -30,8 +35,27 @@ use write_behind::{Apply, Flusher, Layout, WriteBehind};
 use write_through::table::Articles;
 use write_through::{Article, WriteThrough};
 
+use crate::generation::Generational;
+
 /// How many articles trending lists.
 pub const TRENDING: i64 = 10;
+
+/// Headlines per page of the article list.
+pub const LIST_SIZE: i64 = 20;
+
+/// Pages of the article list: the deployment's 200 articles.
+pub const LIST_PAGES: u32 = 10;
+
+/// One article in the list: no body.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Headline {
+    /// The article.
+    pub id: i64,
+    /// Its title.
+    pub title: String,
+    /// Its version, raised by every edit.
+    pub version: i64,
+}
 
 /// One entry of trending.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,6 +93,8 @@ pub async fn reset(db: &Database, count: i64) -> Result<(), sqlx::Error> {
 pub struct Timing {
     /// Trending's TTL.
     pub trending_ttl: Duration,
+    /// The article list's TTL (an edit replaces it sooner).
+    pub list_ttl: Duration,
     /// The budget of one Redis call on the request path.
     pub redis_timeout: Duration,
 }
@@ -100,6 +126,7 @@ struct Cached {
     articles: WriteThrough,
     views: WriteBehind,
     flusher: Mutex<Option<write_behind::Running>>,
+    list: Generational,
     timing: Timing,
 }
 
@@ -151,6 +178,12 @@ impl News {
         ));
         let flusher = flusher.start(url).await?;
         let views = WriteBehind::new(conn.clone(), db.clone(), layout, settings);
+        let list = Generational::new(
+            conn.clone(),
+            cache.child("list"),
+            timing.list_ttl,
+            timing.redis_timeout,
+        );
         Ok(News {
             db,
             cached: Some(Cached {
@@ -159,6 +192,7 @@ impl News {
                 articles,
                 views,
                 flusher: Mutex::new(Some(flusher)),
+                list,
                 timing,
             }),
             counts: NewsCounts::default(),
@@ -180,10 +214,52 @@ impl News {
         title: &str,
         body: &str,
     ) -> Result<Option<Article>, sqlx::Error> {
-        match &self.cached {
-            Some(cached) => cached.articles.update(id, title, body).await,
-            None => self.db.update_article(id, title, body).await,
+        let Some(cached) = &self.cached else {
+            return self.db.update_article(id, title, body).await;
+        };
+        let updated = cached.articles.update(id, title, body).await?;
+        if updated.is_some() {
+            // The list shows the title: its generation is replaced after the commit.
+            cached.list.changed().await;
         }
+        Ok(updated)
+    }
+
+    /// Page `page` (from 1) of the article list: under the list's generation, or from the
+    /// database when there is no cache or the reader asked to bypass it.
+    pub async fn list(&self, page: u32, bypass: bool) -> Result<Vec<Headline>, sqlx::Error> {
+        match &self.cached {
+            Some(cached) if !bypass => {
+                let name = format!("page:{page}");
+                cached.list.get(&name, || self.headlines(page)).await
+            }
+            _ => self.headlines(page).await,
+        }
+    }
+
+    /// What the article list's cache counted (nothing without a cache).
+    pub fn list_counts(&self) -> Option<&crate::generation::GenerationCounts> {
+        self.cached.as_ref().map(|cached| &cached.list.counts)
+    }
+
+    /// The article list's page `page`, from the database (one query).
+    async fn headlines(&self, page: u32) -> Result<Vec<Headline>, sqlx::Error> {
+        let mut conn = self.db.connection().await?;
+        let rows =
+            sqlx::query("SELECT id, title, version FROM articles ORDER BY id LIMIT $1 OFFSET $2")
+                .bind(LIST_SIZE)
+                .bind(i64::from(page.saturating_sub(1)) * LIST_SIZE)
+                .fetch_all(&mut *conn)
+                .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Headline {
+                    id: row.try_get("id")?,
+                    title: row.try_get("title")?,
+                    version: row.try_get("version")?,
+                })
+            })
+            .collect()
     }
 
     // ANCHOR: view

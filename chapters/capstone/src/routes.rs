@@ -40,6 +40,7 @@ pub fn routes(service: &Arc<Service>, deployment: &sessions::Deployment) -> Rout
                 .put(api::update_task)
                 .delete(api::delete_task),
         )
+        .route("/news", get(api::news))
         .route("/news/trending", get(api::trending))
         .route("/news/{id}", get(api::article).put(api::update_article))
         .route("/news/{id}/views", post(api::view))

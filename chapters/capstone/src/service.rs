@@ -9,6 +9,7 @@ use shared::{Database, Instance, Namespace, RedisConn, SetupError};
 
 use crate::analytics::{Analytics, Report};
 use crate::disk::DiskCache;
+use crate::generation::Generational;
 use crate::limits::RateLimiter;
 use crate::listing;
 use crate::news::{News, Timing};
@@ -112,10 +113,13 @@ impl Service {
             disk,
             settings.pages.clone(),
         );
-        let stats_cache = caching
-            .redis()
-            .then(|| (conn.clone(), shared.cache_namespace.child("tasks")));
         let redis_timeout = settings.pages.redis_timeout;
+        let generational = |name: &str, ttl| {
+            let namespace = shared.cache_namespace.child(name);
+            caching
+                .redis()
+                .then(|| Generational::new(conn.clone(), namespace, ttl, redis_timeout))
+        };
         let responses = caching.redis().then(|| {
             let namespace = shared.cache_namespace.child("responses");
             // With conditional requests, it answers a kept ETag from Redis with a 304.
@@ -128,18 +132,14 @@ impl Service {
                 redis_timeout,
             )
         });
-        let tasks = Tasks::new(
-            shared.db.clone(),
-            stats_cache,
-            settings.stats_ttl,
-            redis_timeout,
-        );
+        let tasks = Tasks::new(shared.db.clone(), generational("tasks", settings.stats_ttl));
         let news = if caching.redis() {
             // A consumer name of its own: the instances' flushers share each queue's work.
             let consumer = format!("instance-{:016x}", rand::random::<u64>());
             let cache = shared.cache_namespace.child("news");
             let timing = Timing {
                 trending_ttl: settings.trending_ttl,
+                list_ttl: settings.stats_ttl,
                 redis_timeout,
             };
             let (db, url, queues) = (

@@ -41,7 +41,7 @@ pub struct Settings {
     pub pages: PageSettings,
     /// The byte budget of each instance's disk layer.
     pub disk_budget: u64,
-    /// How long task counts are kept.
+    /// How long task counts and the article list are kept (a write replaces them sooner).
     pub stats_ttl: Duration,
     /// How long trending is kept: with the flusher's lag, how far it may trail the views.
     pub trending_ttl: Duration,

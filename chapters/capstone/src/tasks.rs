@@ -8,25 +8,16 @@
 //! an hour and no write invalidated it; the task counts are that kind of derived value, and here
 //! every write reaches them.
 //!
-//! The counts are cached under a *generation*: a key holding a number that every write replaces
-//! after it commits, with a random one, so no number is ever handed out twice (not even after an
-//! administrator's clear removed the key). A reader reads the generation, then the counts under
-//! it; a write that commits while a reader is computing the counts changes the generation, so the
-//! reader's late `SET` goes under a generation nobody asks for again. Deleting the key instead
-//! would leave exactly that window open (the invalidation chapter measures it). The old
-//! generations' keys expire by their TTL. A write whose new generation Redis did not take (Redis
-//! down for that moment) leaves the counts up to their TTL old: the bound the chapter states.
+//! The counts are cached under a *generation* that every write replaces after it commits
+//! ([`crate::generation`]).
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
-use shared::budget;
-use shared::metrics::Counter;
-use shared::{Database, Namespace, RedisConn};
+use shared::Database;
 use sqlx::Row;
 use sqlx::any::AnyRow;
+use std::sync::Arc;
+
+use crate::generation::Generational;
 
 /// A task.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,43 +75,21 @@ pub async fn delete_all(db: &Database) -> Result<(), sqlx::Error> {
     setup.commit().await
 }
 
-/// What the stats cache counted.
-#[derive(Default, Debug)]
-pub struct TaskCounts {
-    /// Stats answered from Redis.
-    pub hits: Counter,
-    /// Stats computed by a query.
-    pub misses: Counter,
-    /// Redis calls that failed or ran out of time.
-    pub redis_errors: Counter,
-}
-
 /// The tasks of one instance: the database, and the stats cache (`None`: no cache).
 pub struct Tasks {
     db: Arc<Database>,
-    cache: Option<(RedisConn, Namespace)>,
-    ttl: Duration,
-    redis_timeout: Duration,
-    /// What the stats cache counted.
-    pub counts: TaskCounts,
+    cache: Option<Generational>,
 }
 
 impl Tasks {
-    /// Tasks on `db`, their stats cached in Redis under `namespace` for `ttl` (or not at all),
-    /// each Redis call given `redis_timeout`.
-    pub fn new(
-        db: Arc<Database>,
-        cache: Option<(RedisConn, Namespace)>,
-        ttl: Duration,
-        redis_timeout: Duration,
-    ) -> Self {
-        Tasks {
-            db,
-            cache,
-            ttl,
-            redis_timeout,
-            counts: TaskCounts::default(),
-        }
+    /// Tasks on `db`, their stats cached under a generation (or not at all).
+    pub fn new(db: Arc<Database>, cache: Option<Generational>) -> Self {
+        Tasks { db, cache }
+    }
+
+    /// The stats cache, if there is one.
+    pub fn cache(&self) -> Option<&Generational> {
+        self.cache.as_ref()
     }
 
     // ANCHOR: create
@@ -187,50 +156,20 @@ impl Tasks {
         Ok(deleted > 0)
     }
 
-    // ANCHOR: stats
     /// The counts by status: from Redis under the current generation, or counted and stored.
     pub async fn stats(&self) -> Result<TaskStats, sqlx::Error> {
-        let Some((conn, namespace)) = &self.cache else {
-            return self.count().await;
-        };
-        let mut conn = conn.clone();
-        let errors = &self.counts.redis_errors;
-        let read = conn.get::<_, Option<u64>>(namespace.key("tasks:generation"));
-        // Redis unreachable or slow: the database answers, nothing is stored.
-        let Some(generation) = budget::within(self.redis_timeout, errors, read).await else {
-            return self.count().await;
-        };
-        let key = namespace.key(&format!("tasks:stats:{}", generation.unwrap_or_default()));
-        let read = conn.get::<_, Option<Vec<u8>>>(&key);
-        let cached = budget::within(self.redis_timeout, errors, read)
-            .await
-            .flatten();
-        if let Some(stats) = cached.and_then(|bytes| shared::codec::decode(&bytes).ok()) {
-            self.counts.hits.inc();
-            return Ok(stats);
+        match &self.cache {
+            Some(cache) => cache.get("stats", || self.count()).await,
+            None => self.count().await,
         }
-        self.counts.misses.inc();
-        let stats = self.count().await?;
-        let bytes = shared::codec::encode(&stats).expect("counts encode");
-        let ttl = self.ttl.as_millis().max(1) as u64;
-        let store = conn.pset_ex::<_, _, ()>(&key, bytes, ttl);
-        budget::within(self.redis_timeout, errors, store).await;
-        Ok(stats)
     }
 
-    /// After a committed write: a new generation, never used before, so no reader finds the
-    /// counts from before the write.
+    /// After a committed write: the counts' generation replaced.
     async fn changed(&self) {
-        if let Some((conn, namespace)) = &self.cache {
-            let mut conn = conn.clone();
-            let key = namespace.key("tasks:generation");
-            // It lives as long as any counts under it could, and a day more.
-            let ttl = 86_400 + self.ttl.as_secs();
-            let set = conn.set_ex::<_, _, ()>(&key, rand::random::<u64>() >> 1, ttl);
-            budget::within(self.redis_timeout, &self.counts.redis_errors, set).await;
+        if let Some(cache) = &self.cache {
+            cache.changed().await;
         }
     }
-    // ANCHOR_END: stats
 
     /// The counts, from the database (one query).
     async fn count(&self) -> Result<TaskStats, sqlx::Error> {

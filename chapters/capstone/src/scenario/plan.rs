@@ -12,7 +12,7 @@ use std::time::Instant;
 use axum::http::{Method, StatusCode};
 use capstone::analytics::Dashboard;
 use capstone::listing::{ListingPage, listing_of};
-use capstone::news::{Trend, Views};
+use capstone::news::{Headline, LIST_SIZE, Trend, Views};
 use capstone::products::ProductView;
 use capstone::tasks::{Task, TaskStats};
 use capstone::upstream::{CITIES, CURRENCIES, Rates, Weather};
@@ -41,6 +41,10 @@ shared::variants! {
         Stats = ("stats", "task counts"),
         /// `GET /news/{id}`.
         Article = ("article", "article read"),
+        /// `GET /news?page=...`.
+        News = ("news", "article list"),
+        /// `GET /news?page=...&cache=bypass`.
+        NewsBypass = ("news-bypass", "article list, bypass"),
         /// `POST /news/{id}/views`.
         View = ("view", "view counted"),
         /// `GET /news/trending`.
@@ -140,7 +144,9 @@ pub fn requests(mix: &Mix) -> Vec<Request> {
                     let category = CATEGORIES[n % CATEGORIES.len()];
                     Request::get(user, format!("/pages/{category}/{}", n / CATEGORIES.len() + 1))
                 }
-                650..800 => Request::get(user, format!("/news/{}", articles.sample(&mut rng) as i64)),
+                650..675 => Request::get(user, format!("/news?page={}", rng.random_range(1..=3))),
+                675..680 => Request::get(user, format!("/news?page={}&cache=bypass", rng.random_range(1..=3))),
+                680..800 => Request::get(user, format!("/news/{}", articles.sample(&mut rng) as i64)),
                 800..890 => {
                     let id = articles.sample(&mut rng) as i64;
                     Request { user, method: Method::POST, path: format!("/news/{id}/views"), json: None }
@@ -182,6 +188,10 @@ pub fn class_of(request: &Request) -> Class {
         (&Method::GET, path) if path.starts_with("/weather/") || path.starts_with("/rates/") => {
             Class::Upstream
         }
+        (&Method::GET, path) if path.starts_with("/news?") && path.ends_with("bypass") => {
+            Class::NewsBypass
+        }
+        (&Method::GET, path) if path.starts_with("/news?") => Class::News,
         (&Method::GET, path) if path.starts_with("/news/") => Class::Article,
         (&Method::POST, path) if path.ends_with("/views") => Class::View,
         (&Method::GET, path) if path.starts_with("/pages/") => Class::Page,
@@ -258,6 +268,26 @@ impl Tally {
                     return Err(format!("article {id} answered with article {}", article.id));
                 }
                 self.note_staleness(&self.articles, id, article.version, answer.sent);
+                Ok(())
+            }
+            Class::News | Class::NewsBypass => {
+                let list: Vec<Headline> = parse(answer)?;
+                if list.len() != LIST_SIZE as usize {
+                    return Err(format!(
+                        "{} answered {} headlines",
+                        request.path,
+                        list.len()
+                    ));
+                }
+                let mut outdated = std::time::Duration::ZERO;
+                for headline in &list {
+                    let behind =
+                        self.articles
+                            .outdated_for(headline.id, headline.version, answer.sent);
+                    outdated = outdated.max(behind);
+                }
+                // One stale read however many of its headlines were behind.
+                self.note_outdated(outdated);
                 Ok(())
             }
             Class::View => {

@@ -127,7 +127,7 @@ pub struct Layers {
     pub caching: &'static str,
     /// Share of product and page reads answered by L1, L2, L3 and the database.
     pub shares: [f64; 4],
-    /// Product, article and listing reads that began after a newer version had been committed
+    /// Product, article, listing and article-list reads that began after a newer version had been committed
     /// and returned an older one.
     pub stale: u64,
     /// How long, at most, the version such a read served had been out of date, in ms.
@@ -306,7 +306,7 @@ pub fn conclude(load: &[Load], layers: &[Layers]) -> String {
         none.upstream_per_1k
     );
     said += &match stale {
-        0 => "No product, article or listing read returned a version older than one already \
+        0 => "No product, article, listing or article-list read returned a version older than one already \
               committed and acknowledged when the read began. "
             .to_string(),
         _ => {
@@ -315,7 +315,7 @@ pub fn conclude(load: &[Load], layers: &[Layers]) -> String {
                 .map(|l| l.longest_stale_ms)
                 .fold(0.0, f64::max);
             format!(
-                "{} product, article or listing reads returned a version older than one already \
+                "{} product, article, listing or article-list reads returned a version older than one already \
                  acknowledged, for at most {longest:.1} ms: the backplane's delay between \
                  instances, within L1's TTL. ",
                 report::count(stale)
