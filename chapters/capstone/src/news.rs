@@ -13,8 +13,9 @@
 //! Redis: with Redis down it is refused (503) rather than counted twice later.
 //!
 //! The article list (20 headlines a page) is derived from the articles and cached under a
-//! generation that every edit replaces after its commit ([`crate::generation`]): never behind an
-//! acknowledged edit. `?cache=bypass` reads it from the database, the source's uncached twin, for
+//! generation per page, which an edit of an article on that page replaces after its commit
+//! ([`crate::generation`]): never behind an acknowledged edit, and an edit does not cost the other
+//! pages their copies. `?cache=bypass` reads it from the database, the source's uncached twin, for
 //! comparison.
 //!
 //! Trending (the ten most viewed) is derived from the flushed counts and cached for
@@ -45,6 +46,14 @@ pub const LIST_SIZE: i64 = 20;
 
 /// Pages of the article list: the deployment's 200 articles.
 pub const LIST_PAGES: u32 = 10;
+
+/// The list's page that shows article `id`, if any.
+pub fn list_page_of(id: i64) -> Option<u32> {
+    let page = (id - 1).div_euclid(LIST_SIZE) + 1;
+    (1..=i64::from(LIST_PAGES))
+        .contains(&page)
+        .then_some(page as u32)
+}
 
 /// One article in the list: no body.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -126,7 +135,8 @@ struct Cached {
     articles: WriteThrough,
     views: WriteBehind,
     flusher: Mutex<Option<write_behind::Running>>,
-    list: Generational,
+    /// One generation per page of the list.
+    list: Vec<Generational>,
     timing: Timing,
 }
 
@@ -178,12 +188,17 @@ impl News {
         ));
         let flusher = flusher.start(url).await?;
         let views = WriteBehind::new(conn.clone(), db.clone(), layout, settings);
-        let list = Generational::new(
-            conn.clone(),
-            cache.child("list"),
-            timing.list_ttl,
-            timing.redis_timeout,
-        );
+        let list = (1..=LIST_PAGES)
+            .map(|page| {
+                let namespace = cache.child(&format!("list:{page}"));
+                Generational::new(
+                    conn.clone(),
+                    namespace,
+                    timing.list_ttl,
+                    timing.redis_timeout,
+                )
+            })
+            .collect();
         Ok(News {
             db,
             cached: Some(Cached {
@@ -218,28 +233,35 @@ impl News {
             return self.db.update_article(id, title, body).await;
         };
         let updated = cached.articles.update(id, title, body).await?;
-        if updated.is_some() {
-            // The list shows the title: its generation is replaced after the commit.
-            cached.list.changed().await;
+        if let Some(page) = updated
+            .as_ref()
+            .and_then(|article| list_page_of(article.id))
+        {
+            // The list shows the title: the generation of its page is replaced after the commit.
+            cached.list[page as usize - 1].changed().await;
         }
         Ok(updated)
     }
 
-    /// Page `page` (from 1) of the article list: under the list's generation, or from the
-    /// database when there is no cache or the reader asked to bypass it.
+    /// Page `page` (from 1 to [`LIST_PAGES`]) of the article list: under its page's generation,
+    /// or from the database when there is no cache or the reader asked to bypass it.
     pub async fn list(&self, page: u32, bypass: bool) -> Result<Vec<Headline>, sqlx::Error> {
         match &self.cached {
             Some(cached) if !bypass => {
-                let name = format!("page:{page}");
-                cached.list.get(&name, || self.headlines(page)).await
+                let generational = &cached.list[page as usize - 1];
+                generational.get("headlines", || self.headlines(page)).await
             }
             _ => self.headlines(page).await,
         }
     }
 
-    /// What the article list's cache counted (nothing without a cache).
-    pub fn list_counts(&self) -> Option<&crate::generation::GenerationCounts> {
-        self.cached.as_ref().map(|cached| &cached.list.counts)
+    /// What the cache of the article list's page `page` counted (nothing without a cache).
+    pub fn list_counts(&self, page: u32) -> Option<&crate::generation::GenerationCounts> {
+        let cached = self.cached.as_ref()?;
+        cached
+            .list
+            .get(page.checked_sub(1)? as usize)
+            .map(|g| &g.counts)
     }
 
     /// The article list's page `page`, from the database (one query).

@@ -895,7 +895,7 @@ async fn the_article_list_follows_every_edit_and_bypass_skips_the_cache() {
     let f = fixture(Settings::new(Caching::Layered)).await;
     let before: Vec<Headline> = f.json(0, "/news?page=1").await;
     assert_eq!(before.len(), 20);
-    let counts = f.running.services[1].news.list_counts().unwrap();
+    let counts = f.running.services[1].news.list_counts(1).unwrap();
     let (hits, db) = (counts.hits.get(), f.stage.db().queries());
     let again: Vec<Headline> = f.json(1, "/news?page=1").await;
     assert_eq!(again, before);
@@ -915,9 +915,29 @@ async fn the_article_list_follows_every_edit_and_bypass_skips_the_cache() {
         "article 3 in the list read after its edit was acknowledged, on the other instance: \
          expected the new title at the next version (the list kept its old generation)"
     );
+    // Article 3 is on page 1: page 2 kept its copy.
+    let page_two = f.running.services[0].news.list_counts(2).unwrap();
+    let _: Vec<Headline> = f.json(0, "/news?page=2").await;
+    let hits = page_two.hits.get();
+    let _: Vec<Headline> = f.json(0, "/news?page=2").await;
+    let _ = f
+        .send_json(
+            Method::PUT,
+            1,
+            "/news/3",
+            serde_json::json!({"title": "Again", "body": "."}),
+        )
+        .await;
+    let _: Vec<Headline> = f.json(0, "/news?page=2").await;
+    assert_eq!(
+        page_two.hits.get() - hits,
+        2,
+        "hits of page 2 read twice around an edit of article 3, which is on page 1: expected 2 \
+         (one generation for the whole list: every edit costs every page its copy)"
+    );
     let db = f.stage.db().queries();
     let bypassed: Vec<Headline> = f.json(0, "/news?page=1&cache=bypass").await;
-    assert_eq!(bypassed, after);
+    assert_eq!(bypassed[2].title, "Again");
     assert_eq!(f.stage.db().queries() - db, 1, "?cache=bypass: one query");
     for bad in ["/news?page=11", "/news?page=0", "/news?sort=title"] {
         assert_eq!(
