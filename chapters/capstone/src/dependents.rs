@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use invalidation::outbox::{Forget, Relay};
+use shared::Database;
 use shared::worker::Worker;
 
 use crate::service::Service;
@@ -68,14 +69,16 @@ impl Forget for Dependents {
 }
 // ANCHOR_END: forget
 
-/// Starts the relay of `service`'s instance: it polls the outbox every 100 ms (on PostgreSQL a
-/// `NOTIFY` wakes it at once), retries what Redis did not take, and stops with the instance.
-pub fn start_relay(service: &Arc<Service>) -> Worker {
+/// Starts the relay of `service`'s instance on `db`: it polls the outbox every 100 ms (on
+/// PostgreSQL a `NOTIFY` wakes it at once), retries what Redis did not take, and stops with the
+/// instance. `db` is a handle of the relays' own on the service's database, so that their polls,
+/// ten a second whether or not there is work, are counted apart from the queries requests make.
+pub fn start_relay(service: &Arc<Service>, db: Arc<Database>) -> Worker {
     let settings = invalidation::Settings {
         relay_poll: Duration::from_millis(100),
         redis_timeout: service.settings.pages.redis_timeout,
         ..invalidation::Settings::default()
     };
-    let relay = Relay::with(service.db.clone(), Dependents(service.clone()), settings);
+    let relay = Relay::with(db, Dependents(service.clone()), settings);
     Arc::new(relay).start()
 }

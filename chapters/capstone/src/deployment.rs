@@ -8,7 +8,7 @@ use anyhow::Context;
 use http_caching::upstream::FakeUpstream;
 use sessions::{Accounts, Clock, Timeouts};
 use shared::worker::Worker;
-use shared::{Instance, Stage};
+use shared::{Database, Instance, Stage};
 use shared_http::Served;
 
 use crate::service::{Service, Shared};
@@ -89,6 +89,8 @@ pub struct Running {
     third_party_served: Served,
     /// Each instance's outbox relay (none without a cache).
     relays: Vec<Worker>,
+    /// The relays' handle on the database: their polls are counted here, not with the requests'.
+    relay_db: Arc<Database>,
     /// Their Redis connections and subscriptions, kept for as long as they serve.
     _instances: Vec<Instance>,
 }
@@ -116,12 +118,17 @@ impl Deployment {
                 .await
                 .context("could not start the third-party service on loopback")?;
         let third_party_url = third_party_served.url("");
+        let db = stage.db();
+        let relay_db = Database::attach(db.attachment().clone(), db.latency())
+            .await
+            .context("could not open the relays' connections to the database")?;
         let mut running = Running {
             services: Vec::new(),
             served: Vec::new(),
             third_party,
             third_party_served,
             relays: Vec::new(),
+            relay_db: Arc::new(relay_db),
             _instances: Vec::new(),
         };
         for i in 0..self.shared.instances {
@@ -135,9 +142,9 @@ impl Deployment {
                 .with_context(|| format!("could not listen on loopback port {port}"))?;
             running.served.push(served);
             if self.settings.caching.redis() {
-                running
-                    .relays
-                    .push(crate::dependents::start_relay(&service));
+                let relay_db = running.relay_db.clone();
+                let relay = crate::dependents::start_relay(&service, relay_db);
+                running.relays.push(relay);
             }
             running.services.push(service);
             running._instances.push(instance);
@@ -147,6 +154,11 @@ impl Deployment {
 }
 
 impl Running {
+    /// The queries the outbox relays have made so far (their polls included).
+    pub fn relay_queries(&self) -> u64 {
+        self.relay_db.queries()
+    }
+
     /// The URL of `path` on instance `i` (any `i`: it wraps around).
     pub fn url(&self, i: usize, path: &str) -> String {
         self.served[i % self.served.len()].url(path)

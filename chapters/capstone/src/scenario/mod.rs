@@ -113,10 +113,12 @@ impl Run<'_> {
         let tally = Arc::new(Tally::new(self.mix.items, self.mix.articles));
         let db = self.stage.db();
         let mut conn = self.stage.conn();
-        let (queries, commands) = (db.queries(), conn.commands_processed().await?);
+        // The requests' queries and the relays' polls: both are load on the database.
+        let all_queries = || db.queries() + running.relay_queries();
+        let (queries, commands) = (all_queries(), conn.commands_processed().await?);
         let upstream_calls = running.third_party.calls.get();
         let load = self.drive(&running, caching, requests, &tally).await;
-        let queries = db.queries() - queries;
+        let queries = all_queries() - queries;
         let upstream_calls = running.third_party.calls.get() - upstream_calls;
         let after = conn.commands_processed().await?;
         // A server that restarted during the run counts from zero again: the run is measured
