@@ -93,6 +93,17 @@ fn respond(
 }
 // ANCHOR_END: respond
 
+/// [`respond`] with `value` as JSON, for the reads without layers.
+fn respond_json(
+    service: &Service,
+    request: &HeaderMap,
+    value: &impl Serialize,
+    etag: Option<String>,
+) -> Response {
+    let body = serde_json::to_vec(value).expect("plain data encodes");
+    respond(service, request, "application/json", body, etag, None)
+}
+
 /// A strong ETag for `body`: 16 hex digits of its SHA-256, quoted.
 fn etag_of(body: &[u8]) -> String {
     let digest = Sha256::digest(body);
@@ -223,16 +234,8 @@ pub async fn dashboard(
             "the database is unavailable",
         ));
     };
-    let body = serde_json::to_vec(&dashboard).expect("a dashboard encodes");
     let etag = Some(format!("\"d{}\"", dashboard.as_of_ms));
-    Ok(respond(
-        &service,
-        &request,
-        "application/json",
-        body,
-        etag,
-        None,
-    ))
+    Ok(respond_json(&service, &request, &dashboard, etag))
 }
 
 /// `GET /weather/{city}`: the third party's answer through the upstream cache, with its `Age`.
@@ -282,8 +285,7 @@ fn upstream_answer<R: serde::Serialize>(
             "the third-party service failed and no recent answer was kept",
         ));
     };
-    let body = serde_json::to_vec(&answer).expect("an answer encodes");
-    let mut response = respond(service, request, "application/json", body, None, None);
+    let mut response = respond_json(service, request, &answer, None);
     response
         .headers_mut()
         .insert(header::AGE, HeaderValue::from(answer.age_s));
@@ -357,15 +359,7 @@ pub async fn task_stats(
     request: HeaderMap,
 ) -> Result<Response, Failure> {
     let stats = service.tasks.stats().await?;
-    let body = serde_json::to_vec(&stats).expect("counts encode");
-    Ok(respond(
-        &service,
-        &request,
-        "application/json",
-        body,
-        None,
-        None,
-    ))
+    Ok(respond_json(&service, &request, &stats, None))
 }
 
 /// An article's new title and text.
@@ -405,15 +399,7 @@ pub async fn news(
         }
     }
     let list = service.news.list(page, bypass).await?;
-    let body = serde_json::to_vec(&list).expect("headlines encode");
-    Ok(respond(
-        &service,
-        &request,
-        "application/json",
-        body,
-        None,
-        None,
-    ))
+    Ok(respond_json(&service, &request, &list, None))
 }
 
 /// `GET /news/{id}`: written through, so never older than the last acknowledged edit.
@@ -425,16 +411,8 @@ pub async fn article(
     let Some(article) = service.news.article(id).await? else {
         return Err(Failure(StatusCode::NOT_FOUND, "no such article"));
     };
-    let body = serde_json::to_vec(&article).expect("an article encodes");
     let etag = Some(format!("\"a{}-v{}\"", article.id, article.version));
-    Ok(respond(
-        &service,
-        &request,
-        "application/json",
-        body,
-        etag,
-        None,
-    ))
+    Ok(respond_json(&service, &request, &article, etag))
 }
 
 /// `PUT /news/{id}`: committed, then the committed row written into Redis with its version.
@@ -477,15 +455,7 @@ pub async fn trending(
     request: HeaderMap,
 ) -> Result<Response, Failure> {
     let trending = service.news.trending().await?;
-    let body = serde_json::to_vec(&trending).expect("trending encodes");
-    Ok(respond(
-        &service,
-        &request,
-        "application/json",
-        body,
-        None,
-        None,
-    ))
+    Ok(respond_json(&service, &request, &trending, None))
 }
 
 /// `GET /products?category=...&page=...`: one query, and `Cache-Control` that lets a shared cache
