@@ -848,7 +848,9 @@ async fn task2_a_refresh_never_passes_the_absolute_deadline() {
         );
     }
     assert!(
-        load(&store, twin.secret_id(), at(ABSOLUTE - 1)).await.is_some(),
+        load(&store, twin.secret_id(), at(ABSOLUTE - 1))
+            .await
+            .is_some(),
         "load at T0 + 99.999 s of a session in steady use (absolute 100 s): expected the session"
     );
     assert_ended(
