@@ -5,7 +5,7 @@
 //! database's, which carry passwords, never go on a command line that `ps` shows). It prints one
 //! line when it reaches its hold point, and its counters as JSON when it has drained.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -99,8 +99,20 @@ async fn flush(role: Role) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A child flusher, killed when dropped: a run stopped half-way (Ctrl-C drops the demo's future)
+/// must not leave it recreating queues after the clean-up has removed them.
+struct Owned(Child);
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        // Both do nothing once the child has been waited for.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts a child flusher on `layout`'s queues.
-fn spawn(stage: &Stage, layout_prefix: &str, spec: String) -> anyhow::Result<Child> {
+fn spawn(stage: &Stage, layout_prefix: &str, spec: String) -> anyhow::Result<Owned> {
     let mut command = Command::new(std::env::current_exe()?);
     command
         .env(ROLE, spec)
@@ -111,7 +123,7 @@ fn spawn(stage: &Stage, layout_prefix: &str, spec: String) -> anyhow::Result<Chi
         .stdout(Stdio::piped())
         // Its notices (a database outage) and errors reach the learner as they happen.
         .stderr(Stdio::inherit());
-    Ok(shared::process::spawn_owned(command)?)
+    Ok(Owned(shared::process::spawn_owned(command)?))
 }
 
 /// The row's label for a run applying results as `apply` says.
@@ -146,7 +158,7 @@ pub async fn run_with_crash(
         )
     };
     let mut doomed = spawn(stage, &prefix, spec(HOLD_AFTER))?;
-    let doomed_out = doomed.stdout.take().context("the child's stdout")?;
+    let doomed_out = doomed.0.stdout.take().context("the child's stdout")?;
     let held = tokio::task::spawn_blocking(move || {
         BufReader::new(doomed_out)
             .lines()
@@ -178,7 +190,7 @@ pub async fn run_with_crash(
         _ = workload_done.notified() => false,
         _ = tokio::time::sleep(Duration::from_secs(30)) => false,
     };
-    shared::process::signal_and_wait(&mut doomed, libc::SIGKILL);
+    shared::process::signal_and_wait(&mut doomed.0, libc::SIGKILL);
     if !held_in_time {
         eprintln!(
             "{label}: the first flusher never reached commit {HOLD_AFTER} (too few writes for \
@@ -188,15 +200,21 @@ pub async fn run_with_crash(
 
     let mut heir = spawn(stage, &prefix, spec(0))?;
     let run = run.await?;
-    drop(heir.stdin.take()); // the workload is done: drain and report
-    let output = tokio::task::spawn_blocking(move || heir.wait_with_output()).await??;
+    drop(heir.0.stdin.take()); // the workload is done: drain and report
+    let mut heir_out = heir.0.stdout.take().context("the second child's stdout")?;
+    let report = tokio::task::spawn_blocking(move || {
+        let mut report = Vec::new();
+        heir_out.read_to_end(&mut report).map(|_| report)
+    })
+    .await??;
+    // Its stdout closed: it has drained and is exiting.
+    let status = heir.0.wait()?;
     anyhow::ensure!(
-        output.status.success(),
-        "the second flusher failed ({}); its error is above",
-        output.status
+        status.success(),
+        "the second flusher failed ({status}); its error is above"
     );
     let stats: FlushStats =
-        serde_json::from_slice(&output.stdout).context("the second flusher's report")?;
+        serde_json::from_slice(&report).context("the second flusher's report")?;
     let line = Line::new(label, &run, stats.transactions + HOLD_AFTER, Some(stats));
     Ok(line.audited(acks.audit(&db).await?))
 }
