@@ -20,7 +20,7 @@ use crate::service::Service;
 use crate::settings::Caching;
 use crate::tasks::{STATUSES, Task, TaskForm};
 use crate::upstream;
-use http_caching::upstream::{Answer, Unavailable};
+use http_caching::upstream::{Answer, Unavailable, normalised};
 
 /// A request's failure: a status and a short reason.
 #[derive(Debug)]
@@ -244,7 +244,7 @@ pub async fn weather(
     Path(city): Path<String>,
     request: HeaderMap,
 ) -> Result<Response, Failure> {
-    if !upstream::CITIES.contains(&upstream_name(&city).as_str()) {
+    if !upstream::CITIES.contains(&normalised(&city).as_str()) {
         return Err(Failure(StatusCode::NOT_FOUND, "no such city"));
     }
     let answer = service.weather.get(&city).await;
@@ -259,17 +259,12 @@ pub async fn rates(
 ) -> Result<Response, Failure> {
     let known = upstream::CURRENCIES
         .iter()
-        .any(|(name, _)| *name == upstream_name(&currency));
+        .any(|(name, _)| *name == normalised(&currency));
     if !known {
         return Err(Failure(StatusCode::NOT_FOUND, "no such currency"));
     }
     let answer = service.rates.get(&currency).await;
     upstream_answer(&service, &request, answer)
-}
-
-/// A name as the third party knows it.
-fn upstream_name(name: &str) -> String {
-    http_caching::upstream::normalised(name)
 }
 
 /// An upstream answer with its `Age`, or a `502` when the service failed and nothing young

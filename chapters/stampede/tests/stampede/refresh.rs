@@ -89,15 +89,21 @@ async fn a_hit_is_one_round_trip_in_every_strategy() {
 // ANCHOR_END: round_trips
 
 // ANCHOR: stale
+/// Fresh for 200 ms, then served stale for a minute: a test lets the soft TTL pass and still
+/// finds the value.
+fn stale_soon() -> Settings {
+    Settings {
+        ttl: Duration::from_millis(200),
+        serve_stale_for: Duration::from_secs(60),
+        ..settings()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stale_while_revalidate_serves_the_old_value_at_once_and_refreshes_once() {
     let fx = fixture().await;
     let pages = fx.pages();
-    let soft = Settings {
-        ttl: Duration::from_millis(200),
-        serve_stale_for: Duration::from_secs(60),
-        ..settings()
-    };
+    let soft = stale_soon();
     let instances = vec![
         Arc::new(fx.stale(&pages, &soft).await),
         Arc::new(fx.stale(&pages, &soft).await),
@@ -155,11 +161,7 @@ async fn a_write_refreshes_a_fresh_value_at_once() {
 async fn a_write_during_a_refresh_makes_it_load_again() {
     let fx = fixture().await;
     let pages = fx.pages();
-    let soft = Settings {
-        ttl: Duration::from_millis(200),
-        serve_stale_for: Duration::from_secs(60),
-        ..settings()
-    };
+    let soft = stale_soon();
     let (a, b) = (fx.stale(&pages, &soft).await, fx.stale(&pages, &soft).await);
     a.get("45").await.unwrap();
     // Time is the subject here: let the soft TTL pass.
