@@ -2,6 +2,7 @@
 //! chapter's table gives it.
 
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
@@ -12,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::catalog::{self, NewProduct};
+use crate::dependents;
 use crate::listing;
 use crate::news::{LIST_PAGES, Views};
 use crate::pages::{PageKey, Source};
@@ -148,15 +150,31 @@ pub async fn set_price(
             "a price is at least 0",
         ));
     }
-    let Some(item) = service.products.set_price(id, form.price_cents).await? else {
+    let Some(change) = service.products.set_price(id, form.price_cents).await? else {
         return Err(Failure(StatusCode::NOT_FOUND, "no such product"));
     };
+    let item = change.item;
     // The dashboard's figures include the price: refreshed now, in the background.
     service.analytics.changed().await;
     // The listing pages that show the item: the response cache drops them before this answer
     // leaves.
     let position = listing::position(&service.db, item.id, &item.category).await?;
     let changed = Changed(listing::pages_showing(&position).to_vec());
+    if service.settings.caching.redis() {
+        let telemetry = &service.telemetry;
+        telemetry.invalidated("product", 1);
+        telemetry.invalidated("dashboard", 1);
+        telemetry.invalidated("listing", changed.0.len() as u64);
+    }
+    if !change.forgotten {
+        // Redis did not take the delete (down, or stalled): a copy it keeps, or gets back from
+        // its append-only file on restart, would outlive the change until its TTL. Owed in the
+        // outbox, the relay drops it, and the listing pages, once Redis answers again.
+        let mut keys = vec![dependents::product(item.id)];
+        keys.extend(changed.0.iter().cloned().map(dependents::listing));
+        keys.push(dependents::DASHBOARD.to_string());
+        catalog::owe_after(&service.db, item.id, item.version, &keys).await?;
+    }
     let view = ProductView::from(item);
     let mut response = Json(view).into_response();
     response.extensions_mut().insert(changed);
@@ -235,7 +253,16 @@ pub async fn dashboard(
         ));
     };
     let etag = Some(format!("\"d{}\"", dashboard.as_of_ms));
-    Ok(respond_json(&service, &request, &dashboard, etag))
+    let mut response = respond_json(&service, &request, &dashboard, etag);
+    // How old the figures are: what an operator's staleness chart shows.
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let age = (now.as_millis() as u64).saturating_sub(dashboard.as_of_ms) / 1_000;
+    response
+        .headers_mut()
+        .insert(header::AGE, HeaderValue::from(age));
+    Ok(response)
 }
 
 /// `GET /weather/{city}`: the third party's answer through the upstream cache, with its `Age`.
@@ -423,7 +450,12 @@ pub async fn update_article(
         ));
     }
     match service.news.update(id, &form.title, &form.body).await? {
-        Some(article) => Ok(Json(article)),
+        Some(article) => {
+            if service.settings.caching.redis() {
+                service.telemetry.invalidated("article-list", 1);
+            }
+            Ok(Json(article))
+        }
         None => Err(Failure(StatusCode::NOT_FOUND, "no such article")),
     }
 }

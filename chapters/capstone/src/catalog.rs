@@ -85,6 +85,20 @@ pub async fn create(db: &Database, new: &NewProduct, owes: bool) -> Result<Item,
     })
 }
 
+/// Owes `keys` in the outbox for version `version` of item `id`, a write committed already
+/// whose invalidation Redis did not take: the relay drops them once Redis answers. A crash
+/// between that commit and this one leaves the copies until their TTL, as before the outbox.
+pub async fn owe_after(
+    db: &Database,
+    id: i64,
+    version: i64,
+    keys: &[String],
+) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    invalidation::catalog::owe(db, &mut tx, id, version, keys).await?;
+    tx.commit().await
+}
+
 /// Deletes product `id`; with `owes`, the same transaction records what its absence makes
 /// wrong: its entry, every listing page from its own on (each item after it moves up), the
 /// dashboard. The deleted row, or `None` if there was none.

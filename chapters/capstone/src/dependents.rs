@@ -62,6 +62,14 @@ impl Forget for Dependents {
                 }
                 _ => true,
             };
+            if forgotten {
+                let what = match name.split_once(':') {
+                    Some(("product", _)) => "product",
+                    Some(("listing", _)) => "listing",
+                    _ => "dashboard",
+                };
+                service.telemetry.invalidated(what, 1);
+            }
             all &= forgotten;
         }
         all

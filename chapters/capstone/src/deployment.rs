@@ -1,6 +1,7 @@
 //! The service deployed: its tables, and instances on loopback ports sharing Redis and the
 //! database, as the demo and the tests run it.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -79,20 +80,23 @@ pub fn shared_parts(stage: &Stage, accounts: Accounts, name: &str, instances: u3
 /// The service running: its instances, each with its own Redis connection and port, and the
 /// third-party service they ask for weather and rates.
 pub struct Running {
-    /// The instances' parts, for the demo's counts and the tests.
+    /// The instances' parts, for the demo's counts and the tests (a killed instance's stay here,
+    /// dead, until it restarts).
     pub services: Vec<Arc<Service>>,
-    /// Their servers.
-    pub served: Vec<Served>,
+    /// Their servers (`None` while killed).
+    served: Vec<Option<Served>>,
+    /// Where each listens.
+    addrs: Vec<SocketAddr>,
     /// The third-party service (its calls are counted).
     pub third_party: Arc<FakeUpstream>,
     /// Its server.
     third_party_served: Served,
-    /// Each instance's outbox relay (none without a cache).
-    relays: Vec<Worker>,
+    /// Each instance's outbox relay (none without a cache, or while killed).
+    relays: Vec<Option<Worker>>,
     /// The relays' handle on the database: their polls are counted here, not with the requests'.
     relay_db: Arc<Database>,
     /// Their Redis connections and subscriptions, kept for as long as they serve.
-    _instances: Vec<Instance>,
+    instances: Vec<Instance>,
 }
 
 /// A configuration and its shared parts.
@@ -117,7 +121,6 @@ impl Deployment {
             Served::start("the weather and rates service", third_party.routes())
                 .await
                 .context("could not start the third-party service on loopback")?;
-        let third_party_url = third_party_served.url("");
         let db = stage.db();
         let relay_db = Database::attach(db.attachment().clone(), db.latency())
             .await
@@ -125,31 +128,63 @@ impl Deployment {
         let mut running = Running {
             services: Vec::new(),
             served: Vec::new(),
+            addrs: Vec::new(),
             third_party,
             third_party_served,
             relays: Vec::new(),
             relay_db: Arc::new(relay_db),
-            _instances: Vec::new(),
+            instances: Vec::new(),
         };
         for i in 0..self.shared.instances {
-            let instance = stage.instance().await?;
-            let settings = self.settings.clone();
-            let service = Service::new(settings, &self.shared, &instance, &third_party_url).await?;
-            let routes = crate::routes::routes(&service, &self.shared.sessions);
             let port = if port == 0 { 0 } else { port + i as u16 };
-            let served = Served::start_on("a capstone instance", routes, port)
-                .await
-                .with_context(|| format!("could not listen on loopback port {port}"))?;
-            running.served.push(served);
-            if self.settings.caching.redis() {
-                let relay_db = running.relay_db.clone();
-                let relay = crate::dependents::start_relay(&service, relay_db);
-                running.relays.push(relay);
-            }
+            let (service, served, relay, instance) = self.instance(stage, &running, port).await?;
+            running.addrs.push(served.addr());
+            running.served.push(Some(served));
+            running.relays.push(relay);
             running.services.push(service);
-            running._instances.push(instance);
+            running.instances.push(instance);
         }
         Ok(running)
+    }
+
+    /// One instance on loopback port `port` (0: a free one): its parts, its server, its outbox
+    /// relay (with a cache) and its connections.
+    async fn instance(
+        &self,
+        stage: &Stage,
+        running: &Running,
+        port: u16,
+    ) -> anyhow::Result<(Arc<Service>, Served, Option<Worker>, Instance)> {
+        let instance = stage.instance().await?;
+        let settings = self.settings.clone();
+        let third_party_url = running.third_party_served.url("");
+        let service = Service::new(settings, &self.shared, &instance, &third_party_url).await?;
+        let routes = crate::routes::routes(&service, &self.shared.sessions);
+        let served = Served::start_on("a capstone instance", routes, port)
+            .await
+            .with_context(|| format!("could not listen on loopback port {port}"))?;
+        let relay = self.settings.caching.redis().then(|| {
+            let relay_db = running.relay_db.clone();
+            crate::dependents::start_relay(&service, relay_db)
+        });
+        Ok((service, served, relay, instance))
+    }
+
+    /// Starts instance `i` of `running` again, killed before, on its old port: empty memory,
+    /// a new disk folder, a new flusher and relay.
+    pub async fn restart(
+        &self,
+        stage: &Stage,
+        running: &mut Running,
+        i: usize,
+    ) -> anyhow::Result<()> {
+        let port = running.addrs[i].port();
+        let (service, served, relay, instance) = self.instance(stage, running, port).await?;
+        running.services[i] = service;
+        running.served[i] = Some(served);
+        running.relays[i] = relay;
+        running.instances[i] = instance;
+        Ok(())
     }
 }
 
@@ -161,7 +196,25 @@ impl Running {
 
     /// The URL of `path` on instance `i` (any `i`: it wraps around).
     pub fn url(&self, i: usize, path: &str) -> String {
-        self.served[i % self.served.len()].url(path)
+        format!("http://{}{path}", self.addrs[i % self.addrs.len()])
+    }
+
+    /// Kills instance `i` as near as a crash as one process allows: its port closes at once
+    /// (what is sent to it is refused) and so do its connections (a client's kept-alive one
+    /// would otherwise go on reaching the dead instance); its outbox relay and its views'
+    /// flusher are dropped mid-work without draining (what they held waits in the outbox and
+    /// in Redis for the other instance's); its prefetches and its dashboard refresh are
+    /// abandoned. Unlike a crash, the requests it was already answering finish.
+    /// [`Deployment::restart`] brings it back.
+    pub async fn kill(&mut self, i: usize) -> anyhow::Result<()> {
+        self.relays[i] = None;
+        let service = &self.services[i];
+        service.news.abandon();
+        service.analytics.stop().await;
+        if let Some(served) = self.served[i].take() {
+            served.stop().await?;
+        }
+        Ok(())
     }
 
     /// Stops every instance: the requests in flight finish first, then the outbox relays (what
@@ -169,10 +222,10 @@ impl Running {
     /// upstream fetches; the dashboard's refresh is abandoned; then the flushers stop once the
     /// views queued are written.
     pub async fn stop(self) -> anyhow::Result<()> {
-        for served in self.served {
+        for served in self.served.into_iter().flatten() {
             served.stop().await?;
         }
-        for relay in self.relays {
+        for relay in self.relays.into_iter().flatten() {
             relay.stop().await?;
         }
         for service in &self.services {

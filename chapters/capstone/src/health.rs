@@ -32,6 +32,23 @@ pub struct Health {
 
 /// `GET /health`.
 pub async fn health(State(service): State<Arc<Service>>) -> (StatusCode, Json<Health>) {
+    let (code, health) = check(&service).await;
+    (code, Json(health))
+}
+
+/// `GET /ready`: whether a load balancer should send this instance requests. Ready while the
+/// database answers: without Redis the instance still answers every read (slower), so taking it
+/// out of rotation would only move its load to instances with the same Redis problem. Not ready
+/// while the database does not answer: most requests would fail here.
+pub async fn ready(State(service): State<Arc<Service>>) -> (StatusCode, &'static str) {
+    match check(&service).await {
+        (StatusCode::OK, _) => (StatusCode::OK, "ready"),
+        (code, _) => (code, "not ready: the database does not answer"),
+    }
+}
+
+/// What each dependency says now, and the status `/health` answers with.
+pub async fn check(service: &Service) -> (StatusCode, Health) {
     let mut conn = service.conn.clone();
     let ping = redis::cmd("PING");
     let ping = ping.query_async::<String>(&mut conn);
@@ -64,5 +81,5 @@ pub async fn health(State(service): State<Arc<Service>>) -> (StatusCode, Json<He
         redis,
         database,
     };
-    (code, Json(health))
+    (code, health)
 }

@@ -33,6 +33,8 @@
 //! - [`limits`]: the rate-limiting lesson's GCRA on the API, with its headers;
 //! - [`admin`] and [`health`]: clearing the service's own keys for an administrator, and a
 //!   health check that says what is down;
+//! - [`telemetry`], [`stats`] and [`dashboard`]: what an instance measures, `/metrics` and
+//!   `/stats.json` with the alerts a monitor raises, and the live page that shows them;
 //! - [`api`], [`service`] and [`routes`]: the endpoints, one instance's parts, and its routes;
 //! - [`deployment`]: two instances on loopback, as the demo and the tests run them.
 
@@ -42,6 +44,7 @@ pub mod admin;
 pub mod analytics;
 pub mod api;
 pub mod catalog;
+pub mod dashboard;
 pub mod dependents;
 pub mod deployment;
 pub mod disk;
@@ -56,7 +59,9 @@ pub mod products;
 pub mod routes;
 pub mod service;
 pub mod settings;
+pub mod stats;
 pub mod tasks;
+pub mod telemetry;
 pub mod upstream;
 
 pub use deployment::{Deployment, Running};

@@ -23,7 +23,7 @@
 //! the demo measures the lag against every view it was told was counted.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
@@ -355,6 +355,36 @@ impl News {
             .collect()
     }
 
+    /// The views acknowledged and not yet flushed, and how long the oldest has waited: `None`
+    /// without a cache (a view is committed before it is acknowledged) or when Redis does not
+    /// answer.
+    pub async fn backlog(&self) -> Option<Backlog> {
+        let cached = self.cached.as_ref()?;
+        let layout = cached.views.layout();
+        let pending = write_behind::flusher::queue_depth(&cached.conn, layout)
+            .await
+            .ok()?;
+        let oldest = write_behind::flusher::oldest_queued(&cached.conn, layout)
+            .await
+            .ok()?;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let waited = |ms: u64| Duration::from_millis((now.as_millis() as u64).saturating_sub(ms));
+        Some(Backlog {
+            pending,
+            oldest: oldest.map(waited),
+        })
+    }
+
+    /// Drops this instance's flusher where it is, as a crash would: what it had read and not
+    /// acknowledged stays pending in Redis, for another instance's flusher to claim.
+    pub fn abandon(&self) {
+        if let Some(cached) = &self.cached {
+            drop(cached.flusher.lock().expect("never poisoned").take());
+        }
+    }
+
     /// Stops this instance's flusher once every queue it reads is empty: no acknowledged view is
     /// left unwritten by a clean stop.
     pub async fn drain(&self) {
@@ -367,6 +397,15 @@ impl News {
             let _ = flusher.drain().await;
         }
     }
+}
+
+/// The views' queue: what is waiting to be flushed.
+#[derive(Clone, Copy, Debug)]
+pub struct Backlog {
+    /// Views acknowledged and not yet in the database.
+    pub pending: u64,
+    /// How long the oldest has waited (`None`: nothing waits).
+    pub oldest: Option<Duration>,
 }
 
 /// A view that could not be counted: Redis (or, without a cache, the database) did not take it.

@@ -21,7 +21,16 @@ pub enum Products {
     /// Every read a query.
     Direct(Arc<Database>),
     /// Through the two-tier lesson's reader (Redis only, or L1 and Redis with the backplane).
-    Cached(Box<AnyCache>),
+    Cached(Box<AnyCache>, Arc<Database>),
+}
+
+/// A price committed, and whether Redis took the invalidation that followed it.
+pub struct PriceChange {
+    /// The item as committed.
+    pub item: Item,
+    /// `false` when Redis did not take the delete (down, or slower than its budget): its copy
+    /// may outlive the change until the caller has the invalidation retried.
+    pub forgotten: bool,
 }
 
 impl Products {
@@ -39,35 +48,51 @@ impl Products {
             Caching::RedisOnly => Kind::RedisOnly,
             Caching::Layered | Caching::Conditional => Kind::TwoTier,
         };
-        let cache = AnyCache::build(kind, instance, url, db, namespace, settings).await?;
-        Ok(Products::Cached(Box::new(cache)))
+        let cache = AnyCache::build(kind, instance, url, db.clone(), namespace, settings).await?;
+        Ok(Products::Cached(Box::new(cache), db))
     }
 
     /// Item `id` (or `None`), and the layer that answered.
     pub async fn item(&self, id: i64) -> Result<(Option<Item>, Layer), sqlx::Error> {
         match self {
             Products::Direct(db) => Ok((catalog::item(db, id).await?, Layer::Database)),
-            Products::Cached(cache) => {
+            Products::Cached(cache, _) => {
                 let read = cache.item(id).await?;
                 Ok((read.value, read.layer))
             }
         }
     }
 
-    /// Commits a price; the cached reader then drops every copy.
-    pub async fn set_price(&self, id: i64, price_cents: i64) -> Result<Option<Item>, sqlx::Error> {
-        match self {
-            Products::Direct(db) => catalog::commit_price(db, id, price_cents).await,
-            Products::Cached(cache) => cache.set_price(id, price_cents).await,
-        }
+    // ANCHOR: set_price
+    /// Commits a price, then drops every copy as the two-tier lesson's writes do (this
+    /// instance's, Redis's, and the other instances' through the backplane), and says whether
+    /// Redis took it. `None` if there is no such item.
+    pub async fn set_price(
+        &self,
+        id: i64,
+        price_cents: i64,
+    ) -> Result<Option<PriceChange>, sqlx::Error> {
+        let (db, cache) = match self {
+            Products::Direct(db) => (db, None),
+            Products::Cached(cache, db) => (db, Some(cache)),
+        };
+        let Some(item) = catalog::commit_price(db, id, price_cents).await? else {
+            return Ok(None);
+        };
+        let forgotten = match cache {
+            Some(cache) => cache.forget(id).await,
+            None => true,
+        };
+        Ok(Some(PriceChange { item, forgotten }))
     }
+    // ANCHOR_END: set_price
 
     /// After a commit made elsewhere that changed item `id`: every copy forgotten (the relay's
     /// work). `false` if Redis did not take it.
     pub async fn forget(&self, id: i64) -> bool {
         match self {
             Products::Direct(_) => true,
-            Products::Cached(cache) => cache.forget(id).await,
+            Products::Cached(cache, _) => cache.forget(id).await,
         }
     }
 
@@ -75,7 +100,7 @@ impl Products {
     pub fn stats(&self) -> two_tier::Stats {
         match self {
             Products::Direct(_) => two_tier::Stats::default(),
-            Products::Cached(cache) => cache.stats(),
+            Products::Cached(cache, _) => cache.stats(),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! One instance's routes: the API behind the rate limit, the sessions lesson's sign-in routes and
-//! the administration behind its session middleware, `/health` outside both.
+//! the administration behind its session middleware; the operator's routes (`/health`, `/ready`,
+//! `/metrics`, `/stats.json`, `/dashboard`) outside both; every request timed.
 
 use std::sync::Arc;
 
@@ -9,11 +10,13 @@ use axum::routing::{get, post, put};
 use http_caching::ResponseCache;
 
 use crate::service::Service;
-use crate::{admin, api, health, limits};
+use crate::{admin, api, dashboard, health, limits, stats, telemetry};
 
 // ANCHOR: routes
 /// The service's routes: the API behind the rate limit, the sessions lesson's sign-in routes
-/// and the administration behind its session middleware, `/health` outside both.
+/// and the administration behind its session middleware, the operator's routes outside both
+/// (a load balancer's or Prometheus's polls are not a client's requests), and every request
+/// timed by [`telemetry::observe`].
 pub fn routes(service: &Arc<Service>, deployment: &sessions::Deployment) -> Router {
     let mut products = Router::new()
         .route("/products", get(api::listing).post(api::create_product))
@@ -60,6 +63,18 @@ pub fn routes(service: &Arc<Service>, deployment: &sessions::Deployment) -> Rout
             service.limiter.clone(),
             limits::limit,
         ))
-        .route("/health", get(health::health).with_state(service.clone()))
+        .merge(operator(service))
+        .layer(from_fn_with_state(service.clone(), telemetry::observe))
+}
+
+/// What an operator and a load balancer ask an instance.
+fn operator(service: &Arc<Service>) -> Router {
+    Router::new()
+        .route("/health", get(health::health))
+        .route("/ready", get(health::ready))
+        .route("/metrics", get(telemetry::metrics))
+        .route("/stats.json", get(stats::stats))
+        .route("/dashboard", get(dashboard::page))
+        .with_state(service.clone())
 }
 // ANCHOR_END: routes

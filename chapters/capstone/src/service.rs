@@ -17,6 +17,7 @@ use crate::pages::{Layers, Pages};
 use crate::products::Products;
 use crate::settings::{Caching, Settings};
 use crate::tasks::Tasks;
+use crate::telemetry::Telemetry;
 use crate::upstream::{Rates, Upstream, Weather};
 
 /// What the instances of one deployment share: Redis, the database, the namespaces, the accounts.
@@ -68,6 +69,8 @@ pub struct Service {
     pub limiter: Arc<RateLimiter>,
     /// What the sessions lesson's handlers need.
     pub sessions: AppState,
+    /// What it measures about itself.
+    pub telemetry: Telemetry,
     /// The disk layer's folder, removed with the instance.
     _disk_folder: Option<OwnedDir>,
 }
@@ -202,6 +205,7 @@ impl Service {
             rates,
             limiter,
             sessions,
+            telemetry: Telemetry::new(),
             _disk_folder: disk_folder,
         }))
     }

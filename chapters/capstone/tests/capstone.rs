@@ -1339,3 +1339,190 @@ async fn health_says_degraded_while_redis_is_down_and_reads_go_on() {
     }
     f.stop().await;
 }
+
+// ---- operation: /metrics, /stats.json, /ready ------------------------------------------------
+
+/// The samples of instance `i`'s `/metrics` named `name` whose labels include `labels`, summed.
+async fn metric(f: &Fixture, i: usize, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let response = f.get(i, "/metrics").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = response.text().await.unwrap();
+    capstone::stats::parse(&text)
+        .iter()
+        .filter(|s| s.name == name)
+        .filter(|s| {
+            labels
+                .iter()
+                .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        })
+        .map(|s| s.value)
+        .sum()
+}
+
+/// Each layer's hits and misses, each route's requests, counted by the instance that answered
+/// them and by no other; `/stats.json` shows the same figures and computes the ratios from them.
+#[tokio::test]
+async fn metrics_count_each_layers_lookups_and_stats_json_shows_the_same_figures() {
+    let f = fixture(Settings::new(Caching::Layered)).await;
+    for _ in 0..2 {
+        assert_eq!(f.get(0, "/products/5").await.status(), StatusCode::OK);
+        assert_eq!(f.get(0, "/pages/books/3").await.status(), StatusCode::OK);
+    }
+    let lookups = "cache_lookups_total";
+    let expected = [
+        // The first read of each missed every layer; the second was answered by L1.
+        (("products", "l1", "miss"), 1.0),
+        (("products", "l1", "hit"), 1.0),
+        (("products", "l2", "miss"), 1.0),
+        (("pages", "l1", "miss"), 1.0),
+        (("pages", "l1", "hit"), 1.0),
+        (("pages", "l2", "miss"), 1.0),
+        (("pages", "l3", "miss"), 1.0),
+        (("pages", "l2", "hit"), 0.0),
+    ];
+    for ((cache, layer, result), count) in expected {
+        let labels = [("cache", cache), ("layer", layer), ("result", result)];
+        let found = metric(&f, 0, lookups, &labels).await;
+        assert_eq!(
+            found, count,
+            "instance 1's {lookups} {labels:?} after two reads of one product and one page: \
+             {found}, expected {count}"
+        );
+    }
+    let route = [("route", "/products/{id}"), ("status", "200")];
+    let requests = metric(&f, 0, "http_request_duration_seconds_count", &route).await;
+    assert_eq!(
+        requests, 2.0,
+        "requests to /products/{{id}} timed by instance 1"
+    );
+    let elsewhere = metric(&f, 1, lookups, &[]).await;
+    assert_eq!(
+        elsewhere, 0.0,
+        "instance 2 answered nothing, yet counts {elsewhere} lookups: the instances share a \
+         recorder (the process-wide one?)"
+    );
+    let stats: capstone::stats::Stats = f.json(0, "/stats.json").await;
+    assert_eq!(
+        stats.hit_ratio,
+        Some(0.5),
+        "2 of 4 cached reads answered by a cache layer: {stats:?}"
+    );
+    let l1 = stats
+        .layers
+        .iter()
+        .find(|l| l.cache == "products" && l.layer == "l1")
+        .unwrap();
+    assert_eq!((l1.hits, l1.misses, l1.hit_ratio), (1, 1, Some(0.5)));
+    let route = stats
+        .routes
+        .iter()
+        .find(|r| r.of == "/products/{id} 200")
+        .unwrap();
+    assert_eq!(route.count, 2);
+    assert!(route.p99_ms.is_some_and(|ms| ms > 0.0), "{route:?}");
+    assert_eq!(stats.health.status, "ok");
+    assert!(
+        stats.alerts.is_empty(),
+        "nothing is wrong: {:?}",
+        stats.alerts
+    );
+    f.stop().await;
+}
+
+/// Refusals and invalidations are counted where they happen.
+#[tokio::test]
+async fn refusals_and_invalidations_are_counted() {
+    let mut settings = Settings::new(Caching::Layered);
+    settings.rate_limit = 3;
+    settings.api_keys = 2;
+    let f = fixture(settings).await;
+    let mut refused = 0;
+    for _ in 0..10 {
+        let response = f
+            .client
+            .get(f.running.url(1, "/products/9"))
+            .header("authorization", "Bearer u1")
+            .send()
+            .await
+            .unwrap();
+        refused += u64::from(response.status() == StatusCode::TOO_MANY_REQUESTS);
+    }
+    assert!(
+        refused > 0,
+        "10 requests at once, a limit of 3 a second: none refused"
+    );
+    let changed = f
+        .send_json(
+            Method::PUT,
+            1,
+            "/products/9/price",
+            serde_json::json!({"price_cents": 77}),
+        )
+        .await;
+    assert_eq!(changed.status(), StatusCode::OK);
+    let stats: capstone::stats::Stats = f.json(1, "/stats.json").await;
+    assert_eq!(
+        stats.rate_limit.refused, refused,
+        "429s the client saw from instance 2, and the refusals it counted"
+    );
+    assert_eq!(
+        stats.invalidations.get("product"),
+        Some(&1),
+        "{:?}",
+        stats.invalidations
+    );
+    assert_eq!(stats.invalidations.get("dashboard"), Some(&1));
+    f.stop().await;
+}
+
+/// `/health`, `/ready` and `/stats.json` while Redis is paused: degraded and why, still ready
+/// (the database answers every read meanwhile), a critical alert; all well again after.
+#[tokio::test]
+async fn while_redis_is_paused_health_is_degraded_ready_stays_and_stats_raise_an_alert() {
+    let stage = Stage::private("capstone-test", db_options(), ServerOptions::default())
+        .await
+        .unwrap();
+    let f = fixture_on(stage, Settings::new(Caching::Layered)).await;
+    let pause = Duration::from_secs(3);
+    f.stage.server().pause(pause).unwrap();
+    let response = f.get(0, "/health").await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "Redis paused: still serving"
+    );
+    let health: Health = read(response).await;
+    assert_eq!(health.status, "degraded", "Redis paused: {health:?}");
+    assert_eq!(health.redis, "no answer within 500 ms");
+    let ready = f.get(1, "/ready").await;
+    assert_eq!(
+        ready.status(),
+        StatusCode::OK,
+        "Redis paused: taking the instance out of rotation would move its load to instances \
+         with the same Redis"
+    );
+    let stats: capstone::stats::Stats = f.json(1, "/stats.json").await;
+    assert_eq!(stats.health.status, "degraded");
+    assert_eq!(
+        stats
+            .alerts
+            .first()
+            .map(|a| (a.level.as_str(), a.problem.as_str())),
+        Some(("critical", "Redis: no answer within 500 ms")),
+        "{:?}",
+        stats.alerts
+    );
+    let mut polls = 0;
+    loop {
+        let health: Health = f.json(0, "/health").await;
+        if health.status == "ok" {
+            break;
+        }
+        polls += 1;
+        assert!(
+            polls < 100,
+            "the pause ended, /health still says {health:?}"
+        );
+    }
+    f.stop().await;
+}

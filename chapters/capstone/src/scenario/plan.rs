@@ -223,6 +223,9 @@ pub struct Tally {
     /// Product and article reads that began after a newer version had been committed and
     /// returned an older one; and how long, at most, the version served had been out of date.
     pub stale: Mutex<(u64, std::time::Duration)>,
+    /// When each stale read was sent, and how far out of date it was (the fault run places
+    /// them on its timeline).
+    pub stale_reads: Mutex<Vec<(Instant, std::time::Duration)>>,
 }
 
 impl Tally {
@@ -237,6 +240,7 @@ impl Tally {
             dashboard_lag: Mutex::default(),
             latency: Mutex::new(Class::ALL.iter().map(|_| Latency::default()).collect()),
             stale: Mutex::default(),
+            stale_reads: Mutex::default(),
         }
     }
 
@@ -287,7 +291,7 @@ impl Tally {
                     outdated = outdated.max(behind);
                 }
                 // One stale read however many of its headlines were behind.
-                self.note_outdated(outdated);
+                self.note_outdated(outdated, answer.sent);
                 Ok(())
             }
             Class::View => {
@@ -364,7 +368,7 @@ impl Tally {
                     outdated = outdated.max(behind);
                 }
                 // One stale read however many of its items were behind.
-                self.note_outdated(outdated);
+                self.note_outdated(outdated, answer.sent);
                 Ok(())
             }
             Class::Stats => parse::<TaskStats>(answer).map(|_| ()),
@@ -403,12 +407,14 @@ impl Tally {
 
     /// Counts a read that began after a newer version's write had returned.
     fn note_staleness(&self, committed: &Committed, id: i64, seen: i64, sent: Instant) {
-        self.note_outdated(committed.outdated_for(id, seen, sent));
+        self.note_outdated(committed.outdated_for(id, seen, sent), sent);
     }
 
-    /// Counts a read that served something `outdated` out of date, if it was.
-    fn note_outdated(&self, outdated: std::time::Duration) {
+    /// Counts a read sent at `sent` that served something `outdated` out of date, if it was.
+    fn note_outdated(&self, outdated: std::time::Duration, sent: Instant) {
         if !outdated.is_zero() {
+            let reads = &self.stale_reads;
+            reads.lock().expect("not poisoned").push((sent, outdated));
             let mut stale = self.stale.lock().expect("not poisoned");
             stale.0 += 1;
             stale.1 = stale.1.max(outdated);

@@ -239,3 +239,24 @@ pub async fn queue_depth(conn: &RedisConn, layout: &Layout) -> redis::RedisResul
     }
     Ok(depth)
 }
+
+/// When the oldest write still queued was acknowledged, in ms since the Unix epoch by Redis's
+/// clock (an entry's ID begins with it), over every shard; `None` when every queue is empty.
+/// How far behind the flushers are: an operator's figure, read without disturbing them.
+pub async fn oldest_queued(conn: &RedisConn, layout: &Layout) -> redis::RedisResult<Option<u64>> {
+    let mut conn = conn.clone();
+    let mut oldest: Option<u64> = None;
+    for shard in 0..layout.shards() {
+        let first: redis::streams::StreamRangeReply =
+            conn.xrange_count(layout.queue(shard), "-", "+", 1).await?;
+        let ms = first
+            .ids
+            .first()
+            .and_then(|entry| entry.id.split('-').next()?.parse().ok());
+        oldest = match (oldest, ms) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+    Ok(oldest)
+}

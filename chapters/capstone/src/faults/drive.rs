@@ -1,0 +1,286 @@
+//! The fault run's traffic: the demo's requests sent at a steady rate, as independent users send
+//! them, through a balancer that asks each instance's `/ready`; every outcome kept with its time.
+//!
+//! The demo's driver counts and moves on; here each answer's moment matters (when did the `5xx`
+//! start, when did the hit ratio come back), so every outcome is kept. The rate is fixed (an open
+//! loop): a stalled Redis does not slow the users down, it builds a queue of requests in flight,
+//! as it would in production.
+
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::http::{StatusCode, header};
+use capstone::api::ANSWERED_BY;
+use capstone::health::Health;
+use shared::worker::Worker;
+use shared_http::{Answer, Request};
+
+use crate::scenario::plan::{Class, Tally, class_of};
+
+/// How often the balancer asks each instance whether it is ready, and the watcher asks for
+/// `/health`.
+pub const POLL: Duration = Duration::from_millis(100);
+/// A request that takes longer than this is given up and counted as failed: a fault that
+/// stalls is counted, never waited out.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One request's outcome.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// When it was sent, from the run's start.
+    pub sent: Duration,
+    /// What it was.
+    pub class: Class,
+    /// Its path, for the writes' audit.
+    pub request: Request,
+    /// The status, or why there was none (a refused or reset connection, a timeout).
+    pub status: Result<StatusCode, String>,
+    /// The layer that answered a cached read.
+    pub answered_by: Option<String>,
+    /// Why the check refused the answer.
+    pub wrong: Option<String>,
+}
+
+impl Outcome {
+    /// A `5xx`.
+    pub fn server_error(&self) -> bool {
+        matches!(self.status, Ok(status) if status.is_server_error())
+    }
+
+    /// No answer at all.
+    pub fn unanswered(&self) -> bool {
+        self.status.is_err()
+    }
+
+    /// A product or page read answered by a cache layer (`Some(true)`) or by the database
+    /// (`Some(false)`); `None` for the other requests.
+    pub fn hit(&self) -> Option<bool> {
+        let layered = matches!(self.class, Class::Product | Class::Page);
+        let by = self.answered_by.as_deref().filter(|_| layered)?;
+        Some(matches!(by, "l1" | "l2" | "l3"))
+    }
+}
+
+/// A load balancer: round robin over the instances whose `/ready` said yes at the last poll,
+/// over all of them when none did.
+pub struct Balancer {
+    urls: Vec<String>,
+    ready: Vec<AtomicBool>,
+    next: AtomicUsize,
+}
+
+impl Balancer {
+    /// A balancer over the instances at `urls`, all taken as ready until asked.
+    pub fn new(urls: Vec<String>) -> Arc<Self> {
+        let ready = urls.iter().map(|_| AtomicBool::new(true)).collect();
+        Arc::new(Balancer {
+            urls,
+            ready,
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    /// The instance the next request goes to.
+    fn pick(&self) -> usize {
+        let n = self.urls.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        (0..n)
+            .map(|k| (start + k) % n)
+            .find(|&i| self.ready[i].load(Ordering::Relaxed))
+            .unwrap_or(start % n)
+    }
+
+    /// Asks each instance's `/ready` every [`POLL`] until stopped.
+    pub fn watch(self: &Arc<Self>, client: reqwest::Client) -> Worker {
+        let balancer = self.clone();
+        Worker::spawn(
+            "the balancer's readiness polls",
+            move |mut stop| async move {
+                while !stop.is_requested() {
+                    for (i, url) in balancer.urls.iter().enumerate() {
+                        let asked = client.get(format!("{url}/ready")).timeout(POLL * 5).send();
+                        let ready = matches!(asked.await, Ok(r) if r.status() == StatusCode::OK);
+                        balancer.ready[i].store(ready, Ordering::Relaxed);
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(POLL) => {}
+                        _ = stop.requested() => {}
+                    }
+                }
+            },
+        )
+    }
+}
+
+/// What `/health` of one instance said over the run: each change, with its time.
+#[derive(Default)]
+pub struct HealthLog(Mutex<Vec<(Duration, String)>>);
+
+impl HealthLog {
+    /// Asks `url`'s `/health` every [`POLL`] until stopped, noting each change.
+    pub fn watch(self: &Arc<Self>, client: reqwest::Client, url: String, start: Instant) -> Worker {
+        let log = self.clone();
+        Worker::spawn("the health watcher", move |mut stop| async move {
+            while !stop.is_requested() {
+                let said = say(&client, &url).await;
+                log.note(start.elapsed(), said);
+                tokio::select! {
+                    _ = tokio::time::sleep(POLL) => {}
+                    _ = stop.requested() => {}
+                }
+            }
+        })
+    }
+
+    /// Notes what it said at `at`, if it changed.
+    fn note(&self, at: Duration, said: String) {
+        let mut changes = self.0.lock().expect("never poisoned");
+        if changes.last().is_none_or(|(_, last)| *last != said) {
+            changes.push((at, said));
+        }
+    }
+
+    /// What it said between `from` and `to`, in order (each change once).
+    pub fn between(&self, from: Duration, to: Duration) -> Vec<String> {
+        let changes = self.0.lock().expect("never poisoned");
+        // What it said at `from` is the last change before it.
+        let before = changes.iter().rev().find(|(at, _)| *at <= from);
+        let during = changes.iter().filter(|(at, _)| *at > from && *at <= to);
+        before
+            .into_iter()
+            .chain(during)
+            .map(|(_, said)| said.clone())
+            .collect()
+    }
+}
+
+/// `/health`'s answer in a few words: `ok`, `degraded (redis: ...)`, or why there was none.
+async fn say(client: &reqwest::Client, url: &str) -> String {
+    let asked = client
+        .get(format!("{url}/health"))
+        .timeout(POLL * 10)
+        .send();
+    let Ok(response) = asked.await else {
+        return "no answer".to_string();
+    };
+    let code = response.status().as_u16();
+    let body = response.bytes().await.unwrap_or_default();
+    match serde_json::from_slice::<Health>(&body) {
+        Ok(health) if health.status == "ok" => format!("{code} ok"),
+        Ok(health) => {
+            let mut why = Vec::new();
+            if health.redis != "ok" {
+                why.push(format!("redis {}", health.redis));
+            }
+            if health.database != "ok" {
+                why.push(format!("database {}", health.database));
+            }
+            format!("{code} {} ({})", health.status, why.join(", "))
+        }
+        Err(_) => format!("{code}, unreadable"),
+    }
+}
+
+/// Sends `plan` at `rate` requests a second from `start`, through `balancer`, checking each
+/// answer with `tally`; returns every outcome, in the order sent.
+pub async fn drive(
+    client: reqwest::Client,
+    balancer: Arc<Balancer>,
+    plan: Vec<Request>,
+    rate: f64,
+    start: Instant,
+    tally: Arc<Tally>,
+    progress: Option<indicatif::ProgressBar>,
+) -> Vec<Outcome> {
+    let mut sending = tokio::task::JoinSet::new();
+    for (i, request) in plan.into_iter().enumerate() {
+        let due = start + Duration::from_secs_f64(i as f64 / rate);
+        tokio::time::sleep_until(due.into()).await;
+        let instance = balancer.pick();
+        let url = format!("{}{}", balancer.urls[instance], request.path);
+        let (client, tally, progress) = (client.clone(), tally.clone(), progress.clone());
+        sending.spawn(async move {
+            let outcome = send(&client, &url, request, start, &tally).await;
+            if let Some(progress) = progress {
+                progress.inc(1);
+            }
+            (i, outcome)
+        });
+    }
+    let mut outcomes: Vec<(usize, Outcome)> = sending.join_all().await;
+    outcomes.sort_by_key(|(i, _)| *i);
+    outcomes.into_iter().map(|(_, outcome)| outcome).collect()
+}
+
+/// One request: sent, its answer read and checked.
+async fn send(
+    client: &reqwest::Client,
+    url: &str,
+    request: Request,
+    start: Instant,
+    tally: &Tally,
+) -> Outcome {
+    let class = class_of(&request);
+    let mut sent = client
+        .request(request.method.clone(), url)
+        .header(header::AUTHORIZATION, Request::token(request.user))
+        .timeout(REQUEST_TIMEOUT);
+    if let Some(json) = &request.json {
+        sent = sent
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(json.clone());
+    }
+    let sent_at = Instant::now();
+    let mut outcome = Outcome {
+        sent: sent_at - start,
+        class,
+        request: request.clone(),
+        status: Err(String::new()),
+        answered_by: None,
+        wrong: None,
+    };
+    let response = match sent.send().await {
+        Ok(response) => response,
+        Err(error) => {
+            outcome.status = Err(transport(&error));
+            return outcome;
+        }
+    };
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = match response.bytes().await {
+        Ok(body) => body,
+        Err(error) => {
+            outcome.status = Err(transport(&error));
+            return outcome;
+        }
+    };
+    outcome.status = Ok(status);
+    outcome.answered_by = headers
+        .get(ANSWERED_BY)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    if !status.is_server_error() {
+        let answer = Answer {
+            status,
+            headers: &headers,
+            body: &body,
+            sent: sent_at,
+        };
+        outcome.wrong = tally.check(&request, &answer).err();
+    }
+    outcome
+}
+
+/// A transport error in a few words.
+fn transport(error: &reqwest::Error) -> String {
+    if error.is_timeout() {
+        format!("no answer within {} s", REQUEST_TIMEOUT.as_secs())
+    } else if error.is_connect() {
+        "connection refused".to_string()
+    } else {
+        "connection cut".to_string()
+    }
+}

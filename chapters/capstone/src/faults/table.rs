@@ -1,0 +1,255 @@
+//! The fault run's tables: each fault's effect on the traffic, and the writes' audit.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use shared::report::{self, Row};
+
+use super::Traffic;
+use super::audit::Audit;
+use super::drive::Outcome;
+use super::schedule::Phase;
+use crate::scenario::plan::Class;
+
+/// The hit ratio is taken in windows this long.
+pub const WINDOW: Duration = Duration::from_millis(500);
+/// Recovered: a window's hit ratio is back to this share of the one before the fault.
+pub const RECOVERED: f64 = 0.9;
+
+/// One fault's effect.
+#[derive(Serialize)]
+pub struct FaultRow {
+    /// The fault.
+    pub fault: &'static str,
+    /// How long what failed was away, s.
+    pub lasted_s: f64,
+    /// Requests sent from its start until the next fault.
+    pub requests: u64,
+    /// `5xx` answers among them, by kind of request.
+    pub server_errors: Vec<(String, u64)>,
+    /// When the first and the last `5xx` were sent, s from the fault's start.
+    pub errors_from_to: Option<(f64, f64)>,
+    /// Requests with no answer (refused, cut, timed out).
+    pub unanswered: u64,
+    /// Answers the checks refused.
+    pub wrong: u64,
+    /// Reads that served a version older than one acknowledged before they were sent, and the
+    /// longest time such a version had been out of date, ms.
+    pub stale: (u64, u64),
+    /// The hit ratio of product and page reads before the fault, and the lowest window's after.
+    pub hit_ratio: (Option<f64>, Option<f64>),
+    /// From the moment what failed was back until a window's hit ratio was back to
+    /// [`RECOVERED`] of the one before, s (`None`: not before the next fault).
+    pub recovered_after_s: Option<f64>,
+    /// What each instance's `/health` said meanwhile.
+    pub health: Vec<Vec<String>>,
+    /// Why the fault was not injected.
+    pub skipped: Option<String>,
+}
+
+impl FaultRow {
+    /// The rows of `phases` from `traffic`.
+    pub fn rows(traffic: &Traffic, phases: &[Phase], steady: Duration) -> Vec<FaultRow> {
+        phases
+            .iter()
+            .map(|phase| {
+                let within = |o: &&Outcome| o.sent >= phase.began && o.sent < phase.until;
+                let during: Vec<&Outcome> = traffic.outcomes.iter().filter(within).collect();
+                let mut server_errors: Vec<(String, u64)> = Vec::new();
+                let mut first_last: Option<(f64, f64)> = None;
+                for outcome in during.iter().filter(|o| o.server_error()) {
+                    let kind = outcome.class.label().to_string();
+                    match server_errors.iter_mut().find(|(k, _)| *k == kind) {
+                        Some((_, n)) => *n += 1,
+                        None => server_errors.push((kind, 1)),
+                    }
+                    let at = (outcome.sent - phase.began).as_secs_f64();
+                    first_last = Some(first_last.map_or((at, at), |(a, b)| (a.min(at), b.max(at))));
+                }
+                let before = phase.began.saturating_sub(steady)..phase.began;
+                let before = hit_ratio(&traffic.outcomes, before.start, before.end);
+                let windows = windows(&traffic.outcomes, phase.began, phase.until);
+                let lowest = windows
+                    .iter()
+                    .filter_map(|(_, ratio)| *ratio)
+                    .min_by(f64::total_cmp);
+                let recovered_after_s = before.and_then(|before| {
+                    windows
+                        .iter()
+                        .filter(|(at, _)| *at >= phase.ended)
+                        .find(|(_, ratio)| ratio.is_some_and(|r| r >= RECOVERED * before))
+                        .map(|(at, _)| (*at + WINDOW).saturating_sub(phase.ended).as_secs_f64())
+                });
+                let stale_reads = traffic.tally.stale_reads.lock().expect("never poisoned");
+                let stale = stale_reads
+                    .iter()
+                    .map(|(sent, outdated)| (*sent - traffic.start, *outdated))
+                    .filter(|(sent, _)| *sent >= phase.began && *sent < phase.until)
+                    .fold((0, 0), |(n, longest), (_, outdated)| {
+                        (n + 1, longest.max(outdated.as_millis() as u64))
+                    });
+                FaultRow {
+                    fault: phase.fault.name(),
+                    stale,
+                    lasted_s: (phase.ended - phase.began).as_secs_f64(),
+                    requests: during.len() as u64,
+                    server_errors,
+                    errors_from_to: first_last,
+                    unanswered: during.iter().filter(|o| o.unanswered()).count() as u64,
+                    wrong: during.iter().filter(|o| o.wrong.is_some()).count() as u64,
+                    hit_ratio: (before, lowest),
+                    recovered_after_s,
+                    health: traffic
+                        .health
+                        .iter()
+                        .map(|log| log.between(phase.began, phase.until))
+                        .collect(),
+                    skipped: phase.skipped.clone(),
+                }
+            })
+            .collect()
+    }
+}
+
+/// The hit ratio of the product and page reads sent between `from` and `to`.
+pub fn hit_ratio(outcomes: &[Outcome], from: Duration, to: Duration) -> Option<f64> {
+    let reads = outcomes.iter().filter(|o| o.sent >= from && o.sent < to);
+    let (hits, all) = reads
+        .filter_map(Outcome::hit)
+        .fold((0u64, 0u64), |(h, a), hit| (h + hit as u64, a + 1));
+    (all > 0).then(|| hits as f64 / all as f64)
+}
+
+/// The hit ratio in each [`WINDOW`] from `from` to `to`, with the window's start.
+fn windows(outcomes: &[Outcome], from: Duration, to: Duration) -> Vec<(Duration, Option<f64>)> {
+    let mut at = from;
+    let mut windows = Vec::new();
+    while at < to {
+        windows.push((at, hit_ratio(outcomes, at, at + WINDOW)));
+        at += WINDOW;
+    }
+    windows
+}
+
+/// What the instances' `/health` said: the first's, and the second's when it said otherwise.
+fn said(health: &[Vec<String>]) -> String {
+    let each: Vec<String> = health.iter().map(|said| said.join(" → ")).collect();
+    match &each[..] {
+        [first, second] if first != second => format!("1: {first}; 2: {second}"),
+        [first, ..] => first.clone(),
+        [] => String::new(),
+    }
+}
+
+fn seconds(s: f64) -> String {
+    format!("{s:.1} s")
+}
+
+fn ratio(r: Option<f64>) -> String {
+    r.map_or("-".to_string(), report::percent)
+}
+
+impl Row for FaultRow {
+    fn headers() -> Vec<&'static str> {
+        vec![
+            "fault",
+            "down",
+            "requests",
+            "5xx (when)",
+            "no answer",
+            "wrong",
+            "stale (longest)",
+            "hit ratio before / lowest",
+            "recovered",
+            "/health said",
+        ]
+    }
+
+    fn cells(&self) -> Vec<String> {
+        if let Some(why) = &self.skipped {
+            let mut cells = vec![self.fault.to_string(), format!("skipped: {why}")];
+            cells.resize(Self::headers().len(), String::new());
+            return cells;
+        }
+        let errors = match (&self.server_errors[..], self.errors_from_to) {
+            ([], _) | (_, None) => "0".to_string(),
+            (kinds, Some((from, to))) => {
+                let kinds: Vec<String> = kinds.iter().map(|(k, n)| format!("{n} {k}")).collect();
+                format!("{} ({from:.1}-{to:.1} s)", kinds.join(", "))
+            }
+        };
+        vec![
+            self.fault.to_string(),
+            seconds(self.lasted_s),
+            report::count(self.requests),
+            errors,
+            report::count(self.unanswered),
+            report::count(self.wrong),
+            match self.stale {
+                (0, _) => "0".to_string(),
+                (n, ms) => format!("{n} ({ms} ms)"),
+            },
+            format!("{} / {}", ratio(self.hit_ratio.0), ratio(self.hit_ratio.1)),
+            self.recovered_after_s
+                .map_or("not yet".to_string(), |s| format!("after {}", seconds(s))),
+            said(&self.health),
+        ]
+    }
+}
+
+impl Row for Audit {
+    fn headers() -> Vec<&'static str> {
+        vec![
+            "writes",
+            "acknowledged",
+            "unanswered",
+            "applied",
+            "lost",
+            "applied twice",
+        ]
+    }
+
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.kind.to_string(),
+            report::count(self.acknowledged),
+            report::count(self.unanswered),
+            report::count(self.applied),
+            report::count(self.lost),
+            report::count(self.twice),
+        ]
+    }
+}
+
+/// The `5xx` answers outside what the chapter allows: a view while Redis does not answer (the
+/// queue is in Redis), and anything while PostgreSQL restarts; nothing while an instance is
+/// down (the balancer sends elsewhere) and nothing in steady traffic.
+pub fn unexpected_errors(traffic: &Traffic, phases: &[Phase]) -> Vec<String> {
+    let allowed = |outcome: &Outcome| {
+        phases.iter().any(|phase| {
+            let inside = outcome.sent >= phase.began && outcome.sent < phase.until;
+            inside
+                && match phase.fault {
+                    super::schedule::Fault::RedisKilled | super::schedule::Fault::RedisPaused => {
+                        matches!(outcome.class, Class::View | Class::Login)
+                    }
+                    super::schedule::Fault::DatabaseRestarted => true,
+                    super::schedule::Fault::InstanceKilled => false,
+                }
+        })
+    };
+    traffic
+        .outcomes
+        .iter()
+        .filter(|o| o.server_error() && !allowed(o))
+        .map(|o| {
+            let status = o.status.as_ref().map(|s| s.as_u16()).unwrap_or_default();
+            format!(
+                "{} {} at {:.2} s: {status}",
+                o.request.method,
+                o.request.path,
+                o.sent.as_secs_f64()
+            )
+        })
+        .collect()
+}
