@@ -12,6 +12,7 @@
 
 import { readdirSync } from "node:fs";
 import { chromium } from "playwright-core";
+import { cutOff } from "./cut-off.mjs";
 
 const [base, dir] = process.argv.slice(2);
 if (!base || !dir) {
@@ -51,54 +52,8 @@ const pages = readdirSync(dir)
 const problems = [];
 const problem = (where, what) => problems.push(`${where}: ${what}`);
 
-// Runs in the page: every piece of text, picture or code in the content whose box reaches past an
-// ancestor that clips it (overflow hidden or clip), or past the window, with no box that scrolls
-// horizontally in between. A box that scrolls stands in for its content: it must fit itself.
-function cutOff() {
-  const found = [];
-  const viewport = document.documentElement.clientWidth;
-  const describe = (node) => {
-    const el = node.nodeType === Node.TEXT_NODE ? node.parentElement : node;
-    const text = (node.textContent || el.getAttribute("alt") || el.tagName).trim();
-    return `<${el.tagName.toLowerCase()}> "${text.slice(0, 60)}"`;
-  };
-  const check = (node, rect) => {
-    let box = { left: rect.left, right: rect.right };
-    let el = node.nodeType === Node.TEXT_NODE ? node.parentElement : node.parentElement;
-    for (; el && el !== document.documentElement; el = el.parentElement) {
-      const overflow = getComputedStyle(el).overflowX;
-      if (overflow === "visible") continue;
-      const r = el.getBoundingClientRect();
-      if (overflow === "auto" || overflow === "scroll") {
-        box = { left: r.left, right: r.right };
-      } else if (box.right > r.right + 1 || box.left < r.left - 1) {
-        found.push(`${describe(node)} is cut off by a <${el.tagName.toLowerCase()}> that does not scroll`);
-        return;
-      }
-    }
-    if (box.right > viewport + 1 || box.left < -1) {
-      found.push(`${describe(node)} reaches ${Math.round(box.right)} px in a ${viewport} px window`);
-    }
-  };
-  const main = document.querySelector("main");
-  const walker = document.createTreeWalker(main, NodeFilter.SHOW_TEXT);
-  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
-    if (!node.textContent.trim()) continue;
-    const range = document.createRange();
-    range.selectNodeContents(node);
-    for (const rect of range.getClientRects()) {
-      if (rect.width > 0) check(node, rect);
-    }
-  }
-  for (const el of main.querySelectorAll("img, svg, table, pre")) {
-    const rect = el.getBoundingClientRect();
-    if (rect.width > 0) check(el, rect);
-  }
-  if (document.documentElement.scrollWidth > viewport + 1) {
-    found.push(`the page itself is ${document.documentElement.scrollWidth} px wide in a ${viewport} px window`);
-  }
-  return [...new Set(found)].slice(0, 8);
-}
+// The content's text, pictures, tables and code, none cut off, the page no wider than the window.
+const contentCutOff = { root: "main", boxes: "img, svg, table, pre", wholePage: true };
 
 // Runs in the page: every diagram Mermaid drew as its error graphic instead of the diagram. For bad
 // input Mermaid still draws an svg, so "every diagram has an svg" is not enough: its error svg says
@@ -223,7 +178,7 @@ try {
       } catch {
         problem(`${file} (${name})`, "a Mermaid diagram was not drawn within 15 s");
       }
-      for (const found of await page.evaluate(cutOff)) problem(`${file} (${name}, ${width} px)`, found);
+      for (const found of await page.evaluate(cutOff, contentCutOff)) problem(`${file} (${name}, ${width} px)`, found);
       if (name !== "desktop") continue; // what follows does not depend on the width
       for (const found of await page.evaluate(scrollsSideways)) problem(`${file} (${width} px)`, found);
       const sources = await page.evaluate(

@@ -18,6 +18,7 @@
 
 import { execFileSync } from "node:child_process";
 import { chromium } from "playwright-core";
+import { cutOff } from "./cut-off.mjs";
 
 const [dashboardUrl, redisPort, screenshotPath] = process.argv.slice(2);
 if (!dashboardUrl || !redisPort) {
@@ -86,49 +87,8 @@ function at(json, key) {
   return { found: true, value };
 }
 
-// Runs in the page: text or a box that reaches past an ancestor that clips it, or past the window,
-// with no box that scrolls horizontally in between (a box that scrolls must fit itself). As in
-// check.mjs, over the whole body.
-function cutOff() {
-  const found = [];
-  const viewport = document.documentElement.clientWidth;
-  const describe = (node) => {
-    const el = node.nodeType === Node.TEXT_NODE ? node.parentElement : node;
-    const text = (node.textContent || el.tagName).trim().replace(/\s+/g, " ");
-    return `<${el.tagName.toLowerCase()}> "${text.slice(0, 60)}"`;
-  };
-  const check = (node, rect) => {
-    let box = { left: rect.left, right: rect.right };
-    for (let el = node.parentElement; el && el !== document.documentElement; el = el.parentElement) {
-      const overflow = getComputedStyle(el).overflowX;
-      if (overflow === "visible") continue;
-      const r = el.getBoundingClientRect();
-      if (overflow === "auto" || overflow === "scroll") {
-        box = { left: r.left, right: r.right };
-      } else if (box.right > r.right + 1 || box.left < r.left - 1) {
-        found.push(`${describe(node)} is cut off by a <${el.tagName.toLowerCase()}> that does not scroll`);
-        return;
-      }
-    }
-    if (box.right > viewport + 1 || box.left < -1) {
-      found.push(`${describe(node)} reaches ${Math.round(box.right)} px in a ${viewport} px window`);
-    }
-  };
-  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
-  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
-    if (!node.textContent.trim() || node.parentElement.closest("script, style")) continue;
-    const range = document.createRange();
-    range.selectNodeContents(node);
-    for (const rect of range.getClientRects()) {
-      if (rect.width > 0) check(node, rect);
-    }
-  }
-  for (const el of document.body.querySelectorAll("table, .card, .table-wrap")) {
-    const rect = el.getBoundingClientRect();
-    if (rect.width > 0) check(el, rect);
-  }
-  return [...new Set(found)].slice(0, 8);
-}
+// The whole page's text, tables and cards, none cut off (the page's width is checked apart).
+const pageCutOff = { root: "body", boxes: "table, .card, .table-wrap", wholePage: false };
 
 // A page on the dashboard that records every /stats.json answer it receives and every console
 // error or uncaught exception.
@@ -267,7 +227,7 @@ async function fits({ page, where }) {
     problem(where, `the base font is ${measured.font} px, expected at least 14 px`);
     bad = true;
   }
-  for (const found of await page.evaluate(cutOff)) {
+  for (const found of await page.evaluate(cutOff, pageCutOff)) {
     problem(where, found);
     bad = true;
   }

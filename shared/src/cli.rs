@@ -27,19 +27,31 @@ pub struct Backends {
     /// from PATH for this run and stopped at its end. The demo only touches keys under its own
     /// prefix and removes them when done.
     // `--help` names the variable but never shows its value: URLs carry passwords.
-    #[arg(long, env = "REDIS_URL", hide_env_values = true, value_name = "URL")]
+    #[arg(
+        long,
+        global = true,
+        env = "REDIS_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
     pub redis_url: Option<String>,
 
     /// Run on a Redis Cluster: the one --redis-url names (any of its nodes), else a private
     /// cluster of three masters started for this run. A redis+cluster://HOST:PORT/ URL says the
     /// same without the flag.
-    #[arg(long, env = "REDIS_CLUSTER", value_parser = clap::builder::BoolishValueParser::new())]
+    #[arg(long, global = true, env = "REDIS_CLUSTER", value_parser = clap::builder::BoolishValueParser::new())]
     pub redis_cluster: bool,
 
     /// Database to use: sqlite://PATH or postgres://USER:PASS@HOST/DB. Unset: a private SQLite
     /// file, deleted at the end. Against PostgreSQL the demo works in a schema of its own.
     // Its value stays out of `--help` too.
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_name = "URL")]
+    #[arg(
+        long,
+        global = true,
+        env = "DATABASE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
     pub database_url: Option<String>,
 }
 
@@ -97,11 +109,11 @@ impl Backends {
 pub struct ReportArgs {
     /// How to print the report: a table for the terminal, Markdown as the book includes it,
     /// or JSON for scripts (the last two without progress bars).
-    #[arg(long, value_enum, default_value_t = Format::Text)]
+    #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 
     /// Also draw the demo's chart into this SVG file.
-    #[arg(long, value_name = "FILE.svg")]
+    #[arg(long, global = true, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
 }
 

@@ -33,8 +33,9 @@
 //! - [`limits`]: the rate-limiting lesson's GCRA on the API, with its headers;
 //! - [`admin`] and [`health`]: clearing the service's own keys for an administrator, and a
 //!   health check that says what is down;
-//! - [`telemetry`], [`stats`] and [`dashboard`]: what an instance measures, `/metrics` and
-//!   `/stats.json` with the alerts a monitor raises, and the live page that shows them;
+//! - [`telemetry`], [`observe`], [`stats`] and [`dashboard`]: what an instance measures, the
+//!   middleware that measures it and `/metrics`, `/stats.json` with the alerts a monitor raises,
+//!   and the live page that shows them;
 //! - [`api`], [`service`] and [`routes`]: the endpoints, one instance's parts, and its routes;
 //! - [`deployment`]: two instances on loopback, as the demo and the tests run them.
 
@@ -53,6 +54,7 @@ pub mod health;
 pub mod limits;
 pub mod listing;
 pub mod news;
+pub mod observe;
 pub mod packed;
 pub mod pages;
 pub mod products;

@@ -34,8 +34,9 @@ use scenario::{Run, table};
 /// acknowledged before it began, trending against the views acknowledged, and the dashboard
 /// against the price changes acknowledged.
 ///
-/// Try --db-latency-ms 20 for a slower database, --skew 0.6 for flatter traffic, or `serve` to
-/// keep the service running.
+/// Try --db-latency-ms 20 for a slower database, --skew 0.6 for flatter traffic, `serve` to
+/// keep the service running (with its live dashboard), or `faults` to break its parts under
+/// traffic.
 #[derive(Parser)]
 #[command(name = "capstone", version)]
 struct Cli {
@@ -54,35 +55,35 @@ struct Cli {
     concurrency: u64,
 
     /// Items in the catalogue.
-    #[arg(long, default_value_t = 2_000, value_parser = whole_in(10, 1_000_000))]
+    #[arg(long, global = true, default_value_t = 2_000, value_parser = whole_in(10, 1_000_000))]
     items: u64,
 
     /// Users sending requests.
-    #[arg(long, default_value_t = 200, value_parser = whole_in(1, 1_000_000))]
+    #[arg(long, global = true, default_value_t = 200, value_parser = whole_in(1, 1_000_000))]
     users: u64,
 
     /// How skewed the reads are (Zipf's exponent): 0 is uniform.
-    #[arg(long, default_value_t = 1.0, value_parser = number_in(0.0, 5.0))]
+    #[arg(long, global = true, default_value_t = 1.0, value_parser = number_in(0.0, 5.0))]
     skew: f64,
 
     /// The share of requests that write (a price change, a new task or an edited article).
-    #[arg(long, default_value_t = 0.02, value_parser = number_in(0.0, 1.0))]
+    #[arg(long, global = true, default_value_t = 0.02, value_parser = number_in(0.0, 1.0))]
     write_ratio: f64,
 
     /// The share of requests sent by the one client over its limit.
-    #[arg(long, default_value_t = 0.1, value_parser = number_in(0.0, 1.0))]
+    #[arg(long, global = true, default_value_t = 0.1, value_parser = number_in(0.0, 1.0))]
     greedy_ratio: f64,
 
     /// Requests a second (and in a burst) each client may send.
-    #[arg(long, default_value_t = 50, value_parser = whole_in(1, 1_000_000))]
+    #[arg(long, global = true, default_value_t = 50, value_parser = whole_in(1, 1_000_000))]
     rate_limit: u64,
 
     /// Added to every database query, in ms: a database across a network, under load.
-    #[arg(long, value_name = "MS", default_value_t = 5, value_parser = whole_in(0, 10_000))]
+    #[arg(long, global = true, value_name = "MS", default_value_t = 5, value_parser = whole_in(0, 10_000))]
     db_latency_ms: u64,
 
     /// How long the analytics report takes to compute, in ms.
-    #[arg(long, value_name = "MS", default_value_t = 2_000, value_parser = whole_in(0, 60_000))]
+    #[arg(long, global = true, value_name = "MS", default_value_t = 2_000, value_parser = whole_in(0, 60_000))]
     report_ms: u64,
 
     /// Category pages rendered into Redis and the disk before traffic starts.
@@ -90,7 +91,7 @@ struct Cli {
     warm: u64,
 
     /// Seed of the requests drawn.
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, global = true, default_value_t = 42)]
     seed: u64,
 
     #[command(flatten)]
@@ -187,6 +188,8 @@ async fn run(cli: Cli, cleanup: Cleanup) -> anyhow::Result<()> {
             capstone::deployment::create_tables(&stage, cli.items as i64, ACCOUNTS).await?;
         let options = faults::Options {
             rate: rate as f64,
+            rate_limit: cli.rate_limit as u32,
+            report_cost: Duration::from_millis(cli.report_ms),
             fault: Duration::from_millis(fault_ms),
             steady: Duration::from_millis(steady_ms),
             restart_postgres,
@@ -310,6 +313,8 @@ mod serve {
             "  curl -i -X POST {a}/tasks -H 'content-type: application/json' -d '{{\"title\":\"try the capstone\"}}'"
         );
         println!("  curl -i {a}/health");
+        println!("  curl -s {b}/metrics");
+        println!("Each instance's live dashboard: {a}/dashboard and {b}/dashboard");
         println!("As the administrator (user1; the demo accounts' passwords are in the chapter):");
         println!(
             "  curl -i -c jar -X POST {a}/login -H 'content-type: application/json' -d '{{\"name\":\"user1\",\"password\":\"'\"$PASSWORD\"'\"}}'"

@@ -10,13 +10,13 @@ use axum::routing::{get, post, put};
 use http_caching::ResponseCache;
 
 use crate::service::Service;
-use crate::{admin, api, dashboard, health, limits, stats, telemetry};
+use crate::{admin, api, dashboard, health, limits, observe, stats};
 
 // ANCHOR: routes
 /// The service's routes: the API behind the rate limit, the sessions lesson's sign-in routes
 /// and the administration behind its session middleware, the operator's routes outside both
 /// (a load balancer's or Prometheus's polls are not a client's requests), and every request
-/// timed by [`telemetry::observe`].
+/// timed by [`observe::observe`].
 pub fn routes(service: &Arc<Service>, deployment: &sessions::Deployment) -> Router {
     let mut products = Router::new()
         .route("/products", get(api::listing).post(api::create_product))
@@ -64,7 +64,7 @@ pub fn routes(service: &Arc<Service>, deployment: &sessions::Deployment) -> Rout
             limits::limit,
         ))
         .merge(operator(service))
-        .layer(from_fn_with_state(service.clone(), telemetry::observe))
+        .layer(from_fn_with_state(service.clone(), observe::observe))
 }
 
 /// What an operator and a load balancer ask an instance.
@@ -72,7 +72,7 @@ fn operator(service: &Arc<Service>) -> Router {
     Router::new()
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
-        .route("/metrics", get(telemetry::metrics))
+        .route("/metrics", get(observe::metrics))
         .route("/stats.json", get(stats::stats))
         .route("/dashboard", get(dashboard::page))
         .with_state(service.clone())

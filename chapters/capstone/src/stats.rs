@@ -15,8 +15,9 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 
 use crate::health::{self, Health};
+use crate::observe::read_gauges;
 use crate::service::Service;
-use crate::telemetry::{self as t, read_gauges};
+use crate::telemetry as t;
 
 /// Below this hit ratio (with at least [`MIN_READS`] cached reads) the cache is not earning its
 /// keep: the source's monitor alerted at the same figure.

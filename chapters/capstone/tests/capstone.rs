@@ -71,6 +71,14 @@ async fn fixture_on(stage: Stage, settings: Settings) -> Fixture {
     }
 }
 
+/// Two instances on a private Redis of their own, which the test may stop or pause.
+async fn private_fixture(settings: Settings) -> Fixture {
+    let stage = Stage::private("capstone-test", db_options(), ServerOptions::default())
+        .await
+        .unwrap();
+    fixture_on(stage, settings).await
+}
+
 /// A response's JSON body.
 async fn read<T: serde::de::DeserializeOwned>(response: reqwest::Response) -> T {
     let bytes = response.bytes().await.unwrap();
@@ -112,6 +120,20 @@ impl Fixture {
             .send()
             .await
             .unwrap()
+    }
+
+    /// Asks instance 1's `/health` until it says `ok`, after `what` (500 times at most, 10 ms
+    /// apart).
+    async fn until_healthy(&self, what: &str) {
+        for _ in 0..500 {
+            let health: Health = self.json(0, "/health").await;
+            if health.status == "ok" {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let health: Health = self.json(0, "/health").await;
+        panic!("{what}, and 500 polls later /health still says {health:?}");
     }
 
     /// Signs user `user` in on `instance`; the session ID.
@@ -1285,10 +1307,7 @@ async fn only_an_elevated_administrator_clears_and_only_the_caches_keys_go() {
 /// degraded, and the service still answers from the database.
 #[tokio::test]
 async fn health_says_degraded_while_redis_is_down_and_reads_go_on() {
-    let stage = Stage::private("capstone-test", db_options(), ServerOptions::default())
-        .await
-        .unwrap();
-    let f = fixture_on(stage, Settings::new(Caching::Layered)).await;
+    let f = private_fixture(Settings::new(Caching::Layered)).await;
     let healthy: Health = f.json(0, "/health").await;
     assert_eq!(healthy.status, "ok");
     f.stage.server().stop();
@@ -1324,19 +1343,7 @@ async fn health_says_degraded_while_redis_is_down_and_reads_go_on() {
     // Back, so that the flushers drain (what is queued waits in Redis for a flusher otherwise).
     f.stage.server().restart().unwrap();
     // The connection finds out on its next command that it must reconnect.
-    let mut polls = 0;
-    loop {
-        let health: Health = f.json(0, "/health").await;
-        if health.status == "ok" {
-            break;
-        }
-        polls += 1;
-        assert!(
-            polls < 500,
-            "Redis restarted, /health still says {health:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    f.until_healthy("Redis restarted").await;
     f.stop().await;
 }
 
@@ -1479,10 +1486,7 @@ async fn refusals_and_invalidations_are_counted() {
 /// (the database answers every read meanwhile), a critical alert; all well again after.
 #[tokio::test]
 async fn while_redis_is_paused_health_is_degraded_ready_stays_and_stats_raise_an_alert() {
-    let stage = Stage::private("capstone-test", db_options(), ServerOptions::default())
-        .await
-        .unwrap();
-    let f = fixture_on(stage, Settings::new(Caching::Layered)).await;
+    let f = private_fixture(Settings::new(Caching::Layered)).await;
     let pause = Duration::from_secs(3);
     f.stage.server().pause(pause).unwrap();
     let response = f.get(0, "/health").await;
@@ -1512,17 +1516,6 @@ async fn while_redis_is_paused_health_is_degraded_ready_stays_and_stats_raise_an
         "{:?}",
         stats.alerts
     );
-    let mut polls = 0;
-    loop {
-        let health: Health = f.json(0, "/health").await;
-        if health.status == "ok" {
-            break;
-        }
-        polls += 1;
-        assert!(
-            polls < 100,
-            "the pause ended, /health still says {health:?}"
-        );
-    }
+    f.until_healthy("the pause ended").await;
     f.stop().await;
 }

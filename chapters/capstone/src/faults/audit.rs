@@ -146,7 +146,7 @@ const KINDS: [&str; 4] = ["price changes", "articles edited", "views", "tasks cr
 
 /// The kind of write `outcome` was and the row it changes, if it was a write.
 fn target(outcome: &Outcome) -> Option<(usize, String)> {
-    let request = &outcome.request;
+    let request = outcome.request.as_deref()?;
     let path = request.path.as_str();
     let id = |prefix: &str, suffix: &str| {
         let id = path.strip_prefix(prefix)?.strip_suffix(suffix)?;

@@ -26,19 +26,21 @@ pub const POLL: Duration = Duration::from_millis(100);
 /// stalls is counted, never waited out.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// One request's outcome.
+/// One request's outcome, kept small: a soak keeps a hundred thousand of them in the same
+/// process as the service whose memory it measures.
 #[derive(Clone, Debug)]
 pub struct Outcome {
     /// When it was sent, from the run's start.
     pub sent: Duration,
     /// What it was.
     pub class: Class,
-    /// Its path, for the writes' audit.
-    pub request: Request,
+    /// The request, kept only for a write (the audit needs it), a `5xx`, a request with no
+    /// answer and a wrong answer (the report names them).
+    pub request: Option<Box<Request>>,
     /// The status, or why there was none (a refused or reset connection, a timeout).
-    pub status: Result<StatusCode, String>,
+    pub status: Result<StatusCode, &'static str>,
     /// The layer that answered a cached read.
-    pub answered_by: Option<String>,
+    pub answered_by: Option<&'static str>,
     /// Why the check refused the answer.
     pub wrong: Option<String>,
 }
@@ -58,7 +60,7 @@ impl Outcome {
     /// (`Some(false)`); `None` for the other requests.
     pub fn hit(&self) -> Option<bool> {
         let layered = matches!(self.class, Class::Product | Class::Page);
-        let by = self.answered_by.as_deref().filter(|_| layered)?;
+        let by = self.answered_by.filter(|_| layered)?;
         Some(matches!(by, "l1" | "l2" | "l3"))
     }
 }
@@ -156,7 +158,8 @@ impl HealthLog {
     }
 }
 
-/// `/health`'s answer in a few words: `ok`, `degraded (redis: ...)`, or why there was none.
+/// `/health`'s answer in a few words: `ok`, `degraded (redis: ...)` (with the status when it
+/// is not 200), or why there was none.
 async fn say(client: &reqwest::Client, url: &str) -> String {
     let asked = client
         .get(format!("{url}/health"))
@@ -165,26 +168,60 @@ async fn say(client: &reqwest::Client, url: &str) -> String {
     let Ok(response) = asked.await else {
         return "no answer".to_string();
     };
-    let code = response.status().as_u16();
+    let code = match response.status() {
+        StatusCode::OK => String::new(),
+        other => format!("{} ", other.as_u16()),
+    };
     let body = response.bytes().await.unwrap_or_default();
     match serde_json::from_slice::<Health>(&body) {
-        Ok(health) if health.status == "ok" => format!("{code} ok"),
+        Ok(health) if health.status == "ok" => format!("{code}ok"),
         Ok(health) => {
             let mut why = Vec::new();
             if health.redis != "ok" {
-                why.push(format!("redis {}", health.redis));
+                why.push(format!("redis: {}", health.redis));
             }
             if health.database != "ok" {
-                why.push(format!("database {}", health.database));
+                why.push(format!("database: {}", health.database));
             }
-            format!("{code} {} ({})", health.status, why.join(", "))
+            format!("{code}{} ({})", health.status, why.join(", "))
         }
-        Err(_) => format!("{code}, unreadable"),
+        Err(_) => format!("{code}unreadable"),
+    }
+}
+
+/// What the traffic left: the outcomes kept, and the product and page reads of each second.
+#[derive(Default)]
+pub struct Driven {
+    /// The outcomes kept, in the order sent: every one, or (without `keep_reads`) the writes,
+    /// the failures and the wrong answers only.
+    pub outcomes: Vec<Outcome>,
+    /// For each second from the start, the product and page reads answered by a cache layer,
+    /// and all of them.
+    pub reads: Vec<(u64, u64)>,
+}
+
+impl Driven {
+    /// Counts `outcome`, and keeps it if asked to or if the report needs it.
+    fn take(&mut self, outcome: Outcome, keep_reads: bool) {
+        if let Some(hit) = outcome.hit() {
+            let second = outcome.sent.as_secs() as usize;
+            if self.reads.len() <= second {
+                self.reads.resize(second + 1, (0, 0));
+            }
+            self.reads[second].0 += u64::from(hit);
+            self.reads[second].1 += 1;
+        }
+        if keep_reads || outcome.request.is_some() {
+            self.outcomes.push(outcome);
+        }
     }
 }
 
 /// Sends `plan` at `rate` requests a second from `start`, through `balancer`, checking each
-/// answer with `tally`; returns every outcome, in the order sent.
+/// answer with `tally`. Keeps every outcome with `keep_reads` (the fault run's timeline needs
+/// them), else only what the audit and the report need (a soak's hundred thousand requests
+/// would otherwise be memory the soak's samples count).
+#[allow(clippy::too_many_arguments)] // each is one thing the traffic needs; a struct would only rename them
 pub async fn drive(
     client: reqwest::Client,
     balancer: Arc<Balancer>,
@@ -193,8 +230,10 @@ pub async fn drive(
     start: Instant,
     tally: Arc<Tally>,
     progress: Option<indicatif::ProgressBar>,
-) -> Vec<Outcome> {
+    keep_reads: bool,
+) -> Driven {
     let mut sending = tokio::task::JoinSet::new();
+    let mut driven = Driven::default();
     for (i, request) in plan.into_iter().enumerate() {
         let due = start + Duration::from_secs_f64(i as f64 / rate);
         tokio::time::sleep_until(due.into()).await;
@@ -206,12 +245,19 @@ pub async fn drive(
             if let Some(progress) = progress {
                 progress.inc(1);
             }
-            (i, outcome)
+            outcome
         });
+        // Each finished request is taken at once: a finished task left in the set keeps the
+        // memory of its future, a few kilobytes a request.
+        while let Some(finished) = sending.try_join_next() {
+            driven.take(finished.expect("a request's task never panics"), keep_reads);
+        }
     }
-    let mut outcomes: Vec<(usize, Outcome)> = sending.join_all().await;
-    outcomes.sort_by_key(|(i, _)| *i);
-    outcomes.into_iter().map(|(_, outcome)| outcome).collect()
+    while let Some(finished) = sending.join_next().await {
+        driven.take(finished.expect("a request's task never panics"), keep_reads);
+    }
+    driven.outcomes.sort_by_key(|outcome| outcome.sent);
+    driven
 }
 
 /// One request: sent, its answer read and checked.
@@ -236,32 +282,40 @@ async fn send(
     let mut outcome = Outcome {
         sent: sent_at - start,
         class,
-        request: request.clone(),
-        status: Err(String::new()),
+        request: None,
+        status: Err(""),
         answered_by: None,
         wrong: None,
     };
-    let response = match sent.send().await {
-        Ok(response) => response,
-        Err(error) => {
-            outcome.status = Err(transport(&error));
-            return outcome;
+    match answer(sent, sent_at, &request, tally).await {
+        Ok((status, answered_by, wrong)) => {
+            outcome.status = Ok(status);
+            outcome.answered_by = answered_by;
+            outcome.wrong = wrong;
         }
-    };
+        Err(error) => outcome.status = Err(transport(&error)),
+    }
+    let kept = class == Class::Write || class == Class::View || outcome.wrong.is_some();
+    if kept || !matches!(outcome.status, Ok(status) if !status.is_server_error()) {
+        outcome.request = Some(Box::new(request));
+    }
+    outcome
+}
+
+/// The answer to `sent`: its status, the layer that answered, and why the check refused it.
+async fn answer(
+    sent: reqwest::RequestBuilder,
+    sent_at: Instant,
+    request: &Request,
+    tally: &Tally,
+) -> Result<(StatusCode, Option<&'static str>, Option<String>), reqwest::Error> {
+    let response = sent.send().await?;
     let status = response.status();
     let headers = response.headers().clone();
-    let body = match response.bytes().await {
-        Ok(body) => body,
-        Err(error) => {
-            outcome.status = Err(transport(&error));
-            return outcome;
-        }
-    };
-    outcome.status = Ok(status);
-    outcome.answered_by = headers
-        .get(ANSWERED_BY)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let body = response.bytes().await?;
+    let layer = headers.get(ANSWERED_BY).and_then(|v| v.to_str().ok());
+    let answered_by = LAYERS.into_iter().find(|known| Some(*known) == layer);
+    let mut wrong = None;
     if !status.is_server_error() {
         let answer = Answer {
             status,
@@ -269,18 +323,21 @@ async fn send(
             body: &body,
             sent: sent_at,
         };
-        outcome.wrong = tally.check(&request, &answer).err();
+        wrong = tally.check(request, &answer).err();
     }
-    outcome
+    Ok((status, answered_by, wrong))
 }
 
+/// The layers a read may be answered by (`x-answered-by`).
+const LAYERS: [&str; 5] = ["l1", "l2", "l3", "database", "fail-safe"];
+
 /// A transport error in a few words.
-fn transport(error: &reqwest::Error) -> String {
+fn transport(error: &reqwest::Error) -> &'static str {
     if error.is_timeout() {
-        format!("no answer within {} s", REQUEST_TIMEOUT.as_secs())
+        "no answer in time"
     } else if error.is_connect() {
-        "connection refused".to_string()
+        "connection refused"
     } else {
-        "connection cut".to_string()
+        "connection cut"
     }
 }

@@ -22,6 +22,7 @@ use capstone::deployment::{self, Running};
 use capstone::{Caching, Deployment, Settings};
 use sessions::Accounts;
 use shared::Stage;
+use shared_http::Request;
 
 use crate::scenario::plan::{self, Mix, Tally};
 use drive::{Balancer, HealthLog, Outcome};
@@ -32,6 +33,10 @@ use schedule::Phase;
 pub struct Options {
     /// Requests a second, over both instances.
     pub rate: f64,
+    /// Requests a second each client may send.
+    pub rate_limit: u32,
+    /// How long the analytics report takes.
+    pub report_cost: Duration,
     /// How long each fault lasts.
     pub fault: Duration,
     /// Steady traffic before the first fault and after each.
@@ -44,8 +49,12 @@ pub struct Options {
 
 /// What a run of traffic left to report.
 pub struct Traffic {
-    /// Every outcome, in the order sent.
+    /// Requests sent.
+    pub requests: u64,
+    /// The outcomes kept, in the order sent (see [`drive::drive`]).
     pub outcomes: Vec<Outcome>,
+    /// The product and page reads of each second: answered by a cache layer, and all.
+    pub reads: Vec<(u64, u64)>,
     /// What the checks counted.
     pub tally: Arc<Tally>,
     /// What each instance's `/health` said, and when.
@@ -60,13 +69,15 @@ pub async fn under_traffic<T>(
     stage: &Stage,
     accounts: Accounts,
     mix: &Mix,
-    rate: f64,
-    progress: bool,
+    options: &Options,
+    keep_reads: bool,
     during: impl AsyncFnOnce(&Deployment, &mut Running, Instant) -> anyhow::Result<T>,
 ) -> anyhow::Result<(Traffic, T)> {
     let mut settings = Settings::new(Caching::Layered);
     // The users' keys, and the greedy client's (u0).
     settings.api_keys = mix.users + 1;
+    settings.rate_limit = options.rate_limit;
+    settings.report_cost = options.report_cost;
     let shared = deployment::shared_parts(stage, accounts, "faults", 2);
     let deployment = Deployment { settings, shared };
     let mut running = deployment.start(stage).await?;
@@ -89,17 +100,19 @@ pub async fn under_traffic<T>(
         .collect();
     let tally = Arc::new(Tally::new(mix.items, mix.articles));
     let requests = plan::requests(mix);
-    let bar = shared::workload::progress_bar("under faults", requests.len() as u64, progress);
+    let sent = requests.len() as u64;
+    let bar = shared::workload::progress_bar("traffic", requests.len() as u64, options.progress);
     let traffic = drive::drive(
         client,
         balancer,
         requests,
-        rate,
+        options.rate,
         start,
         tally.clone(),
         Some(bar.clone()),
+        keep_reads,
     );
-    let (outcomes, during) = tokio::join!(traffic, during(&deployment, &mut running, start));
+    let (driven, during) = tokio::join!(traffic, during(&deployment, &mut running, start));
     bar.finish_and_clear();
     balancing.stop().await?;
     for watcher in watching {
@@ -108,7 +121,9 @@ pub async fn under_traffic<T>(
     // A clean stop drains the views' queues: the audit reads the database after it.
     running.stop().await?;
     let traffic = Traffic {
-        outcomes,
+        requests: sent,
+        outcomes: driven.outcomes,
+        reads: driven.reads,
         tally,
         health,
         start,
@@ -134,8 +149,8 @@ pub async fn run(
         stage,
         accounts,
         &mix,
-        options.rate,
-        options.progress,
+        options,
+        true,
         async |deployment, running, start| {
             schedule::inject(stage, deployment, running, start, options).await
         },
@@ -168,11 +183,27 @@ pub fn report_faults(
         .setting("redis", backends.0)
         .setting("database", backends.1);
     faults.rows = table::FaultRow::rows(traffic, phases, options.steady);
+    let mut health = shared::report::Report::new("What /health said during each fault");
+    health.rows = table::HealthRow::rows(&faults.rows);
     let mut writes = shared::report::Report::new("Every write against the database at the end");
     writes.rows = audits;
     let verdict = verdict(traffic, phases, &writes.rows);
-    faults.conclusion = verdict.summary.clone();
-    print(format, &faults, &writes);
+    let skipped = faults
+        .rows
+        .iter()
+        .filter_map(|f| Some((f.fault, f.skipped.as_ref()?)));
+    for (fault, why) in skipped {
+        faults.conclusion += &format!("{fault}: skipped ({why}). ");
+    }
+    faults.conclusion += &verdict.summary;
+    print(
+        format,
+        vec![
+            part("faults", &faults, format),
+            part("health", &health, format),
+            part("writes", &writes, format),
+        ],
+    );
     verdict.into_result()
 }
 
@@ -192,16 +223,31 @@ pub fn report_soak(
     let mut writes = shared::report::Report::new("Every write against the database at the end");
     writes.rows = soaked.audits;
     let mut verdict = verdict(&soaked.traffic, &[], &writes.rows);
-    if let (Some(first), Some(last)) = (memory.rows.first(), memory.rows.last()) {
+    // The first minute fills the caches and the allocator's pools: flat is judged after it.
+    let settled = memory
+        .rows
+        .iter()
+        .find(|s| s.at_s >= soak::WARM_UP.as_secs_f64());
+    if let (Some(first), Some(last)) = (settled.or(memory.rows.first()), memory.rows.last()) {
         let growth = last.process_bytes as f64 / first.process_bytes.max(1) as f64 - 1.0;
         memory.conclusion = format!(
-            "The process's memory went from {:.1} to {:.1} MiB ({:+.0}%) from the first sample to \
-             the last. ",
+            "The process's memory went from {:.1} MiB at {:.0} s to {:.1} MiB at {:.0} s \
+             ({:+.1}%). ",
             first.process_bytes as f64 / (1 << 20) as f64,
+            first.at_s,
             last.process_bytes as f64 / (1 << 20) as f64,
+            last.at_s,
             growth * 100.0
         );
     }
+    let kept = soaked.traffic.outcomes.len();
+    let record = kept * (std::mem::size_of::<Outcome>() + std::mem::size_of::<Request>() + 64);
+    memory.conclusion += &format!(
+        "The process holds the clients' record of the writes too ({} of them, about {:.1} MiB at \
+         the end). ",
+        shared::report::count(kept as u64),
+        record as f64 / (1 << 20) as f64
+    );
     memory.conclusion += &format!(
         "Keys left without a TTL: {} (besides the views' {} queue keys, which hold acknowledged \
          writes and are meant to have none). ",
@@ -215,26 +261,42 @@ pub fn report_soak(
         ));
     }
     memory.conclusion += &verdict.summary;
-    print(format, &memory, &writes);
+    let parts = vec![
+        part("memory", &memory, format),
+        part("writes", &writes, format),
+    ];
+    print(format, parts);
     verdict.into_result()
 }
 
-/// Prints the two reports as `format` says (one JSON object for both).
-fn print<A: shared::report::Row, B: shared::report::Row>(
+/// A report as JSON and as `format` renders it, under `name`.
+type Part = (&'static str, serde_json::Value, String);
+
+/// `report`, ready for [`print`].
+fn part<R: shared::report::Row>(
+    name: &'static str,
+    report: &shared::report::Report<R>,
     format: shared::report::Format,
-    first: &shared::report::Report<A>,
-    second: &shared::report::Report<B>,
-) {
+) -> Part {
+    let json = serde_json::to_value(report).expect("plain data encodes");
+    (name, json, report.render(format))
+}
+
+/// Prints the reports as `format` says: one after the other, or one JSON object of all.
+fn print(format: shared::report::Format, parts: Vec<Part>) {
     if format == shared::report::Format::Json {
-        let both = serde_json::json!({ "faults": first, "writes": second });
+        let all: serde_json::Map<String, serde_json::Value> = parts
+            .into_iter()
+            .map(|(name, json, _)| (name.to_string(), json))
+            .collect();
+        let all = serde_json::Value::Object(all);
         println!(
             "{}",
-            serde_json::to_string_pretty(&both).expect("plain data encodes")
+            serde_json::to_string_pretty(&all).expect("plain data encodes")
         );
     } else {
-        first.print(format);
-        println!();
-        second.print(format);
+        let texts: Vec<String> = parts.into_iter().map(|(_, _, text)| text).collect();
+        print!("{}", texts.join("\n"));
     }
 }
 
@@ -284,7 +346,7 @@ fn verdict(traffic: &Traffic, phases: &[Phase], audits: &[audit::Audit]) -> Verd
     let summary = format!(
         "{} requests: {} wrong answers, {} 5xx where none belong, {lost} acknowledged writes lost \
          and {twice} applied twice; {stale} stale reads (the longest {} ms out of date).",
-        shared::report::count(traffic.outcomes.len() as u64),
+        shared::report::count(traffic.requests),
         wrong.len(),
         unexpected.len(),
         longest.as_millis()

@@ -15,11 +15,13 @@ use shared::Stage;
 use shared::report::{self, Row};
 
 use super::audit::{self, Audit};
-use super::{Options, Traffic, table};
+use super::{Options, Traffic};
 use crate::scenario::plan::Mix;
 
 /// How often memory is sampled.
 pub const EVERY: Duration = Duration::from_secs(10);
+/// The first minute fills the caches and the allocator's pools: memory is judged after it.
+pub const WARM_UP: Duration = Duration::from_secs(60);
 
 /// One sample.
 #[derive(Clone, Debug, Serialize)]
@@ -69,8 +71,8 @@ pub async fn run(
         stage,
         accounts,
         &mix,
-        options.rate,
-        options.progress,
+        options,
+        false,
         async |_, running, start: Instant| {
             let mut samples = Vec::new();
             let mut conn = stage.conn();
@@ -98,10 +100,13 @@ pub async fn run(
         },
     )
     .await?;
-    let mut from = Duration::ZERO;
+    let mut from = 0;
     for sample in &mut samples {
-        let to = Duration::from_secs_f64(sample.at_s);
-        sample.hit_ratio = table::hit_ratio(&traffic.outcomes, from, to);
+        let to = (sample.at_s.round() as usize).min(traffic.reads.len());
+        let (hits, all) = traffic.reads[from.min(to)..to]
+            .iter()
+            .fold((0, 0), |(h, a), (hits, all)| (h + hits, a + all));
+        sample.hit_ratio = (all > 0).then(|| hits as f64 / all as f64);
         from = to;
     }
     let after = audit::Rows::read(stage.db()).await?;
@@ -166,7 +171,8 @@ impl Row for Sample {
 
     fn cells(&self) -> Vec<String> {
         let mib = |b: u64| format!("{:.1} MiB", b as f64 / (1 << 20) as f64);
-        let disks: Vec<String> = self.disk_bytes.iter().map(|b| mib(*b)).collect();
+        let kib = |b: &u64| format!("{} KiB", report::count(b / 1024));
+        let disks: Vec<String> = self.disk_bytes.iter().map(kib).collect();
         vec![
             format!("{:.0} s", self.at_s),
             mib(self.process_bytes),

@@ -36,7 +36,8 @@ pub struct FaultRow {
     /// Reads that served a version older than one acknowledged before they were sent, and the
     /// longest time such a version had been out of date, ms.
     pub stale: (u64, u64),
-    /// The hit ratio of product and page reads before the fault, and the lowest window's after.
+    /// The hit ratio of product and page reads in the steady traffic before the fault, and the
+    /// lowest half-second window's from its start.
     pub hit_ratio: (Option<f64>, Option<f64>),
     /// From the moment what failed was back until a window's hit ratio was back to
     /// [`RECOVERED`] of the one before, s (`None`: not before the next fault).
@@ -131,16 +132,6 @@ fn windows(outcomes: &[Outcome], from: Duration, to: Duration) -> Vec<(Duration,
     windows
 }
 
-/// What the instances' `/health` said: the first's, and the second's when it said otherwise.
-fn said(health: &[Vec<String>]) -> String {
-    let each: Vec<String> = health.iter().map(|said| said.join(" → ")).collect();
-    match &each[..] {
-        [first, second] if first != second => format!("1: {first}; 2: {second}"),
-        [first, ..] => first.clone(),
-        [] => String::new(),
-    }
-}
-
 fn seconds(s: f64) -> String {
     format!("{s:.1} s")
 }
@@ -159,15 +150,14 @@ impl Row for FaultRow {
             "no answer",
             "wrong",
             "stale (longest)",
-            "hit ratio before / lowest",
-            "recovered",
-            "/health said",
+            "hit ratio",
+            "back",
         ]
     }
 
     fn cells(&self) -> Vec<String> {
-        if let Some(why) = &self.skipped {
-            let mut cells = vec![self.fault.to_string(), format!("skipped: {why}")];
+        if self.skipped.is_some() {
+            let mut cells = vec![self.fault.to_string(), "skipped".to_string()];
             cells.resize(Self::headers().len(), String::new());
             return cells;
         }
@@ -189,11 +179,45 @@ impl Row for FaultRow {
                 (0, _) => "0".to_string(),
                 (n, ms) => format!("{n} ({ms} ms)"),
             },
-            format!("{} / {}", ratio(self.hit_ratio.0), ratio(self.hit_ratio.1)),
+            format!("{} → {}", ratio(self.hit_ratio.0), ratio(self.hit_ratio.1)),
             self.recovered_after_s
-                .map_or("not yet".to_string(), |s| format!("after {}", seconds(s))),
-            said(&self.health),
+                .map_or("not yet".to_string(), |s| format!("within {}", seconds(s))),
         ]
+    }
+}
+
+/// What each instance's `/health` said during one fault.
+#[derive(Serialize)]
+pub struct HealthRow {
+    /// The fault.
+    pub fault: &'static str,
+    /// Each instance's answers, in order, each change once.
+    pub said: Vec<Vec<String>>,
+}
+
+impl HealthRow {
+    /// The rows of the faults injected.
+    pub fn rows(faults: &[FaultRow]) -> Vec<HealthRow> {
+        let injected = faults.iter().filter(|f| f.skipped.is_none());
+        injected
+            .map(|f| HealthRow {
+                fault: f.fault,
+                said: f.health.clone(),
+            })
+            .collect()
+    }
+}
+
+impl Row for HealthRow {
+    fn headers() -> Vec<&'static str> {
+        vec!["fault", "instance 1", "instance 2"]
+    }
+
+    fn cells(&self) -> Vec<String> {
+        let mut cells = vec![self.fault.to_string()];
+        cells.extend(self.said.iter().map(|said| said.join(" → ")));
+        cells.resize(Self::headers().len(), String::new());
+        cells
     }
 }
 
@@ -244,12 +268,11 @@ pub fn unexpected_errors(traffic: &Traffic, phases: &[Phase]) -> Vec<String> {
         .filter(|o| o.server_error() && !allowed(o))
         .map(|o| {
             let status = o.status.as_ref().map(|s| s.as_u16()).unwrap_or_default();
-            format!(
-                "{} {} at {:.2} s: {status}",
-                o.request.method,
-                o.request.path,
-                o.sent.as_secs_f64()
-            )
+            let (method, path) = o
+                .request
+                .as_deref()
+                .map_or_else(Default::default, |r| (r.method.to_string(), r.path.clone()));
+            format!("{method} {path} at {:.2} s: {status}", o.sent.as_secs_f64())
         })
         .collect()
 }
