@@ -171,6 +171,7 @@ async function figuresMatch({ page, state, where }, label) {
     "health.redis",
     "health.database",
     "hit_ratio",
+    "last_minute.hit_ratio",
     "queue.pending",
     "queue.lag_ms",
     "rate_limit.allowed",

@@ -166,6 +166,7 @@ pub async fn set_price(
         telemetry.invalidated("dashboard", 1);
         telemetry.invalidated("listing", changed.0.len() as u64);
     }
+    // ANCHOR: owed
     if !change.forgotten {
         // Redis did not take the delete (down, or stalled): a copy it keeps, or gets back from
         // its append-only file on restart, would outlive the change until its TTL. Owed in the
@@ -175,6 +176,7 @@ pub async fn set_price(
         keys.push(dependents::DASHBOARD.to_string());
         catalog::owe_after(&service.db, item.id, item.version, &keys).await?;
     }
+    // ANCHOR_END: owed
     let view = ProductView::from(item);
     let mut response = Json(view).into_response();
     response.extensions_mut().insert(changed);

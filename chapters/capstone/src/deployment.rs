@@ -217,11 +217,14 @@ impl Running {
         Ok(())
     }
 
-    /// Stops every instance: the requests in flight finish first, then the outbox relays (what
+    /// Stops every instance: `/ready` says no first, then the requests in flight finish, then the outbox relays (what
     /// they leave waiting, the next start relays), then the prefetches and the
     /// upstream fetches; the dashboard's refresh is abandoned; then the flushers stop once the
     /// views queued are written.
     pub async fn stop(self) -> anyhow::Result<()> {
+        for service in &self.services {
+            service.stop_taking_requests();
+        }
         for served in self.served.into_iter().flatten() {
             served.stop().await?;
         }

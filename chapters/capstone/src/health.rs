@@ -1,10 +1,12 @@
-//! `/health`: what the service depends on, each asked with a deadline, and said as it is.
+//! `/health`: what the service depends on, each asked with a deadline, and said as it is; and
+//! `/ready`, whether a load balancer should send it requests, which is another question.
 //!
 //! The source's health check answered "healthy" whatever happened, so a load balancer kept
 //! sending traffic to an instance whose Redis was gone and a dashboard stayed green through the
 //! outage. Here Redis gets a `PING` and the database a `SELECT 1`, each with 500 ms to answer.
 //! Redis down is `degraded` with status 200: the service still answers every request, from the
 //! database. The database down is `degraded` with status 503: most requests cannot be answered.
+//! The two are asked at the same time, so a stalled Redis does not delay the database's answer.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,14 +38,16 @@ pub async fn health(State(service): State<Arc<Service>>) -> (StatusCode, Json<He
     (code, Json(health))
 }
 
-/// `GET /ready`: whether a load balancer should send this instance requests. Ready while the
-/// database answers: without Redis the instance still answers every read (slower), so taking it
-/// out of rotation would only move its load to instances with the same Redis problem. Not ready
-/// while the database does not answer: most requests would fail here.
+/// `GET /ready`: whether a load balancer should send this instance requests: yes while it takes
+/// them, no (`503`) from the moment it begins to stop, so that the balancer stops sending before
+/// the port closes. It asks neither Redis nor the database: every instance shares both, so a
+/// readiness that failed with them would take every instance out of rotation at once and turn a
+/// partial outage (cached reads still served, from memory, the disk and Redis) into a total one.
+/// What is down, `/health` says.
 pub async fn ready(State(service): State<Arc<Service>>) -> (StatusCode, &'static str) {
-    match check(&service).await {
-        (StatusCode::OK, _) => (StatusCode::OK, "ready"),
-        (code, _) => (code, "not ready: the database does not answer"),
+    match service.taking_requests() {
+        true => (StatusCode::OK, "ready"),
+        false => (StatusCode::SERVICE_UNAVAILABLE, "not ready: stopping"),
     }
 }
 
@@ -51,17 +55,18 @@ pub async fn ready(State(service): State<Arc<Service>>) -> (StatusCode, &'static
 pub async fn check(service: &Service) -> (StatusCode, Health) {
     let mut conn = service.conn.clone();
     let ping = redis::cmd("PING");
-    let ping = ping.query_async::<String>(&mut conn);
-    let redis = match tokio::time::timeout(DEADLINE, ping).await {
-        Ok(Ok(_)) => "ok".to_string(),
-        Ok(Err(error)) => format!("unavailable: {:?}", error.kind()),
-        Err(_) => format!("no answer within {} ms", DEADLINE.as_millis()),
-    };
+    let ping = tokio::time::timeout(DEADLINE, ping.query_async::<String>(&mut conn));
     let select = async {
         let mut conn = service.db.connection().await?;
         sqlx::query("SELECT 1").execute(&mut *conn).await
     };
-    let database = match tokio::time::timeout(DEADLINE, select).await {
+    let (pinged, selected) = tokio::join!(ping, tokio::time::timeout(DEADLINE, select));
+    let redis = match pinged {
+        Ok(Ok(_)) => "ok".to_string(),
+        Ok(Err(error)) => format!("unavailable: {:?}", error.kind()),
+        Err(_) => format!("no answer within {} ms", DEADLINE.as_millis()),
+    };
+    let database = match selected {
         Ok(Ok(_)) => "ok".to_string(),
         Ok(Err(_)) => "unavailable".to_string(),
         Err(_) => format!("no answer within {} ms", DEADLINE.as_millis()),

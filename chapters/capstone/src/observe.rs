@@ -15,7 +15,7 @@ use crate::api::ANSWERED_BY;
 use crate::service::Service;
 use crate::telemetry::{
     DB_QUERIES, LOOKUPS, PROCESS_MEMORY, QUEUE_LAG, QUEUE_PENDING, RATE_LIMIT, READ_DURATION,
-    REDIS_MEMORY, REQUEST_DURATION, SERVED_AGE, resident_memory,
+    REDIS_MEMORY, REDIS_UP, REQUEST_DURATION, SERVED_AGE, resident_memory,
 };
 
 /// The layers a cached read tries, in order, for the route that serves it (none for the
@@ -120,6 +120,7 @@ pub async fn read_gauges(service: &Service) {
             let lag = backlog.oldest.map_or(0.0, |age| age.as_secs_f64());
             metrics::gauge!(QUEUE_LAG).set(lag);
         }
+        metrics::gauge!(REDIS_UP).set(f64::from(u8::from(matches!(memory, Ok(Ok(_))))));
         if let Ok(Ok(info)) = memory {
             for (field, label) in [("used_memory", "used"), ("maxmemory", "max")] {
                 if let Some(bytes) = info.get::<u64>(field) {

@@ -1,6 +1,7 @@
 //! One instance of the service: its parts, built from the lessons' crates, and its routes.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use http_caching::ResponseCache;
 use sessions::api::AppState;
@@ -71,6 +72,8 @@ pub struct Service {
     pub sessions: AppState,
     /// What it measures about itself.
     pub telemetry: Telemetry,
+    /// Whether it takes requests: false from the moment it begins to stop (`/ready`).
+    taking_requests: AtomicBool,
     /// The disk layer's folder, removed with the instance.
     _disk_folder: Option<OwnedDir>,
 }
@@ -206,8 +209,19 @@ impl Service {
             limiter,
             sessions,
             telemetry: Telemetry::new(),
+            taking_requests: AtomicBool::new(true),
             _disk_folder: disk_folder,
         }))
+    }
+
+    /// Whether it takes requests (what `/ready` says).
+    pub fn taking_requests(&self) -> bool {
+        self.taking_requests.load(Ordering::Relaxed)
+    }
+
+    /// Says, from now on, that it takes no more requests: the first step of a stop.
+    pub fn stop_taking_requests(&self) {
+        self.taking_requests.store(false, Ordering::Relaxed);
     }
 
     /// Drops the pages this instance holds, in memory and on disk (after an administrator cleared

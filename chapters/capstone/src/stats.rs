@@ -40,8 +40,12 @@ pub struct Stats {
     pub uptime_s: f64,
     /// What `/health` says now.
     pub health: Health,
-    /// Cached reads answered by a cache layer, over all cached reads (`None` before any).
+    /// Cached reads answered by a cache layer, over all cached reads, since the start (`None`
+    /// before any).
     pub hit_ratio: Option<f64>,
+    /// The same over about the last minute (since the latest reading at least a minute old,
+    /// readings being taken by the calls to `/stats.json`), and the cached reads it counts.
+    pub last_minute: LastMinute,
     /// Each layer's lookups, products and pages apart.
     pub layers: Vec<LayerStats>,
     /// Cached reads' latency by the layer that answered.
@@ -66,6 +70,15 @@ pub struct Stats {
     pub memory: Memory,
     /// What a monitor would raise now, each with what to do.
     pub alerts: Vec<Alert>,
+}
+
+/// The hit ratio over about the last minute.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LastMinute {
+    /// Cached reads in the window.
+    pub reads: u64,
+    /// Those answered by a cache layer, over all of them (`None` without any).
+    pub hit_ratio: Option<f64>,
 }
 
 /// One layer's lookups for one cache.
@@ -159,12 +172,17 @@ pub async fn stats(State(service): State<Arc<Service>>) -> Json<Stats> {
     read_gauges(&service).await;
     let text = service.telemetry.render();
     let configuration = service.settings.caching.label().to_string();
-    Json(from_text(
-        &text,
-        configuration,
-        service.telemetry.uptime().as_secs_f64(),
-        health,
-    ))
+    let uptime = service.telemetry.uptime().as_secs_f64();
+    let mut stats = from_text(&text, configuration, uptime, health);
+    let hits = stats.layers.iter().map(|l| l.hits).sum();
+    let reads = stats.reads.iter().map(|r| r.count).sum();
+    let (hits, reads) = service.telemetry.recent.since_a_minute_ago(hits, reads);
+    stats.last_minute = LastMinute {
+        reads,
+        hit_ratio: ratio(hits, reads),
+    };
+    stats.alerts = alerts(&stats);
+    Json(stats)
 }
 
 /// One line of the Prometheus text format: a name, its labels and a value.
@@ -293,6 +311,7 @@ pub fn from_text(text: &str, configuration: String, uptime_s: f64, health: Healt
         uptime_s,
         health,
         hit_ratio: ratio(from_a_cache, cached_reads),
+        last_minute: LastMinute::default(),
         layers,
         reads,
         routes,
@@ -384,12 +403,12 @@ pub fn alerts(stats: &Stats) -> Vec<Alert> {
              connection limit.",
         );
     }
-    let cached_reads: u64 = stats.reads.iter().map(|r| r.count).sum();
-    let enough = cached_reads >= MIN_READS;
-    if let Some(ratio) = stats
-        .hit_ratio
-        .filter(|ratio| enough && *ratio < LOW_HIT_RATIO)
-    {
+    // Over the last minute when there is one (what is true now), else since the start.
+    let (reads, ratio) = match stats.last_minute.reads {
+        0 => (stats.reads.iter().map(|r| r.count).sum(), stats.hit_ratio),
+        reads => (reads, stats.last_minute.hit_ratio),
+    };
+    if let Some(ratio) = ratio.filter(|ratio| reads >= MIN_READS && *ratio < LOW_HIT_RATIO) {
         raise(
             "warning",
             format!("Low hit ratio: {:.0}% of cached reads", ratio * 100.0),
@@ -528,6 +547,32 @@ write_behind_lag_seconds 6.5
         assert!(
             problems[2].starts_with("Views written behind wait 6.5 s (40 pending)"),
             "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn the_low_hit_ratio_alert_judges_the_last_minute_when_there_is_one() {
+        let many = TEXT
+            .replace("answered_by=\"l1\"} 3", "answered_by=\"l1\"} 3000")
+            .replace("result=\"hit\"} 3", "result=\"hit\"} 3000");
+        let mut stats = from_text(&many, "L1 + Redis".into(), 3_600.0, healthy());
+        let low = |stats: &Stats| {
+            let alerts = alerts(stats);
+            alerts
+                .iter()
+                .any(|a| a.problem.starts_with("Low hit ratio"))
+        };
+        assert!(
+            !low(&stats),
+            "since the start: 3,002 of 3,007 reads from a cache"
+        );
+        stats.last_minute = LastMinute {
+            reads: 200,
+            hit_ratio: Some(0.1),
+        };
+        assert!(
+            low(&stats),
+            "the last minute: 10% of 200 reads; the alert must see it"
         );
     }
 

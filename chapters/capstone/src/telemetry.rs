@@ -25,6 +25,8 @@
 //! instances or over a time range. They are computed from the counters, by Prometheus's
 //! queries or by [`crate::stats`].
 
+use std::collections::VecDeque;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusRecorder};
@@ -41,12 +43,16 @@ pub const SERVED_AGE: &str = "served_age_seconds";
 pub const RATE_LIMIT: &str = "rate_limit_decisions_total";
 /// Invalidations this instance made, by `what` was dropped.
 pub const INVALIDATIONS: &str = "cache_invalidations_total";
-/// Queries sent to the database (its handle's count, the deployment's instances together).
+/// Queries sent to the database: the count of the handle the deployment's instances share, so
+/// the one figure here that is not this instance's alone (each instance's says the same).
 pub const DB_QUERIES: &str = "database_queries_total";
 /// Views written behind and not yet in the database.
 pub const QUEUE_PENDING: &str = "write_behind_pending";
 /// How long the oldest of them has waited.
 pub const QUEUE_LAG: &str = "write_behind_lag_seconds";
+/// Whether Redis answered the last scrape's `INFO` within the budget (1) or not (0): the
+/// Redis gauges keep their last values meanwhile, and this says they are old.
+pub const REDIS_UP: &str = "redis_up";
 /// Redis's `used_memory` and `maxmemory` (0: no limit).
 pub const REDIS_MEMORY: &str = "redis_memory_bytes";
 /// This process's resident memory.
@@ -61,6 +67,43 @@ pub struct Telemetry {
     recorder: PrometheusRecorder,
     started: Instant,
     upkeep: tokio::task::JoinHandle<()>,
+    /// Readings of the cached reads' totals, for the last minute's hit ratio.
+    pub recent: Readings,
+}
+
+/// Readings of two running totals (cached reads answered by a cache, and all cached reads),
+/// at most one a second, kept for a minute: what a ratio over the last minute is computed from.
+/// A counter since the start says little about now: after an hour of good traffic, a hit ratio
+/// that collapsed a minute ago hardly moves the total's.
+pub struct Readings(Mutex<VecDeque<(Instant, u64, u64)>>);
+
+impl Readings {
+    /// Readings that start at zero, now.
+    fn new() -> Self {
+        Readings(Mutex::new(VecDeque::from([(Instant::now(), 0, 0)])))
+    }
+
+    /// Notes the totals `hits` and `reads` now, and returns how much each grew since the latest
+    /// reading at least a minute old (or since the start, in the first minute).
+    pub fn since_a_minute_ago(&self, hits: u64, reads: u64) -> (u64, u64) {
+        let now = Instant::now();
+        let mut readings = self.0.lock().expect("never poisoned");
+        let minute_old = |at: &Instant| now.duration_since(*at) >= Duration::from_secs(60);
+        while readings.get(1).is_some_and(|(at, _, _)| minute_old(at)) {
+            readings.pop_front();
+        }
+        if readings
+            .back()
+            .is_none_or(|(at, _, _)| now.duration_since(*at) >= Duration::from_secs(1))
+        {
+            readings.push_back((now, hits, reads));
+        }
+        let (_, base_hits, base_reads) = readings[0];
+        (
+            hits.saturating_sub(base_hits),
+            reads.saturating_sub(base_reads),
+        )
+    }
 }
 
 impl Telemetry {
@@ -82,6 +125,7 @@ impl Telemetry {
             recorder,
             started: Instant::now(),
             upkeep,
+            recent: Readings::new(),
         }
     }
 

@@ -1483,7 +1483,8 @@ async fn refusals_and_invalidations_are_counted() {
 }
 
 /// `/health`, `/ready` and `/stats.json` while Redis is paused: degraded and why, still ready
-/// (the database answers every read meanwhile), a critical alert; all well again after.
+/// (every instance shares that Redis, and the reads go on), a critical alert; all well again
+/// after; not ready once it begins to stop.
 #[tokio::test]
 async fn while_redis_is_paused_health_is_degraded_ready_stays_and_stats_raise_an_alert() {
     let f = private_fixture(Settings::new(Caching::Layered)).await;
@@ -1502,8 +1503,8 @@ async fn while_redis_is_paused_health_is_degraded_ready_stays_and_stats_raise_an
     assert_eq!(
         ready.status(),
         StatusCode::OK,
-        "Redis paused: taking the instance out of rotation would move its load to instances \
-         with the same Redis"
+        "Redis paused: /ready said not ready, and every instance shares that Redis: a balancer \
+         would take them all out of rotation at once"
     );
     let stats: capstone::stats::Stats = f.json(1, "/stats.json").await;
     assert_eq!(stats.health.status, "degraded");
@@ -1517,5 +1518,12 @@ async fn while_redis_is_paused_health_is_degraded_ready_stays_and_stats_raise_an
         stats.alerts
     );
     f.until_healthy("the pause ended").await;
+    f.running.services[1].stop_taking_requests();
+    let stopping = f.get(1, "/ready").await;
+    assert_eq!(
+        stopping.status(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "an instance that began to stop says so before its port closes"
+    );
     f.stop().await;
 }

@@ -20,7 +20,8 @@ use shared_http::{Answer, Request};
 use crate::scenario::plan::{Class, Tally, class_of};
 
 /// How often the balancer asks each instance whether it is ready, and the watcher asks for
-/// `/health`.
+/// `/health` (each answer is awaited first: a `/health` that waits 500 ms for Redis is asked
+/// again 100 ms after it answered).
 pub const POLL: Duration = Duration::from_millis(100);
 /// A request that takes longer than this is given up and counted as failed: a fault that
 /// stalls is counted, never waited out.
@@ -101,9 +102,17 @@ impl Balancer {
             "the balancer's readiness polls",
             move |mut stop| async move {
                 while !stop.is_requested() {
-                    for (i, url) in balancer.urls.iter().enumerate() {
-                        let asked = client.get(format!("{url}/ready")).timeout(POLL * 5).send();
-                        let ready = matches!(asked.await, Ok(r) if r.status() == StatusCode::OK);
+                    // Every instance at once: one that does not answer must not delay the others.
+                    let asked: Vec<_> = (balancer.urls.iter())
+                        .map(|url| {
+                            let asked = client.get(format!("{url}/ready")).timeout(POLL * 5);
+                            tokio::spawn(async move {
+                                matches!(asked.send().await, Ok(r) if r.status() == StatusCode::OK)
+                            })
+                        })
+                        .collect();
+                    for (i, answer) in asked.into_iter().enumerate() {
+                        let ready = answer.await.unwrap_or(false);
                         balancer.ready[i].store(ready, Ordering::Relaxed);
                     }
                     tokio::select! {
@@ -126,8 +135,10 @@ impl HealthLog {
         let log = self.clone();
         Worker::spawn("the health watcher", move |mut stop| async move {
             while !stop.is_requested() {
+                // Noted at the moment it was asked: a "no answer within 500 ms" describes then.
+                let asked = start.elapsed();
                 let said = say(&client, &url).await;
-                log.note(start.elapsed(), said);
+                log.note(asked, said);
                 tokio::select! {
                     _ = tokio::time::sleep(POLL) => {}
                     _ = stop.requested() => {}
@@ -144,8 +155,9 @@ impl HealthLog {
         }
     }
 
-    /// What it said between `from` and `to`, in order (each change once).
-    pub fn between(&self, from: Duration, to: Duration) -> Vec<String> {
+    /// What it said between `from` and `to`, in order (each change once), with when it was
+    /// asked, from `from`.
+    pub fn between(&self, from: Duration, to: Duration) -> Vec<(Duration, String)> {
         let changes = self.0.lock().expect("never poisoned");
         // What it said at `from` is the last change before it.
         let before = changes.iter().rev().find(|(at, _)| *at <= from);
@@ -153,7 +165,7 @@ impl HealthLog {
         before
             .into_iter()
             .chain(during)
-            .map(|(_, said)| said.clone())
+            .map(|(at, said)| (at.saturating_sub(from), said.clone()))
             .collect()
     }
 }

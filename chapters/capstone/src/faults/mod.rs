@@ -323,7 +323,7 @@ fn verdict(traffic: &Traffic, phases: &[Phase], audits: &[audit::Audit]) -> Verd
         .iter()
         .filter(|o| o.wrong.is_some())
         .collect();
-    let unexpected = table::unexpected_errors(traffic, phases);
+    let unexpected = table::unexpected_failures(traffic, phases);
     let lost: u64 = audits.iter().map(|a| a.lost).sum();
     let twice: u64 = audits.iter().map(|a| a.twice).sum();
     let (stale, longest) = *traffic.tally.stale.lock().expect("never poisoned");
@@ -334,7 +334,7 @@ fn verdict(traffic: &Traffic, phases: &[Phase], audits: &[audit::Audit]) -> Verd
     }
     if let Some(first) = unexpected.first() {
         broken.push(format!(
-            "{} 5xx answers where the chapter says none belong, the first: {first}",
+            "{} failures where the chapter says none belong, the first: {first}",
             unexpected.len()
         ));
     }
@@ -344,8 +344,8 @@ fn verdict(traffic: &Traffic, phases: &[Phase], audits: &[audit::Audit]) -> Verd
         ));
     }
     let summary = format!(
-        "{} requests: {} wrong answers, {} 5xx where none belong, {lost} acknowledged writes lost \
-         and {twice} applied twice; {stale} stale reads (the longest {} ms out of date).",
+        "{} requests: {} wrong answers, {} failures where none belong, {lost} acknowledged writes \
+         lost and {twice} applied twice; {stale} stale reads (the longest {} ms out of date).",
         shared::report::count(traffic.requests),
         wrong.len(),
         unexpected.len(),

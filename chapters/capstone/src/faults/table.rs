@@ -8,7 +8,7 @@ use shared::report::{self, Row};
 use super::Traffic;
 use super::audit::Audit;
 use super::drive::Outcome;
-use super::schedule::Phase;
+use super::schedule::{Fault, Phase};
 use crate::scenario::plan::Class;
 
 /// The hit ratio is taken in windows this long.
@@ -42,8 +42,9 @@ pub struct FaultRow {
     /// From the moment what failed was back until a window's hit ratio was back to
     /// [`RECOVERED`] of the one before, s (`None`: not before the next fault).
     pub recovered_after_s: Option<f64>,
-    /// What each instance's `/health` said meanwhile.
-    pub health: Vec<Vec<String>>,
+    /// What each instance's `/health` said meanwhile, and when it was asked, from the fault's
+    /// start.
+    pub health: Vec<Vec<(Duration, String)>>,
     /// Why the fault was not injected.
     pub skipped: Option<String>,
 }
@@ -145,13 +146,13 @@ impl Row for FaultRow {
         vec![
             "fault",
             "down",
-            "requests",
+            "requests (and after)",
             "5xx (when)",
             "no answer",
             "wrong",
-            "stale (longest)",
+            "stale (behind by)",
             "hit ratio",
-            "back",
+            "hit ratio back",
         ]
     }
 
@@ -191,8 +192,8 @@ impl Row for FaultRow {
 pub struct HealthRow {
     /// The fault.
     pub fault: &'static str,
-    /// Each instance's answers, in order, each change once.
-    pub said: Vec<Vec<String>>,
+    /// Each instance's answers, in order, each change once, with when it was asked.
+    pub said: Vec<Vec<(Duration, String)>>,
 }
 
 impl HealthRow {
@@ -214,8 +215,31 @@ impl Row for HealthRow {
     }
 
     fn cells(&self) -> Vec<String> {
+        let each: Vec<String> = self
+            .said
+            .iter()
+            .map(|said| {
+                let changes: Vec<String> = said
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (at, text))| match i {
+                        0 => text.clone(),
+                        _ => format!("{text} at {:.1} s", at.as_secs_f64()),
+                    })
+                    .collect();
+                changes.join(" → ")
+            })
+            .collect();
         let mut cells = vec![self.fault.to_string()];
-        cells.extend(self.said.iter().map(|said| said.join(" → ")));
+        for (i, said) in each.iter().enumerate() {
+            // Both instances share Redis and the database: most faults read the same twice.
+            let same = i > 0 && *said == each[0];
+            cells.push(if same {
+                "the same".to_string()
+            } else {
+                said.clone()
+            });
+        }
         cells.resize(Self::headers().len(), String::new());
         cells
     }
@@ -245,29 +269,34 @@ impl Row for Audit {
     }
 }
 
-/// The `5xx` answers outside what the chapter allows: a view while Redis does not answer (the
-/// queue is in Redis), and anything while PostgreSQL restarts; nothing while an instance is
-/// down (the balancer sends elsewhere) and nothing in steady traffic.
-pub fn unexpected_errors(traffic: &Traffic, phases: &[Phase]) -> Vec<String> {
+/// The failures outside what the chapter allows: a `5xx` for a view or a login while Redis does
+/// not answer (the views' queue and the sessions are in Redis), anything while PostgreSQL
+/// restarts, and a request left without an answer while an instance is down (those the balancer
+/// sent before its next `/ready` poll found the port closed); nothing in steady traffic.
+pub fn unexpected_failures(traffic: &Traffic, phases: &[Phase]) -> Vec<String> {
     let allowed = |outcome: &Outcome| {
         phases.iter().any(|phase| {
             let inside = outcome.sent >= phase.began && outcome.sent < phase.until;
             inside
                 && match phase.fault {
-                    super::schedule::Fault::RedisKilled | super::schedule::Fault::RedisPaused => {
-                        matches!(outcome.class, Class::View | Class::Login)
+                    Fault::RedisKilled | Fault::RedisPaused => {
+                        outcome.server_error()
+                            && matches!(outcome.class, Class::View | Class::Login)
                     }
-                    super::schedule::Fault::DatabaseRestarted => true,
-                    super::schedule::Fault::InstanceKilled => false,
+                    Fault::DatabaseRestarted => true,
+                    Fault::InstanceKilled => outcome.unanswered(),
                 }
         })
     };
     traffic
         .outcomes
         .iter()
-        .filter(|o| o.server_error() && !allowed(o))
+        .filter(|o| (o.server_error() || o.unanswered()) && !allowed(o))
         .map(|o| {
-            let status = o.status.as_ref().map(|s| s.as_u16()).unwrap_or_default();
+            let status = match &o.status {
+                Ok(status) => status.as_u16().to_string(),
+                Err(why) => why.to_string(),
+            };
             let (method, path) = o
                 .request
                 .as_deref()
