@@ -46,28 +46,24 @@ impl Forget for Dependents {
         let service = &self.0;
         let mut all = true;
         for name in names {
-            let forgotten = match name.split_once(':') {
+            // Whether it was forgotten, and what it was, for the invalidations' count.
+            let (forgotten, what) = match name.split_once(':') {
                 Some(("product", id)) => match id.parse() {
-                    Ok(id) => service.products.forget(id).await,
-                    Err(_) => true, // not a name this service writes: nothing to forget
+                    Ok(id) => (service.products.forget(id).await, Some("product")),
+                    Err(_) => (true, None), // not a name this service writes: nothing to forget
                 },
                 Some(("listing", group)) => match &service.responses {
-                    Some(responses) => responses.invalidate(group).await,
-                    None => true,
+                    Some(responses) => (responses.invalidate(group).await, Some("listing")),
+                    None => (true, None),
                 },
                 _ if name == DASHBOARD => {
                     // A refresh that cannot be asked for now happens at the dashboard's TTL.
                     service.analytics.changed().await;
-                    true
+                    (true, Some("dashboard"))
                 }
-                _ => true,
+                _ => (true, None),
             };
-            if forgotten {
-                let what = match name.split_once(':') {
-                    Some(("product", _)) => "product",
-                    Some(("listing", _)) => "listing",
-                    _ => "dashboard",
-                };
+            if let (true, Some(what)) = (forgotten, what) {
                 service.telemetry.invalidated(what, 1);
             }
             all &= forgotten;
