@@ -33,6 +33,9 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Outcome {
     /// When it was sent, from the run's start.
     pub sent: Duration,
+    /// When its answer (or the failure) came, from the run's start: a request sent just before
+    /// a fault and still waiting on Redis when it struck fails because of it.
+    pub answered: Duration,
     /// What it was.
     pub class: Class,
     /// The request, kept only for a write (the audit needs it), a `5xx`, a request with no
@@ -50,6 +53,12 @@ impl Outcome {
     /// A `5xx`.
     pub fn server_error(&self) -> bool {
         matches!(self.status, Ok(status) if status.is_server_error())
+    }
+
+    /// In flight at some moment between `from` and `to` (sent before `to`, answered after
+    /// `from`).
+    pub fn in_flight(&self, from: Duration, to: Duration) -> bool {
+        self.sent < to && self.answered >= from
     }
 
     /// No answer at all.
@@ -293,6 +302,7 @@ async fn send(
     let sent_at = Instant::now();
     let mut outcome = Outcome {
         sent: sent_at - start,
+        answered: Duration::ZERO,
         class,
         request: None,
         status: Err(""),
@@ -307,6 +317,7 @@ async fn send(
         }
         Err(error) => outcome.status = Err(transport(&error)),
     }
+    outcome.answered = start.elapsed();
     let kept = class == Class::Write || class == Class::View || outcome.wrong.is_some();
     if kept || !matches!(outcome.status, Ok(status) if !status.is_server_error()) {
         outcome.request = Some(Box::new(request));

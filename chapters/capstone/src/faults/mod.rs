@@ -323,7 +323,7 @@ fn verdict(traffic: &Traffic, phases: &[Phase], audits: &[audit::Audit]) -> Verd
         .iter()
         .filter(|o| o.wrong.is_some())
         .collect();
-    let unexpected = table::unexpected_failures(traffic, phases);
+    let unexpected = table::unexpected_failures(&traffic.outcomes, phases);
     let lost: u64 = audits.iter().map(|a| a.lost).sum();
     let twice: u64 = audits.iter().map(|a| a.twice).sum();
     let (stale, longest) = *traffic.tally.stale.lock().expect("never poisoned");

@@ -23,11 +23,13 @@ pub struct FaultRow {
     pub fault: &'static str,
     /// How long what failed was away, s.
     pub lasted_s: f64,
-    /// Requests sent from its start until the next fault.
+    /// Requests in flight at some moment from its start until the next fault: sent meanwhile,
+    /// or sent just before and still waiting when it struck.
     pub requests: u64,
     /// `5xx` answers among them, by kind of request.
     pub server_errors: Vec<(String, u64)>,
-    /// When the first and the last `5xx` were sent, s from the fault's start.
+    /// When the first and the last `5xx` were sent, s from the fault's start (0 for one sent
+    /// just before it).
     pub errors_from_to: Option<(f64, f64)>,
     /// Requests with no answer (refused, cut, timed out).
     pub unanswered: u64,
@@ -55,7 +57,7 @@ impl FaultRow {
         phases
             .iter()
             .map(|phase| {
-                let within = |o: &&Outcome| o.sent >= phase.began && o.sent < phase.until;
+                let within = |o: &&Outcome| o.in_flight(phase.began, phase.until);
                 let during: Vec<&Outcome> = traffic.outcomes.iter().filter(within).collect();
                 let mut server_errors: Vec<(String, u64)> = Vec::new();
                 let mut first_last: Option<(f64, f64)> = None;
@@ -65,7 +67,8 @@ impl FaultRow {
                         Some((_, n)) => *n += 1,
                         None => server_errors.push((kind, 1)),
                     }
-                    let at = (outcome.sent - phase.began).as_secs_f64();
+                    // One sent just before the fault and failed by it counts from its start.
+                    let at = outcome.sent.saturating_sub(phase.began).as_secs_f64();
                     first_last = Some(first_last.map_or((at, at), |(a, b)| (a.min(at), b.max(at))));
                 }
                 let before = phase.began.saturating_sub(steady)..phase.began;
@@ -272,11 +275,13 @@ impl Row for Audit {
 /// The failures outside what the chapter allows: a `5xx` for a view or a login while Redis does
 /// not answer (the views' queue and the sessions are in Redis), anything while PostgreSQL
 /// restarts, and a request left without an answer while an instance is down (those the balancer
-/// sent before its next `/ready` poll found the port closed); nothing in steady traffic.
-pub fn unexpected_failures(traffic: &Traffic, phases: &[Phase]) -> Vec<String> {
+/// sent before its next `/ready` poll found the port closed); nothing in steady traffic. A
+/// request counts against a fault when it was in flight at any moment of the fault's window:
+/// one sent a millisecond before Redis was killed and still waiting on it fails by the fault.
+pub fn unexpected_failures(outcomes: &[Outcome], phases: &[Phase]) -> Vec<String> {
     let allowed = |outcome: &Outcome| {
         phases.iter().any(|phase| {
-            let inside = outcome.sent >= phase.began && outcome.sent < phase.until;
+            let inside = outcome.in_flight(phase.began, phase.until);
             inside
                 && match phase.fault {
                     Fault::RedisKilled | Fault::RedisPaused => {
@@ -288,8 +293,7 @@ pub fn unexpected_failures(traffic: &Traffic, phases: &[Phase]) -> Vec<String> {
                 }
         })
     };
-    traffic
-        .outcomes
+    outcomes
         .iter()
         .filter(|o| (o.server_error() || o.unanswered()) && !allowed(o))
         .map(|o| {
@@ -304,4 +308,55 @@ pub fn unexpected_failures(traffic: &Traffic, phases: &[Phase]) -> Vec<String> {
             format!("{method} {path} at {:.2} s: {status}", o.sent.as_secs_f64())
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::StatusCode;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    /// A view sent at `sent` ms and answered `503` at `answered` ms.
+    fn refused_view(sent: u64, answered: u64) -> Outcome {
+        Outcome {
+            sent: ms(sent),
+            answered: ms(answered),
+            class: Class::View,
+            request: None,
+            status: Ok(StatusCode::SERVICE_UNAVAILABLE),
+            answered_by: None,
+            wrong: None,
+        }
+    }
+
+    /// The failure CI once met: a view sent a few milliseconds before Redis was killed, waiting
+    /// on it when it died, belongs to the fault; one answered before the fault does not.
+    #[test]
+    fn a_request_in_flight_when_the_fault_strikes_counts_against_it() {
+        let killed = Phase {
+            fault: Fault::RedisKilled,
+            began: ms(3_012),
+            ended: ms(5_100),
+            until: ms(8_100),
+            skipped: None,
+        };
+        let phases = [killed];
+        let in_flight = refused_view(3_010, 3_020);
+        assert_eq!(
+            unexpected_failures(&[in_flight], &phases),
+            Vec::<String>::new(),
+            "a view sent at 3.010 s and refused at 3.020 s, while Redis was killed at 3.012 s, \
+             was counted as a failure where none belongs: it was in flight when the fault struck"
+        );
+        let before = refused_view(2_000, 2_010);
+        assert_eq!(
+            unexpected_failures(&[before], &phases).len(),
+            1,
+            "a view refused at 2.010 s, before any fault (3.012 s), was allowed: steady traffic \
+             must fail nothing"
+        );
+    }
 }
