@@ -305,7 +305,11 @@ pub fn unexpected_failures(outcomes: &[Outcome], phases: &[Phase]) -> Vec<String
                 .request
                 .as_deref()
                 .map_or_else(Default::default, |r| (r.method.to_string(), r.path.clone()));
-            format!("{method} {path} at {:.2} s: {status}", o.sent.as_secs_f64())
+            format!(
+                "{method} {path} sent at {:.2} s, answered at {:.2} s: {status}",
+                o.sent.as_secs_f64(),
+                o.answered.as_secs_f64()
+            )
         })
         .collect()
 }
